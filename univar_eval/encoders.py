@@ -105,13 +105,14 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = getter()
         return int(dim) if dim else int(self.encode(PROBE_TEXTS[:1], progress=False).shape[1])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
         texts = list(texts)
         if not texts:
-            return np.zeros((0, self.model.get_sentence_embedding_dimension() or 0), dtype=np.float32)
+            return np.zeros((0, self.dimension), dtype=np.float32)
         if progress is None:
             progress = len(texts) >= 64
         emb = self.model.encode(

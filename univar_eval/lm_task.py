@@ -60,18 +60,25 @@ class UniVaRTask(ConfigurableTask):
     """A value questionnaire: generation, then a value distribution per task and language."""
 
     def __init__(self, config: dict | None = None, **kwargs):
-        super().__init__(config=config, **kwargs)
-        kw = self.config.dataset_kwargs or {}
+        config = {k: v for k, v in (config or {}).items() if k != "class"}
+        kw = config.get("dataset_kwargs") or {}
         self.questionnaire = kw.get("questionnaire")
         self.lang = kw.get("lang")
-        self.settings: RunSettings = resolve(self.config.metadata if isinstance(self.config.metadata, dict) else {})
+        metadata = config.get("metadata")
+        self.settings: RunSettings = resolve(metadata if isinstance(metadata, dict) else {})
         self._chat = False
         self._analysis: dict | None = None
-        self._references = self._bank_references()
+        self._references = self._bank_references(config["task"])
         names = list(BASE_METRICS)
         if self.settings.bank:
             names += ["nearest_distance", "nearest_reference"] + [metric_name_for(r) for r in self._references]
         self._metric_names = names
+        # The metrics are computed by this class (process_results / aggregation below); the config
+        # only has to name them so that lm-eval does not look them up in its metric registry.
+        config["metric_list"] = [{"metric": n, "aggregation": "mean", "higher_is_better": HIGHER_IS_BETTER.get(n, False)}
+                                 for n in names]
+        config["process_results"] = _computed_by_task
+        super().__init__(config=config, **kwargs)
 
     # -- prompt ----------------------------------------------------------------------------
     def fewshot_context(self, doc, num_fewshot, *args, apply_chat_template: bool = False, **kwargs):
@@ -140,12 +147,12 @@ class UniVaRTask(ConfigurableTask):
         return {"metrics": metrics, "folder": str(folder)}
 
     # -- reference bank ------------------------------------------------------------------------
-    def _bank_references(self) -> list[str]:
+    def _bank_references(self, task: str) -> list[str]:
         if not self.settings.bank:
             return []
         from univar_eval.bank import Bank
 
-        return Bank(self.settings.bank).references(task=self.config.task, lang=self.lang)
+        return Bank(self.settings.bank).references(task=task, lang=self.lang)
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
         from univar_eval.compare import reference_distances
@@ -156,6 +163,10 @@ class UniVaRTask(ConfigurableTask):
         metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]
                                        if result["nearest"] else float("nan"))
         return metrics
+
+
+def _computed_by_task(doc, results):  # pragma: no cover - UniVaRTask.process_results replaces it
+    raise RuntimeError("UniVaRTask computes its own metrics")
 
 
 def dispersion(embeddings: np.ndarray) -> float:
