@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -79,11 +80,23 @@ def get_card(name: str) -> EncoderCard:
     if name in cards:
         return cards[name]
     if Path(name).is_dir():
-        return EncoderCard(name=str(Path(name).resolve()), model_id=str(Path(name).resolve()), revision="local")
+        path = str(Path(name).resolve())
+        return EncoderCard(name=path, model_id=path, revision="local", architecture=_local_architecture(Path(path)))
     raise UserError(
         f"unknown encoder {name!r}; choose one of {', '.join(sorted(cards))} "
         "(univar-eval encoders lists them) or give the path of a local sentence-transformers model"
     )
+
+
+def _local_architecture(folder: Path) -> str:
+    """``nomic_bert`` for a folder holding an original-format NomicBERT checkpoint, else sentence-transformers."""
+    from univar_eval.nomic import is_original_nomic_config
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "sentence-transformers"
+    return "nomic_bert" if isinstance(config, dict) and is_original_nomic_config(config) else "sentence-transformers"
 
 
 class Encoder:
