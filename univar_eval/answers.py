@@ -78,7 +78,7 @@ def read_samples(path: str | Path) -> list[dict]:
         resps = s.get("filtered_resps", s.get("resps"))
         if not isinstance(doc, dict) or "question" not in doc or resps is None:
             raise UserError(f"{path}:{lineno}: not a univar questionnaire sample (needs doc.question and resps)")
-        answers = _flatten(resps)
+        answers = flatten_responses(resps)
         for k, answer in enumerate(answers):
             out.append(
                 {
@@ -95,10 +95,11 @@ def read_samples(path: str | Path) -> list[dict]:
     return out
 
 
-def _flatten(resps) -> list[str]:
+def flatten_responses(resps) -> list[str]:
+    """lm-eval responses (a string, or nested lists of them with repeats) as a flat list of strings."""
     if isinstance(resps, str):
         return [resps]
     flat: list[str] = []
     for r in resps:
-        flat.extend(_flatten(r) if isinstance(r, (list, tuple)) else [r if isinstance(r, str) else ""])
+        flat.extend(flatten_responses(r) if isinstance(r, (list, tuple)) else [r if isinstance(r, str) else ""])
     return flat

@@ -92,7 +92,7 @@ class UniVaRTask(ConfigurableTask):
 
     # -- per document ------------------------------------------------------------------------
     def process_results(self, doc: dict, results: list) -> dict[str, Any]:
-        answers = answers_mod._flatten(results)
+        answers = answers_mod.flatten_responses(results)
         record = {"doc_index": doc["doc_index"], "id": doc["id"], "value": doc["value"],
                   "higher_order": doc["higher_order"], "lang": doc["lang"], "question": doc["question"],
                   "answers": answers}
