@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from conftest import hf_args, read_results, run_lm_eval
 
+from univar_eval.answers import flatten_responses
 from univar_eval.distribution import ValueDistribution
 
 pytestmark = pytest.mark.e2e
@@ -50,14 +51,15 @@ def test_artifacts_align_with_samples(pvq_run):
     assert folders[0].parent.parent == samples_files[0].parent
     dist = ValueDistribution.load(folders[0])
     by_doc = {s["doc"]["doc_index"]: s for s in samples}
-    non_empty = [s for s in samples if s["filtered_resps"][0].strip()]
+    answer_of = {s["doc"]["doc_index"]: flatten_responses(s["filtered_resps"])[0] for s in samples}
+    non_empty = [s for s in samples if answer_of[s["doc"]["doc_index"]].strip()]
     assert len(dist) == len(non_empty) == dist.manifest["counts"]["n_answers"]
     assert dist.embeddings.shape == (len(non_empty), 384)
     assert np.allclose(np.linalg.norm(dist.embeddings, axis=1), 1.0, atol=2e-3)
     for rec in dist.records:
         sample = by_doc[rec["doc_index"]]
         assert rec["id"] == sample["doc"]["id"]
-        assert rec["answer"] == sample["filtered_resps"][0]
+        assert rec["answer"] == answer_of[rec["doc_index"]]
         assert rec["text"] == f"Q: {sample['doc']['question'].strip()} A: {rec['answer'].strip()}"
     m = dist.manifest
     assert m["encoder"]["name"] == "minilm" and len(m["encoder"]["fingerprint"]) == 32
@@ -72,3 +74,25 @@ def test_embeddings_match_direct_encoding(pvq_run, minilm):
     direct = minilm.encode([r["text"] for r in dist.records[:4]])
     # stored as float16 on disk
     assert np.allclose(dist.embeddings[:4], direct, atol=2e-3)
+
+
+
+def test_every_repeat_is_embedded(tmp_path):
+    """With ``repeats: N`` (sampling), each of the N answers to a question becomes a row."""
+    from lm_eval.tasks import TaskManager
+
+    from univar_eval.lm_task import keep_all_repeats
+
+    assert keep_all_repeats([("a", "b"), ("c", "d")], None) == [["a", "b"], ["c", "d"]]
+    tm = TaskManager(metadata={"encoder": "minilm", "output": str(tmp_path)})
+    task = tm.load(["univar_pvq_eng"])["tasks"]["univar_pvq_eng"]
+    docs = list(task.test_docs())[:3]
+    per_doc = [task.process_results(doc, [[f"I would help, reason {i}.", "", f"No, reason {i}."]])
+               for i, doc in enumerate(docs)]
+    agg = task.aggregation()
+    raw = {name: [d[name] for d in per_doc] for name in per_doc[0]}
+    assert agg["n_answers"](raw["n_answers"]) == 6
+    assert agg["n_empty"](raw["n_empty"]) == 3
+    assert agg["refusal_rate"](raw["refusal_rate"]) == 0.0
+    dist = ValueDistribution.load(next(tmp_path.glob("univar_*/univar_pvq_eng")))
+    assert [(r["doc_index"], r["repeat"]) for r in dist.records] == [(0, 0), (0, 2), (1, 0), (1, 2), (2, 0), (2, 2)]

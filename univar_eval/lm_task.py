@@ -51,6 +51,11 @@ def load_dataset(questionnaire: str | None = None, lang: str | None = None, **_m
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
+def keep_all_repeats(resps, docs):
+    """lm-eval filter: keep every repeat of every answer (the default filter keeps the first only)."""
+    return [list(r) for r in resps]
+
+
 def metric_name_for(reference: str) -> str:
     """lm-eval metric key for the distance to one reference model."""
     return "mmd@" + re.sub(r"[^\w.\-]+", "_", reference)
