@@ -90,6 +90,8 @@ def read_samples(path: str | Path) -> list[dict]:
                     "lang": doc.get("lang"),
                     "question": doc["question"],
                     "answer": answer,
+                    "questionnaire": doc.get("questionnaire"),
+                    "questionnaire_version": doc.get("questionnaire_version"),
                 }
             )
     return out

@@ -19,6 +19,7 @@ from univar_eval.errors import UserError
 #: (sub-command module, in the order they are listed in --help)
 COMMAND_MODULES = [
     "univar_eval.cli_basic",
+    "univar_eval.cli_bank",
 ]
 
 

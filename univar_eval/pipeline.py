@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from univar_eval import answers as answers_mod
 from univar_eval import questionnaire as questionnaire_mod
+from univar_eval.cache import cached_encode
 from univar_eval.distribution import ValueDistribution, make_manifest
 from univar_eval.encoders import load_encoder
 from univar_eval.settings import RunSettings
@@ -16,17 +17,27 @@ from univar_eval.translate import get_translator, to_english
 
 def build_distribution(records: list[dict], *, task: str, questionnaire: str | None, lang: str,
                        settings: RunSettings, model: str | None,
-                       questionnaire_version: str | None = None) -> tuple[ValueDistribution, dict]:
-    """Embed the non-empty answers of ``records`` (all in language ``lang``)."""
+                       questionnaire_version: str | None = None,
+                       translated_by: str | None = None) -> tuple[ValueDistribution, dict]:
+    """Embed the non-empty answers of ``records`` (all in language ``lang``).
+
+    ``translated_by``: the records are already in English, translated by that system
+    (e.g. UniVaR's released ``qa_translated`` data); it is recorded, nothing is translated.
+    """
     questionnaire_mod.check_language(lang)
     if questionnaire_version is None and questionnaire:
         questionnaire_version = questionnaire_mod.load(questionnaire, lang).version
     kept, n_empty = answers_mod.split_empty(records)
-    translator = get_translator("none" if lang == "eng" else settings.translator)
-    questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang, translator)
+    if translated_by:
+        translator = get_translator("none")
+        questions_en, answers_en = [r["question"] for r in kept], [r["answer"] for r in kept]
+    else:
+        translator = get_translator("none" if lang == "eng" else settings.translator)
+        questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
+                                              translator)
     texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
     encoder = load_encoder(settings.encoder, device=settings.device)
-    embeddings = encoder.encode(texts, batch_size=settings.batch_size)
+    embeddings = cached_encode(encoder, texts, batch_size=settings.batch_size)
     out_records = []
     for r, text in zip(kept, texts):
         out_records.append({**r, "text": text})
@@ -41,7 +52,8 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         questionnaire_version=questionnaire_version,
         task=task,
         lang=lang,
-        translator={"name": "none"} if lang == "eng" else translator.describe(),
+        translator=({"name": "none"} if lang == "eng" else
+                    {"name": translated_by, "applied_by": "source"} if translated_by else translator.describe()),
         model=model,
         counts=counts,
     )
