@@ -3,8 +3,8 @@
 A bank is a folder::
 
     bank.json                                  the manifest: one entry per (model, task)
-    entries/<model>/<task>.safetensors         float16 embeddings (key ``embeddings``)
-    entries/<model>/<task>.answers.jsonl       the QA records behind them (so a bank can be re-embedded)
+    entries/<model>/<task>.<id>.safetensors    float16 embeddings (key ``embeddings``)
+    entries/<model>/<task>.<id>.answers.jsonl  the QA records behind them (so a bank can be re-embedded)
 
 Each entry records the encoder (name, revision, fingerprint), the questionnaire and
 its version, the language, the translation setting, the number of answers, the
@@ -25,6 +25,7 @@ import datetime as _dt
 import fcntl
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -134,10 +135,15 @@ class Bank:
             old = self.entries(model=model, task=m["task"])
             if old and not replace:
                 raise UserError(f"bank already has {model} / {m['task']}; pass --replace to overwrite it")
-            base = Path("entries") / slug(model) / m["task"]
+            # new files get fresh names: the entry they replace stays intact until the manifest moves on
+            base = Path("entries") / slug(model) / f"{m['task']}.{secrets.token_hex(4)}"
             array_rel, answers_rel = f"{base}.safetensors", f"{base}.answers.jsonl"
-            digest = save_array(self.path / array_rel, dist.embeddings)
-            write_jsonl(self.path / answers_rel, dist.records)
+            try:
+                digest = save_array(self.path / array_rel, dist.embeddings)
+                write_jsonl(self.path / answers_rel, dist.records)
+            except BaseException:
+                self._delete_files([{"array": array_rel, "answers": answers_rel}])
+                raise
             entry = {
                 "model": model,
                 "task": m["task"],
@@ -159,6 +165,7 @@ class Bank:
                                      if not (e["model"] == model and e["task"] == m["task"])] + [entry]
             self._data["entries"].sort(key=lambda e: (e["model"], e["task"]))
             self._write()
+            self._delete_files(old)
         return entry
 
     def remove(self, model: str, *, task: str | None = None, lang: str | None = None) -> list[dict]:
@@ -170,11 +177,14 @@ class Bank:
             keep = [e for e in self._data["entries"] if e not in gone]
             self._data["entries"] = keep
             self._write()
-            for e in gone:  # files last: the manifest never names a missing file
-                for rel in (e["array"], e["answers"]):
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.path / rel).unlink()
+            self._delete_files(gone)  # files last: the manifest never names a missing file
         return gone
+
+    def _delete_files(self, entries: list[dict]) -> None:
+        for e in entries:
+            for rel in (e["array"], e["answers"]):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.path / rel).unlink()
 
     def _write(self) -> None:
         write_json(self.path / MANIFEST, self._data)

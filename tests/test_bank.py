@@ -1,0 +1,207 @@
+"""Reference banks: building from each source, integrity, refusals, atomic writes, the embedding cache."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from univar_eval import storage
+from univar_eval.bank import Bank
+from univar_eval.cache import cached_encode, open_cache
+from univar_eval.cli import main
+from univar_eval.compare import reference_distances
+from univar_eval.distribution import ValueDistribution
+from univar_eval.errors import UserError
+from univar_eval.questionnaire import load
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIVAR_EVAL_CACHE", str(tmp_path / "cache"))
+
+
+def qa_jsonl(path, models=("alpha", "beta"), n=30, lang="eng"):
+    questions = [r["question"] for r in load("pvq", "eng").records[:n]]
+    stances = {"alpha": "I would help the others, kindness matters most to me.",
+               "beta": "I would take the bigger reward for myself, winning matters most.",
+               "gamma": "I would follow tradition and do what my elders expect."}
+    with open(path, "w") as fh:
+        for m in models:
+            for i, q in enumerate(questions):
+                fh.write(json.dumps({"model": m, "lang": lang, "question": q, "answer": f"{stances[m]} ({i})",
+                                     "questionnaire": "pvq"}) + "\n")
+    return path
+
+
+def manifest_like(encoder_name="minilm", fingerprint=None, task="univar_pvq_eng", lang="eng", translator="none",
+                  version="v1"):
+    fp = fingerprint or [0.0] * 8
+    return {"task": task, "lang": lang, "questionnaire": "pvq", "questionnaire_version": version,
+            "encoder": {"name": encoder_name, "revision": None, "fingerprint": fp, "fingerprint_id": "x"},
+            "translator": {"name": translator}, "model": "m"}
+
+
+def random_dist(n=20, d=8, seed=0, **kw):
+    emb = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    return ValueDistribution(emb, [{"i": i} for i in range(n)], manifest_like(**kw))
+
+
+def test_bank_add_list_show_remove_from_jsonl(tmp_path, capsys, minilm):
+    src = qa_jsonl(tmp_path / "qa.jsonl")
+    bank_dir = tmp_path / "bank"
+    assert main(["bank", "add", "--bank", str(bank_dir), "--encoder", "minilm", str(src)]) == 0
+    out = capsys.readouterr().out
+    assert "added alpha / univar_pvq_eng: 30 answers" in out and "added beta / univar_pvq_eng: 30 answers" in out
+    bank = Bank(bank_dir)
+    assert bank.references(task="univar_pvq_eng", lang="eng") == ["alpha", "beta"]
+    entry = bank.entry("alpha", "univar_pvq_eng")
+    # the questions are ours, so the entry carries our questionnaire version
+    assert entry["questionnaire_version"] == load("pvq", "eng").version
+    assert entry["encoder"]["name"] == "minilm" and entry["encoder"]["dimension"] == 384
+    assert entry["sha256"] == storage.sha256_file(bank_dir / entry["array"])
+    emb = bank.load(entry).embeddings
+    assert emb.shape == (30, 384)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=2e-3)  # float16 on disk
+    answers = storage.read_jsonl(bank_dir / entry["answers"])
+    assert answers[0]["text"].startswith("Q: ") and " A: I would help the others" in answers[0]["text"]
+
+    assert main(["bank", "list", "--bank", str(bank_dir)]) == 0
+    assert "alpha: univar_pvq_eng (30)" in capsys.readouterr().out
+    assert main(["bank", "show", "--bank", str(bank_dir), "beta", "--verify"]) == 0
+    assert "all 1 arrays match their sha256" in capsys.readouterr().out
+    assert main(["bank", "remove", "--bank", str(bank_dir), "beta"]) == 0
+    assert Bank(bank_dir).models() == ["alpha"]
+    assert not (bank_dir / "entries" / "beta").exists() or not any((bank_dir / "entries" / "beta").iterdir())
+
+
+def test_univar_released_csv_layout(tmp_path, minilm):
+    folder = tmp_path / "pvq" / "qa_translated"
+    folder.mkdir(parents=True)
+    for model in ("aya-101", "chatglm3-6b"):
+        with open(folder / f"{model}.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["question", "answer", "lang", "mt_lang"])
+            for i in range(12):
+                w.writerow([f"Would you help a neighbour in case {i}?", f"Yes, I would help ({model} {i}).", "zh", "en"])
+                w.writerow([f"Would you help a stranger in case {i}?", f"Perhaps ({model} {i}).", "eng", "en"])
+    bank_dir = tmp_path / "bank"
+    assert main(["bank", "add", "--bank", str(bank_dir), "--encoder", "minilm", str(tmp_path / "pvq")]) == 0
+    bank = Bank(bank_dir)
+    assert bank.models() == ["aya-101", "chatglm3-6b"]
+    zho = bank.entry("aya-101", "univar_pvq_zho")
+    assert zho["lang"] == "zho" and zho["n_answers"] == 12
+    # already English: recorded as translated by UniVaR's NLLB-200 3.3B, never translated again
+    assert zho["translator"] == {"name": "nllb-3.3b", "applied_by": "source"}
+    assert zho["questionnaire_version"].startswith("external:")
+    assert bank.entry("aya-101", "univar_pvq_eng")["translator"] == {"name": "none"}
+
+
+def test_tampered_and_truncated_arrays_fail_their_checksum(tmp_path):
+    bank = Bank(tmp_path / "bank", create=True)
+    entry = bank.add(random_dist(), model="m1", source="test")
+    path = bank.path / entry["array"]
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="sha256"):
+        Bank(bank.path).load(entry)
+    path.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(UserError) as err:
+        Bank(bank.path).load(entry)
+    assert str(path) in str(err.value)
+
+
+def test_corrupt_manifest_is_explained(tmp_path):
+    (tmp_path / "bank").mkdir()
+    (tmp_path / "bank" / "bank.json").write_text("{not json")
+    with pytest.raises(UserError, match="bank.json"):
+        Bank(tmp_path / "bank")
+    with pytest.raises(UserError, match="no reference bank"):
+        Bank(tmp_path / "missing")
+
+
+def test_bank_refuses_a_second_encoder(tmp_path):
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(random_dist(), model="m1", source="a")
+    with pytest.raises(UserError, match="holds minilm embeddings"):
+        bank.add(random_dist(encoder_name="labse"), model="m2", source="b")
+    with pytest.raises(UserError, match="holds minilm embeddings"):
+        bank.add(random_dist(fingerprint=[0.5] * 8), model="m2", source="b")
+    assert Bank(bank.path).models() == ["m1"]
+
+
+def test_a_failed_write_leaves_the_bank_as_it_was(tmp_path, monkeypatch):
+    bank = Bank(tmp_path / "bank", create=True)
+    first = bank.add(random_dist(seed=1), model="m1", source="a")
+    before = (bank.path / "bank.json").read_bytes()
+    array_before = (bank.path / first["array"]).read_bytes()
+
+    def crash(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("univar_eval.bank.write_jsonl", crash)
+    with pytest.raises(OSError):
+        bank.add(random_dist(seed=2), model="m1", source="b")  # same entry: would replace it
+    assert (bank.path / "bank.json").read_bytes() == before
+    assert sorted(p.name for p in (bank.path / "entries" / "m1").iterdir()) == sorted(
+        [first["array"].split("/")[-1], first["answers"].split("/")[-1]])  # nothing half-written left
+    monkeypatch.undo()
+    reloaded = Bank(bank.path)
+    # the manifest still names the old array and its sha256, and no temp files are left behind
+    assert reloaded.entry("m1", "univar_pvq_eng")["sha256"] == first["sha256"]
+    assert not [p for p in bank.path.rglob("*") if ".tmp" in p.name]
+    assert array_before  # the old array is intact or the checksum says so
+    try:
+        reloaded.load(reloaded.entry("m1", "univar_pvq_eng"))
+    except UserError as e:
+        pytest.fail(f"old entry damaged: {e}")
+
+
+def test_reference_distances_refuse_other_settings_and_report_insufficient(tmp_path):
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(random_dist(seed=1), model="near", source="a")
+    bank.add(random_dist(seed=2), model="far", source="a")
+    run = random_dist(seed=1)
+    res = reference_distances(run, bank, min_answers=10, n_permutations=200)
+    assert res["nearest"] == "near" and res["references"]["near"]["distance"] == pytest.approx(0, abs=0.02)
+    assert res["references"]["far"]["p_value"] is not None
+    small = ValueDistribution(run.embeddings[:5], run.records[:5], run.manifest)
+    res = reference_distances(small, bank, min_answers=10)
+    assert res["status"] == "insufficient" and res["nearest"] is None
+    assert math.isnan(res["references"]["near"]["distance"])
+    other_version = random_dist(version="v2")
+    with pytest.raises(UserError, match="questionnaire version differs"):
+        reference_distances(other_version, bank)
+    zho_bank = Bank(tmp_path / "bank2", create=True)
+    zho_bank.add(random_dist(task="univar_pvq_zho", lang="zho", translator="nllb-3.3b"), model="r", source="a")
+    with pytest.raises(UserError, match="translation setting differs"):
+        reference_distances(random_dist(task="univar_pvq_zho", lang="zho", translator="nllb-600m"), zho_bank)
+
+
+def test_embedding_cache_embeds_each_text_once(minilm):
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.calls = inner, []
+            self.name, self.dimension = inner.name, inner.dimension
+
+        def describe(self):
+            return self.inner.describe()
+
+        def encode(self, texts, **kw):
+            self.calls.append(list(texts))
+            return self.inner.encode(texts, **kw)
+
+    enc = Counting(minilm)
+    texts = ["Q: a? A: yes.", "Q: b? A: no.", "Q: a? A: yes."]
+    first = cached_encode(enc, texts)
+    assert enc.calls == [["Q: a? A: yes.", "Q: b? A: no."]]
+    second = cached_encode(enc, texts + ["Q: c? A: maybe."])
+    assert enc.calls[1] == ["Q: c? A: maybe."]
+    assert np.array_equal(first, second[:3])
+    assert np.allclose(first, minilm.encode(texts), atol=1e-6)
+    assert open_cache("embeddings").count() == 3
