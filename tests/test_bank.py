@@ -205,3 +205,14 @@ def test_embedding_cache_embeds_each_text_once(minilm):
     assert np.array_equal(first, second[:3])
     assert np.allclose(first, minilm.encode(texts), atol=1e-6)
     assert open_cache("embeddings").count() == 3
+
+
+def test_lm_eval_task_refuses_an_incomparable_bank_before_generating(tmp_path):
+    from lm_eval.tasks import TaskManager
+
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(random_dist(), model="ref", source="a")  # version "v1": not our questionnaire's
+    with pytest.raises(UserError, match="questionnaire version differs"):
+        TaskManager(metadata={"encoder": "minilm", "bank": str(bank.path)}).load(["univar_pvq_eng"])
+    with pytest.raises(UserError, match="encoder differs"):
+        TaskManager(metadata={"encoder": "labse", "bank": str(bank.path)}).load(["univar_pvq_eng"])

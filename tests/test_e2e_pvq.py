@@ -96,3 +96,36 @@ def test_every_repeat_is_embedded(tmp_path):
     assert agg["refusal_rate"](raw["refusal_rate"]) == 0.0
     dist = ValueDistribution.load(next(tmp_path.glob("univar_*/univar_pvq_eng")))
     assert [(r["doc_index"], r["repeat"]) for r in dist.records] == [(0, 0), (0, 2), (1, 0), (1, 2), (2, 0), (2, 2)]
+
+
+def test_bank_from_a_run_then_distances_in_lm_eval_and_compare(pvq_run, tiny_lm, tmp_path, capsys, monkeypatch):
+    """A run becomes a reference; a second run of the same (greedy) model reports distance 0 to it."""
+    from univar_eval.bank import Bank
+    from univar_eval.cli import main
+
+    monkeypatch.setenv("UNIVAR_EVAL_CACHE", str(tmp_path / "cache"))
+    out, _ = pvq_run
+    bank_dir = tmp_path / "bank"
+    assert main(["bank", "add", "--bank", str(bank_dir), "--name", "tiny-ref", "--encoder", "minilm", str(out)]) == 0
+    assert "reused the run's embeddings" in capsys.readouterr().out
+    entry = Bank(bank_dir).entry("tiny-ref", "univar_pvq_eng")
+    n_ref = entry["n_answers"]
+    assert entry["questionnaire_version"]  # from the samples' docs
+
+    out2 = tmp_path / "runs"
+    proc = run_lm_eval(
+        [*hf_args(tiny_lm), "--tasks", "univar_pvq_eng", "--limit", str(LIMIT), "--output_path", str(out2),
+         "--metadata", json.dumps({"encoder": "minilm", "bank": str(bank_dir), "min_answers": 2})],
+        cwd=tmp_path,
+    )
+    res = read_results(out2)["results"]["univar_pvq_eng"]
+    assert n_ref >= 2, "the tiny model gave fewer than 2 non-empty answers"
+    assert res["mmd@tiny-ref,none"] == pytest.approx(0.0, abs=1e-3)
+    assert res["nearest_reference,none"] == "tiny-ref"
+    assert res["nearest_distance,none"] == pytest.approx(0.0, abs=1e-3)
+    assert "mmd@tiny-ref" in proc.stdout
+
+    assert main(["compare", str(out2), "--bank", str(bank_dir), "--min-answers", "2", "--permutations", "200",
+                 "--bootstrap", "50"]) == 0
+    table = capsys.readouterr().out
+    assert "univar_pvq_eng" in table and "tiny-ref" in table and "encoder minilm" in table

@@ -118,55 +118,73 @@ class Bank:
 
     def add(self, dist: ValueDistribution, *, model: str, source: str, replace: bool = True) -> dict:
         """Store ``dist`` as the entry (model, its task). Refuses another encoder than the bank's."""
+        return self.add_many([(dist, model, source)], replace=replace)[0]
+
+    def add_many(self, items: list[tuple[ValueDistribution, str, str]], *, replace: bool = True) -> list[dict]:
+        """Store several (distribution, model, source) entries; the manifest is rewritten once, at the end."""
+        with self._locked():
+            added, written, replaced = [], [], []
+            try:
+                for dist, model, source in items:
+                    entry, old = self._store(dist, model=model, source=source, replace=replace)
+                    written.append(entry)
+                    replaced += old
+                    self._data["entries"] = [e for e in self._data["entries"]
+                                             if not (e["model"] == model and e["task"] == entry["task"])] + [entry]
+                    added.append(entry)
+            except BaseException:
+                self._delete_files(written)
+                self._data = self._read() if (self.path / MANIFEST).exists() else {"format": FORMAT, "entries": []}
+                raise
+            self._data["entries"].sort(key=lambda e: (e["model"], e["task"]))
+            self._write()
+            self._delete_files(replaced)
+        return added
+
+    def _store(self, dist: ValueDistribution, *, model: str, source: str, replace: bool) -> tuple[dict, list[dict]]:
         m = dist.manifest
         for key in ("task", "lang", "encoder"):
             if not m.get(key):
                 raise UserError(f"cannot add {source} to the bank: its manifest lacks {key!r}")
         if len(dist) == 0:
             raise UserError(f"cannot add {source} ({m['task']}) to the bank: no non-empty answers")
-        with self._locked():
-            enc = self.encoder()
-            if enc and (enc.get("name") != m["encoder"].get("name")
-                        or not same_fingerprint(enc.get("fingerprint"), m["encoder"].get("fingerprint"))):
-                raise UserError(f"bank {self.path} holds {enc.get('name')} embeddings (fingerprint "
-                                f"{enc.get('fingerprint_id')}) but {source} was embedded with "
-                                f"{m['encoder'].get('name')} ({m['encoder'].get('fingerprint_id')}); "
-                                "use --encoder to match or another --bank")
-            old = self.entries(model=model, task=m["task"])
-            if old and not replace:
-                raise UserError(f"bank already has {model} / {m['task']}; pass --replace to overwrite it")
-            # new files get fresh names: the entry they replace stays intact until the manifest moves on
-            base = Path("entries") / slug(model) / f"{m['task']}.{secrets.token_hex(4)}"
-            array_rel, answers_rel = f"{base}.safetensors", f"{base}.answers.jsonl"
-            try:
-                digest = save_array(self.path / array_rel, dist.embeddings)
-                write_jsonl(self.path / answers_rel, dist.records)
-            except BaseException:
-                self._delete_files([{"array": array_rel, "answers": answers_rel}])
-                raise
-            entry = {
-                "model": model,
-                "task": m["task"],
-                "lang": m["lang"],
-                "questionnaire": m.get("questionnaire"),
-                "questionnaire_version": m.get("questionnaire_version"),
-                "encoder": {k: m["encoder"].get(k) for k in ("name", "model_id", "revision", "dimension",
-                                                              "fingerprint", "fingerprint_id")},
-                "translator": m.get("translator") or {"name": "none"},
-                "n_answers": int(len(dist)),
-                "sha256": digest,
-                "array": array_rel,
-                "answers": answers_rel,
-                "source": source,
-                "source_model": m.get("model"),
-                "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            }
-            self._data["entries"] = [e for e in self._data["entries"]
-                                     if not (e["model"] == model and e["task"] == m["task"])] + [entry]
-            self._data["entries"].sort(key=lambda e: (e["model"], e["task"]))
-            self._write()
-            self._delete_files(old)
-        return entry
+        enc = self.encoder()
+        if enc and (enc.get("name") != m["encoder"].get("name")
+                    or not same_fingerprint(enc.get("fingerprint"), m["encoder"].get("fingerprint"))):
+            raise UserError(f"bank {self.path} holds {enc.get('name')} embeddings (fingerprint "
+                            f"{enc.get('fingerprint_id')}) but {source} was embedded with "
+                            f"{m['encoder'].get('name')} ({m['encoder'].get('fingerprint_id')}); "
+                            "use --encoder to match or another --bank")
+        old = self.entries(model=model, task=m["task"])
+        if old and not replace:
+            raise UserError(f"bank already has {model} / {m['task']}; pass --replace to overwrite it")
+        # new files get fresh names: the entry they replace stays intact until the manifest moves on
+        base = Path("entries") / slug(model) / f"{m['task']}.{secrets.token_hex(4)}"
+        array_rel, answers_rel = f"{base}.safetensors", f"{base}.answers.jsonl"
+        try:
+            digest = save_array(self.path / array_rel, dist.embeddings)
+            write_jsonl(self.path / answers_rel, dist.records)
+        except BaseException:
+            self._delete_files([{"array": array_rel, "answers": answers_rel}])
+            raise
+        entry = {
+            "model": model,
+            "task": m["task"],
+            "lang": m["lang"],
+            "questionnaire": m.get("questionnaire"),
+            "questionnaire_version": m.get("questionnaire_version"),
+            "encoder": {k: m["encoder"].get(k) for k in ("name", "model_id", "revision", "dimension",
+                                                          "fingerprint", "fingerprint_id")},
+            "translator": m.get("translator") or {"name": "none"},
+            "n_answers": int(len(dist)),
+            "sha256": digest,
+            "array": array_rel,
+            "answers": answers_rel,
+            "source": source,
+            "source_model": m.get("model"),
+            "added": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        return entry, old
 
     def remove(self, model: str, *, task: str | None = None, lang: str | None = None) -> list[dict]:
         with self._locked():

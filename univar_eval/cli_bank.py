@@ -82,11 +82,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     settings = resolve(overrides)
     groups = collect(args.sources, model=args.name, questionnaire=args.questionnaire,
                      translated_by=args.translated_by)
+    items, how = [], []
     for g in groups:
         dist, reused = to_distribution(g, settings, reuse=not args.no_reuse)
-        entry = bank.add(dist, model=g.model, source=g.source, replace=not args.no_replace)
-        how = "reused the run's embeddings" if reused else f"embedded with {entry['encoder']['name']}"
-        print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({how})")
+        items.append((dist, g.model, g.source))
+        how.append("reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}")
+    for entry, note in zip(bank.add_many(items, replace=not args.no_replace), how):
+        print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})")
     print(f"bank {bank.path}: {len(bank.entries())} entries, {len(bank.models())} models")
     return 0
 

@@ -157,7 +157,25 @@ class UniVaRTask(ConfigurableTask):
             return []
         from univar_eval.bank import Bank
 
-        return Bank(self.settings.bank).references(task=task, lang=self.lang)
+        bank = Bank(self.settings.bank)
+        entries = bank.entries(task=task)
+        # What can be checked before any answer is generated: a mismatch found only after hours of
+        # generation would waste them. (The encoder fingerprint is checked at aggregation time.)
+        version = questionnaire_mod.load(self.questionnaire, self.lang).version if self.questionnaire else None
+        for e in entries:
+            problem = None
+            if e["encoder"].get("name") != Path(self.settings.encoder).name and e["encoder"].get("name") != self.settings.encoder:
+                problem = f"encoder differs ({self.settings.encoder} vs {e['encoder'].get('name')})"
+            elif version and e.get("questionnaire_version") != version:
+                problem = f"questionnaire version differs ({version} vs {e.get('questionnaire_version')})"
+            elif self.lang != "eng" and (e.get("translator") or {}).get("name") != self.settings.translator:
+                problem = f"translation setting differs ({self.settings.translator} vs {(e.get('translator') or {}).get('name')})"
+            if problem:
+                from univar_eval.errors import UserError
+
+                raise UserError(f"bank entry {e['model']} / {task} in {bank.path} is not comparable with this run: "
+                                f"{problem}; set the same encoder/translator, or rebuild the entry")
+        return sorted({e["model"] for e in entries})
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
         from univar_eval.compare import reference_distances
