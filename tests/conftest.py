@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ OFFLINE_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
 }
 os.environ.update(OFFLINE_ENV)
+# a private translation/embedding cache per test session (never the user's ~/.cache)
+os.environ.setdefault("UNIVAR_EVAL_CACHE", tempfile.mkdtemp(prefix="univar-eval-test-cache-"))
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +30,14 @@ def tiny_lm(tmp_path_factory) -> Path:
     from univar_eval.tiny_models import build_tiny_causal_lm
 
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_translator(tmp_path_factory) -> Path:
+    """A tiny random-weight NLLB-architecture translator with NLLB's language-code tokens."""
+    from univar_eval.tiny_models import build_tiny_translator
+
+    return build_tiny_translator(tmp_path_factory.mktemp("tiny-nllb"))
 
 
 @pytest.fixture(scope="session")

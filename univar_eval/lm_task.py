@@ -36,8 +36,9 @@ log = logging.getLogger("univar_eval")
 #: One timestamp per process, so all tasks of one lm_eval run share an artifact folder.
 RUN_STAMP = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
 
-BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "value_dispersion")
-HIGHER_IS_BETTER = {"n_answers": True, "n_empty": False, "refusal_rate": False, "value_dispersion": True,
+BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "value_dispersion")
+HIGHER_IS_BETTER = {"n_answers": True, "n_empty": False, "refusal_rate": False, "n_truncated": False,
+                    "value_dispersion": True,
                     "nearest_distance": False}
 
 
@@ -145,6 +146,7 @@ class UniVaRTask(ConfigurableTask):
             "n_answers": counts["n_answers"],
             "n_empty": counts["n_empty"],
             "refusal_rate": counts["n_refused"] / counts["n_answers"] if counts["n_answers"] else float("nan"),
+            "n_truncated": counts.get("n_truncated", 0),
             "value_dispersion": dispersion(dist.embeddings),
         }
         if self.settings.bank:

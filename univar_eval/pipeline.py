@@ -28,13 +28,16 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
     if questionnaire_version is None and questionnaire:
         questionnaire_version = questionnaire_mod.load(questionnaire, lang).version
     kept, n_empty = answers_mod.split_empty(records)
+    n_truncated = 0
     if translated_by:
         translator = get_translator("none")
         questions_en, answers_en = [r["question"] for r in kept], [r["answer"] for r in kept]
     else:
-        translator = get_translator("none" if lang == "eng" else settings.translator)
+        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.device)
+        truncated_before = translator.stats.n_truncated
         questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
                                               translator)
+        n_truncated = translator.stats.n_truncated - truncated_before
     texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
     encoder = load_encoder(settings.encoder, device=settings.device)
     embeddings = cached_encode(encoder, texts, batch_size=settings.batch_size)
@@ -45,6 +48,7 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         "n_answers": len(kept),
         "n_empty": n_empty,
         "n_refused": sum(answers_mod.is_refusal(a) for a in answers_en),
+        "n_truncated": n_truncated,
     }
     manifest = make_manifest(
         encoder=encoder.describe(),

@@ -80,3 +80,55 @@ def build_tiny_causal_lm(folder: str | Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_tiny_translator(folder: str | Path, seed: int = 0, vocab_size: int = 2000) -> Path:
+    """Write a tiny random-weight NLLB-architecture (M2M100) translator and its tokenizer to ``folder``.
+
+    The tokenizer is NLLB's (sentencepiece-style BPE with NLLB-200's language-code tokens such as
+    ``zho_Hans``), trained offline on the questionnaires shipped with the package, so the real
+    translation code path runs: source-language prefix, forced English first token, batching,
+    truncation. The output is gibberish.
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+
+    from univar_eval import questionnaire
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = list(_CORPUS)
+    for lang in questionnaire.available_languages("pvq"):
+        corpus += [r["question"] for r in questionnaire.load("pvq", lang).records[:40]]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                  show_progress=False)
+    tok.train_from_iterator(corpus, trainer=trainer)
+    model_json = __import__("json").loads(tok.to_str())["model"]
+    tokenizer = NllbTokenizer(vocab=model_json["vocab"], merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" "))
+                                                                  for m in model_json["merges"]],
+                              src_lang="eng_Latn", tgt_lang="eng_Latn")
+    torch.manual_seed(seed)
+    config = M2M100Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        scale_embedding=True,
+    )
+    model = M2M100ForConditionalGeneration(config)
+    model.generation_config.max_length = 64
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
