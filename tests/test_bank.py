@@ -216,3 +216,17 @@ def test_lm_eval_task_refuses_an_incomparable_bank_before_generating(tmp_path):
         TaskManager(metadata={"encoder": "minilm", "bank": str(bank.path)}).load(["univar_pvq_eng"])
     with pytest.raises(UserError, match="encoder differs"):
         TaskManager(metadata={"encoder": "labse", "bank": str(bank.path)}).load(["univar_pvq_eng"])
+
+
+def test_malformed_sample_lines_name_file_and_line(tmp_path, capsys):
+    good = {"doc_id": 0, "doc": {"id": "q1", "question": "Would you help?", "lang": "eng", "value": "v",
+                                 "higher_order": "h"}, "resps": [["Yes."]], "filtered_resps": [["Yes."]]}
+    path = tmp_path / "samples_univar_pvq_eng_2026-11-25T00-00-00.000000.jsonl"
+    path.write_text(json.dumps(good) + "\n{broken\n")
+    assert main(["bank", "add", "--bank", str(tmp_path / "b"), "--name", "m", "--encoder", "minilm", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"{path}:2" in err and len(err.strip().splitlines()) == 1
+    path.write_text(json.dumps({"doc": {"no_question": 1}, "resps": []}) + "\n")
+    assert main(["bank", "add", "--bank", str(tmp_path / "b"), "--name", "m", str(path)]) == 2
+    assert f"{path}:1: not a univar questionnaire sample" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "bank.json").exists()
