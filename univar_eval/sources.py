@@ -37,6 +37,12 @@ ALIASES = {"en": "eng", "zh": "zho", "ko": "kor", "ja": "jpn", "de": "deu", "fi"
            "it": "ita", "pt": "por", "es": "spa", "th": "tha", "vi": "vie", "ms": "zsm", "tl": "tgl", "ht": "hat",
            "qu": "quy", "ru": "rus", "ro": "ron", "bg": "bul", "id": "ind", "ar": "arb", "hi": "hin", "sw": "swh",
            "fa": "pes", "zsm": "zsm", "msa": "zsm", "ara": "arb", "fas": "pes", "per": "pes", "swa": "swh"}
+#: English names of the languages, as some datasets write them.
+NAMES = {"english": "eng", "chinese": "zho", "mandarin": "zho", "korean": "kor", "japanese": "jpn", "german": "deu",
+         "finnish": "fin", "swedish": "swe", "french": "fra", "italian": "ita", "portuguese": "por", "spanish": "spa",
+         "thai": "tha", "vietnamese": "vie", "malay": "zsm", "tagalog": "tgl", "filipino": "tgl", "haitian": "hat",
+         "haitian creole": "hat", "quechua": "quy", "russian": "rus", "romanian": "ron", "bulgarian": "bul",
+         "indonesian": "ind", "arabic": "arb", "hindi": "hin", "swahili": "swh", "persian": "pes", "farsi": "pes"}
 UNIVAR_TRANSLATOR = "nllb-3.3b"
 
 
@@ -58,7 +64,7 @@ class Group:
 def normalise_lang(code: str, where: str) -> str:
     code = (code or "").strip()
     lang = code.split("_")[0].lower() if "_" in code else code.lower()
-    lang = ALIASES.get(lang, lang)
+    lang = NAMES.get(code.lower(), ALIASES.get(lang, lang))
     if lang not in questionnaire_mod.LANGUAGES:
         raise UserError(f"{where}: unknown language {code!r}; use one of UniVaR's ISO 639-3 codes "
                         f"({', '.join(questionnaire_mod.LANGUAGES)})")
