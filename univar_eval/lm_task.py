@@ -16,20 +16,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import math
-import os
 import re
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lm_eval.api.task import ConfigurableTask
 
-from univar_eval import answers as answers_mod
 from univar_eval import questionnaire as questionnaire_mod
-from univar_eval.settings import RunSettings, resolve
+from univar_eval.settings import RunSettings
+from univar_eval.task_base import TaskLevelTask
 
 log = logging.getLogger("univar_eval")
 
@@ -62,73 +58,39 @@ def metric_name_for(reference: str) -> str:
     return "mmd@" + re.sub(r"[^\w.\-]+", "_", reference)
 
 
-class UniVaRTask(ConfigurableTask):
+class UniVaRTask(TaskLevelTask):
     """A value questionnaire: generation, then a value distribution per task and language."""
 
-    def __init__(self, config: dict | None = None, **kwargs):
-        config = {k: v for k, v in (config or {}).items() if k != "class"}
+    HIGHER_IS_BETTER = HIGHER_IS_BETTER
+
+    def configure(self, config: dict) -> None:
         kw = config.get("dataset_kwargs") or {}
         self.questionnaire = kw.get("questionnaire")
         self.lang = kw.get("lang")
-        metadata = config.get("metadata")
-        self.settings: RunSettings = resolve(metadata if isinstance(metadata, dict) else {})
-        self._chat = False
-        self._analysis: dict | None = None
         self._references = self._bank_references(config["task"])
+
+    def metric_names(self, config: dict) -> list[str]:
         names = list(BASE_METRICS)
         if self.settings.bank:
             names += ["nearest_distance", "nearest_reference"] + [metric_name_for(r) for r in self._references]
-        self._metric_names = names
-        # The metrics are computed by this class (process_results / aggregation below); the config
-        # only has to name them so that lm-eval does not look them up in its metric registry.
-        config["metric_list"] = [{"metric": n, "aggregation": "mean", "higher_is_better": HIGHER_IS_BETTER.get(n, False)}
-                                 for n in names]
-        config["process_results"] = _computed_by_task
-        super().__init__(config=config, **kwargs)
-
-    # -- prompt ----------------------------------------------------------------------------
-    def fewshot_context(self, doc, num_fewshot, *args, apply_chat_template: bool = False, **kwargs):
-        self._chat = bool(apply_chat_template)
-        return super().fewshot_context(doc, num_fewshot, *args, apply_chat_template=apply_chat_template, **kwargs)
+        return names
 
     def doc_to_text(self, doc, doc_to_text=None):
         # A chat model gets the question alone (as in UniVaR); a base model gets a QA frame to continue.
         question = doc["question"].strip()
         return question if self._chat else f"Question: {question}\nAnswer:"
 
-    # -- per document ------------------------------------------------------------------------
-    def process_results(self, doc: dict, results: list) -> dict[str, Any]:
-        answers = answers_mod.flatten_responses(results)
-        record = {"doc_index": doc["doc_index"], "id": doc["id"], "value": doc["value"],
-                  "higher_order": doc["higher_order"], "lang": doc["lang"], "question": doc["question"],
-                  "answers": answers}
-        # The full record goes to the first metric; the others carry the doc index only
-        # (lm-eval logs every per-document value in the samples file).
-        out: dict[str, Any] = {self._metric_names[0]: record}
-        for name in self._metric_names[1:]:
-            out[name] = doc["doc_index"]
-        return out
-
-    def aggregation(self) -> dict:
-        return {name: (lambda items, _n=name: self._aggregate(_n, items)) for name in self._metric_names}
-
-    def higher_is_better(self) -> dict:
-        return {name: HIGHER_IS_BETTER.get(name, False) for name in self._metric_names}
-
-    # -- aggregation ---------------------------------------------------------------------------
-    def _aggregate(self, name: str, items: list):
-        if items and isinstance(items[0], dict):
-            self._analysis = self.analyse(items)
-        if self._analysis is None:
-            raise RuntimeError(f"{self.config.task}: metric {name} aggregated before the answers were analysed")
-        return self._analysis["metrics"].get(name, float("nan"))
+    def document_record(self, doc: dict, responses: list[str]) -> dict:
+        return {"doc_index": doc["doc_index"], "id": doc["id"], "value": doc["value"],
+                "higher_order": doc["higher_order"], "lang": doc["lang"], "question": doc["question"],
+                "answers": responses}
 
     def analyse(self, items: list[dict]) -> dict:
         """Embed every answer once, write the artifacts, compute the metrics."""
         from univar_eval.pipeline import build_distribution
 
         records = []
-        for item in sorted(items, key=lambda r: r["doc_index"]):
+        for item in items:
             for k, answer in enumerate(item["answers"]):
                 records.append({**{k2: v for k2, v in item.items() if k2 != "answers"}, "repeat": k, "answer": answer})
         dist, counts = build_distribution(
@@ -151,7 +113,7 @@ class UniVaRTask(ConfigurableTask):
         }
         if self.settings.bank:
             metrics.update(self._bank_metrics(dist))
-        return {"metrics": metrics, "folder": str(folder)}
+        return metrics
 
     # -- reference bank ------------------------------------------------------------------------
     def _bank_references(self, task: str) -> list[str]:
@@ -188,10 +150,6 @@ class UniVaRTask(ConfigurableTask):
         metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]
                                        if result["nearest"] else float("nan"))
         return metrics
-
-
-def _computed_by_task(doc, results):  # pragma: no cover - UniVaRTask.process_results replaces it
-    raise RuntimeError("UniVaRTask computes its own metrics")
 
 
 def dispersion(embeddings: np.ndarray) -> float:
