@@ -20,6 +20,7 @@ from univar_eval.errors import UserError
 COMMAND_MODULES = [
     "univar_eval.cli_basic",
     "univar_eval.cli_bank",
+    "univar_eval.cli_valuelex",
     "univar_eval.cli_report",
 ]
 

@@ -35,8 +35,8 @@ class TaskLevelTask(ConfigurableTask):
         self._analysis: dict | None = None
         self.configure(config)
         self._metric_names = list(self.metric_names(config))
-        config["metric_list"] = [{"metric": n, "aggregation": "mean",
-                                  "higher_is_better": self.HIGHER_IS_BETTER.get(n, False)} for n in self._metric_names]
+        config["metric_list"] = [{"metric": n, "aggregation": "mean", "higher_is_better": self.is_higher_better(n)}
+                                 for n in self._metric_names]
         config["process_results"] = _computed_by_task
         super().__init__(config=config, **kwargs)
 
@@ -46,6 +46,9 @@ class TaskLevelTask(ConfigurableTask):
 
     def metric_names(self, config: dict) -> list[str]:
         raise NotImplementedError
+
+    def is_higher_better(self, name: str) -> bool:
+        return self.HIGHER_IS_BETTER.get(name, False)
 
     def document_record(self, doc: dict, responses: list[str]) -> dict:
         return {**doc, "responses": responses}
@@ -69,7 +72,7 @@ class TaskLevelTask(ConfigurableTask):
         return {name: (lambda items, _n=name: self._aggregate(_n, items)) for name in self._metric_names}
 
     def higher_is_better(self) -> dict:
-        return {name: self.HIGHER_IS_BETTER.get(name, False) for name in self._metric_names}
+        return {name: self.is_higher_better(name) for name in self._metric_names}
 
     def _aggregate(self, name: str, items: list):
         if items and isinstance(items[0], dict):
