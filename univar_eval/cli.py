@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "univar_eval.cli_bank",
     "univar_eval.cli_valuelex",
     "univar_eval.cli_report",
+    "univar_eval.cli_identify",
+    "univar_eval.cli_map",
 ]
 
 

@@ -1,0 +1,168 @@
+"""``univar-eval map``: PNG files of the asked size, PCA against a hand-computed case, the distance heatmap,
+task-family selection, refusals, atomic writes, the CLI end to end on a synthetic bank and run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import struct
+import sys
+
+import numpy as np
+import pytest
+
+from univar_eval import distance as distance_mod
+from univar_eval import plot
+from univar_eval.bank import Bank
+from univar_eval.cli import main
+from univar_eval.distribution import ValueDistribution
+from univar_eval.errors import UserError
+from univar_eval.identify import LabelledSet
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, "not a PNG file"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and length == 13
+    return struct.unpack(">II", data[16:24])
+
+
+def manifest(model, lang, questionnaire="pvq"):
+    return {"format": "univar-eval/value-distribution/1", "created": "2026-01-01T00:00:00+00:00",
+            "task": f"univar_{questionnaire}_{lang}", "lang": lang, "questionnaire": questionnaire,
+            "questionnaire_version": "v1", "translator": {"name": "none"}, "model": model,
+            "encoder": {"name": "fake", "revision": None, "fingerprint": [0.0] * 8, "fingerprint_id": "fp"}}
+
+
+def cloud(centre, n, rng, noise=0.15):
+    e = centre / np.linalg.norm(centre) + noise * rng.normal(size=(n, len(centre)))
+    return (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32)
+
+
+def synthetic_bank(path, models=("alpha", "beta", "gamma"), langs=("eng", "fra", "zho"), n=30, d=16, seed=0):
+    """Languages far apart, models close within a language: the map must cluster by language."""
+    rng = np.random.default_rng(seed)
+    model_dir = {m: rng.normal(size=d) for m in models}
+    lang_dir = {lg: rng.normal(size=d) for lg in langs}
+    bank = Bank(path, create=True)
+    for m in models:
+        for lg in langs:
+            e = cloud(0.4 * model_dir[m] + 2.0 * lang_dir[lg], n, rng)
+            bank.add(ValueDistribution(e, [{}] * n, manifest(m, lg)), model=m, source="synthetic")
+    return bank
+
+
+def lset(model, lang, emb, questionnaire="pvq"):
+    return LabelledSet(model, lang, f"univar_{questionnaire}_{lang}", questionnaire, np.asarray(emb, np.float32),
+                       {"name": "fake", "fingerprint": [0.0] * 8, "fingerprint_id": "fp"}, "test")
+
+
+# -- pieces ----------------------------------------------------------------------------------------------------
+def test_pca_hand_computed():
+    points = np.array([[0.0, 5.0], [1.0, 5.0], [3.0, 5.0]])  # on a line: centred x = -4/3, -1/3, 5/3
+    xy, share = plot.pca_2d(points)
+    assert xy[:, 0] == pytest.approx([-4 / 3, -1 / 3, 5 / 3])
+    assert xy[:, 1] == pytest.approx([0, 0, 0], abs=1e-12)
+    assert share == pytest.approx([1.0, 0.0])
+
+
+def test_centroids_are_means_per_model_and_language():
+    a1, a2 = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0, 1.0]])
+    keys, cents = plot.centroids([lset("a", "eng", a1), lset("a", "eng", a2, "wvs"), lset("b", "eng", [[0, 1.0]])])
+    assert keys == [("a", "eng"), ("b", "eng")]
+    assert cents.tolist() == [[2 / 3, 2 / 3], [0.0, 1.0]]
+    with pytest.raises(UserError, match="two model-language pairs"):
+        plot.centroids([lset("a", "eng", a1)])
+
+
+def test_task_family_selection_leaves_control_out_by_default():
+    sets = [lset("a", "eng", [[1.0, 0]]), lset("a", "eng", [[0, 1.0]], "control"), lset("a", "eng", [[1.0, 1]], "wvs")]
+    assert [s.questionnaire for s in plot.select_family(sets, None)] == ["pvq", "wvs"]
+    assert [s.questionnaire for s in plot.select_family(sets, "pvq")] == ["pvq"]
+    assert [s.questionnaire for s in plot.select_family(sets, "control")] == ["control"]
+    with pytest.raises(UserError, match="control, pvq, wvs"):
+        plot.select_family(sets, "globe")
+
+
+def test_distance_matrix_is_symmetric_and_matches_distance():
+    rng = np.random.default_rng(0)
+    pools = [cloud(rng.normal(size=8), 20, rng) for _ in range(3)] + [np.ones((1, 8))]
+    m = plot.distance_matrix(pools, "mmd")
+    assert np.allclose(np.diag(m), 0) and np.allclose(m[:3, :3], m[:3, :3].T)
+    assert m[0, 2] == pytest.approx(distance_mod.distance(pools[0], pools[2], "mmd"))
+    assert np.isnan(m[0, 3]) and np.isnan(m[3, 1])  # a one-answer set has no MMD
+
+
+def test_umap_missing_is_a_user_error():
+    if importlib.util.find_spec("umap") is not None:
+        pytest.skip("umap-learn is installed")
+    with pytest.raises(UserError, match="pip install umap-learn"):
+        plot.project(np.eye(5), "umap")
+
+
+def test_missing_matplotlib_is_a_user_error(monkeypatch, tmp_path):
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.lines"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if matplotlib were not installed
+    with pytest.raises(UserError, match=r'pip install "univar-eval\[plot\]"'):
+        plot.draw_map(np.zeros((2, 2)), [("a", "eng"), ("b", "eng")], tmp_path / "m.png", title="t")
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_draw_writes_png_of_the_asked_size_atomically(tmp_path):
+    target = tmp_path / "m.png"
+    target.write_bytes(b"old")
+    xy = np.array([[0.0, 0.0], [1.0, 0.5], [0.2, 1.0]])
+    plot.draw_map(xy, [("a", "eng"), ("b", "eng"), ("a", "fra")], target, title="t", size=(5, 3), dpi=60)
+    assert png_size(target) == (300, 180)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.png"]  # no temporary file left behind
+    plot.draw_heatmap(np.array([[0, 1.0], [1.0, 0]]), ["a$eng", "b$eng"], tmp_path / "h.png", title="t",
+                      size=(4, 4), dpi=50)
+    assert png_size(tmp_path / "h.png") == (200, 200)
+    with pytest.raises(UserError, match=r"\.png, \.svg or \.pdf"):
+        plot.draw_map(xy, [("a", "eng"), ("b", "eng"), ("a", "fra")], tmp_path / "m.jpg", title="t")
+
+
+# -- CLI -------------------------------------------------------------------------------------------------------
+def test_cli_map_on_bank_and_run(tmp_path, capsys):
+    synthetic_bank(tmp_path / "bank")
+    rng = np.random.default_rng(9)
+    ValueDistribution(cloud(rng.normal(size=16), 25, rng), [{}] * 25, manifest("cand", "eng")).save(
+        tmp_path / "run" / "univar_x" / "univar_pvq_eng")
+    out, heat, js = tmp_path / "map.png", tmp_path / "heat.png", tmp_path / "map.json"
+    assert main(["map", str(tmp_path / "run"), "--bank", str(tmp_path / "bank"), "-o", str(out), "--heatmap",
+                 str(heat), "--size", "6", "4.5", "--dpi", "80", "--json", str(js)]) == 0
+    text = capsys.readouterr().out
+    assert "10 model-language centroids (3 languages, 4 models), PCA, encoder fake" in text
+    assert png_size(out) == (480, 360) and png_size(heat) == (480, 360)
+    result = json.loads(js.read_text())
+    labels = result["labels"]
+    assert labels[0] == "alpha$eng" and "cand$eng" in labels and len(result["distances"]) == 10
+    d = np.array(result["distances"])
+    assert np.allclose(d, d.T) and np.allclose(np.diag(d), 0)
+    # the known structure: the three models of a language sit together, far from other languages
+    pts = {(p["model"], p["lang"]): np.array([p["x"], p["y"]]) for p in result["points"]}
+    for lang in ("eng", "fra", "zho"):
+        own = [pts[(m, lang)] for m in ("alpha", "beta", "gamma")]
+        other = [pts[(m, lg)] for m in ("alpha", "beta", "gamma") for lg in ("eng", "fra", "zho") if lg != lang]
+        within = max(np.linalg.norm(a - b) for a in own for b in own)
+        between = min(np.linalg.norm(a - b) for a in own for b in other)
+        assert within < between
+    i, j = labels.index("alpha$eng"), labels.index("beta$eng")
+    k = labels.index("alpha$fra")
+    assert d[i, j] < d[i, k]  # same language closer than same model
+
+
+def test_cli_map_default_size_and_errors(tmp_path, capsys):
+    synthetic_bank(tmp_path / "bank", models=("alpha", "beta"), langs=("eng",))
+    assert main(["map", "--bank", str(tmp_path / "bank"), "-o", str(tmp_path / "m.png")]) == 0
+    assert png_size(tmp_path / "m.png") == (1200, 900)  # 8 x 6 inches at 150 dpi
+    capsys.readouterr()
+    assert main(["map", "-o", str(tmp_path / "x.png")]) == 2
+    assert "nothing to draw" in capsys.readouterr().err
+    assert main(["map", "--bank", str(tmp_path / "bank"), "--task-family", "wvs", "-o", str(tmp_path / "x.png")]) == 2
+    assert "the inputs have: pvq" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
