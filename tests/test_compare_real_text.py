@@ -75,7 +75,10 @@ def test_halves_of_one_model_are_the_same_and_different_models_differ(embedded, 
     stances = list(embedded)
     for i, a in enumerate(stances):
         for b in stances[i + 1:]:
-            diff = D.compare_sets(embedded[a], embedded[b], metric, n_permutations=1000, n_bootstrap=0, seed=1)
+            # the same questions on both sides: a paired comparison (question ids given)
+            ids = list(range(len(embedded[a])))
+            diff = D.compare_sets(embedded[a], embedded[b], metric, n_permutations=1000, n_bootstrap=0, seed=1,
+                                  groups_x=ids, groups_y=ids)
             report.append(f"{metric} {a} vs {b}: d={diff.distance:.4f} p={diff.p_value:.4f}")
             assert diff.p_value < 0.01, report[-1]
     with capsys.disabled():

@@ -114,18 +114,64 @@ def test_vectorised_permutation_statistic_equals_direct_computation(x, y):
     assert c.statistic == pytest.approx(D.centroid_distance(x, y), abs=1e-5)
 
 
-def test_permuted_splits_are_exact_permutation_statistics():
-    # every permutation statistic equals MMD² of the split it describes
+def naive_grouped_mmd2(x, y, gx, gy):
+    """Reference: mean kernel over pairs whose questions differ, within and across the sets."""
+    x, y = D.normalise(x), D.normalise(y)
+    k = lambda a, b: math.exp(float(a @ b) - 1)  # noqa: E731
+
+    def mean(a, ga, b, gb, same_set):
+        vals = [k(a[i], b[j]) for i in range(len(a)) for j in range(len(b))
+                if ga[i] != gb[j] and not (same_set and i == j)]
+        return sum(vals) / len(vals)
+
+    return mean(x, gx, x, gx, True) + mean(y, gy, y, gy, True) - 2 * mean(x, gx, y, gy, False)
+
+
+def test_paired_mmd_by_hand():
+    # x = {e1 (q1), e2 (q2)}, y = {e1 (q1), e3 (q2)}: every pair across different questions is at cos 0,
+    # so within x, within y and across all average exp(-1): MMD² = 0 (unpaired it is 1/(2e) - 1/2)
+    x, y = np.array([E[0], E[1]]), np.array([E[0], E[2]])
+    paired = D.compare_sets(x, y, n_permutations=0, n_bootstrap=0, groups_x=["q1", "q2"], groups_y=["q1", "q2"])
+    assert paired.statistic == pytest.approx(0.0, abs=1e-6)
+    unpaired = D.compare_sets(x, y, n_permutations=0, n_bootstrap=0)
+    assert unpaired.statistic == pytest.approx(0.5 / math.e - 0.5, abs=1e-6)
+
+
+def test_paired_permutations_swap_within_questions_and_match_the_reference():
     rng = np.random.default_rng(4)
-    x, y = rng.normal(size=(6, 5)), rng.normal(size=(7, 5))
-    pooled = D.normalise(np.vstack([x, y]))
-    k = D.gaussian_kernel(pooled, pooled).astype(np.float32)
-    w = D._permutation_indicators(13, 6, 20, 0)
-    sxx, syy, sxy = D._forms_complementary(k, w)
-    fast = D._mmd2_split(sxx, syy, sxy, w, np.diag(k).astype(np.float32), 6, 7)
-    for row, value in zip(w, fast):
+    gx = [f"q{i % 5}" for i in range(9)] + ["only-x"]
+    gy = [f"q{i % 5}" for i in range(8)] + ["only-y1", "only-y2"]
+    x, y = rng.normal(size=(10, 6)), rng.normal(size=(10, 6)) + 0.3
+    res = D.compare_sets(x, y, n_permutations=50, n_bootstrap=0, seed=2, groups_x=gx, groups_y=gy)
+    assert res.statistic == pytest.approx(naive_grouped_mmd2(x, y, gx, gy), abs=1e-5)
+    _, strata = D.question_labels(gx, gy, 10, 10)
+    rows = D._permutation_indicators(20, 10, 50, 2, strata)
+    pooled, groups = np.vstack([x, y]), np.array(gx + gy)
+    perm = []
+    for row in rows:
         sel = row.astype(bool)
-        assert value == pytest.approx(D.mmd2_unbiased(pooled[sel], pooled[~sel]), abs=1e-5)
+        for q in set(gx) & set(gy):  # each question keeps its number of answers in each set
+            assert sel[groups == q].sum() == (np.array(gx) == q).sum()
+        perm.append(naive_grouped_mmd2(pooled[sel], pooled[~sel], list(groups[sel]), list(groups[~sel])))
+    expected_p = (1 + sum(v >= res.statistic - 1e-6 for v in perm)) / 51
+    assert res.p_value == pytest.approx(expected_p)
+
+
+def test_pairing_finds_a_shift_that_question_effects_hide():
+    # 40 questions with strong question effects; model y answers each shifted a little in one direction
+    rng = np.random.default_rng(7)
+    centers = rng.normal(size=(40, 32)) * 3
+    x = centers + rng.normal(size=(40, 32))
+    y = centers + rng.normal(size=(40, 32))
+    y[:, 0] += 1.5
+    q = [f"q{i}" for i in range(40)]
+    unpaired = D.compare_sets(x, y, n_permutations=500, n_bootstrap=0)
+    paired = D.compare_sets(x, y, n_permutations=500, n_bootstrap=0, groups_x=q, groups_y=q)
+    assert unpaired.p_value > 0.5  # same-question pairs make the two models look alike
+    assert paired.p_value < 0.01
+    same = D.compare_sets(x, centers + rng.normal(size=(40, 32)), n_permutations=500, n_bootstrap=0,
+                          groups_x=q, groups_y=q)
+    assert same.p_value > 0.05
 
 
 def test_permutation_test_same_vs_shifted_distribution():

@@ -22,10 +22,10 @@ def register(sub) -> None:
                           "or a JSONL of {model, lang, question, answer}")
     add.add_argument("--bank", required=True, help="bank folder (created when missing)")
     add.add_argument("--name", help="reference model name (required for lm-eval output; default for CSV: file name)")
-    add.add_argument("--encoder", help="encoder card name or local path (default: the bank's, else UNIVAR_EVAL_ENCODER "
-                                       "or univar-lambda-5)")
-    add.add_argument("--translator", help="translator for non-English answers (default UNIVAR_EVAL_TRANSLATOR or "
-                                          "nllb-600m; 'none' keeps the original text)")
+    add.add_argument("--encoder", help="encoder card name or local path (default: the bank's; for lm-eval output the "
+                                       "run's own; else UNIVAR_EVAL_ENCODER or univar-lambda-5)")
+    add.add_argument("--translator", help="translator for non-English answers (default: for lm-eval output the run's "
+                                          "own; else UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)")
     add.add_argument("--questionnaire", help="questionnaire of CSV/JSONL data when the folder name does not tell")
     add.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
     add.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
@@ -84,7 +84,8 @@ def cmd_add(args: argparse.Namespace) -> int:
                      translated_by=args.translated_by)
     items, how = [], []
     for g in groups:
-        dist, reused = to_distribution(g, settings, reuse=not args.no_reuse)
+        dist, reused = to_distribution(g, settings, reuse=not args.no_reuse, encoder=args.encoder or bank_encoder,
+                                       translator=args.translator)
         items.append((dist, g.model, g.source))
         how.append("reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}")
     for entry, note in zip(bank.add_many(items, replace=not args.no_replace), how):

@@ -66,13 +66,20 @@ def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answer
         if e["n_answers"] < min_answers:
             result["references"][e["model"]] = _insufficient(len(dist), e["n_answers"])
             continue
-        ref = bank.load(e)
+        ref = bank.load(e, with_answers=True)
         r = distance_mod.compare_sets(dist.embeddings, ref.embeddings, metric, n_permutations=n_permutations,
-                                      n_bootstrap=n_bootstrap, seed=seed)
+                                      n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(dist),
+                                      groups_y=question_ids(ref))
         result["references"][e["model"]] = {**r.to_dict(), "status": "ok"}
     scored = {m: r["distance"] for m, r in result["references"].items() if r["status"] == "ok"}
     result["nearest"] = min(scored, key=lambda m: (scored[m], m)) if scored else None
     return result
+
+
+def question_ids(dist: ValueDistribution) -> list | None:
+    """The question id of each answer (None when the records do not say): the pairing key of comparisons."""
+    ids = [r.get("id") for r in dist.records]
+    return ids if ids and all(i is not None for i in ids) else None
 
 
 def _insufficient(n_x: int, n_y: int) -> dict:
@@ -144,7 +151,8 @@ def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None 
                     rows.append(_row(a, d, b, _insufficient(len(d), len(other))))
                     continue
                 r = distance_mod.compare_sets(d.embeddings, other.embeddings, metric, n_permutations=n_permutations,
-                                              n_bootstrap=n_bootstrap, seed=seed)
+                                              n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(d),
+                                              groups_y=question_ids(other))
                 rows.append(_row(a, d, b, {**r.to_dict(), "status": "ok"}))
     _attach_control(rows)
     spread = {label: cross_language(dists, metric=metric, min_answers=min_answers) for label, dists in runs.items()}

@@ -19,7 +19,14 @@ all computed on L2-normalised rows (the encoders' output already is):
 :func:`compare_sets` adds a permutation test (seeded; for ``mmd`` and ``centroid`` the
 pooled kernel or Gram matrix is computed once and every permutation is a batched
 quadratic form over index indicators) giving ``p_value = (1 + #{perm >= observed}) / (1 + B)``,
-and a percentile bootstrap interval (resampling each set with replacement).
+and a bootstrap interval (resampling each set with replacement; percentile for MMD, bias-corrected
+percentile for the plug-in Fréchet and centroid distances).
+
+Paired design: when both sets answered the same questions (two models, one questionnaire), two
+answers to one question resemble each other whatever the model, and treating the sets as
+independent samples would make any two models look alike. Given each answer's question id,
+:func:`compare_sets` leaves pairs of answers to the same question out of the MMD sums and
+permutes the set labels within each question.
 """
 
 from __future__ import annotations
@@ -101,24 +108,16 @@ def _bandwidth(x, y, bandwidth, seed) -> float:
 
 
 # -- quadratic forms over indicator / count vectors ----------------------------------------------
-def _mmd2_weighted(sxx, syy, sxy, wx, wy, diag):
-    """Unbiased MMD² for count vectors: within-set sums skip pairs of the same item.
-
-    For 0/1 indicators this is the textbook U-statistic; for bootstrap counts it keeps a
-    resampled item from being compared with its own copies (which would inflate the estimate).
-    """
-    wx2, wy2 = wx * wx, wy * wy
-    m, n = wx.sum(1, dtype=np.float64), wy.sum(1, dtype=np.float64)
-    within_x = (sxx - wx2 @ diag) / (m * m - wx2.sum(1, dtype=np.float64))
-    within_y = (syy - wy2 @ diag) / (n * n - wy2.sum(1, dtype=np.float64))
-    return within_x + within_y - 2.0 * sxy / (m * n)
+def _pair_counts(w: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    """For weight rows ``w`` (B x N): the number of ordered pairs of items with *different* labels,
+    ``(sum w)² - sum_l (sum_{i in l} w_i)²`` (items sharing a label, e.g. answers to one question, are not paired)."""
+    per_label = w.astype(np.float64) @ onehot
+    return w.sum(1, dtype=np.float64) ** 2 - (per_label ** 2).sum(1)
 
 
-def _mmd2_split(sxx, syy, sxy, wx, diag, m, n):
-    """Unbiased MMD² for 0/1 splits (``wy = 1 - wx``), without touching ``wy``."""
-    dx = wx @ diag
-    dy = diag.sum() - dx
-    return (sxx - dx) / (m * (m - 1)) + (syy - dy) / (n * (n - 1)) - 2.0 * sxy / (m * n)
+def _cross_counts(wx: np.ndarray, wy: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+    return (wx.sum(1, dtype=np.float64) * wy.sum(1, dtype=np.float64)
+            - ((wx.astype(np.float64) @ onehot) * (wy.astype(np.float64) @ onehot)).sum(1))
 
 
 def _forms_complementary(k: np.ndarray, wx: np.ndarray):
@@ -147,17 +146,53 @@ def _chunks(w: np.ndarray):
 
 
 @functools.lru_cache(maxsize=32)
-def _permutation_indicators(n_total: int, m: int, b: int, seed: int) -> np.ndarray:
+def _permutation_indicators(n_total: int, m: int, b: int, seed: int, strata: tuple | None = None) -> np.ndarray:
     """``b`` seeded random splits of ``n_total`` items into ``m`` and the rest, as 0/1 rows.
 
-    Cached: every comparison with the same sizes and seed reuses the same permutations.
+    With ``strata`` (one label per item, the first ``m`` items being the first set), labels are
+    exchanged only within a stratum: answers to the same question swap sets, so the per-question
+    make-up of each set is kept (a paired design). Cached: comparisons with the same sizes,
+    strata and seed reuse the same permutations.
     """
     rng = np.random.default_rng([seed, n_total, m])
-    idx = np.argsort(rng.random((b, n_total)), axis=1)[:, :m]
-    wx = np.zeros((b, n_total), dtype=np.float32)
-    np.put_along_axis(wx, idx, 1.0, axis=1)
+    if strata is None:
+        idx = np.argsort(rng.random((b, n_total)), axis=1)[:, :m]
+        wx = np.zeros((b, n_total), dtype=np.float32)
+        np.put_along_axis(wx, idx, 1.0, axis=1)
+    else:
+        st = np.asarray(strata, dtype=np.int64)
+        in_x = np.zeros(n_total, dtype=bool)
+        in_x[:m] = True
+        n_x_of = np.bincount(st, weights=in_x, minlength=st.max() + 1).astype(np.int64)
+        order = np.argsort(st[None, :] + rng.random((b, n_total)), axis=1)  # grouped by stratum, shuffled within
+        sorted_st = np.sort(st)
+        start = np.searchsorted(sorted_st, sorted_st, side="left")
+        template = ((np.arange(n_total) - start) < n_x_of[sorted_st]).astype(np.float32)
+        wx = np.zeros((b, n_total), dtype=np.float32)
+        np.put_along_axis(wx, order, np.broadcast_to(template, (b, n_total)), axis=1)
     wx.setflags(write=False)
     return wx
+
+
+def question_labels(groups_x, groups_y, m: int, n: int) -> tuple[np.ndarray, tuple | None]:
+    """Labels for masking pairs and strata for permuting, from the question id of each answer.
+
+    Questions asked in both sets become strata (and pairs of answers to the same question are
+    left out of every kernel sum); answers whose question is in one set only share one free
+    stratum. Without ids every item is its own label and permutations are free.
+    """
+    if groups_x is None or groups_y is None:
+        return np.arange(m + n), None
+    gx, gy = list(groups_x), list(groups_y)
+    if len(gx) != m or len(gy) != n:
+        raise ValueError("one question id per embedding is needed")
+    shared = sorted(({g for g in gx if g is not None} & {g for g in gy if g is not None}), key=str)
+    if not shared:
+        return np.arange(m + n), None
+    index = {g: i + 1 for i, g in enumerate(shared)}
+    strata = tuple(index.get(g, 0) for g in gx + gy)
+    labels = np.array([index[g] if g in index else -(i + 1) for i, g in enumerate(gx + gy)])
+    return np.unique(labels, return_inverse=True)[1], strata
 
 
 def _bootstrap_weights(rng: np.random.Generator, m: int, n: int, b: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,14 +284,24 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, shrinkage: float | str = "led
 # -- tests of difference ------------------------------------------------------------------------------
 def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permutations: int = DEFAULT_PERMUTATIONS,
                  n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, ci: float = 0.95,
-                 bandwidth: float | str | None = None) -> DistanceResult:
-    """Distance between two sets with a permutation p-value and a bootstrap interval."""
+                 bandwidth: float | str | None = None, groups_x=None, groups_y=None) -> DistanceResult:
+    """Distance between two sets with a permutation p-value and a bootstrap interval.
+
+    ``groups_x`` / ``groups_y``: the question id of each answer. When both sets answered the same
+    questions (two models, one questionnaire), answers to one question are more alike than any
+    other pair whatever the model, so the comparison is paired: pairs of answers to the same
+    question are left out of the MMD sums and permutations swap answers within a question.
+    Without ids the sets are treated as independent samples.
+    """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     x, y = _check_sets(x, y)
     m, n = len(x), len(y)
     rng = np.random.default_rng(seed)
     details: dict = {}
+    labels, strata = question_labels(groups_x, groups_y, m, n)
+    if strata is not None:
+        details["paired_questions"] = len(set(strata) - {0})
     if metric in ("mmd", "centroid"):
         pooled = np.vstack([x, y]).astype(np.float32)
         gram = pooled @ pooled.T
@@ -264,13 +309,13 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
             sigma = _bandwidth(x, y, bandwidth, seed)
             details["bandwidth"] = sigma
             k = np.exp((np.clip(2.0 - 2.0 * gram, 0.0, None)) / np.float32(-2.0 * sigma * sigma))
-            diag = np.diag(k).astype(np.float64)
+            k *= (labels[:, None] != labels[None, :])  # no pair of answers to one question (nor an item with itself)
+            onehot = np.zeros((m + n, labels.max() + 1))
+            onehot[np.arange(m + n), labels] = 1.0
 
             def from_forms(sxx, syy, sxy, wx, wy):
-                return _mmd2_weighted(sxx, syy, sxy, wx, wy, diag)
-
-            def from_split(sxx, syy, sxy, wx):
-                return _mmd2_split(sxx, syy, sxy, wx, diag.astype(np.float32), m, n)
+                return sxx / _pair_counts(wx, onehot) + syy / _pair_counts(wy, onehot) \
+                    - 2.0 * sxy / _cross_counts(wx, wy, onehot)
 
             to_distance: Callable = lambda s: np.sqrt(np.clip(s, 0, None))  # noqa: E731
         else:
@@ -279,17 +324,17 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
             def from_forms(sxx, syy, sxy, wx, wy):
                 return np.clip(1.0 - sxy / np.sqrt(np.clip(sxx * syy, 1e-24, None)), 0.0, None)
 
-            def from_split(sxx, syy, sxy, wx):
-                return from_forms(sxx, syy, sxy, wx, None)
-
             to_distance = lambda s: s  # noqa: E731
         base = np.zeros((1, m + n), dtype=np.float32)
         base[0, :m] = 1
         observed = float(from_forms(*_forms(k, base, 1 - base), base, 1 - base)[0])
         perm_stats = boot_stats = None
         if n_permutations:
-            wx = _permutation_indicators(m + n, m, n_permutations, seed)
-            perm_stats = from_split(*_forms_complementary(k, wx), wx)
+            wx = _permutation_indicators(m + n, m, n_permutations, seed, strata)
+            sxx, syy, sxy = _forms_complementary(k, wx)
+            # every permutation keeps the per-label counts of each set, so the pair counts are the base's
+            perm_stats = from_forms(sxx, syy, sxy, np.broadcast_to(base, wx.shape)[:1], (1 - base)[:1]) \
+                if metric == "mmd" else from_forms(sxx, syy, sxy, None, None)
         if n_bootstrap:
             wx, wy = _bootstrap_weights(rng, m, n, n_bootstrap)
             boot_stats = from_forms(*_forms(k, wx, wy), wx, wy)
@@ -300,9 +345,9 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
         perm_stats = None
         if n_permutations:
             perm_stats = np.empty(n_permutations)
-            for i in range(n_permutations):
-                idx = rng.permutation(m + n)
-                perm_stats[i] = frechet_distance(pooled[idx[:m]], pooled[idx[m:]])
+            for i, row in enumerate(_permutation_indicators(m + n, m, n_permutations, seed, strata)):
+                sel = row.astype(bool)
+                perm_stats[i] = frechet_distance(pooled[sel], pooled[~sel])
         boot_stats = None
         if n_bootstrap:
             boot_stats = np.array([frechet_distance(x[rng.integers(0, m, m)], y[rng.integers(0, n, n)])
@@ -313,10 +358,14 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
         p_value = float((1 + np.sum(perm_stats >= observed - 1e-6 * max(1.0, abs(observed)))) / (1 + len(perm_stats)))
     lo = hi = None
     if boot_stats is not None:
-        # basic (reverse-percentile) interval: corrects the first-order bias of the plug-in statistics
+        # MMD² is estimated without bias: percentile interval. Fréchet and centroid distances are
+        # plug-in estimates, biased upward with few answers: the percentile interval shifted by the
+        # bootstrap estimate of that bias.
         alpha = (1 - ci) / 2
-        q_lo, q_hi = np.quantile(boot_stats, [alpha, 1 - alpha])
-        lo, hi = (float(v) for v in to_distance(np.clip([2 * observed - q_hi, 2 * observed - q_lo], 0, None)))
+        q = np.quantile(boot_stats, [alpha, 1 - alpha])
+        if metric != "mmd":
+            q = q - (float(np.mean(boot_stats)) - observed)
+        lo, hi = (float(v) for v in to_distance(np.clip(q, 0, None)))
     return DistanceResult(metric=metric, distance=float(to_distance(observed)), statistic=observed, p_value=p_value,
                           ci_low=lo, ci_high=hi, n_x=m, n_y=n, n_permutations=n_permutations,
                           n_bootstrap=n_bootstrap, seed=seed, details=details)

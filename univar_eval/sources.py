@@ -185,8 +185,10 @@ def collect(sources: list[str], *, model: str | None, questionnaire: str | None 
     return groups
 
 
-def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True) -> tuple[ValueDistribution, bool]:
-    """The group's value distribution: the run's own artifacts when their encoder is the wanted one, else embedded.
+def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True, encoder: str | None = None,
+                    translator: str | None = None) -> tuple[ValueDistribution, bool]:
+    """The group's value distribution: the run's own artifacts when they match the wanted ``encoder`` and
+    ``translator`` (None: whatever the run used), else embedded with ``settings``.
 
     Returns the distribution and whether it was reused.
     """
@@ -194,8 +196,10 @@ def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True) 
 
     if reuse and group.artifacts is not None:
         manifest = read_json(group.artifacts / "manifest.json")
-        if (manifest.get("encoder") or {}).get("name") == settings.encoder and (
-                group.lang == "eng" or (manifest.get("translator") or {}).get("name") == settings.translator):
+        encoder_ok = encoder is None or (manifest.get("encoder") or {}).get("name") == encoder
+        translator_ok = (group.lang == "eng" or translator is None
+                         or (manifest.get("translator") or {}).get("name") == translator)
+        if encoder_ok and translator_ok:
             return ValueDistribution.load(group.artifacts), True
     dist, _ = build_distribution(group.records, task=group.task, questionnaire=group.questionnaire, lang=group.lang,
                                  settings=settings, model=group.model,

@@ -108,9 +108,9 @@ class NllbTranslator(Translator):
                 dtype = "float16" if str(self.device).startswith("cuda") else None
                 self._model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, dtype=dtype, **kw)
             except OSError as e:
-                raise UserError(f"translator {self.name} ({self.model_id}) cannot be loaded: {str(e).splitlines()[0]}; "
-                                "download it first (huggingface-cli download "
-                                f"{self.model_id}) or use --metadata '{{\"translator\": \"none\"}}'") from None
+                raise UserError(f"translator {self.name} ({self.model_id}) cannot be loaded ({str(e).splitlines()[0]}); "
+                                f"download it first (huggingface-cli download {self.model_id}) or choose the "
+                                "translator 'none', which embeds the original text") from None
             self._model.to(self.device).eval()
         return self._model, self._tokenizer
 
