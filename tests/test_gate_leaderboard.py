@@ -160,3 +160,16 @@ def test_leaderboard_refuses_mixed_settings(world, tmp_path, capsys):
     assert "encoders differ (labse@zz, minilm@fp)" in capsys.readouterr().err
     assert main(["leaderboard", str(same), str(other), "--allow-mixed"]) == 0
     assert "MIXED SETTINGS" in capsys.readouterr().out
+
+
+def test_multiple_testing_corrections_by_hand():
+    from univar_eval.gate import adjust_p_values, permutations_needed
+
+    # Holm: sorted 0.01, 0.03, 0.04 times 3, 2, 1 -> 0.03, 0.06, 0.04 -> running max 0.03, 0.06, 0.06
+    assert adjust_p_values([0.01, 0.04, 0.03], "holm") == pytest.approx([0.03, 0.06, 0.06])
+    # Benjamini-Hochberg: 0.01*3/1, 0.03*3/2, 0.04*3/3 -> 0.03, 0.045, 0.04 -> cumulative min from the top
+    assert adjust_p_values([0.01, 0.04, 0.03], "bh") == pytest.approx([0.03, 0.04, 0.04])
+    assert adjust_p_values([0.01, 0.04], "none") == [0.01, 0.04]
+    # the smallest Holm threshold alpha/m must be reachable: 1/(B+1) <= alpha/(10 m)
+    assert permutations_needed(50, 0.05, "holm", 1000) == 10000
+    assert permutations_needed(1, 0.05, "holm", 1000) == 1000

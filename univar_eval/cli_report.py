@@ -21,6 +21,8 @@ def register(sub) -> None:
     g.add_argument("--alpha", type=float, default=0.05, help="significance level of the permutation test (0.05)")
     g.add_argument("--langs", nargs="+", metavar="LANG", help="only these languages")
     g.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks or task families (univar_pvq)")
+    g.add_argument("--correction", choices=("holm", "bh", "none"), default="holm",
+                   help="multiple-testing correction over the task/language checks (holm: family-wise; bh: FDR)")
     g.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
     g.add_argument("--permutations", type=int, default=distance_mod.DEFAULT_PERMUTATIONS)
     g.add_argument("--seed", type=int, default=0)
@@ -58,14 +60,17 @@ def cmd_gate(args) -> int:
     if args.bank:
         checks += gate.value_checks(args.run, Bank(args.bank), args.against, max_distance=args.max_distance,
                                     alpha=args.alpha, min_answers=min_answers, langs=args.langs, tasks=args.tasks,
-                                    metric=args.metric, n_permutations=args.permutations, seed=args.seed)
+                                    metric=args.metric, n_permutations=args.permutations, seed=args.seed,
+                                    correction=args.correction)
     if args.min_value_rationality is not None:
         checks += gate.hvae_checks(args.run, args.min_value_rationality)
-    title = (f"candidate {args.run}" + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha}"
+    title = (f"candidate {args.run}" + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} "
+                                        f"{args.correction}-corrected"
                                         + (f", max distance {args.max_distance}" if args.max_distance is not None
                                            else "") + ")" if args.against else ""))
     settings = {"run": args.run, "bank": args.bank, "against": args.against, "metric": args.metric,
-                "alpha": args.alpha, "max_distance": args.max_distance, "min_answers": min_answers,
+                "alpha": args.alpha, "correction": args.correction, "max_distance": args.max_distance,
+                "min_answers": min_answers,
                 "permutations": args.permutations, "seed": args.seed,
                 "min_value_rationality": args.min_value_rationality}
     print(gate.to_text(checks, title))

@@ -4,8 +4,10 @@ For each task and language of the candidate's run, the candidate's value distrib
 is compared with the baseline's bank entry. A check
 
 * **fails** when the distance is above ``max_distance`` *and* the permutation test
-  says the difference is real (``p < alpha``); without ``max_distance`` any
-  significant difference fails;
+  says the difference is real (``p < alpha`` after correcting for the number of checks:
+  Holm by default, Benjamini-Hochberg or none on request; the number of permutations
+  is raised so that the corrected threshold can be reached); without ``max_distance``
+  any significant difference fails;
 * **fails as insufficient** when either side has fewer than ``min_answers`` answers:
   too little evidence never passes;
 * **fails as missing** when the bank has no baseline entry for that task (a gate that
@@ -23,6 +25,8 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from univar_eval import distance as distance_mod
 from univar_eval.bank import Bank
@@ -45,16 +49,47 @@ class Check:
     threshold: float | None = None
     n: int | None = None
     n_baseline: int | None = None
+    p_adjusted: float | None = None
 
     @property
     def passed(self) -> bool:
         return self.outcome == PASS
 
 
+def adjust_p_values(p: list[float], method: str = "holm") -> list[float]:
+    """Multiple-testing adjusted p-values: ``holm`` (family-wise error, Holm 1979), ``bh`` (false
+    discovery rate, Benjamini-Hochberg 1995) or ``none``."""
+    if method == "none" or not p:
+        return list(p)
+    arr = np.asarray(p, dtype=float)
+    if method == "bh":
+        from scipy.stats import false_discovery_control
+
+        return [float(v) for v in false_discovery_control(arr, method="bh")]
+    if method != "holm":
+        raise UserError(f"unknown correction {method!r}; use holm, bh or none")
+    order = np.argsort(arr)
+    m = len(arr)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * arr[i]))
+        adjusted[i] = running
+    return [float(v) for v in adjusted]
+
+
+def permutations_needed(n_checks: int, alpha: float, correction: str, minimum: int) -> int:
+    """Enough permutations that the smallest corrected threshold (alpha / n_checks) can be reached
+    ten times over: a permutation p-value is never below 1 / (permutations + 1)."""
+    if correction == "none" or n_checks <= 1:
+        return minimum
+    return max(minimum, int(math.ceil(10 * n_checks / alpha)))
+
+
 def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | None, alpha: float,
                  min_answers: int, langs: list[str] | None = None, tasks: list[str] | None = None,
                  metric: str = "mmd", n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
-                 seed: int = 0) -> list[Check]:
+                 seed: int = 0, correction: str = "holm") -> list[Check]:
     if against not in bank.models():
         raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
     dists = load_run(run)
@@ -64,13 +99,14 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
         dists = [d for d in dists if d.task in tasks or any(d.task.startswith(t + "_") for t in tasks)]
     if not dists:
         raise UserError(f"{run}: no value distributions match --tasks/--langs")
-    checks = []
+    n_perm = permutations_needed(len(dists), alpha, correction, n_permutations)
+    checks, tested = [], []
     for d in sorted(dists, key=lambda d: d.task):
         if not bank.entries(model=against, task=d.task):
             checks.append(Check(d.task, "values", d.lang, FAIL, f"no baseline entry for {against} / {d.task}",
                                 n=len(d)))
             continue
-        res = reference_distances(d, bank, min_answers=min_answers, metric=metric, n_permutations=n_permutations,
+        res = reference_distances(d, bank, min_answers=min_answers, metric=metric, n_permutations=n_perm,
                                   seed=seed, against=[against])
         r = res["references"][against]
         if r["status"] == "insufficient":
@@ -78,19 +114,24 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
                                 f"insufficient answers ({r['n_x']} vs baseline {r['n_y']}; need {min_answers})",
                                 n=r["n_x"], n_baseline=r["n_y"], threshold=max_distance))
             continue
-        dist, p = r["distance"], r["p_value"]
-        significant = p is not None and p < alpha
+        check = Check(d.task, "values", d.lang, PASS, "", distance=r["distance"], p_value=r["p_value"],
+                      threshold=max_distance, n=r["n_x"], n_baseline=r["n_y"])
+        checks.append(check)
+        tested.append(check)
+    # every task and language is one test: the p-values are corrected for their number
+    for check, p_adj in zip(tested, adjust_p_values([c.p_value for c in tested], correction)):
+        check.p_adjusted = p_adj
+        dist = check.distance
+        significant = p_adj < alpha
         too_far = max_distance is None or dist > max_distance
+        p_text = f"p = {check.p_value:.4f}" + (f", {correction} {p_adj:.4f}" if correction != "none" else "")
         if significant and too_far:
-            reason = (f"{metric} {dist:.4f} > {max_distance} and p = {p:.4f} < {alpha}" if max_distance is not None
-                      else f"values differ from the baseline (p = {p:.4f} < {alpha})")
-            outcome = FAIL
+            check.outcome = FAIL
+            check.reason = (f"{metric} {dist:.4f} > {max_distance} and {p_text} < {alpha}" if max_distance is not None
+                            else f"values differ from the baseline ({p_text} < {alpha})")
         else:
-            reason = (f"{metric} {dist:.4f} within {max_distance}" if max_distance is not None and not too_far
-                      else f"no significant difference (p = {p:.4f} >= {alpha})")
-            outcome = PASS
-        checks.append(Check(d.task, "values", d.lang, outcome, reason, distance=dist, p_value=p,
-                            threshold=max_distance, n=r["n_x"], n_baseline=r["n_y"]))
+            check.reason = (f"{metric} {dist:.4f} within {max_distance}" if max_distance is not None and not too_far
+                            else f"no significant difference ({p_text} >= {alpha})")
     return checks
 
 
