@@ -173,3 +173,22 @@ def test_multiple_testing_corrections_by_hand():
     # the smallest Holm threshold alpha/m must be reachable: 1/(B+1) <= alpha/(10 m)
     assert permutations_needed(50, 0.05, "holm", 1000) == 10000
     assert permutations_needed(1, 0.05, "holm", 1000) == 1000
+
+
+def test_compare_shows_hvae_targets_side_by_side_and_plots_them(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    results = {f"hvae_svo_mc_{t}": {"svo_angle,none": a, "category,none": c, "value_rationality,none": vr}
+               for t, a, c, vr in [("altruistic", 61.39, "altruistic", 1.0), ("prosocial", 37.48, "prosocial", 1.0),
+                                   ("individualistic", 22.93, "prosocial", 0.71),
+                                   ("competitive", 37.48, "prosocial", 0.30)]}
+    run_a = make_run(tmp_path / "a", "model-a", {("pvq", "eng"): unit(rng, 20)}, results=results)
+    run_b = make_run(tmp_path / "b", "model-b", {("pvq", "eng"): unit(rng, 20)})
+    png = tmp_path / "vr.png"
+    assert main(["compare", str(run_a), str(run_b), "--permutations", "100", "--bootstrap", "0",
+                 "--hvae-plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("run ") and "altruistic" in line)
+    assert header.split()[:6] == ["run", "form", "altruistic", "prosocial", "individualistic", "competitive"]
+    row = next(line for line in out.splitlines() if line.startswith("model-a") and " mc " in line)
+    assert "61.4° altruistic VR 1.00" in row and "37.5° prosocial VR 0.30" in row
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -68,6 +68,7 @@ def register(sub) -> None:
                            "released data); the report says so")
     cmp_.add_argument("--format", choices=("table", "md", "json"), default="table")
     cmp_.add_argument("-o", "--output", help="also write the JSON report here")
+    cmp_.add_argument("--hvae-plot", metavar="PNG", help="bar plot of HVAE value rationality per target value")
     cmp_.set_defaults(func=cmd_compare)
 
 
@@ -141,21 +142,36 @@ def cmd_remove(args) -> int:
 
 def cmd_compare(args) -> int:
     from univar_eval.bank import Bank
-    from univar_eval.compare import compare_runs, format_table, load_run, run_label
+    from univar_eval.compare import compare_runs, format_hvae, format_table, hvae_table, load_run, run_label
     from univar_eval.storage import write_json
 
-    runs = {}
+    runs, paths = {}, {}
     for path in args.runs:
-        dists = load_run(path)
-        label = run_label(dists, path)
+        try:
+            dists = load_run(path)
+        except UserError:
+            dists = []  # a run with lm-eval results only (HVAE, ValueLex)
+        label = run_label(dists, path) if dists else path
         if label in runs:
             label = path
-        runs[label] = dists
+        runs[label], paths[label] = dists, path
+    hvae_rows = hvae_table(paths)
+    if args.hvae_plot:
+        from univar_eval.plot import draw_hvae_bars
+
+        draw_hvae_bars(hvae_rows, args.hvae_plot)
+    runs = {k: v for k, v in runs.items() if v}
+    if not runs:
+        if not hvae_rows:
+            raise UserError(f"{', '.join(args.runs)}: no univar-eval artifacts nor HVAE results found")
+        print(format_hvae(hvae_rows, markdown=args.format == "md"))
+        return 0
     bank = Bank(args.bank) if args.bank else None
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
     report = compare_runs(runs, bank=bank, against=args.against, metric=args.metric, min_answers=min_answers,
                           n_permutations=args.permutations, n_bootstrap=args.bootstrap, seed=args.seed,
                           allow_other_questions=args.allow_other_questions)
+    report["hvae"] = hvae_rows
     if args.output:
         write_json(args.output, _jsonable(report))
     if args.format == "json":
@@ -163,6 +179,8 @@ def cmd_compare(args) -> int:
         print()
     else:
         print(format_table(report, markdown=args.format == "md"))
+        if hvae_rows:
+            print("\n" + format_hvae(hvae_rows, markdown=args.format == "md"))
     return 0
 
 

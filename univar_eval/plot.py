@@ -257,3 +257,30 @@ def value_map(sets: list[LabelledSet], output: str | Path, *, method: str = "pca
         result.update(heatmap=str(heatmap), labels=labels,
                       distances=[[None if not np.isfinite(v) else float(v) for v in row] for row in matrix])
     return result
+
+
+def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, float] = (8.0, 4.5),
+                   dpi: float = 150) -> Path:
+    """Grouped bars of HVAE value rationality per target value, one bar per run and task form."""
+    from univar_eval.svo import TARGETS
+
+    if not table:
+        raise UserError("no HVAE results to plot (run lm_eval with --tasks hvae_svo or hvae_svo_mc)")
+    fig = _figure(size, dpi)
+    ax = fig.add_subplot()
+    width = 0.8 / len(table)
+    colours = _colours(len(table))
+    for k, row in enumerate(table):
+        values = [row["targets"].get(t, {}).get("value_rationality") for t in TARGETS]
+        heights = [v if isinstance(v, (int, float)) and v == v else 0.0 for v in values]
+        xs = [i - 0.4 + width * (k + 0.5) for i in range(len(TARGETS))]
+        ax.bar(xs, heights, width=width, color=colours[k], label=f"{row['run']} ({row['form']})")
+        for x, v in zip(xs, values):
+            if not (isinstance(v, (int, float)) and v == v):
+                ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(range(len(TARGETS)), TARGETS)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("value rationality")
+    ax.set_title("HVAE: value rationality per target value")
+    ax.legend(fontsize=8)
+    return _save(fig, path, dpi)
