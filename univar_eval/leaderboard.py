@@ -70,6 +70,12 @@ def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | Non
                 cells[f"valuelex {name}"] = value
         rows.append({"model": model, "run": str(path), "cells": cells})
         settings.append(_settings(dists))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["model"]] = counts.get(r["model"], 0) + 1
+    for r in rows:  # several runs of one model: tell them apart by their folder
+        if counts[r["model"]] > 1:
+            r["model"] = f"{r['model']} ({r['run']})"
     merged = _merge_settings(settings, allow_mixed)
     columns = sorted({c for r in rows for c in r["cells"]}, key=_column_key)
     rows.sort(key=lambda r: (r["model"], r["run"]))
