@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 from univar_eval import distance as distance_mod
@@ -143,7 +142,7 @@ def cmd_remove(args) -> int:
 def cmd_compare(args) -> int:
     from univar_eval.bank import Bank
     from univar_eval.compare import compare_runs, format_hvae, format_table, hvae_table, load_run, run_label
-    from univar_eval.storage import write_json
+    from univar_eval.storage import jsonable, write_json
 
     runs, paths = {}, {}
     for path in args.runs:
@@ -173,24 +172,12 @@ def cmd_compare(args) -> int:
                           allow_other_questions=args.allow_other_questions)
     report["hvae"] = hvae_rows
     if args.output:
-        write_json(args.output, _jsonable(report))
+        write_json(args.output, jsonable(report))
     if args.format == "json":
-        json.dump(_jsonable(report), sys.stdout, indent=2)
+        json.dump(jsonable(report), sys.stdout, indent=2)
         print()
     else:
         print(format_table(report, markdown=args.format == "md"))
         if hvae_rows:
             print("\n" + format_hvae(hvae_rows, markdown=args.format == "md"))
     return 0
-
-
-def _jsonable(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item"):
-        return obj.item()
-    return obj

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from univar_eval import identify as identify_mod
 
@@ -36,7 +35,7 @@ def register(sub) -> None:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     from univar_eval.errors import UserError
-    from univar_eval.storage import write_json
+    from univar_eval.storage import jsonable, write_json
 
     if args.k < 1 or args.epochs < 0 or args.probe_batch_size < 1:
         raise UserError("--k and --probe-batch-size must be positive and --epochs not negative")
@@ -51,16 +50,6 @@ def cmd_identify(args: argparse.Namespace) -> int:
     report["inputs"] = sorted({s.origin for s in sets})
     print(identify_mod.format_report(report))
     if args.json:
-        write_json(args.json, _finite(report))
+        write_json(args.json, jsonable(report))
         print(f"wrote {args.json}")
     return 0
-
-
-def _finite(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj

@@ -28,6 +28,7 @@ from univar_eval.bank import Bank
 from univar_eval.compare import cross_language, load_run, reference_distances, run_label
 from univar_eval.errors import UserError
 from univar_eval.lm_results import read_results
+from univar_eval.storage import jsonable
 
 VALUELEX_TASK = "valuelex_projective"
 
@@ -157,16 +158,7 @@ def to_csv(board: dict) -> str:
 
 
 def to_json(board: dict) -> str:
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(board), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(jsonable(board), indent=2, ensure_ascii=False) + "\n"
 
 
 _SORT_JS = """
