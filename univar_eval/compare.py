@@ -273,7 +273,12 @@ def format_table(report: dict, markdown: bool = False) -> str:
     table = []
     for r in rows:
         ci = "-" if r["ci_low"] is None else f"[{_fmt(r['ci_low'], 3)}, {_fmt(r['ci_high'], 3)}]"
-        ratio = "-" if r["ratio_to_control"] is None else f"x{r['ratio_to_control']:.2f}"
+        if r["ratio_to_control"] is not None:
+            ratio = f"x{r['ratio_to_control']:.2f}"
+        elif r["questionnaire"] != CONTROL and _finite(r.get("control_distance")):
+            ratio = f"control {_fmt(r['control_distance'])}"  # a zero control distance has no ratio
+        else:
+            ratio = "-"
         table.append([r["run"], r["task"], r["reference"], _fmt(r["distance"]), _fmt(r["p_value"], 3), ci,
                       _fmt(r["n"]), _fmt(r["n_ref"]), ratio, r["status"]])
     lines = []
