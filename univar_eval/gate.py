@@ -209,7 +209,8 @@ def to_junit(checks: list[Check], suite_name: str = "univar-eval gate") -> str:
             failure = ET.SubElement(case, "failure", message=c.reason, type=c.kind)
             failure.text = c.reason
         out = ET.SubElement(case, "system-out")
-        out.text = (f"value={c.distance} p={c.p_value} threshold={c.threshold} n={c.n} n_baseline={c.n_baseline}")
+        out.text = (f"value={c.distance} p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} n={c.n} "
+                    f"n_baseline={c.n_baseline}")
     root = ET.Element("testsuites", name=suite_name, tests=suite.get("tests"), failures=suite.get("failures"))
     root.append(suite)
     ET.indent(root)
