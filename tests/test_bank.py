@@ -38,10 +38,10 @@ def qa_jsonl(path, models=("alpha", "beta"), n=30, lang="eng"):
 
 
 def manifest_like(encoder_name="minilm", fingerprint=None, task="univar_pvq_eng", lang="eng", translator="none",
-                  version="v1"):
+                  version="v1", revision=None):
     fp = fingerprint or [0.0] * 8
     return {"task": task, "lang": lang, "questionnaire": "pvq", "questionnaire_version": version,
-            "encoder": {"name": encoder_name, "revision": None, "fingerprint": fp, "fingerprint_id": "x"},
+            "encoder": {"name": encoder_name, "revision": revision, "fingerprint": fp, "fingerprint_id": "x"},
             "translator": {"name": translator}, "model": "m"}
 
 
@@ -210,8 +210,11 @@ def test_embedding_cache_embeds_each_text_once(minilm):
 def test_lm_eval_task_refuses_an_incomparable_bank_before_generating(tmp_path):
     from lm_eval.tasks import TaskManager
 
+    from univar_eval.encoders import get_card
+
     bank = Bank(tmp_path / "bank", create=True)
-    bank.add(random_dist(), model="ref", source="a")  # version "v1": not our questionnaire's
+    # the real minilm card's revision; version "v1": not our questionnaire's
+    bank.add(random_dist(revision=get_card("minilm").revision), model="ref", source="a")
     with pytest.raises(UserError, match="questionnaire version differs"):
         TaskManager(metadata={"encoder": "minilm", "bank": str(bank.path)}).load(["univar_pvq_eng"])
     with pytest.raises(UserError, match="encoder differs"):
@@ -230,3 +233,19 @@ def test_malformed_sample_lines_name_file_and_line(tmp_path, capsys):
     assert main(["bank", "add", "--bank", str(tmp_path / "b"), "--name", "m", str(path)]) == 2
     assert f"{path}:1: not a univar questionnaire sample" in capsys.readouterr().err
     assert not (tmp_path / "b" / "bank.json").exists()
+
+
+def test_lm_eval_task_accepts_a_bank_made_with_the_same_local_translator(tmp_path):
+    """The early check uses the same names as the manifests: a local translator folder is 'local:<folder>'."""
+    from lm_eval.tasks import TaskManager
+
+    from univar_eval.encoders import get_card
+
+    folder = tmp_path / "my-nllb"
+    folder.mkdir()
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(random_dist(revision=get_card("minilm").revision, task="univar_pvq_zho", lang="zho",
+                         translator="local:my-nllb", version=load("pvq", "zho").version), model="ref", source="a")
+    tasks = TaskManager(metadata={"encoder": "minilm", "translator": str(folder), "bank": str(bank.path)}).load(
+        ["univar_pvq_zho"])["tasks"]
+    assert "mmd@ref" in tasks["univar_pvq_zho"].aggregation()

@@ -29,7 +29,7 @@ import secrets
 from pathlib import Path
 from typing import Iterator
 
-from univar_eval.distribution import ValueDistribution, comparability_problem
+from univar_eval.distribution import ValueDistribution
 from univar_eval.encoders import same_fingerprint
 from univar_eval.errors import UserError
 from univar_eval.storage import load_array, read_json, read_jsonl, save_array, write_json, write_jsonl
@@ -99,9 +99,6 @@ class Bank:
                             "the file was replaced: remove the entry and add it again")
         records = read_jsonl(self.path / entry["answers"]) if with_answers else [{}] * len(emb)
         return ValueDistribution(emb, records, dict(entry))
-
-    def check_compatible(self, manifest: dict, entry: dict) -> str | None:
-        return comparability_problem(manifest, entry)
 
     # -- writing -------------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -88,14 +88,18 @@ def make_manifest(*, encoder: dict, questionnaire: str, questionnaire_version: s
     }
 
 
-def comparability_problem(a: dict, b: dict) -> str | None:
-    """Why two manifests may not be compared, in a few words; None when they may."""
+def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str | None:
+    """Why two manifests may not be compared, in a few words; None when they may.
+
+    ``fingerprint=False`` skips the one check that needs the loaded encoder, for checking the
+    settings of a run before it generates anything.
+    """
     ea, eb = a.get("encoder", {}), b.get("encoder", {})
     if ea.get("name") != eb.get("name"):
         return f"encoder differs ({ea.get('name')} vs {eb.get('name')})"
     if ea.get("revision") != eb.get("revision"):
         return f"encoder revision differs ({ea.get('revision')} vs {eb.get('revision')})"
-    if not same_fingerprint(ea.get("fingerprint"), eb.get("fingerprint")):
+    if fingerprint and not same_fingerprint(ea.get("fingerprint"), eb.get("fingerprint")):
         return f"encoder fingerprint differs ({ea.get('fingerprint_id')} vs {eb.get('fingerprint_id')})"
     if a.get("questionnaire") != b.get("questionnaire"):
         return f"questionnaire differs ({a.get('questionnaire')} vs {b.get('questionnaire')})"

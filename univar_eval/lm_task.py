@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from univar_eval import questionnaire as questionnaire_mod
+from univar_eval.distribution import comparability_problem
+from univar_eval.errors import UserError
 from univar_eval.settings import RunSettings
 from univar_eval.task_base import TaskLevelTask
 
@@ -123,23 +125,31 @@ class UniVaRTask(TaskLevelTask):
 
         bank = Bank(self.settings.bank)
         entries = bank.entries(task=task)
-        # What can be checked before any answer is generated: a mismatch found only after hours of
-        # generation would waste them. (The encoder fingerprint is checked at aggregation time.)
-        version = questionnaire_mod.load(self.questionnaire, self.lang).version if self.questionnaire else None
+        # What can be checked before any answer is generated (a mismatch found only after hours of
+        # generation would waste them): the same rule as at aggregation, without the encoder
+        # fingerprint, which needs the loaded encoder.
+        planned = self._planned_manifest()
         for e in entries:
-            problem = None
-            if e["encoder"].get("name") != Path(self.settings.encoder).name and e["encoder"].get("name") != self.settings.encoder:
-                problem = f"encoder differs ({self.settings.encoder} vs {e['encoder'].get('name')})"
-            elif version and e.get("questionnaire_version") != version:
-                problem = f"questionnaire version differs ({version} vs {e.get('questionnaire_version')})"
-            elif self.lang != "eng" and (e.get("translator") or {}).get("name") != self.settings.translator:
-                problem = f"translation setting differs ({self.settings.translator} vs {(e.get('translator') or {}).get('name')})"
+            problem = comparability_problem(planned, e, fingerprint=False)
             if problem:
-                from univar_eval.errors import UserError
-
                 raise UserError(f"bank entry {e['model']} / {task} in {bank.path} is not comparable with this run: "
                                 f"{problem}; set the same encoder/translator, or rebuild the entry")
         return sorted({e["model"] for e in entries})
+
+    def _planned_manifest(self) -> dict:
+        """What the manifest of this task's distribution will say, as far as it is known before loading models."""
+        from univar_eval.encoders import get_card
+        from univar_eval.translate import get_translator
+
+        card = get_card(self.settings.encoder)
+        return {
+            "encoder": {"name": card.name, "revision": card.revision},
+            "questionnaire": self.questionnaire,
+            "questionnaire_version": questionnaire_mod.load(self.questionnaire, self.lang).version
+            if self.questionnaire else None,
+            "lang": self.lang,
+            "translator": {"name": "none"} if self.lang == "eng" else get_translator(self.settings.translator).describe(),
+        }
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
         from univar_eval.compare import reference_distances
