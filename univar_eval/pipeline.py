@@ -30,14 +30,15 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
     kept, n_empty = answers_mod.split_empty(records)
     n_truncated = 0
     if translated_by:
-        translator = get_translator("none")
         questions_en, answers_en = [r["question"] for r in kept], [r["answer"] for r in kept]
+        translation = {"name": translated_by, "applied_by": "source"}
     else:
         translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.device)
         truncated_before = translator.stats.n_truncated
         questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
                                               translator)
         n_truncated = translator.stats.n_truncated - truncated_before
+        translation = translator.describe()
     texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
     encoder = load_encoder(settings.encoder, device=settings.device)
     embeddings = cached_encode(encoder, texts, batch_size=settings.batch_size)
@@ -56,8 +57,7 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         questionnaire_version=questionnaire_version,
         task=task,
         lang=lang,
-        translator=({"name": "none"} if lang == "eng" else
-                    {"name": translated_by, "applied_by": "source"} if translated_by else translator.describe()),
+        translator={"name": "none"} if lang == "eng" else translation,
         model=model,
         counts=counts,
     )
