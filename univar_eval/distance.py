@@ -95,8 +95,13 @@ def median_bandwidth(pooled: np.ndarray, max_points: int = 1000, seed: int = 0) 
 
 def gaussian_kernel(a: np.ndarray, b: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     """``exp(-|a_i - b_j|² / (2 sigma²))`` for unit vectors (``|a - b|² = 2 - 2 a.b``)."""
-    sq = np.clip(2.0 - 2.0 * (normalise(a) @ normalise(b).T), 0.0, None)
-    return np.exp(-sq / (2.0 * sigma * sigma))
+    return kernel_from_gram(normalise(a) @ normalise(b).T, sigma)
+
+
+def kernel_from_gram(gram: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    """The Gaussian kernel from the cosine (Gram) matrix of unit vectors, in the Gram matrix's dtype."""
+    sq = np.clip(2.0 - 2.0 * gram, 0.0, None)
+    return np.exp(sq / gram.dtype.type(-2.0 * sigma * sigma))
 
 
 def _bandwidth(x, y, bandwidth, seed) -> float:
@@ -308,7 +313,7 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
         if metric == "mmd":
             sigma = _bandwidth(x, y, bandwidth, seed)
             details["bandwidth"] = sigma
-            k = np.exp((np.clip(2.0 - 2.0 * gram, 0.0, None)) / np.float32(-2.0 * sigma * sigma))
+            k = kernel_from_gram(gram, sigma)
             k *= (labels[:, None] != labels[None, :])  # no pair of answers to one question (nor an item with itself)
             onehot = np.zeros((m + n, labels.max() + 1))
             onehot[np.arange(m + n), labels] = 1.0
@@ -333,8 +338,7 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
             wx = _permutation_indicators(m + n, m, n_permutations, seed, strata)
             sxx, syy, sxy = _forms_complementary(k, wx)
             # every permutation keeps the per-label counts of each set, so the pair counts are the base's
-            perm_stats = from_forms(sxx, syy, sxy, np.broadcast_to(base, wx.shape)[:1], (1 - base)[:1]) \
-                if metric == "mmd" else from_forms(sxx, syy, sxy, None, None)
+            perm_stats = from_forms(sxx, syy, sxy, base, 1 - base)
         if n_bootstrap:
             wx, wy = _bootstrap_weights(rng, m, n, n_bootstrap)
             boot_stats = from_forms(*_forms(k, wx, wy), wx, wy)
