@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from univar_eval import valuelex as vl
+from univar_eval.encoders import load_encoder
 
 LABELLED = Path(__file__).parent / "data" / "valuelex_labelled.jsonl"
 
@@ -249,7 +250,8 @@ def test_task_metrics_from_given_responses(tmp_path):
     m = {n: agg[n](raw[n]) for n in raw}
     assert m["n_completions"] == 6 and m["n_empty"] == 0
     expected = vl.score_completions([(d["stem"], d["subdim"]) for d in docs],
-                                    ["double-check the facts and state my confidence."] * 6, vl._load_encoder(proj.settings))
+                                    ["double-check the facts and state my confidence."] * 6,
+                                    load_encoder(proj.settings.encoder, proj.settings.device))
     assert m["orientation_self_competent"] == pytest.approx(expected[0])
     assert m["orientation_competence"] == pytest.approx((expected[0] + expected[1]) / 2)
     details = json.loads(next(tmp_path.glob("univar_*/valuelex_projective/valuelex.json")).read_text())

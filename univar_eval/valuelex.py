@@ -637,17 +637,6 @@ PROJECTIVE_INSTRUCTION = ("Complete the following sentence with your own words, 
 LEXICON_BASE_FRAME = "Question: {prompt}\nAnswer:"
 
 
-def _load_encoder(settings):
-    return _encoder_cached(settings.encoder, settings.device)
-
-
-@functools.lru_cache(maxsize=4)
-def _encoder_cached(name: str, device: str | None):
-    from univar_eval.encoders import load_encoder
-
-    return load_encoder(name, device)
-
-
 def __getattr__(name: str):
     # lm-eval is imported only when lm-eval asks for the task class (``class: !function ...ValueLexTask``),
     # so that the parser, mapper and scorer stay importable without it.
@@ -689,7 +678,9 @@ class _ValueLexTaskMixin:
 
     def analyse(self, items: list[dict]) -> dict:
         """Parse/map or score every response once, write the per-item details, compute the metrics."""
-        encoder = _load_encoder(self.settings)
+        from univar_eval.encoders import load_encoder  # loads once per process and device
+
+        encoder = load_encoder(self.settings.encoder, self.settings.device)
         if self.part == "lexicon":
             metrics, details = analyse_lexicon(items, encoder)
         else:
