@@ -9,8 +9,10 @@ import math
 import numpy as np
 import pytest
 
+import synthetic
+from synthetic import manifest
+
 from univar_eval import identify as ident
-from univar_eval.bank import Bank
 from univar_eval.cli import main
 from univar_eval.distribution import ValueDistribution
 from univar_eval.errors import UserError
@@ -19,13 +21,6 @@ from univar_eval.errors import UserError
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("UNIVAR_EVAL_CACHE", str(tmp_path / "cache"))
-
-
-def manifest(model="m", lang="eng", task=None, encoder="fake", fingerprint=0.0, questionnaire="pvq"):
-    return {"format": "univar-eval/value-distribution/1", "created": "2026-01-01T00:00:00+00:00",
-            "task": task or f"univar_{questionnaire}_{lang}", "lang": lang, "questionnaire": questionnaire,
-            "questionnaire_version": "v1", "translator": {"name": "none"}, "model": model,
-            "encoder": {"name": encoder, "revision": None, "fingerprint": [fingerprint] * 8, "fingerprint_id": "fp"}}
 
 
 def clustered(n_labels=6, n=60, d=32, noise=0.3, seed=0):
@@ -37,19 +32,9 @@ def clustered(n_labels=6, n=60, d=32, noise=0.3, seed=0):
     return x.astype(np.float32), np.repeat(np.arange(n_labels), n)
 
 
-def synthetic_bank(path, models=("alpha", "beta", "gamma"), langs=("eng", "fra", "zho"), n=40, d=16, seed=0):
+def synthetic_bank(path, n=40, **kw):
     """Each model-language set is a noisy cloud around its own direction (model part + language part)."""
-    rng = np.random.default_rng(seed)
-    model_dir = {m: rng.normal(size=d) for m in models}
-    lang_dir = {lg: rng.normal(size=d) for lg in langs}
-    bank = Bank(path, create=True)
-    for m in models:
-        for lg in langs:
-            c = model_dir[m] + 1.5 * lang_dir[lg]
-            e = c / np.linalg.norm(c) + 0.15 * rng.normal(size=(n, d))
-            e = (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32)
-            bank.add(ValueDistribution(e, [{"i": i} for i in range(n)], manifest(m, lg)), model=m, source="synthetic")
-    return bank
+    return synthetic.synthetic_bank(path, model_weight=1.0, lang_weight=1.5, n=n, **kw)
 
 
 # -- metrics -------------------------------------------------------------------------------------------------

@@ -11,9 +11,11 @@ import sys
 import numpy as np
 import pytest
 
+import synthetic
+from synthetic import cloud, manifest
+
 from univar_eval import distance as distance_mod
 from univar_eval import plot
-from univar_eval.bank import Bank
 from univar_eval.cli import main
 from univar_eval.distribution import ValueDistribution
 from univar_eval.errors import UserError
@@ -31,29 +33,9 @@ def png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def manifest(model, lang, questionnaire="pvq"):
-    return {"format": "univar-eval/value-distribution/1", "created": "2026-01-01T00:00:00+00:00",
-            "task": f"univar_{questionnaire}_{lang}", "lang": lang, "questionnaire": questionnaire,
-            "questionnaire_version": "v1", "translator": {"name": "none"}, "model": model,
-            "encoder": {"name": "fake", "revision": None, "fingerprint": [0.0] * 8, "fingerprint_id": "fp"}}
-
-
-def cloud(centre, n, rng, noise=0.15):
-    e = centre / np.linalg.norm(centre) + noise * rng.normal(size=(n, len(centre)))
-    return (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32)
-
-
-def synthetic_bank(path, models=("alpha", "beta", "gamma"), langs=("eng", "fra", "zho"), n=30, d=16, seed=0):
+def synthetic_bank(path, **kw):
     """Languages far apart, models close within a language: the map must cluster by language."""
-    rng = np.random.default_rng(seed)
-    model_dir = {m: rng.normal(size=d) for m in models}
-    lang_dir = {lg: rng.normal(size=d) for lg in langs}
-    bank = Bank(path, create=True)
-    for m in models:
-        for lg in langs:
-            e = cloud(0.4 * model_dir[m] + 2.0 * lang_dir[lg], n, rng)
-            bank.add(ValueDistribution(e, [{}] * n, manifest(m, lg)), model=m, source="synthetic")
-    return bank
+    return synthetic.synthetic_bank(path, model_weight=0.4, lang_weight=2.0, **kw)
 
 
 def lset(model, lang, emb, questionnaire="pvq"):
