@@ -146,10 +146,7 @@ def cmd_compare(args) -> int:
 
     runs, paths = {}, {}
     for path in args.runs:
-        try:
-            dists = load_run(path)
-        except UserError:
-            dists = []  # a run with lm-eval results only (HVAE, ValueLex)
+        dists = load_run(path, missing_ok=True)  # a run may have lm-eval results only (HVAE, ValueLex)
         label = run_label(dists, path) if dists else path
         if label in runs:
             label = path

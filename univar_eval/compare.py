@@ -88,8 +88,12 @@ def _insufficient(n_x: int, n_y: int) -> dict:
 
 
 # -- runs ------------------------------------------------------------------------------------------------
-def find_distributions(path: str | Path) -> list[Path]:
-    """Folders holding a value distribution under ``path``: the newest per (model, task)."""
+def find_distributions(path: str | Path, *, missing_ok: bool = False) -> list[Path]:
+    """Folders holding a value distribution under ``path``: the newest per (model, task).
+
+    ``missing_ok``: a run without any (e.g. only HVAE or ValueLex results) gives an empty list
+    instead of an error; a missing path or a damaged manifest is an error either way.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
@@ -104,14 +108,14 @@ def find_distributions(path: str | Path) -> list[Path]:
         stamp = m.get("created") or ""
         if key not in newest or stamp >= newest[key][0]:
             newest[key] = (stamp, manifest_path.parent)
-    if not newest:
+    if not newest and not missing_ok:
         raise UserError(f"{path}: no univar-eval artifacts found (run lm_eval with a univar task and --output_path, "
                         "or point to the univar_<time> folder)")
     return [folder for _, folder in sorted(newest.values(), key=lambda t: str(t[1]))]
 
 
-def load_run(path: str | Path) -> list[ValueDistribution]:
-    return [ValueDistribution.load(folder) for folder in find_distributions(path)]
+def load_run(path: str | Path, *, missing_ok: bool = False) -> list[ValueDistribution]:
+    return [ValueDistribution.load(folder) for folder in find_distributions(path, missing_ok=missing_ok)]
 
 
 def run_label(dists: list[ValueDistribution], fallback: str) -> str:

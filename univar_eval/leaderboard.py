@@ -37,15 +37,11 @@ def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | Non
           metric: str = "mmd", allow_mixed: bool = False) -> dict:
     rows, settings = [], []
     for path in runs:
-        has_artifacts = True
-        try:
-            dists = load_run(path)
-        except UserError:
-            dists, has_artifacts = [], False
+        dists = load_run(path, missing_ok=True)
         results = read_results(path)
         if not dists and not results["tasks"]:
             raise UserError(f"{path}: neither univar-eval artifacts nor lm-eval results found")
-        model = (run_label(dists, "") if has_artifacts else "") or results["model"] or Path(path).name
+        model = (run_label(dists, "") if dists else "") or results["model"] or Path(path).name
         cells: dict[str, object] = {}
         for d in sorted(dists, key=lambda d: d.task):
             if bank is not None:
