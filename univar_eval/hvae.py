@@ -315,16 +315,13 @@ class _HVAETaskMixin:
                 "variant": doc["variant"], "responses": responses,
                 "choices": [parse_choice(r, goal=goal) for r in responses]}
 
-    def process_results(self, doc: dict, results: list) -> dict[str, Any]:
+    def record_of(self, doc: dict, results: list) -> dict:
         if self.variant != "mc":
-            return super().process_results(doc, results)
+            return super().record_of(doc, results)
         lls = [float(r[0]) for r in results][: len(svo.LETTERS)]
         best = max(range(len(lls)), key=lls.__getitem__)
-        record = {"doc_index": doc["doc_index"], "target": doc["target"], "item": doc["item"],
-                  "variant": doc["variant"], "loglikelihoods": lls, "choices": [svo.LETTERS[best]]}
-        out: dict[str, Any] = {self._metric_names[0]: record}
-        out.update({name: doc["doc_index"] for name in self._metric_names[1:]})
-        return out
+        return {"doc_index": doc["doc_index"], "target": doc["target"], "item": doc["item"],
+                "variant": doc["variant"], "loglikelihoods": lls, "choices": [svo.LETTERS[best]]}
 
     def analyse(self, items: list[dict]) -> dict[str, Any]:
         by_item = {it["item"]: it["choices"] for it in items}

@@ -62,8 +62,12 @@ class TaskLevelTask(ConfigurableTask):
         self._chat = bool(apply_chat_template)
         return super().fewshot_context(doc, num_fewshot, *args, apply_chat_template=apply_chat_template, **kwargs)
 
+    def record_of(self, doc: dict, results: list) -> dict:
+        """The per-document record from lm-eval's raw results (generated texts by default)."""
+        return self.document_record(doc, flatten_responses(results))
+
     def process_results(self, doc: dict, results: list) -> dict[str, Any]:
-        out: dict[str, Any] = {self._metric_names[0]: self.document_record(doc, flatten_responses(results))}
+        out: dict[str, Any] = {self._metric_names[0]: self.record_of(doc, results)}
         for name in self._metric_names[1:]:
             out[name] = doc.get("doc_index", 0)
         return out
