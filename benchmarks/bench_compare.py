@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from univar_eval.bank import Bank  # noqa: E402
-from univar_eval.compare import reference_distances  # noqa: E402
-from univar_eval.distribution import ValueDistribution  # noqa: E402
-from univar_eval.questionnaire import LANGUAGES  # noqa: E402
+from univar_eval.pipeline.questionnaire import LANGUAGES  # noqa: E402
+from univar_eval.reports.compare import reference_distances  # noqa: E402
+from univar_eval.storage.bank import Bank  # noqa: E402
+from univar_eval.storage.distribution import ValueDistribution  # noqa: E402
 
 ENCODER = {"name": "bench", "revision": None, "dimension": 768, "fingerprint": [0.0] * 32, "fingerprint_id": "bench"}
 

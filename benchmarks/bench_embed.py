@@ -3,7 +3,7 @@
     UNIVAR_EVAL_CACHE=$(mktemp -d) python benchmarks/bench_embed.py [--texts 1000] [--encoder minilm]
 
 Prints texts per second of (a) ``SentenceTransformer.encode`` on 1,000 QA texts, (b) our
-path (``univar_eval.cache.cached_encode``: hashing, cache look-up, encode, cache write)
+path (``univar_eval.pipeline.cache.cached_encode``: hashing, cache look-up, encode, cache write)
 with a cold cache, (c) the same with a warm cache. Targets: (b)/(a) speed ratio at least
 0.9, (c) at least 20 times faster than (b).
 """
@@ -30,10 +30,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each path (best kept)")
     args = ap.parse_args()
     os.environ.setdefault("UNIVAR_EVAL_CACHE", tempfile.mkdtemp(prefix="univar-bench-cache-"))
-    from univar_eval.answers import format_qa
-    from univar_eval.cache import cached_encode
-    from univar_eval.encoders import load_encoder
-    from univar_eval.questionnaire import load
+    from univar_eval.pipeline.answers import format_qa
+    from univar_eval.pipeline.cache import cached_encode
+    from univar_eval.pipeline.encoders import load_encoder
+    from univar_eval.pipeline.questionnaire import load
 
     questions = [r["question"] for r in load("pvq", "eng").records]
     rng = np.random.default_rng(0)

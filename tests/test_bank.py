@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from univar_eval import storage
-from univar_eval.bank import Bank
-from univar_eval.cache import cached_encode, open_cache
 from univar_eval.cli import main
-from univar_eval.compare import reference_distances
-from univar_eval.distribution import ValueDistribution
 from univar_eval.errors import UserError
-from univar_eval.questionnaire import load
+from univar_eval.pipeline.cache import cached_encode, open_cache
+from univar_eval.pipeline.questionnaire import load
+from univar_eval.reports.compare import reference_distances
+from univar_eval.storage import files as storage
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +144,7 @@ def test_a_failed_write_leaves_the_bank_as_it_was(tmp_path, monkeypatch):
     def crash(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("univar_eval.bank.write_jsonl", crash)
+    monkeypatch.setattr("univar_eval.storage.bank.write_jsonl", crash)
     with pytest.raises(OSError):
         bank.add(random_dist(seed=2), model="m1", source="b")  # same entry: would replace it
     assert (bank.path / "bank.json").read_bytes() == before
@@ -210,7 +210,7 @@ def test_embedding_cache_embeds_each_text_once(minilm):
 def test_lm_eval_task_refuses_an_incomparable_bank_before_generating(tmp_path):
     from lm_eval.tasks import TaskManager
 
-    from univar_eval.encoders import get_card
+    from univar_eval.pipeline.encoders import get_card
 
     bank = Bank(tmp_path / "bank", create=True)
     # the real minilm card's revision; version "v1": not our questionnaire's
@@ -239,7 +239,7 @@ def test_lm_eval_task_accepts_a_bank_made_with_the_same_local_translator(tmp_pat
     """The early check uses the same names as the manifests: a local translator folder is 'local:<folder>'."""
     from lm_eval.tasks import TaskManager
 
-    from univar_eval.encoders import get_card
+    from univar_eval.pipeline.encoders import get_card
 
     folder = tmp_path / "my-nllb"
     folder.mkdir()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from univar_eval import distance as D
-from univar_eval.answers import format_qa
-from univar_eval.questionnaire import load
+from univar_eval.pipeline.answers import format_qa
+from univar_eval.pipeline.questionnaire import load
+from univar_eval.stats import distance as D
 
 STANCES = {
     "carer": (

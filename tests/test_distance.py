@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from univar_eval import distance as D
+from univar_eval.stats import distance as D
 
 E = np.eye(4)
 

@@ -9,8 +9,9 @@ import math
 import pytest
 from conftest import hf_args, read_results, run_lm_eval
 
-from univar_eval import hvae, svo
-from univar_eval.answers import flatten_responses
+from univar_eval.hvae import svo
+from univar_eval.hvae import task as hvae
+from univar_eval.pipeline.answers import flatten_responses
 
 pytestmark = pytest.mark.e2e
 

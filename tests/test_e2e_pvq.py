@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import hf_args, read_results, run_lm_eval
 
-from univar_eval.answers import flatten_responses
-from univar_eval.distribution import ValueDistribution
+from univar_eval.pipeline.answers import flatten_responses
+from univar_eval.storage.distribution import ValueDistribution
 
 pytestmark = pytest.mark.e2e
 
@@ -81,7 +81,7 @@ def test_every_repeat_is_embedded(tmp_path):
     """With ``repeats: N`` (sampling), each of the N answers to a question becomes a row."""
     from lm_eval.tasks import TaskManager
 
-    from univar_eval.lm_task import keep_all_repeats
+    from univar_eval.harness.task_base import keep_all_repeats
 
     assert keep_all_repeats([("a", "b"), ("c", "d")], None) == [["a", "b"], ["c", "d"]]
     tm = TaskManager(metadata={"encoder": "minilm", "output": str(tmp_path)})
@@ -100,8 +100,8 @@ def test_every_repeat_is_embedded(tmp_path):
 
 def test_bank_from_a_run_then_distances_in_lm_eval_and_compare(pvq_run, tiny_lm, tmp_path, capsys, monkeypatch):
     """A run becomes a reference; a second run of the same (greedy) model reports distance 0 to it."""
-    from univar_eval.bank import Bank
     from univar_eval.cli import main
+    from univar_eval.storage.bank import Bank
 
     monkeypatch.setenv("UNIVAR_EVAL_CACHE", str(tmp_path / "cache"))
     out, _ = pvq_run

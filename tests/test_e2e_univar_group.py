@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import hf_args, read_results, run_lm_eval
 
-from univar_eval import questionnaire as q
+from univar_eval.pipeline import questionnaire as q
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import hf_args, read_results, run_lm_eval
 
-from univar_eval import valuelex as vl
-from univar_eval.answers import flatten_responses
+from univar_eval.pipeline.answers import flatten_responses
+from univar_eval.valuelex import lexicon, projective, task, taxonomy
 
 pytestmark = pytest.mark.e2e
 
@@ -40,16 +40,16 @@ def test_lexicon_metrics(valuelex_run):
     out, proc = valuelex_run
     res = read_results(out)["results"]["valuelex_lexicon"]
     assert "valuelex_lexicon" in proc.stdout
-    for name in vl.lexicon_metric_names():
+    for name in task.lexicon_metric_names():
         assert f"{name},none" in res, name
     samples = _samples(out, "valuelex_lexicon")
     assert len(samples) == LIMIT
-    words = [w for s in samples for r in flatten_responses(s["filtered_resps"]) for w in vl.parse_value_words(r)]
+    words = [w for s in samples for r in flatten_responses(s["filtered_resps"]) for w in lexicon.parse_value_words(r)]
     assert res["n_words,none"] == len(words)
-    rates = [res[f"{n},none"] for n in vl.lexicon_metric_names() if n != "n_words"]
+    rates = [res[f"{n},none"] for n in task.lexicon_metric_names() if n != "n_words"]
     if words:
         assert all(0.0 <= r <= 1.0 for r in rates)
-        positive = [res[f"share_{s},none"] for s in vl.load_taxonomy().subdimensions]
+        positive = [res[f"share_{s},none"] for s in taxonomy.load_taxonomy().subdimensions]
         assert sum(positive) == pytest.approx(1.0) or math.isnan(positive[0])
     else:  # the random tiny model writes no words: shares are undefined, not 0
         assert all(math.isnan(r) for r in rates)
@@ -58,24 +58,24 @@ def test_lexicon_metrics(valuelex_run):
 def test_projective_profile(valuelex_run, minilm):
     out, _ = valuelex_run
     res = read_results(out)["results"]["valuelex_projective"]
-    for name in vl.projective_metric_names():
+    for name in task.projective_metric_names():
         assert f"{name},none" in res, name
     samples = _samples(out, "valuelex_projective")
     assert len(samples) == LIMIT
     assert res["n_completions,none"] + res["n_empty,none"] == LIMIT
-    tax = vl.load_taxonomy()
+    tax = taxonomy.load_taxonomy()
     for name in [f"orientation_{x}" for x in [*tax.dimensions, *tax.subdimensions]]:
         v = res[f"{name},none"]
         assert math.isnan(v) or -1.0 <= v <= 1.0
     # the reported profile is the mean orientation of the logged completions, scored again here
     docs = [s["doc"] for s in samples]
     responses = [flatten_responses(s["filtered_resps"])[0] for s in samples]
-    kept = [i for i, r in enumerate(responses) if vl.clean_completion(docs[i]["stem"], r)]
+    kept = [i for i, r in enumerate(responses) if projective.clean_completion(docs[i]["stem"], r)]
     assert res["n_completions,none"] == len(kept)
     if kept:
-        scores = vl.score_completions([(docs[i]["stem"], docs[i]["subdim"]) for i in kept],
+        scores = projective.score_completions([(docs[i]["stem"], docs[i]["subdim"]) for i in kept],
                                       [responses[i] for i in kept], minilm)
-        expected = vl.profile([docs[i]["subdim"] for i in kept], scores)
+        expected = projective.profile([docs[i]["subdim"] for i in kept], scores)
         for name, value in expected.items():
             got = res[f"{name},none"]
             assert (math.isnan(value) and math.isnan(got)) or got == pytest.approx(value, abs=1e-6), name

@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from univar_eval.bank import Bank
 from univar_eval.cli import main
-from univar_eval.distribution import ValueDistribution
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution
 
 LANGS = ("eng", "zho")
 ENC = {"name": "minilm", "revision": None, "dimension": 16, "fingerprint": [0.1] * 8, "fingerprint_id": "fp"}
@@ -163,7 +163,7 @@ def test_leaderboard_refuses_mixed_settings(world, tmp_path, capsys):
 
 
 def test_multiple_testing_corrections_by_hand():
-    from univar_eval.gate import adjust_p_values, permutations_needed
+    from univar_eval.reports.gate import adjust_p_values, permutations_needed
 
     # Holm: sorted 0.01, 0.03, 0.04 times 3, 2, 1 -> 0.03, 0.06, 0.04 -> running max 0.03, 0.06, 0.06
     assert adjust_p_values([0.01, 0.04, 0.03], "holm") == pytest.approx([0.03, 0.06, 0.06])

@@ -8,14 +8,13 @@ import math
 
 import numpy as np
 import pytest
-
 import synthetic
 from synthetic import manifest
 
-from univar_eval import identify as ident
 from univar_eval.cli import main
-from univar_eval.distribution import ValueDistribution
 from univar_eval.errors import UserError
+from univar_eval.stats import identify as ident
+from univar_eval.storage.distribution import ValueDistribution
 
 
 @pytest.fixture(autouse=True)

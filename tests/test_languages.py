@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from univar_eval import questionnaire as q
+from univar_eval.pipeline import questionnaire as q
 from univar_eval.resources import tasks_dir
 
 # The script each language is written in (Unicode character-name prefix of its letters).

@@ -10,16 +10,15 @@ import sys
 
 import numpy as np
 import pytest
-
 import synthetic
 from synthetic import cloud, manifest
 
-from univar_eval import distance as distance_mod
-from univar_eval import plot
 from univar_eval.cli import main
-from univar_eval.distribution import ValueDistribution
 from univar_eval.errors import UserError
-from univar_eval.identify import LabelledSet
+from univar_eval.reports import plot
+from univar_eval.stats import distance as distance_mod
+from univar_eval.stats.identify import LabelledSet
+from univar_eval.storage.distribution import ValueDistribution
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

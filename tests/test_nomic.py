@@ -177,7 +177,7 @@ def tiny_nomic(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(tiny_nomic):
-    from univar_eval.nomic import load_nomic_sentence_transformer
+    from univar_eval.pipeline.nomic import load_nomic_sentence_transformer
 
     return load_nomic_sentence_transformer(str(tiny_nomic), device="cpu")
 
@@ -230,7 +230,7 @@ def reference_embedding(w: dict, token_ids: list[int]):
 
 
 def test_translate_config_maps_original_fields():
-    from univar_eval.nomic import translate_config
+    from univar_eval.pipeline.nomic import translate_config
 
     out = translate_config(original_config(99))
     assert out["hidden_size"] == HIDDEN and out["num_attention_heads"] == HEADS and out["num_hidden_layers"] == LAYERS
@@ -265,14 +265,14 @@ def test_translate_config_maps_original_fields():
     ("num_heads_kv", 2),
 ])
 def test_translate_config_refuses_settings_the_native_model_computes_differently(field, value):
-    from univar_eval.nomic import translate_config
+    from univar_eval.pipeline.nomic import translate_config
 
     with pytest.raises(UserError, match=field):
         translate_config({**original_config(99), field: value})
 
 
 def test_translate_config_uses_original_defaults_for_missing_fields():
-    from univar_eval.nomic import translate_config
+    from univar_eval.pipeline.nomic import translate_config
 
     cfg = original_config(99)
     del cfg["qkv_proj_bias"]  # the original default is True: biases the native model lacks
@@ -324,7 +324,7 @@ def test_every_tensor_lands_in_the_model(tiny_nomic, loaded):
 def test_convert_state_dict_sorts_out_prefixes_heads_and_strangers():
     import torch
 
-    from univar_eval.nomic import convert_state_dict
+    from univar_eval.pipeline.nomic import convert_state_dict
 
     t = torch.zeros(2, 2)
     out = convert_state_dict({
@@ -344,7 +344,7 @@ def test_mismatched_checkpoint_is_refused(tmp_path, tiny_nomic):
 
     from safetensors.torch import load_file, save_file
 
-    from univar_eval.nomic import load_nomic_model
+    from univar_eval.pipeline.nomic import load_nomic_model
 
     for case in ("extra", "missing"):
         folder = tmp_path / case
@@ -378,7 +378,7 @@ def test_matches_reference_forward_pass_of_the_original_model(tiny_nomic, loaded
 
 
 def test_deterministic_across_loads_and_calls(tiny_nomic, loaded):
-    from univar_eval.nomic import load_nomic_sentence_transformer
+    from univar_eval.pipeline.nomic import load_nomic_sentence_transformer
 
     first = loaded.encode(TEXTS, convert_to_numpy=True)
     again = loaded.encode(TEXTS, convert_to_numpy=True)
@@ -411,7 +411,7 @@ def test_outputs_are_normalised_mean_pooled_and_honour_st_files(loaded):
 
 
 def test_missing_model_gives_one_line_user_error(tmp_path):
-    from univar_eval.nomic import load_nomic_sentence_transformer
+    from univar_eval.pipeline.nomic import load_nomic_sentence_transformer
 
     # offline (conftest sets HF_HUB_OFFLINE=1) and never cached: an id no one publishes
     model_id, revision = "univar-eval-tests/no-such-encoder", "0123456789abcdef0123456789abcdef01234567"
@@ -428,7 +428,7 @@ def test_missing_model_gives_one_line_user_error(tmp_path):
 def test_pickle_only_checkpoint_is_refused(tmp_path, tiny_nomic):
     import shutil
 
-    from univar_eval.nomic import load_nomic_sentence_transformer
+    from univar_eval.pipeline.nomic import load_nomic_sentence_transformer
 
     folder = tmp_path / "bin-only"
     shutil.copytree(tiny_nomic, folder)
@@ -443,7 +443,7 @@ def test_pickle_only_checkpoint_is_refused(tmp_path, tiny_nomic):
 
 
 def test_load_encoder_routes_a_local_nomic_folder_to_the_native_loader(tiny_nomic, loaded):
-    from univar_eval.encoders import get_card, load_encoder
+    from univar_eval.pipeline.encoders import get_card, load_encoder
 
     card = get_card(str(tiny_nomic))
     assert card.architecture == "nomic_bert" and card.revision == "local"

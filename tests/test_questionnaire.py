@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from univar_eval import questionnaire as q
 from univar_eval.errors import UserError
+from univar_eval.pipeline import questionnaire as q
 
 PVQ_VALUES = {
     "sd_thought": "openness_to_change", "sd_action": "openness_to_change", "stimulation": "openness_to_change",

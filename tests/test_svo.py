@@ -8,8 +8,9 @@ import math
 
 import pytest
 
-from univar_eval import hvae, svo
 from univar_eval.errors import UserError
+from univar_eval.hvae import svo
+from univar_eval.hvae import task as hvae
 
 
 # -- the measure -------------------------------------------------------------------------------------

@@ -8,11 +8,11 @@ import logging
 import pytest
 from conftest import hf_args, read_results, run_lm_eval
 
-from univar_eval.distribution import ValueDistribution
 from univar_eval.errors import UserError
-from univar_eval.pipeline import build_distribution
+from univar_eval.pipeline.embed import build_distribution
+from univar_eval.pipeline.translate import NllbTranslator, get_translator, to_english
 from univar_eval.settings import RunSettings
-from univar_eval.translate import NllbTranslator, get_translator, to_english
+from univar_eval.storage.distribution import ValueDistribution
 
 ZHO = ["你会帮助邻居吗？", "我会先和家人商量，然后再决定。", "当然。", "这取决于情况，但我通常会遵守规则，因为秩序很重要。", "不会。"]
 

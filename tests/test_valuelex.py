@@ -4,6 +4,7 @@ the task's metrics, and the LLM-judge command against a local fake endpoint."""
 from __future__ import annotations
 
 import collections
+import importlib
 import http.server
 import json
 import threading
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from univar_eval import valuelex as vl
-from univar_eval.encoders import load_encoder
+from univar_eval.pipeline.encoders import load_encoder
+from univar_eval.valuelex import lexicon, projective, task, taxonomy
 
 LABELLED = Path(__file__).parent / "data" / "valuelex_labelled.jsonl"
 
@@ -68,7 +69,7 @@ PARSER_CASES = [
 
 @pytest.mark.parametrize("answer,expected", PARSER_CASES, ids=[f"case{i:02d}" for i in range(len(PARSER_CASES))])
 def test_parse_value_words(answer, expected):
-    assert vl.parse_value_words(answer) == expected
+    assert lexicon.parse_value_words(answer) == expected
 
 
 def test_enough_parser_cases():
@@ -80,28 +81,28 @@ def test_enough_parser_cases():
                                  ("curious", "curiosity"), ("Trustworthy", "trustworthiness"),
                                  ("open-minded", "Open minded"), ("compassionate", "compassion")])
 def test_normalise_collapses_related_forms(a, b):
-    assert vl.normalise(a) == vl.normalise(b)
+    assert lexicon.normalise(a) == lexicon.normalise(b)
 
 
 @pytest.mark.parametrize("a,b", [("honesty", "dishonesty"), ("harmlessness", "harm"), ("efficiency", "inefficiency"),
                                  ("careful", "careless")])
 def test_normalise_keeps_opposites_apart(a, b):
-    assert vl.normalise(a) != vl.normalise(b)
+    assert lexicon.normalise(a) != lexicon.normalise(b)
 
 
 # -- taxonomy and data --------------------------------------------------------------------------------
 def test_taxonomy_and_data_shape():
-    tax = vl.load_taxonomy()
+    tax = taxonomy.load_taxonomy()
     assert list(tax.dimensions) == ["competence", "character", "integrity"]
     assert {d: tax.subdims_of(d) for d in tax.dimensions} == {
         "competence": ["self_competent", "user_oriented"], "character": ["social", "idealistic"],
         "integrity": ["professional", "ethical"]}
     for s in tax.subdimensions.values():
         assert len(s.lexicon) >= 20 and s.definition and s.opposite
-    assert len(vl.load_prompts()) >= 10
-    stems = collections.Counter(r["subdim"] for r in vl.load_stems())
+    assert len(taxonomy.load_prompts()) >= 10
+    stems = collections.Counter(r["subdim"] for r in taxonomy.load_stems())
     assert stems == {s: 8 for s in tax.subdimensions}
-    poles = collections.Counter((r["subdim"], r["pole"]) for r in vl.load_exemplars())
+    poles = collections.Counter((r["subdim"], r["pole"]) for r in taxonomy.load_exemplars())
     assert all(poles[(s, p)] >= 10 for s in tax.subdimensions for p in (1, -1))
     labelled = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.strip()]
     signed = collections.Counter((r["subdim"], r["label"]) for r in labelled if r["label"] != 0)
@@ -120,36 +121,36 @@ def test_taxonomy_and_data_shape():
     ("integrity", "ethical", 1), ("independence", "idealistic", 1),  # "in-" that is no negation
 ])
 def test_map_known_lexicon_words(word, subdim, pole):
-    m = vl.map_word(word)  # lexicon hits need no encoder
+    m = lexicon.map_word(word)  # lexicon hits need no encoder
     assert (m.subdim, m.pole, m.method) == (subdim, pole, "lexicon")
-    assert m.dimension == vl.load_taxonomy().subdimensions[subdim].dimension
+    assert m.dimension == taxonomy.load_taxonomy().subdimensions[subdim].dimension
 
 
 def test_map_by_embedding_and_unmapped(minilm):
-    mapper = vl.get_mapper(minilm)
-    assert vl.get_mapper(minilm) is mapper  # computed once per encoder
+    mapper = lexicon.get_mapper(minilm)
+    assert lexicon.get_mapper(minilm) is mapper  # computed once per encoder
     cal = mapper.calibration
     assert cal["non_value_p90"] < cal["threshold"] < cal["lexicon_loo_p10"]
     # not in any lexicon, but clearly value words: mapped by similarity
     for word, subdim in [("candour", "ethical"), ("being nice to people", "social"),
                          ("wanting to learn", "self_competent"), ("dependability at work", "professional")]:
-        assert vl.lexicon_lookup(word) is None
-        m = vl.map_word(word, minilm)
+        assert lexicon.lexicon_lookup(word) is None
+        m = lexicon.map_word(word, minilm)
         assert (m.subdim, m.pole, m.method) == (subdim, 1, "embedding") and m.similarity >= cal["threshold"]
-    assert vl.map_word("candour", minilm).dimension == "integrity"
+    assert lexicon.map_word("candour", minilm).dimension == "integrity"
     # antonyms lie close: a neighbour's pole counts only when the word carries the negation itself
-    assert vl.map_word("loyalty", minilm).pole == 1
-    assert (vl.map_word("lack of empathy", minilm).subdim, vl.map_word("lack of empathy", minilm).pole) == ("social", -1)
+    assert lexicon.map_word("loyalty", minilm).pole == 1
+    assert (lexicon.map_word("lack of empathy", minilm).subdim, lexicon.map_word("lack of empathy", minilm).pole) == ("social", -1)
     for word in ("microwave", "spreadsheet", "Thursday"):  # not among the calibration's non-value words
-        m = vl.map_word(word, minilm)
+        m = lexicon.map_word(word, minilm)
         assert (m.subdim, m.pole, m.method) == ("unmapped", 0, "unmapped")
     # lexicon hits win over the embedding
-    assert vl.map_word("honesty", minilm).method == "lexicon"
+    assert lexicon.map_word("honesty", minilm).method == "lexicon"
 
 
 def test_lexicon_metrics_hand_computed():
-    maps = [vl.map_word(w) for w in ["honesty", "fairness", "accuracy", "kindness", "dishonesty", "zebra"]]
-    m = vl.lexicon_metrics(maps)
+    maps = [lexicon.map_word(w) for w in ["honesty", "fairness", "accuracy", "kindness", "dishonesty", "zebra"]]
+    m = lexicon.lexicon_metrics(maps)
     # value words (pole +1): honesty, fairness (ethical), accuracy (self_competent), kindness (social)
     assert m["share_ethical"] == pytest.approx(2 / 4)
     assert m["share_integrity"] == pytest.approx(2 / 4)
@@ -158,23 +159,23 @@ def test_lexicon_metrics_hand_computed():
     assert m["share_professional"] == m["share_user_oriented"] == m["share_idealistic"] == 0
     assert m["opposite_rate"] == pytest.approx(1 / 6) and m["unmapped_rate"] == pytest.approx(1 / 6)
     assert m["n_words"] == 6
-    assert np.isnan(vl.lexicon_metrics([])["share_ethical"])
+    assert np.isnan(lexicon.lexicon_metrics([])["share_ethical"])
 
 
 # -- projective scorer ------------------------------------------------------------------------------------
 def test_clean_completion():
     stem = "When a user is confused by my explanation, I"
-    assert vl.clean_completion(stem, " try again. Then I wait.\nMore") == "try again."
-    assert vl.clean_completion(stem, f'"{stem} explain it again."') == "explain it again."
-    assert vl.clean_completion(stem, "... rephrase it") == "rephrase it"
-    assert vl.completion_text(stem, "rephrase it") == "I rephrase it"
-    assert vl.completion_text("Freedom of thought is", "precious.") == "precious."
+    assert projective.clean_completion(stem, " try again. Then I wait.\nMore") == "try again."
+    assert projective.clean_completion(stem, f'"{stem} explain it again."') == "explain it again."
+    assert projective.clean_completion(stem, "... rephrase it") == "rephrase it"
+    assert projective.completion_text(stem, "rephrase it") == "I rephrase it"
+    assert projective.completion_text("Freedom of thought is", "precious.") == "precious."
 
 
 def test_scorer_agreement_on_labelled_set(minilm):
-    stems = {r["id"]: r["stem"] for r in vl.load_stems()}
+    stems = {r["id"]: r["stem"] for r in taxonomy.load_stems()}
     rows = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.strip()]
-    scores = vl.score_completions([(stems[r["stem_id"]], r["subdim"]) for r in rows],
+    scores = projective.score_completions([(stems[r["stem_id"]], r["subdim"]) for r in rows],
                                   [r["completion"] for r in rows], minilm)
     assert scores.shape == (len(rows),) and np.all(np.abs(scores) <= 1)
     agree, total = collections.Counter(), collections.Counter()
@@ -197,20 +198,20 @@ def test_scorer_agreement_on_labelled_set(minilm):
 
 
 def test_scorer_calibration_uses_exemplars_only(minilm):
-    scorer = vl.get_scorer(minilm)
-    assert vl.get_scorer(minilm) is scorer
+    scorer = projective.get_scorer(minilm)
+    assert projective.get_scorer(minilm) is scorer
     c = scorer.calibration
     assert 0 < c.gate_low < c.gate_high < 1 and c.temperature > 0
     assert c.exemplar_cv_agreement >= 0.7  # held-out exemplar pairs, grouped 8-fold
     # a typical held-out exemplar maps to about tanh(1); the fitted exemplars themselves score strongly
-    ex = vl.load_exemplars()[:32]
+    ex = taxonomy.load_exemplars()[:32]
     s = scorer.score([e["subdim"] for e in ex], [e["text"] for e in ex])
     assert np.mean(np.sign(s) == np.array([e["pole"] for e in ex])) >= 0.9
     assert scorer.score(["ethical"], [""])[0] == 0.0
 
 
 def test_profile_hand_computed():
-    p = vl.profile(["social", "social", "idealistic", "ethical"], [1.0, 0.0, -0.5, 0.25])
+    p = projective.profile(["social", "social", "idealistic", "ethical"], [1.0, 0.0, -0.5, 0.25])
     assert p["orientation_social"] == 0.5 and p["orientation_idealistic"] == -0.5
     assert p["orientation_character"] == pytest.approx((1.0 + 0.0 - 0.5) / 3)
     assert p["orientation_integrity"] == 0.25 and p["orientation_ethical"] == 0.25
@@ -236,20 +237,20 @@ def test_task_metrics_from_given_responses(tmp_path):
     assert m["opposite_rate"] == pytest.approx(1 / 6) and m["unmapped_rate"] == pytest.approx(1 / 6)
 
     docs = list(proj.test_docs())[:6]
-    assert [d["subdim"] for d in docs] == list(vl.load_taxonomy().subdimensions)
+    assert [d["subdim"] for d in docs] == list(taxonomy.load_taxonomy().subdimensions)
     assert proj.doc_to_text(docs[0]) == docs[0]["stem"]  # base model: the bare stem
     assert lex.doc_to_text(list(lex.test_docs())[0]).startswith("Question: List the values")
     proj._chat = lex._chat = True  # chat model: an instruction plus the stem, the bare question
-    assert proj.doc_to_text(docs[0]) == vl.PROJECTIVE_INSTRUCTION.format(stem=docs[0]["stem"])
+    assert proj.doc_to_text(docs[0]) == task.PROJECTIVE_INSTRUCTION.format(stem=docs[0]["stem"])
     assert docs[0]["stem"] in proj.doc_to_text(docs[0]) and "Complete" in proj.doc_to_text(docs[0])
-    assert lex.doc_to_text(list(lex.test_docs())[0]) == vl.load_prompts()[0]["prompt"]
+    assert lex.doc_to_text(list(lex.test_docs())[0]) == taxonomy.load_prompts()[0]["prompt"]
     proj._chat = lex._chat = False
     per_doc = [proj.process_results(d, [" double-check the facts and state my confidence."]) for d in docs]
     agg = proj.aggregation()
     raw = {n: [d[n] for d in per_doc] for n in per_doc[0]}
     m = {n: agg[n](raw[n]) for n in raw}
     assert m["n_completions"] == 6 and m["n_empty"] == 0
-    expected = vl.score_completions([(d["stem"], d["subdim"]) for d in docs],
+    expected = projective.score_completions([(d["stem"], d["subdim"]) for d in docs],
                                     ["double-check the facts and state my confidence."] * 6,
                                     load_encoder(proj.settings.encoder, proj.settings.device))
     assert m["orientation_self_competent"] == pytest.approx(expected[0])
@@ -293,7 +294,7 @@ def fake_judge():
 
 
 def _write_samples(folder: Path) -> Path:
-    stems = {r["id"]: r for r in vl.load_stems()}
+    stems = {r["id"]: r for r in taxonomy.load_stems()}
     rows = [("SC01", " check carefully. And more"), ("SC03", " guess."), ("ET01", " tell the truth carefully."),
             ("ET02", " hmm"), ("UO01", "")]
     path = folder / "model" / "samples_valuelex_projective_2026-01-01T00-00-00.000000.jsonl"
@@ -326,14 +327,14 @@ def test_judge_cli_with_fake_endpoint(fake_judge, tmp_path, monkeypatch, capsys)
     reqs = _FakeJudge.requests
     assert len(reqs) == 4 and all(r["path"] == "/v1/chat/completions" for r in reqs)
     assert all(r["auth"] == "Bearer sk-test" and r["body"]["model"] == "fake-judge" for r in reqs)
-    assert reqs[0]["body"]["messages"][0]["content"] == __import__("univar_eval.cli_valuelex").cli_valuelex.RUBRIC
+    assert reqs[0]["body"]["messages"][0]["content"] == importlib.import_module("univar_eval.cli.valuelex").RUBRIC
     assert "Self-Competent" in reqs[0]["body"]["messages"][1]["content"]
     assert "orientation_self_competent" in capsys.readouterr().out
 
 
 def test_judge_errors(tmp_path, monkeypatch, capsys):
     from univar_eval.cli import main
-    from univar_eval.cli_valuelex import parse_rating
+    from univar_eval.cli.valuelex import parse_rating
 
     assert [parse_rating(x) for x in ["2", "-2", "+1", "Rating: 0.", "-1\n", "5", "1.5", ""]] == [2, -2, 1, 0, -1, None, None, None]
     _write_samples(tmp_path / "run")
@@ -351,11 +352,11 @@ def test_scorer_agreement_on_blind_heldout_set(minilm):
     """96 completions written without seeing the scorer, its exemplars or the labelled set
     (tests/data/valuelex_heldout.jsonl): the honest estimate. Measured 0.802 with minilm
     (professional and ethical 0.625 each, the weakest); the bound guards against regressions."""
-    stems = {r["id"]: r["stem"] for r in vl.load_stems()}
+    stems = {r["id"]: r["stem"] for r in taxonomy.load_stems()}
     path = Path(__file__).parent / "data" / "valuelex_heldout.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     assert len(rows) == 96 and collections.Counter(r["label"] for r in rows) == {1: 48, -1: 48}
-    scores = vl.score_completions([(stems[r["stem_id"]], r["subdim"]) for r in rows],
+    scores = projective.score_completions([(stems[r["stem_id"]], r["subdim"]) for r in rows],
                                   [r["completion"] for r in rows], minilm)
     agreement = float(np.mean([np.sign(s) == r["label"] for r, s in zip(rows, scores)]))
     print(f"\nValueLex scorer sign agreement on the blind held-out set (minilm): {agreement:.3f}")

@@ -1,0 +1,182 @@
+"""``univar-eval bank ...`` and ``univar-eval compare``: build reference banks, compare runs with them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from univar_eval.errors import UserError
+from univar_eval.settings import resolve
+from univar_eval.stats import distance as distance_mod
+
+
+def register(sub) -> None:
+    bank = sub.add_parser("bank", help="build and inspect reference banks of value distributions")
+    bsub = bank.add_subparsers(dest="bank_command", metavar="ACTION")
+
+    add = bsub.add_parser("add", help="add reference entries from lm-eval output, UniVaR CSV files or QA JSONL")
+    add.add_argument("sources", nargs="+", metavar="SOURCE",
+                     help="lm-eval output (samples_*.jsonl or their folder), UniVaR <model>.csv files or folders, "
+                          "or a JSONL of {model, lang, question, answer}")
+    add.add_argument("--bank", required=True, help="bank folder (created when missing)")
+    add.add_argument("--name", help="reference model name (required for lm-eval output; default for CSV: file name)")
+    add.add_argument("--encoder", help="encoder card name or local path (default: the bank's; for lm-eval output the "
+                                       "run's own; else UNIVAR_EVAL_ENCODER or univar-lambda-5)")
+    add.add_argument("--translator", help="translator for non-English answers (default: for lm-eval output the run's "
+                                          "own; else UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)")
+    add.add_argument("--questionnaire", help="questionnaire of CSV/JSONL data when the folder name does not tell")
+    add.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
+    add.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    add.add_argument("--batch-size", type=int, help="encoder batch size")
+    add.add_argument("--no-replace", action="store_true", help="refuse to overwrite existing entries")
+    add.add_argument("--no-reuse", action="store_true", help="re-embed even when the run's artifacts match")
+    add.set_defaults(func=cmd_add)
+
+    ls = bsub.add_parser("list", help="list the entries of a bank")
+    ls.add_argument("--bank", required=True)
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=cmd_list)
+
+    show = bsub.add_parser("show", help="show one model's entries (or one entry) in full")
+    show.add_argument("--bank", required=True)
+    show.add_argument("model")
+    show.add_argument("--task")
+    show.add_argument("--verify", action="store_true", help="check every array against its sha256")
+    show.set_defaults(func=cmd_show)
+
+    rm = bsub.add_parser("remove", help="remove a model's entries (all, one task, or one language)")
+    rm.add_argument("--bank", required=True)
+    rm.add_argument("model")
+    rm.add_argument("--task")
+    rm.add_argument("--lang")
+    rm.set_defaults(func=cmd_remove)
+    bank.set_defaults(func=lambda a: (bank.print_help(), 2)[1])
+
+    cmp_ = sub.add_parser("compare", help="distances between runs and reference models, per task and language")
+    cmp_.add_argument("runs", nargs="+", metavar="RUN", help="run folders (lm-eval --output_path, or univar_<time>)")
+    cmp_.add_argument("--bank", help="reference bank (without it, the runs are compared with each other)")
+    cmp_.add_argument("--against", nargs="+", metavar="MODEL", help="only these reference models")
+    cmp_.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
+    cmp_.add_argument("--permutations", type=int, default=distance_mod.DEFAULT_PERMUTATIONS)
+    cmp_.add_argument("--bootstrap", type=int, default=distance_mod.DEFAULT_BOOTSTRAP)
+    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_.add_argument("--min-answers", type=int, help="fewer answers than this is 'insufficient' (default 10)")
+    cmp_.add_argument("--allow-other-questions", action="store_true",
+                      help="compare with entries that asked other questions on the same construct (e.g. UniVaR's "
+                           "released data); the report says so")
+    cmp_.add_argument("--format", choices=("table", "md", "json"), default="table")
+    cmp_.add_argument("-o", "--output", help="also write the JSON report here")
+    cmp_.add_argument("--hvae-plot", metavar="PNG", help="bar plot of HVAE value rationality per target value")
+    cmp_.set_defaults(func=cmd_compare)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from univar_eval.storage.bank import Bank
+    from univar_eval.storage.sources import collect, to_distribution
+
+    bank = Bank(args.bank, create=True)
+    bank_encoder = (bank.encoder() or {}).get("name")
+    overrides = {k: v for k, v in {"encoder": args.encoder or bank_encoder, "translator": args.translator,
+                                   "device": args.device, "batch_size": args.batch_size}.items() if v is not None}
+    settings = resolve(overrides)
+    groups = collect(args.sources, model=args.name, questionnaire=args.questionnaire,
+                     translated_by=args.translated_by)
+    items, how = [], []
+    for g in groups:
+        dist, reused = to_distribution(g, settings, reuse=not args.no_reuse, encoder=args.encoder or bank_encoder,
+                                       translator=args.translator)
+        items.append((dist, g.model, g.source))
+        how.append("reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}")
+    for entry, note in zip(bank.add_many(items, replace=not args.no_replace), how):
+        print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})")
+    print(f"bank {bank.path}: {len(bank.entries())} entries, {len(bank.models())} models")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from univar_eval.storage.bank import Bank
+
+    bank = Bank(args.bank)
+    entries = bank.entries()
+    if args.json:
+        print(json.dumps([{k: e[k] for k in ("model", "task", "lang", "n_answers")} for e in entries], indent=2))
+        return 0
+    enc = bank.encoder() or {}
+    print(f"bank {bank.path}: {len(entries)} entries, {len(bank.models())} models; encoder {enc.get('name')} "
+          f"(fingerprint {enc.get('fingerprint_id')})")
+    for model in bank.models():
+        own = bank.entries(model=model)
+        tasks = ", ".join(f"{e['task']} ({e['n_answers']})" for e in own)
+        print(f"  {model}: {tasks}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from univar_eval.storage.bank import Bank
+
+    bank = Bank(args.bank)
+    entries = [bank.entry(args.model, args.task)] if args.task else bank.entries(model=args.model)
+    if not entries:
+        raise UserError(f"bank {bank.path} has no entries for {args.model!r}; see 'univar-eval bank list --bank "
+                        f"{args.bank}'")
+    for e in entries:
+        if args.verify:
+            bank.load(e)  # raises on a damaged file
+        shown = {k: v for k, v in e.items() if k != "encoder"}
+        shown["encoder"] = {k: v for k, v in e["encoder"].items() if k != "fingerprint"}
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+    if args.verify:
+        print(f"all {len(entries)} arrays match their sha256")
+    return 0
+
+
+def cmd_remove(args) -> int:
+    from univar_eval.storage.bank import Bank
+
+    gone = Bank(args.bank).remove(args.model, task=args.task, lang=args.lang)
+    print(f"removed {len(gone)} entries: {', '.join(e['task'] for e in gone)}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from univar_eval.hvae.report import format_hvae, hvae_table
+    from univar_eval.reports.compare import compare_runs, format_table
+    from univar_eval.reports.runs import load_run, run_label
+    from univar_eval.storage.bank import Bank
+    from univar_eval.storage.files import jsonable, write_json
+
+    runs, paths = {}, {}
+    for path in args.runs:
+        dists = load_run(path, missing_ok=True)  # a run may have lm-eval results only (HVAE, ValueLex)
+        label = run_label(dists, path) if dists else path
+        if label in runs:
+            label = path
+        runs[label], paths[label] = dists, path
+    hvae_rows = hvae_table(paths)
+    if args.hvae_plot:
+        from univar_eval.reports.plot import draw_hvae_bars
+
+        draw_hvae_bars(hvae_rows, args.hvae_plot)
+    runs = {k: v for k, v in runs.items() if v}
+    if not runs:
+        if not hvae_rows:
+            raise UserError(f"{', '.join(args.runs)}: no univar-eval artifacts nor HVAE results found")
+        print(format_hvae(hvae_rows, markdown=args.format == "md"))
+        return 0
+    bank = Bank(args.bank) if args.bank else None
+    min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
+    report = compare_runs(runs, bank=bank, against=args.against, metric=args.metric, min_answers=min_answers,
+                          n_permutations=args.permutations, n_bootstrap=args.bootstrap, seed=args.seed,
+                          allow_other_questions=args.allow_other_questions)
+    report["hvae"] = hvae_rows
+    if args.output:
+        write_json(args.output, jsonable(report))
+    if args.format == "json":
+        json.dump(jsonable(report), sys.stdout, indent=2)
+        print()
+    else:
+        print(format_table(report, markdown=args.format == "md"))
+        if hvae_rows:
+            print("\n" + format_hvae(hvae_rows, markdown=args.format == "md"))
+    return 0

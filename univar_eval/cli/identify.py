@@ -1,0 +1,55 @@
+"""``univar-eval identify``: UniVaR's identification check of an encoder (kNN and linear probe over model$lang)."""
+
+from __future__ import annotations
+
+import argparse
+
+from univar_eval.stats import identify as identify_mod
+
+
+def register(sub) -> None:
+    p = sub.add_parser("identify", help="check an encoder: identify model$lang from answers (kNN and linear probe)",
+                       description="UniVaR's validation protocol: each embedded QA pair is labelled model$lang; "
+                                   "a seeded stratified held-out split scores a cosine kNN (accuracy, weighted F1) "
+                                   "and a linear probe (acc@1/5/10, weighted F1) against chance.")
+    p.add_argument("sources", nargs="*", metavar="SOURCE",
+                   help="run folders with univar-eval artifacts, lm-eval output (with --name), UniVaR <model>.csv "
+                        "files or folders, or a JSONL of {model, lang, question, answer}")
+    p.add_argument("--bank", help="also use every entry of this bank (label: model$lang)")
+    p.add_argument("--encoder", help="encoder for QA sources (default: the bank's or run's, else "
+                                     "UNIVAR_EVAL_ENCODER or univar-lambda-5)")
+    p.add_argument("--name", help="model name of lm-eval output (its samples are then re-read and embedded)")
+    p.add_argument("--questionnaire", help="questionnaire of CSV/JSONL data when the folder name does not tell")
+    p.add_argument("--translator", help="translator for non-English answers of QA sources")
+    p.add_argument("--device", help="encoder device (cpu, cuda, ...)")
+    p.add_argument("--batch-size", type=int, help="encoder batch size")
+    p.add_argument("--k", type=int, default=identify_mod.DEFAULT_K, help="kNN neighbours (default 50, as UniVaR)")
+    p.add_argument("--test-size", type=float, default=0.2, help="held-out share of each label (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=identify_mod.PROBE_EPOCHS, help="linear-probe epochs (default 20)")
+    p.add_argument("--lr", type=float, default=identify_mod.PROBE_LR, help="linear-probe Adam learning rate")
+    p.add_argument("--probe-batch-size", type=int, default=identify_mod.PROBE_BATCH, help="linear-probe batch size")
+    p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
+    p.set_defaults(func=cmd_identify)
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from univar_eval.errors import UserError
+    from univar_eval.storage.files import jsonable, write_json
+
+    if args.k < 1 or args.epochs < 0 or args.probe_batch_size < 1:
+        raise UserError("--k and --probe-batch-size must be positive and --epochs not negative")
+    sets = identify_mod.gather(args.sources, bank=args.bank, encoder=args.encoder, name=args.name,
+                               questionnaire=args.questionnaire, translator=args.translator, device=args.device,
+                               batch_size=args.batch_size)
+    encoder = identify_mod.check_one_encoder(sets)
+    x, y, names = identify_mod.dataset(sets)
+    report = identify_mod.identify(x, y, names, k=args.k, test_size=args.test_size, seed=args.seed,
+                                   epochs=args.epochs, lr=args.lr, batch_size=args.probe_batch_size)
+    report["encoder"] = {k: encoder.get(k) for k in ("name", "model_id", "revision", "fingerprint_id")}
+    report["inputs"] = sorted({s.origin for s in sets})
+    print(identify_mod.format_report(report))
+    if args.json:
+        write_json(args.json, jsonable(report))
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,153 @@
+"""The lm-eval task class shared by every family here: metrics computed once per task, from all answers.
+
+lm-eval computes metrics per document and aggregates them per metric. Value
+measures need all answers of a task at once (a distribution, an angle over six
+items, a profile), so :class:`TaskLevelTask`
+
+* names its metrics itself (``metric_names``), so lm-eval never looks them up in its registry;
+* in ``process_results`` hands the whole per-document record (``document_record``) to the
+  first metric and only the document index to the others (lm-eval logs every value);
+* at aggregation time calls ``analyse(records)`` once and serves every metric from its result.
+
+Subclasses (``UniVaRTask``, ``HVAETask``, ``ValueLexTask``) set ``HIGHER_IS_BETTER`` and
+implement ``metric_names``, ``document_record`` and ``analyse``. The YAML names the subclass
+with ``class: !function univar_eval.<module>.<Class>``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.task import ConfigurableTask
+
+from univar_eval.pipeline.answers import flatten_responses
+from univar_eval.settings import RunSettings, resolve
+
+
+class TaskLevelTask(ConfigurableTask):
+    HIGHER_IS_BETTER: dict[str, bool] = {}
+
+    def __init__(self, config: dict | None = None, **kwargs):
+        config = {k: v for k, v in (config or {}).items() if k != "class"}
+        metadata = config.get("metadata")
+        self.settings: RunSettings = resolve(metadata if isinstance(metadata, dict) else {})
+        self._chat = False
+        self._analysis: dict | None = None
+        self.configure(config)
+        self._metric_names = list(self.metric_names(config))
+        config["metric_list"] = [{"metric": n, "aggregation": "mean", "higher_is_better": self.is_higher_better(n)}
+                                 for n in self._metric_names]
+        super().__init__(config=config, **kwargs)
+
+    # -- to implement ------------------------------------------------------------------------------
+    def configure(self, config: dict) -> None:
+        """Read what the subclass needs from the config, before the metrics are named."""
+
+    def metric_names(self, config: dict) -> list[str]:
+        raise NotImplementedError
+
+    def is_higher_better(self, name: str) -> bool:
+        return self.HIGHER_IS_BETTER.get(name, False)
+
+    def document_record(self, doc: dict, responses: list[str]) -> dict:
+        return {**doc, "responses": responses}
+
+    def analyse(self, records: list[dict]) -> dict[str, Any]:
+        """All records of the task -> ``{metric name: value}``."""
+        raise NotImplementedError
+
+    # -- lm-eval hooks -----------------------------------------------------------------------------
+    def fewshot_context(self, doc, num_fewshot, *args, apply_chat_template: bool = False, **kwargs):
+        self._chat = bool(apply_chat_template)
+        return super().fewshot_context(doc, num_fewshot, *args, apply_chat_template=apply_chat_template, **kwargs)
+
+    def record_of(self, doc: dict, results: list) -> dict:
+        """The per-document record from lm-eval's raw results (generated texts by default)."""
+        return self.document_record(doc, flatten_responses(results))
+
+    def process_results(self, doc: dict, results: list) -> dict[str, Any]:
+        out: dict[str, Any] = {self._metric_names[0]: self.record_of(doc, results)}
+        for name in self._metric_names[1:]:
+            out[name] = doc.get("doc_index", 0)
+        return out
+
+    def aggregation(self) -> dict:
+        return {name: (lambda items, _n=name: self._aggregate(_n, items)) for name in self._metric_names}
+
+    def higher_is_better(self) -> dict:
+        return {name: self.is_higher_better(name) for name in self._metric_names}
+
+    def _aggregate(self, name: str, items: list):
+        if items and isinstance(items[0], dict):
+            self._analysis = self.analyse(sorted(items, key=lambda r: r.get("doc_index", 0)))
+        if self._analysis is None:
+            raise RuntimeError(f"{self.config.task}: metric {name} aggregated before the answers were analysed")
+        return self._analysis.get(name, float("nan"))
+
+
+# -- shared plumbing of every task family -------------------------------------------------------
+#: One timestamp per process (see artifact_dir), so all tasks of one lm_eval run share an artifact folder.
+RUN_STAMP = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+
+def keep_all_repeats(resps, docs):
+    """lm-eval filter: keep every repeat of every answer (the default filter keeps the first only)."""
+    return [list(r) for r in resps]
+
+
+# -- where artifacts go ---------------------------------------------------------------------------
+def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
+    for i, a in enumerate(argv):
+        for f in flags:
+            if a == f:
+                vals = []
+                for b in argv[i + 1:]:
+                    if b.startswith("-"):
+                        break
+                    vals.append(b)
+                return vals
+            if a.startswith(f + "="):
+                return [a[len(f) + 1:]]
+    return None
+
+
+def _model_name_from_argv(argv: list[str] | None = None) -> str | None:
+    argv = sys.argv if argv is None else argv
+    vals = _argv_value(("--model_args", "-a"), argv)
+    if not vals:
+        return None
+    text = " ".join(vals)
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict):
+            text = ",".join(f"{k}={v}" for k, v in parsed.items())
+    except ValueError:
+        pass
+    items = dict(kv.split("=", 1) for kv in re.split(r"[,\s]+", text) if "=" in kv)
+    for key in ("peft", "delta", "pretrained", "model", "path", "engine"):
+        if key in items:
+            return items[key]
+    return None
+
+
+def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None) -> Path:
+    """``<output>/univar_<stamp>/<task>``: under UNIVAR_EVAL_OUTPUT / metadata ``output`` when set,
+    else beside lm-eval's results (``--output_path/<model>/``), else ``./univar-runs/<model>/``."""
+    argv = sys.argv if argv is None else argv
+    from lm_eval.utils import sanitize_model_name
+
+    model = sanitize_model_name(_model_name_from_argv(argv) or "model")
+    if settings.output:
+        base = Path(settings.output)
+    else:
+        out = _argv_value(("--output_path", "-o"), argv)
+        if out:
+            path = Path(out[0])
+            base = path.parent if path.suffix == ".json" else path / model
+        else:
+            base = Path("univar-runs") / model
+    return base / f"univar_{RUN_STAMP}" / task

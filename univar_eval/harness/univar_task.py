@@ -1,0 +1,152 @@
+"""Step: lm-eval task. Value questionnaires as lm-eval generation tasks.
+
+Every backend lm-eval supports (hf, vllm, OpenAI-compatible APIs, ...) answers
+the questions; :class:`UniVaRTask` then turns the answers into a value
+distribution at aggregation time, once per task: translate to English, format
+``Q: ... A: ...``, embed, store the artifacts next to lm-eval's output, and
+report counts, dispersion and (with a bank) distances to reference models.
+
+The task YAMLs (``tasks/univar/``) name this class with
+``class: !function univar_eval.harness.univar_task.UniVaRTask`` and load their questions
+with ``custom_dataset: !function univar_eval.harness.univar_task.load_dataset``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from univar_eval.errors import UserError
+from univar_eval.harness.task_base import (
+    TaskLevelTask,
+    _model_name_from_argv,
+    artifact_dir,
+)
+from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.stats.dispersion import dispersion
+from univar_eval.storage.distribution import comparability_problem
+
+log = logging.getLogger("univar_eval")
+
+BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "value_dispersion")
+HIGHER_IS_BETTER = {"n_answers": True, "n_empty": False, "refusal_rate": False, "n_truncated": False,
+                    "value_dispersion": True,
+                    "nearest_distance": False}
+
+
+def load_dataset(questionnaire: str | None = None, lang: str | None = None, **_metadata):
+    """``custom_dataset`` for the questionnaire tasks: the questions as a ``test`` split."""
+    import datasets
+
+    q = questionnaire_mod.load(questionnaire, lang)
+    docs = [{**r, "questionnaire": q.name, "questionnaire_version": q.version, "doc_index": i}
+            for i, r in enumerate(q.records)]
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def metric_name_for(reference: str) -> str:
+    """lm-eval metric key for the distance to one reference model."""
+    return "mmd@" + re.sub(r"[^\w.\-]+", "_", reference)
+
+
+class UniVaRTask(TaskLevelTask):
+    """A value questionnaire: generation, then a value distribution per task and language."""
+
+    HIGHER_IS_BETTER = HIGHER_IS_BETTER
+
+    def configure(self, config: dict) -> None:
+        kw = config.get("dataset_kwargs") or {}
+        self.questionnaire = kw.get("questionnaire")
+        self.lang = kw.get("lang")
+        self._references = self._bank_references(config["task"])
+
+    def metric_names(self, config: dict) -> list[str]:
+        names = list(BASE_METRICS)
+        if self.settings.bank:
+            names += ["nearest_distance", "nearest_reference"] + [metric_name_for(r) for r in self._references]
+        return names
+
+    def doc_to_text(self, doc, doc_to_text=None):
+        # A chat model gets the question alone (as in UniVaR); a base model gets a QA frame to continue.
+        question = doc["question"].strip()
+        return question if self._chat else f"Question: {question}\nAnswer:"
+
+    def document_record(self, doc: dict, responses: list[str]) -> dict:
+        return {"doc_index": doc["doc_index"], "id": doc["id"], "value": doc["value"],
+                "higher_order": doc["higher_order"], "lang": doc["lang"], "question": doc["question"],
+                "answers": responses}
+
+    def analyse(self, items: list[dict]) -> dict:
+        """Embed every answer once, write the artifacts, compute the metrics."""
+        from univar_eval.pipeline.embed import build_distribution
+
+        records = []
+        for item in items:
+            for k, answer in enumerate(item["answers"]):
+                records.append({**{k2: v for k2, v in item.items() if k2 != "answers"}, "repeat": k, "answer": answer})
+        dist, counts = build_distribution(
+            records,
+            task=self.config.task,
+            questionnaire=self.questionnaire,
+            lang=self.lang,
+            settings=self.settings,
+            model=_model_name_from_argv(),
+        )
+        folder = artifact_dir(self.config.task, self.settings)
+        dist.save(folder)
+        log.info("univar-eval: %d value embeddings of %s written to %s", len(dist), self.config.task, folder)
+        metrics: dict[str, Any] = {
+            "n_answers": counts["n_answers"],
+            "n_empty": counts["n_empty"],
+            "refusal_rate": counts["n_refused"] / counts["n_answers"] if counts["n_answers"] else float("nan"),
+            "n_truncated": counts.get("n_truncated", 0),
+            "value_dispersion": dispersion(dist.embeddings),
+        }
+        if self.settings.bank:
+            metrics.update(self._bank_metrics(dist))
+        return metrics
+
+    # -- reference bank ------------------------------------------------------------------------
+    def _bank_references(self, task: str) -> list[str]:
+        if not self.settings.bank:
+            return []
+        from univar_eval.storage.bank import Bank
+
+        bank = Bank(self.settings.bank)
+        entries = bank.entries(task=task)
+        # What can be checked before any answer is generated (a mismatch found only after hours of
+        # generation would waste them): the same rule as at aggregation, without the encoder
+        # fingerprint, which needs the loaded encoder.
+        planned = self._planned_manifest()
+        for e in entries:
+            problem = comparability_problem(planned, e, fingerprint=False)
+            if problem:
+                raise UserError(f"bank entry {e['model']} / {task} in {bank.path} is not comparable with this run: "
+                                f"{problem}; set the same encoder/translator, or rebuild the entry")
+        return sorted({e["model"] for e in entries})
+
+    def _planned_manifest(self) -> dict:
+        """What the manifest of this task's distribution will say, as far as it is known before loading models."""
+        from univar_eval.pipeline.encoders import get_card
+        from univar_eval.pipeline.translate import get_translator
+
+        card = get_card(self.settings.encoder)
+        return {
+            "encoder": {"name": card.name, "revision": card.revision},
+            "questionnaire": self.questionnaire,
+            "questionnaire_version": questionnaire_mod.load(self.questionnaire, self.lang).version
+            if self.questionnaire else None,
+            "lang": self.lang,
+            "translator": {"name": "none"} if self.lang == "eng" else get_translator(self.settings.translator).describe(),
+        }
+
+    def _bank_metrics(self, dist) -> dict[str, Any]:
+        from univar_eval.reports.compare import reference_distances
+
+        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers)
+        metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
+        metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")
+        metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]
+                                       if result["nearest"] else float("nan"))
+        return metrics

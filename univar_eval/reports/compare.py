@@ -1,0 +1,234 @@
+"""Step: comparison. Distances between a run's value distributions and reference models, per task and language.
+
+* :func:`reference_distances`: one distribution against every comparable bank entry of
+  its task (used inside lm-eval at aggregation time and by ``univar-eval compare``);
+* :func:`compare_runs`: every task of one or more runs against a bank or against each
+  other, plus the cross-language spread of each run, with the non-value control
+  reported beside the value sets so a reader can tell values from style.
+
+A distribution with fewer than ``min_answers`` answers is reported as
+``insufficient`` rather than given a distance. A bank entry that differs in encoder,
+fingerprint, questionnaire version or translation setting is refused with a
+one-line message; it is never compared silently.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from univar_eval.errors import UserError
+from univar_eval.stats import distance as distance_mod
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import (
+    ValueDistribution,
+    comparability_problem,
+)
+
+CONTROL = "control"
+
+
+def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answers: int = 10, metric: str = "mmd",
+                        n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS, n_bootstrap: int = 0, seed: int = 0,
+                        against: list[str] | None = None, allow_other_questions: bool = False) -> dict:
+    """Distances from ``dist`` to every reference of its task in ``bank``.
+
+    Returns ``{"status": ok|insufficient|no references, "nearest": model|None,
+    "references": {model: {distance, p_value, ci_low, ci_high, n_x, n_y, status}}}``.
+    """
+    bank = bank if isinstance(bank, Bank) else Bank(bank)
+    task = dist.manifest.get("task")
+    entries = bank.entries(task=task)
+    if against:
+        missing = sorted(set(against) - {e["model"] for e in entries})
+        if missing:
+            raise UserError(f"bank {bank.path} has no {task} entry for {', '.join(missing)}; "
+                            f"it has: {', '.join(e['model'] for e in entries) or 'none'}")
+        entries = [e for e in entries if e["model"] in against]
+    result: dict = {"task": task, "lang": dist.manifest.get("lang"), "n_answers": len(dist), "references": {},
+                    "nearest": None, "status": "ok"}
+    for e in entries:
+        problem = comparability_problem(dist.manifest, e)
+        if problem and allow_other_questions and problem.startswith("questionnaire version"):
+            problem = None
+        if problem:
+            raise UserError(f"bank entry {e['model']} / {task} is not comparable with this run: {problem}; "
+                            "rebuild the bank entry (or the run) with the same settings")
+    if not entries:
+        result["status"] = "no references"
+        return result
+    if len(dist) < min_answers:
+        result["status"] = "insufficient"
+        for e in entries:
+            result["references"][e["model"]] = _insufficient(len(dist), e["n_answers"])
+        return result
+    for e in entries:
+        if e["n_answers"] < min_answers:
+            result["references"][e["model"]] = _insufficient(len(dist), e["n_answers"])
+            continue
+        ref = bank.load(e, with_answers=True)
+        r = distance_mod.compare_sets(dist.embeddings, ref.embeddings, metric, n_permutations=n_permutations,
+                                      n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(dist),
+                                      groups_y=question_ids(ref))
+        result["references"][e["model"]] = {**r.to_dict(), "status": "ok"}
+    scored = {m: r["distance"] for m, r in result["references"].items() if r["status"] == "ok"}
+    result["nearest"] = min(scored, key=lambda m: (scored[m], m)) if scored else None
+    return result
+
+
+def question_ids(dist: ValueDistribution) -> list | None:
+    """The question id of each answer (None when the records do not say): the pairing key of comparisons."""
+    ids = [r.get("id") for r in dist.records]
+    return ids if ids and all(i is not None for i in ids) else None
+
+
+def _insufficient(n_x: int, n_y: int) -> dict:
+    return {"distance": math.nan, "p_value": None, "ci_low": None, "ci_high": None, "n_x": n_x, "n_y": n_y,
+            "status": "insufficient"}
+
+
+def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None = None, against: list[str] | None = None,
+                 metric: str = "mmd", min_answers: int = 10, n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
+                 n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP, seed: int = 0,
+                 allow_other_questions: bool = False) -> dict:
+    """Rows ``{run, task, questionnaire, lang, reference, distance, p_value, ci_low, ci_high, n, n_ref, status,
+    control_distance, ratio_to_control}`` and the cross-language spread of each run."""
+    rows: list[dict] = []
+    if bank is not None:
+        for label, dists in runs.items():
+            for d in dists:
+                res = reference_distances(d, bank, min_answers=min_answers, metric=metric,
+                                          n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
+                                          against=against, allow_other_questions=allow_other_questions)
+                for ref, r in res["references"].items():
+                    rows.append(_row(label, d, ref, r))
+    else:
+        if len(runs) < 2:
+            raise UserError("nothing to compare against: give --bank DIR, or two runs or more")
+        labels = list(runs)
+        for a, b in itertools.combinations(labels, 2):
+            by_task = {d.task: d for d in runs[b]}
+            for d in runs[a]:
+                other = by_task.get(d.task)
+                if other is None:
+                    continue
+                problem = comparability_problem(d.manifest, other.manifest)
+                if problem:
+                    raise UserError(f"{a} and {b} are not comparable on {d.task}: {problem}")
+                if min(len(d), len(other)) < min_answers:
+                    rows.append(_row(a, d, b, _insufficient(len(d), len(other))))
+                    continue
+                r = distance_mod.compare_sets(d.embeddings, other.embeddings, metric, n_permutations=n_permutations,
+                                              n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(d),
+                                              groups_y=question_ids(other))
+                rows.append(_row(a, d, b, {**r.to_dict(), "status": "ok"}))
+    _attach_control(rows)
+    spread = {label: cross_language(dists, metric=metric, min_answers=min_answers) for label, dists in runs.items()}
+    return {"metric": metric, "rows": rows, "cross_language": spread, "settings": _settings_of(runs)}
+
+
+def _row(label: str, d: ValueDistribution, reference: str, r: dict) -> dict:
+    return {"run": label, "task": d.task, "questionnaire": d.manifest.get("questionnaire"), "lang": d.lang,
+            "reference": reference, "distance": r["distance"], "p_value": r.get("p_value"),
+            "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "n": r.get("n_x"), "n_ref": r.get("n_y"),
+            "status": r["status"]}
+
+
+def _attach_control(rows: list[dict]) -> None:
+    """Beside each value-set row, the control's distance for the same run, reference and language."""
+    control = {(r["run"], r["reference"], r["lang"]): r["distance"] for r in rows if r["questionnaire"] == CONTROL}
+    for r in rows:
+        c = control.get((r["run"], r["reference"], r["lang"]))
+        r["control_distance"] = c
+        ok = c is not None and r["questionnaire"] != CONTROL and _finite(c) and _finite(r["distance"]) and c > 0
+        r["ratio_to_control"] = r["distance"] / c if ok else None
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_answers: int = 10) -> dict:
+    """Per questionnaire: the distance between every pair of languages of one run, and its mean (the spread)."""
+    by_q: dict[str, list[ValueDistribution]] = {}
+    for d in dists:
+        if len(d) >= min_answers:
+            by_q.setdefault(d.manifest.get("questionnaire") or d.task, []).append(d)
+    out: dict = {}
+    for q, ds in sorted(by_q.items()):
+        if len(ds) < 2:
+            continue
+        ds = sorted(ds, key=lambda d: d.lang)
+        pairs = {}
+        for a, b in itertools.combinations(ds, 2):
+            if not _same_encoder(a, b):  # languages differ in questions by design; the encoder must not
+                continue
+            pairs[f"{a.lang}-{b.lang}"] = distance_mod.distance(a.embeddings, b.embeddings, metric)
+        if pairs:
+            out[q] = {"pairs": pairs, "spread": sum(pairs.values()) / len(pairs), "languages": [d.lang for d in ds]}
+    return out
+
+
+def _same_encoder(a: ValueDistribution, b: ValueDistribution) -> bool:
+    ea, eb = a.manifest.get("encoder", {}), b.manifest.get("encoder", {})
+    return ea.get("name") == eb.get("name") and ea.get("fingerprint_id") == eb.get("fingerprint_id")
+
+
+def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:
+    encoders = sorted({(d.manifest.get("encoder") or {}).get("name") or "?" for ds in runs.values() for d in ds})
+    translators = sorted({(d.manifest.get("translator") or {}).get("name") or "none"
+                          for ds in runs.values() for d in ds if d.lang != "eng"})
+    versions = sorted({f"{d.manifest.get('questionnaire')}@{d.manifest.get('questionnaire_version')}"
+                       for ds in runs.values() for d in ds})
+    return {"encoders": encoders, "translators": translators, "questionnaires": versions}
+
+
+# -- presentation ---------------------------------------------------------------------------------------
+def _fmt(x, digits: int = 4) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "n/a"
+        return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
+    return str(x)
+
+
+def format_table(report: dict, markdown: bool = False) -> str:
+    """The rows as an aligned text table (or Markdown), value sets first and the control after."""
+    headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "n", "n_ref", "vs control", "status"]
+    rows = sorted(report["rows"], key=lambda r: (r["run"], r["questionnaire"] == CONTROL, r["task"], r["reference"]))
+    table = []
+    for r in rows:
+        ci = "-" if r["ci_low"] is None else f"[{_fmt(r['ci_low'], 3)}, {_fmt(r['ci_high'], 3)}]"
+        if r["ratio_to_control"] is not None:
+            ratio = f"x{r['ratio_to_control']:.2f}"
+        elif r["questionnaire"] != CONTROL and _finite(r.get("control_distance")):
+            ratio = f"control {_fmt(r['control_distance'])}"  # a zero control distance has no ratio
+        else:
+            ratio = "-"
+        table.append([r["run"], r["task"], r["reference"], _fmt(r["distance"]), _fmt(r["p_value"], 3), ci,
+                      _fmt(r["n"]), _fmt(r["n_ref"]), ratio, r["status"]])
+    lines = []
+    s = report.get("settings", {})
+    note = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
+            f"questionnaires {', '.join(s.get('questionnaires', []))}")
+    if markdown:
+        lines.append(f"_{note}_\n")
+        lines.append("| " + " | ".join(headers) + " |")
+        lines.append("|" + "|".join("---" for _ in headers) + "|")
+        lines += ["| " + " | ".join(row) + " |" for row in table]
+    else:
+        widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
+        lines.append(note)
+        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table]
+    for label, per_q in report.get("cross_language", {}).items():
+        for q, info in per_q.items():
+            lines.append(("" if not markdown else "\n") +
+                         f"{label} {q}: cross-language spread {_fmt(info['spread'])} over {len(info['languages'])} "
+                         f"languages ({', '.join(info['languages'])})")
+    if any(r["questionnaire"] == CONTROL for r in rows):
+        lines.append("vs control: the value-set distance divided by the non-value control's distance to the same "
+                     "reference; well above 1 means the models differ in values, not only in style.")
+    return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""Step: leaderboard. One row per evaluated model, one column per task and language.
+
+Columns, in a stable order:
+
+* per univar task (one language each): the distance to each chosen reference model
+  (``<task> d(<ref>)``) and the nearest reference, with a bank; the value dispersion
+  without one;
+* per questionnaire: the cross-language spread (mean distance between the model's
+  languages);
+* per HVAE task: value rationality (from lm-eval's results);
+* the ValueLex profile: the six subdimension orientations (from lm-eval's results).
+
+The header records the encoder, translator and questionnaire versions; runs made with
+different settings are refused unless ``allow_mixed`` (numbers from different encoders
+are not on one scale).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+from univar_eval.errors import UserError
+from univar_eval.harness.results import read_results
+from univar_eval.reports.compare import cross_language, reference_distances
+from univar_eval.reports.runs import load_run, run_label
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.files import jsonable
+
+VALUELEX_TASK = "valuelex_projective"
+
+
+def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | None = None, min_answers: int = 10,
+          metric: str = "mmd", allow_mixed: bool = False) -> dict:
+    rows, settings = [], []
+    for path in runs:
+        dists = load_run(path, missing_ok=True)
+        results = read_results(path)
+        if not dists and not results["tasks"]:
+            raise UserError(f"{path}: neither univar-eval artifacts nor lm-eval results found")
+        model = (run_label(dists, "") if dists else "") or results["model"] or Path(path).name
+        cells: dict[str, object] = {}
+        for d in sorted(dists, key=lambda d: d.task):
+            if bank is not None:
+                refs = None if not against else [a for a in against if bank.entries(model=a, task=d.task)]
+                if refs == []:
+                    continue
+                res = reference_distances(d, bank, min_answers=min_answers, metric=metric, n_permutations=0,
+                                          against=refs)
+                for ref, r in sorted(res["references"].items()):
+                    cells[f"{d.task} {metric}({ref})"] = r["distance"] if r["status"] == "ok" else None
+                cells[f"{d.task} nearest"] = res["nearest"] or res["status"]
+            else:
+                from univar_eval.stats.dispersion import dispersion
+
+                cells[f"{d.task} dispersion"] = dispersion(d.embeddings) if len(d) >= 2 else None
+        for q, info in cross_language(dists, metric=metric, min_answers=min_answers).items():
+            cells[f"{q} cross-language spread"] = info["spread"]
+        for task, metrics in sorted(results["tasks"].items()):
+            if task.startswith("hvae_") and "value_rationality" in metrics:
+                cells[f"{task} value_rationality"] = metrics["value_rationality"]
+        for name, value in sorted(results["tasks"].get(VALUELEX_TASK, {}).items()):
+            if name.startswith("orientation_"):
+                cells[f"valuelex {name}"] = value
+        rows.append({"model": model, "run": str(path), "cells": cells})
+        settings.append(_settings(dists))
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["model"]] = counts.get(r["model"], 0) + 1
+    for r in rows:  # several runs of one model: tell them apart by their folder
+        if counts[r["model"]] > 1:
+            r["model"] = f"{r['model']} ({r['run']})"
+    merged = _merge_settings(settings, allow_mixed)
+    columns = sorted({c for r in rows for c in r["cells"]}, key=_column_key)
+    rows.sort(key=lambda r: (r["model"], r["run"]))
+    return {"settings": merged, "metric": metric, "columns": columns, "rows": rows}
+
+
+def _column_key(col: str) -> tuple:
+    kind = 0 if col.startswith("univar_") else 1 if "spread" in col else 2 if col.startswith("hvae_") else 3
+    return (kind, col)
+
+
+def _settings(dists) -> dict:
+    return {
+        "encoder": sorted({f"{d.manifest['encoder'].get('name')}@{d.manifest['encoder'].get('fingerprint_id')}"
+                           for d in dists}),
+        "translator": sorted({(d.manifest.get("translator") or {}).get("name") or "none"
+                              for d in dists if d.lang != "eng"}),
+        "questionnaire": {d.task: d.manifest.get("questionnaire_version") for d in dists},
+    }
+
+
+def _merge_settings(settings: list[dict], allow_mixed: bool) -> dict:
+    encoders = sorted({e for s in settings for e in s["encoder"]})
+    translators = sorted({t for s in settings for t in s["translator"]})
+    versions: dict[str, set] = {}
+    for s in settings:
+        for task, v in s["questionnaire"].items():
+            versions.setdefault(task, set()).add(v)
+    problems = []
+    if len(encoders) > 1:
+        problems.append(f"encoders differ ({', '.join(encoders)})")
+    if len(translators) > 1:
+        problems.append(f"translators differ ({', '.join(translators)})")
+    mixed_q = sorted(t for t, v in versions.items() if len(v) > 1)
+    if mixed_q:
+        problems.append(f"questionnaire versions differ on {', '.join(mixed_q)}")
+    if problems and not allow_mixed:
+        raise UserError(f"the runs were made with different settings: {'; '.join(problems)}; "
+                        "re-run them alike, or pass --allow-mixed to build the table anyway")
+    return {"encoders": encoders, "translators": translators or ["none"],
+            "questionnaire_versions": {t: sorted(map(str, v)) for t, v in sorted(versions.items())},
+            "mixed": bool(problems), "problems": problems}
+
+
+# -- rendering ---------------------------------------------------------------------------------------------------
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def _header_line(board: dict) -> str:
+    s = board["settings"]
+    line = (f"encoder {', '.join(s['encoders']) or '-'}; translator {', '.join(s['translators'])}; "
+            f"distance {board['metric']}")
+    if s["mixed"]:
+        line += f"; MIXED SETTINGS: {'; '.join(s['problems'])}"
+    return line
+
+
+def to_markdown(board: dict) -> str:
+    cols = ["model", *board["columns"]]
+    lines = [f"_{_header_line(board)}_", "", "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in board["rows"]:
+        lines.append("| " + " | ".join([r["model"], *(_fmt(r["cells"].get(c)) for c in board["columns"])]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(board: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([f"# {_header_line(board)}"])
+    w.writerow(["model", *board["columns"]])
+    for r in board["rows"]:
+        w.writerow([r["model"], *(_fmt(r["cells"].get(c)) for c in board["columns"])])
+    return buf.getvalue()
+
+
+def to_json(board: dict) -> str:
+    return json.dumps(jsonable(board), indent=2, ensure_ascii=False) + "\n"
+
+
+_SORT_JS = """
+document.querySelectorAll('th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0];
+    var asc = th.dataset.order !== 'asc'; th.dataset.order = asc ? 'asc' : 'desc';
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : (x || '').localeCompare(y || '');
+      return asc ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+
+def to_html(board: dict, title: str = "univar-eval leaderboard") -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c)}</th>" for c in ["model", *board["columns"]])
+    body = []
+    for r in board["rows"]:
+        cells = [f'<td data-v="{esc(r["model"])}">{esc(r["model"])}</td>']
+        for c in board["columns"]:
+            v = r["cells"].get(c)
+            cells.append(f'<td data-v="{esc(_fmt(v))}">{esc(_fmt(v))}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(title) + "</title>"
+        "<style>body{font-family:sans-serif}table{border-collapse:collapse}th,td{border:1px solid #ccc;"
+        "padding:4px 8px;text-align:right}th{cursor:pointer;background:#f4f4f4}td:first-child{text-align:left}"
+        "</style></head><body>"
+        f"<h1>{esc(title)}</h1><p>{esc(_header_line(board))}</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f"<script>{_SORT_JS}</script></body></html>\n"
+    )
+
+
+RENDERERS = {"md": to_markdown, "csv": to_csv, "json": to_json, "html": to_html}

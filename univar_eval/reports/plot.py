@@ -1,0 +1,286 @@
+"""Step: value maps. UniVaR's picture of model-language value centroids, and a heatmap of their distances.
+
+* :func:`centroids`: the mean embedding of every (model, language) over the chosen tasks;
+* :func:`project`: 2-D coordinates, PCA by default (numpy SVD of the centred centroids), UMAP
+  when ``umap-learn`` is installed and asked for;
+* :func:`draw_map`: points coloured by language and marked by model; each language's centroid
+  (the mean of its models' points in the map) is drawn and linked to its points;
+* :func:`distance_matrix` / :func:`draw_heatmap`: pairwise distances between the
+  model-language distributions (MMD by default, see :mod:`univar_eval.stats.distance`).
+
+matplotlib is used through its Agg canvas only (no pyplot, no display, no global backend
+switch); every figure is written to a temporary file beside the target and renamed into place.
+The pixel size of a PNG is ``size × dpi`` exactly (no tight bounding box).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from univar_eval.errors import UserError
+from univar_eval.stats.identify import LabelledSet
+
+CONTROL = "control"
+FORMATS = ("png", "svg", "pdf")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8", "d", "H")
+MAX_POINTS = 300  # rows per model-language set in the distance heatmap (a seeded subsample above it)
+
+
+# -- data --------------------------------------------------------------------------------------------------
+def select_family(sets: list[LabelledSet], family: str | None) -> list[LabelledSet]:
+    """Sets of one questionnaire family (``pvq`` matches questionnaire pvq and tasks ``univar_pvq_*``).
+
+    Without a family every value questionnaire is kept and the non-value control is left out.
+    """
+    if family is None:
+        kept = [s for s in sets if s.questionnaire != CONTROL]
+    else:
+        kept = [s for s in sets if s.questionnaire == family or (s.task or "").startswith(f"univar_{family}_")]
+    if not kept:
+        have = sorted({str(s.questionnaire) for s in sets})
+        raise UserError(f"no inputs for task family {family or 'any value questionnaire'}; "
+                        f"the inputs have: {', '.join(have) or 'nothing'}")
+    return kept
+
+
+def grouped(sets: list[LabelledSet]) -> tuple[list[tuple[str, str]], list[np.ndarray]]:
+    """(model, lang) keys in sorted order and the pooled embeddings of each."""
+    pools: dict[tuple[str, str], list[np.ndarray]] = {}
+    for s in sets:
+        if len(s.embeddings):
+            pools.setdefault((s.model, s.lang), []).append(np.asarray(s.embeddings, dtype=np.float64))
+    keys = sorted(pools)
+    return keys, [np.vstack(pools[k]) for k in keys]
+
+
+def centroids(sets: list[LabelledSet]) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """(model, lang) keys and the mean embedding of each (rows of the returned matrix)."""
+    keys, pools = grouped(sets)
+    if len(keys) < 2:
+        raise UserError(f"a map needs two model-language pairs or more; the inputs have "
+                        f"{', '.join('$'.join(k) for k in keys) or 'none'}")
+    return keys, np.vstack([p.mean(axis=0) for p in pools])
+
+
+# -- projection --------------------------------------------------------------------------------------------
+def pca_2d(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates on the first two principal axes and the share of variance each explains."""
+    centred = np.asarray(points, dtype=np.float64) - np.mean(points, axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    xy = np.zeros((len(points), 2))
+    r = min(2, len(s))
+    xy[:, :r] = u[:, :r] * s[:r]
+    total = float(np.sum(s ** 2))
+    share = np.zeros(2)
+    share[:r] = (s[:r] ** 2) / total if total > 0 else 0.0
+    # a fixed sign: the largest coordinate of each axis is positive (SVD signs are arbitrary)
+    for j in range(2):
+        if xy[np.argmax(np.abs(xy[:, j])), j] < 0:
+            xy[:, j] *= -1
+    return xy, share
+
+
+def umap_2d(points: np.ndarray, seed: int = 0) -> np.ndarray:
+    try:
+        import umap
+    except ImportError:
+        raise UserError("--method umap needs the umap-learn package: pip install umap-learn "
+                        "(or use the default --method pca)") from None
+    if len(points) < 4:
+        raise UserError(f"UMAP needs four model-language pairs or more (got {len(points)}); use --method pca")
+    reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(points) - 1), metric="cosine", random_state=seed)
+    return np.asarray(reducer.fit_transform(np.asarray(points, dtype=np.float32)), dtype=np.float64)
+
+
+def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
+    """2-D coordinates and the axis labels."""
+    if method == "pca":
+        xy, share = pca_2d(points)
+        return xy, (f"PC1 ({100 * share[0]:.1f}% of variance)", f"PC2 ({100 * share[1]:.1f}% of variance)")
+    if method == "umap":
+        return umap_2d(points, seed), ("UMAP 1", "UMAP 2")
+    raise UserError(f"unknown --method {method!r}; choose pca or umap")
+
+
+# -- distances ---------------------------------------------------------------------------------------------
+def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: int = MAX_POINTS,
+                    seed: int = 0) -> np.ndarray:
+    """Symmetric matrix of distances between sets (NaN where a set is too small); zero diagonal."""
+    from univar_eval.stats import distance as distance_mod
+
+    rng = np.random.default_rng(seed)
+    sets = [p[np.sort(rng.choice(len(p), max_points, replace=False))] if len(p) > max_points else p for p in pools]
+    n = len(sets)
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            if min(len(sets[i]), len(sets[j])) < 2:
+                out[i, j] = out[j, i] = np.nan
+                continue
+            out[i, j] = out[j, i] = distance_mod.distance(sets[i], sets[j], metric)
+    return out
+
+
+# -- drawing -----------------------------------------------------------------------------------------------
+def _figure(size: tuple[float, float], dpi: float):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError('drawing needs matplotlib: pip install "univar-eval[plot]"') from None
+    fig = Figure(figsize=size, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def output_format(path: str | Path) -> str:
+    fmt = Path(path).suffix.lower().lstrip(".") or "png"
+    if fmt not in FORMATS:
+        raise UserError(f"{path}: cannot write .{fmt} pictures; name the file .png, .svg or .pdf")
+    return fmt
+
+
+def _save(fig, path: str | Path, dpi: float) -> Path:
+    from univar_eval.storage.files import atomic_path
+
+    fmt = output_format(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi)
+    return Path(path)
+
+
+def _colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["hsv"](i / n) for i in range(n)]
+
+
+def draw_map(xy: np.ndarray, keys: list[tuple[str, str]], path: str | Path, *, title: str,
+             axis_labels: tuple[str, str] = ("", ""), size: tuple[float, float] = (8.0, 6.0),
+             dpi: float = 150) -> Path:
+    """Points coloured by language, marked by model; each language's centroid linked to its points."""
+    output_format(path)
+    fig = _figure(size, dpi)  # first: a missing matplotlib is reported before anything else imports it
+    from matplotlib.lines import Line2D
+
+    langs = sorted({lang for _, lang in keys})
+    models = sorted({model for model, _ in keys})
+    colour = dict(zip(langs, _colours(len(langs))))
+    marker = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(models)}
+    ax = fig.add_subplot()
+    for lang in langs:
+        rows = [i for i, (_, lg) in enumerate(keys) if lg == lang]
+        centre = xy[rows].mean(axis=0)
+        for i in rows:
+            ax.plot([centre[0], xy[i, 0]], [centre[1], xy[i, 1]], color=colour[lang], alpha=0.45, lw=1, zorder=1)
+        ax.scatter([centre[0]], [centre[1]], marker="*", s=260, color=colour[lang], edgecolors="black",
+                   linewidths=0.8, zorder=3)
+        ax.annotate(lang, centre, xytext=(6, 6), textcoords="offset points", fontsize=9, fontweight="bold")
+    for i, (model, lang) in enumerate(keys):
+        ax.scatter([xy[i, 0]], [xy[i, 1]], marker=marker[model], s=55, color=colour[lang], edgecolors="black",
+                   linewidths=0.4, zorder=2)
+    lang_handles = [Line2D([], [], ls="", marker="o", color=colour[lg], markeredgecolor="black", label=lg)
+                    for lg in langs]
+    lang_handles.append(Line2D([], [], ls="", marker="*", markersize=12, color="white", markeredgecolor="black",
+                               label="language centroid"))
+    model_handles = [Line2D([], [], ls="", marker=marker[m], color="grey", markeredgecolor="black", label=m)
+                     for m in models]
+    # "outside" legends: constrained layout shrinks the axes so that both fit inside the figure
+    fig.legend(handles=lang_handles, title="language", loc="outside right upper", fontsize=8, title_fontsize=9)
+    fig.legend(handles=model_handles, title="model", loc="outside right lower", fontsize=8, title_fontsize=9)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.25)
+    return _save(fig, path, dpi)
+
+
+def draw_heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, *, title: str, metric: str = "mmd",
+                 size: tuple[float, float] = (8.0, 6.0), dpi: float = 150) -> Path:
+    """Pairwise distances with the labels on both axes (values written in the cells when there are few)."""
+    output_format(path)
+    fig = _figure(size, dpi)
+    ax = fig.add_subplot()
+    n = len(labels)
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label=f"{metric} distance")
+    font = max(4.0, min(9.0, 240.0 / max(n, 1)))
+    ax.set_xticks(range(n), labels, rotation=60, ha="right", rotation_mode="anchor", fontsize=font)
+    ax.set_yticks(range(n), labels, fontsize=font)
+    if n <= 12:
+        finite = matrix[np.isfinite(matrix)]
+        middle = float(finite.min() + finite.max()) / 2 if finite.size else 0.0
+        for i in range(n):
+            for j in range(n):
+                v = matrix[i, j]
+                text = "n/a" if not np.isfinite(v) else f"{v:.2f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=font * 0.85,
+                        color="white" if np.isfinite(v) and v < middle else "black")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path, dpi)
+
+
+# -- the command's work ------------------------------------------------------------------------------------
+def value_map(sets: list[LabelledSet], output: str | Path, *, method: str = "pca", family: str | None = None,
+              heatmap: str | Path | None = None, metric: str = "mmd", size: tuple[float, float] = (8.0, 6.0),
+              dpi: float = 150, seed: int = 0) -> dict:
+    """Draw the map (and the heatmap); return the coordinates and distances as plain data."""
+    from univar_eval.stats.identify import check_one_encoder
+
+    sets = select_family(sets, family)
+    encoder = check_one_encoder(sets)
+    output_format(output)
+    if heatmap:
+        output_format(heatmap)
+    keys, points = centroids(sets)
+    xy, axis_labels = project(points, method, seed)
+    enc_name = encoder.get("name") or "unknown encoder"
+    what = family or "value questionnaires"
+    draw_map(xy, keys, output, title=f"Value map ({what}, {method.upper()})\nencoder {enc_name}",
+             axis_labels=axis_labels, size=size, dpi=dpi)
+    result = {"encoder": {k: encoder.get(k) for k in ("name", "fingerprint_id")}, "method": method,
+              "task_family": family, "map": str(output),
+              "points": [{"model": m, "lang": lg, "x": float(p[0]), "y": float(p[1])} for (m, lg), p in zip(keys, xy)]}
+    if heatmap:
+        _, pools = grouped(sets)
+        matrix = distance_matrix(pools, metric, seed=seed)
+        labels = [f"{m}${lg}" for m, lg in keys]
+        draw_heatmap(matrix, labels, heatmap, metric=metric, size=size, dpi=dpi,
+                     title=f"{metric.upper()} between model-language value distributions\n"
+                           f"({what}), encoder {enc_name}")
+        result.update(heatmap=str(heatmap), labels=labels,
+                      distances=[[None if not np.isfinite(v) else float(v) for v in row] for row in matrix])
+    return result
+
+
+def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, float] = (8.0, 4.5),
+                   dpi: float = 150) -> Path:
+    """Grouped bars of HVAE value rationality per target value, one bar per run and task form."""
+    from univar_eval.hvae.svo import TARGETS
+
+    if not table:
+        raise UserError("no HVAE results to plot (run lm_eval with --tasks hvae_svo or hvae_svo_mc)")
+    fig = _figure(size, dpi)
+    ax = fig.add_subplot()
+    width = 0.8 / len(table)
+    colours = _colours(len(table))
+    for k, row in enumerate(table):
+        values = [row["targets"].get(t, {}).get("value_rationality") for t in TARGETS]
+        heights = [v if isinstance(v, (int, float)) and v == v else 0.0 for v in values]
+        xs = [i - 0.4 + width * (k + 0.5) for i in range(len(TARGETS))]
+        ax.bar(xs, heights, width=width, color=colours[k], label=f"{row['run']} ({row['form']})")
+        for x, v in zip(xs, values):
+            if not (isinstance(v, (int, float)) and v == v):
+                ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(range(len(TARGETS)), TARGETS)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("value rationality")
+    ax.set_title("HVAE: value rationality per target value")
+    ax.legend(fontsize=8)
+    return _save(fig, path, dpi)

@@ -1,0 +1,124 @@
+"""Step: value distribution. The embeddings of one model's answers to one task in one language.
+
+A distribution is stored as a folder of three files:
+
+``embeddings.safetensors``  float16 array (n_answers x dim), key ``embeddings``
+``answers.jsonl``           one line per row: doc id, question id, value, lang, question, answer, encoder text
+``manifest.json``           encoder (name, revision, fingerprint), questionnaire and version,
+                            task, language, translator, counts, model, sha256 of the array
+
+:func:`check_comparable` is the single place that decides whether two
+distributions may be compared (same encoder and fingerprint, questionnaire
+version, translation setting).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from univar_eval import __version__
+from univar_eval.errors import UserError
+from univar_eval.pipeline.encoders import same_fingerprint
+from univar_eval.storage.files import (
+    load_array,
+    read_json,
+    read_jsonl,
+    save_array,
+    write_json,
+    write_jsonl,
+)
+
+EMBEDDINGS_FILE = "embeddings.safetensors"
+ANSWERS_FILE = "answers.jsonl"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class ValueDistribution:
+    embeddings: np.ndarray
+    records: list[dict]
+    manifest: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if len(self.records) != len(self.embeddings):
+            raise ValueError(f"{len(self.records)} records but {len(self.embeddings)} embeddings")
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    @property
+    def task(self) -> str | None:
+        return self.manifest.get("task")
+
+    @property
+    def lang(self) -> str | None:
+        return self.manifest.get("lang")
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the three files atomically (the manifest last, so it only ever names a complete array)."""
+        folder = Path(folder)
+        digest = save_array(folder / EMBEDDINGS_FILE, self.embeddings)
+        write_jsonl(folder / ANSWERS_FILE, self.records)
+        self.manifest = {**self.manifest, "sha256": digest, "n_answers": len(self)}
+        write_json(folder / MANIFEST_FILE, self.manifest)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, *, verify: bool = True) -> "ValueDistribution":
+        folder = Path(folder)
+        manifest = read_json(folder / MANIFEST_FILE)
+        emb = load_array(folder / EMBEDDINGS_FILE, expected_sha256=manifest.get("sha256") if verify else None)
+        records = read_jsonl(folder / ANSWERS_FILE)
+        if len(records) != len(emb):
+            raise UserError(f"{folder}: {len(records)} answers but {len(emb)} embeddings; the run folder is damaged")
+        return cls(np.asarray(emb, dtype=np.float32), records, manifest)
+
+
+def make_manifest(*, encoder: dict, questionnaire: str, questionnaire_version: str, task: str, lang: str,
+                  translator: dict, model: str | None, counts: dict) -> dict:
+    return {
+        "format": "univar-eval/value-distribution/1",
+        "univar_eval_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "task": task,
+        "lang": lang,
+        "questionnaire": questionnaire,
+        "questionnaire_version": questionnaire_version,
+        "encoder": encoder,
+        "translator": translator,
+        "counts": counts,
+    }
+
+
+def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str | None:
+    """Why two manifests may not be compared, in a few words; None when they may.
+
+    ``fingerprint=False`` skips the one check that needs the loaded encoder, for checking the
+    settings of a run before it generates anything.
+    """
+    ea, eb = a.get("encoder", {}), b.get("encoder", {})
+    if ea.get("name") != eb.get("name"):
+        return f"encoder differs ({ea.get('name')} vs {eb.get('name')})"
+    if ea.get("revision") != eb.get("revision"):
+        return f"encoder revision differs ({ea.get('revision')} vs {eb.get('revision')})"
+    if fingerprint and not same_fingerprint(ea.get("fingerprint"), eb.get("fingerprint")):
+        return f"encoder fingerprint differs ({ea.get('fingerprint_id')} vs {eb.get('fingerprint_id')})"
+    if a.get("questionnaire") != b.get("questionnaire"):
+        return f"questionnaire differs ({a.get('questionnaire')} vs {b.get('questionnaire')})"
+    if a.get("questionnaire_version") != b.get("questionnaire_version"):
+        return f"questionnaire version differs ({a.get('questionnaire_version')} vs {b.get('questionnaire_version')})"
+    ta, tb = (a.get("translator") or {}).get("name"), (b.get("translator") or {}).get("name")
+    if a.get("lang") != "eng" and ta != tb:
+        return f"translation setting differs ({ta} vs {tb})"
+    return None
+
+
+def check_comparable(a: dict, b: dict, *, what: str = "bank entry") -> None:
+    problem = comparability_problem(a, b)
+    if problem:
+        raise UserError(f"{what} is not comparable with this run: {problem}; rebuild it with the same settings")
