@@ -10,8 +10,12 @@ def register(sub) -> None:
     p = sub.add_parser("encoders", help="list the encoder cards")
     p.set_defaults(func=_encoders)
 
-    p = sub.add_parser("tiny-model", help="write a tiny random-weight causal LM (offline smoke runs and tests)")
+    p = sub.add_parser("tiny-model", help="write a tiny causal LM: random weights, or trained on a persona (demo)",
+                       description="Without --persona: random weights (smoke runs; its answers are gibberish). "
+                                   "With --persona: trained for a few seconds on CPU on that persona's answers to "
+                                   "value questions, so two personas really differ and a rerun matches.")
     p.add_argument("folder", help="where to write the model")
+    p.add_argument("--persona", help="carer (benevolence, universalism) or achiever (achievement, power)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_tiny_model)
 
@@ -34,8 +38,9 @@ def _encoders(args) -> int:
 
 
 def _tiny_model(args) -> int:
-    from univar_eval.demo.tiny_models import build_tiny_causal_lm
+    from univar_eval.demo.tiny_models import build_persona_lm, build_tiny_causal_lm
 
-    path = build_tiny_causal_lm(args.folder, seed=args.seed)
+    path = (build_persona_lm(args.folder, args.persona, seed=args.seed) if args.persona
+            else build_tiny_causal_lm(args.folder, seed=args.seed))
     print(path)
     return 0

@@ -1,4 +1,4 @@
-"""Tiny random-weight models for offline smoke runs and tests.
+"""Tiny models for offline smoke runs, tests and the persona demo.
 
 Nothing can be downloaded from the Hugging Face hub in CI, so the tests build
 their models here: a byte-level BPE tokenizer trained on a small built-in
@@ -31,7 +31,7 @@ _CORPUS = [
 ]
 
 
-def train_tokenizer(vocab_size: int = 400):
+def train_tokenizer(vocab_size: int = 400, corpus: list[str] | None = None):
     """A byte-level BPE tokenizer trained offline, wrapped for transformers."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -45,7 +45,7 @@ def train_tokenizer(vocab_size: int = 400):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    tok.train_from_iterator((corpus or _CORPUS) * 4, trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
     )
@@ -56,16 +56,24 @@ def train_tokenizer(vocab_size: int = 400):
 def build_tiny_causal_lm(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny random Llama and its tokenizer to ``folder``; return the folder."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer()
     torch.manual_seed(seed)
+    model = _llama(tokenizer, hidden=32)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _llama(tokenizer, hidden: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
@@ -76,6 +84,58 @@ def build_tiny_causal_lm(folder: str | Path, seed: int = 0) -> Path:
         tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def build_persona_lm(folder: str | Path, persona: str, seed: int = 0, steps: int = 240,
+                     n_questions: int = 64) -> Path:
+    """Train a tiny Llama on one persona's answers to PVQ questions (seconds on a CPU); return the folder.
+
+    The training text is the task's own frame, ``Question: ...\nAnswer: ...``, so the model answers
+    the questionnaire in its persona's voice. Training is seeded and single-threaded: the same
+    persona and seed give the same weights, and greedy answers, on every run.
+    """
+    import torch
+
+    from univar_eval.demo import personas
+    from univar_eval.errors import UserError
+    from univar_eval.pipeline import questionnaire
+
+    if persona not in personas.PERSONAS:
+        raise UserError(f"unknown persona {persona!r}; choose one of {', '.join(personas.names())}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    questions = [r["question"] for r in questionnaire.load("pvq", "eng").records[:n_questions]]
+    texts = [f"Question: {q}\nAnswer: {a}" for q, a in personas.training_pairs(persona, questions)]
+    vocab_corpus = _CORPUS + [a for answers in personas.PERSONAS.values() for a in answers] + questions
+    tokenizer = train_tokenizer(vocab_size=600, corpus=vocab_corpus)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic, and kind to a shared machine
+    try:
+        torch.manual_seed(seed)
+        model = _llama(tokenizer, hidden=64)
+        eos = tokenizer.eos_token_id
+        rows = [tokenizer(t)["input_ids"] + [eos] for t in texts]
+        width = max(map(len, rows))
+        ids = torch.full((len(rows), width), tokenizer.pad_token_id)
+        labels = torch.full((len(rows), width), -100)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = torch.tensor(r)
+            labels[i, :len(r)] = torch.tensor(r)
+        mask = (labels != -100).long()
+        optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+        generator = torch.Generator().manual_seed(seed)
+        model.train()
+        for _ in range(steps):
+            batch = torch.randperm(len(rows), generator=generator)[:16]
+            loss = model(input_ids=ids[batch], attention_mask=mask[batch], labels=labels[batch]).loss
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        model.eval()
+    finally:
+        torch.set_num_threads(threads)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
