@@ -29,6 +29,8 @@ def register(sub) -> None:
     add.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
     add.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     add.add_argument("--batch-size", type=int, help="encoder batch size")
+    add.add_argument("--run", dest="select", metavar="latest|STAMP",
+                     help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
     add.add_argument("--no-replace", action="store_true", help="refuse to overwrite existing entries")
     add.add_argument("--no-reuse", action="store_true", help="re-embed even when the run's artifacts match")
     add.set_defaults(func=cmd_add)
@@ -65,6 +67,8 @@ def register(sub) -> None:
     cmp_.add_argument("--allow-other-questions", action="store_true",
                       help="compare with entries that asked other questions on the same construct (e.g. UniVaR's "
                            "released data); the report says so")
+    cmp_.add_argument("--run", dest="select", metavar="latest|STAMP",
+                      help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
     cmp_.add_argument("--format", choices=("table", "md", "json"), default="table")
     cmp_.add_argument("-o", "--output", help="also write the JSON report here")
     cmp_.add_argument("--hvae-plot", metavar="PNG", help="bar plot of HVAE value rationality per target value")
@@ -80,7 +84,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {"encoder": args.encoder or bank_encoder, "translator": args.translator,
                                    "device": args.device, "batch_size": args.batch_size}.items() if v is not None}
     settings = resolve(overrides)
-    groups = collect(args.sources, model=args.name, questionnaire=args.questionnaire,
+    from univar_eval.reports.runs import run_sources
+
+    groups = collect(run_sources(args.sources, args.select), model=args.name, questionnaire=args.questionnaire,
                      translated_by=args.translated_by)
     items, how = [], []
     for g in groups:
@@ -148,12 +154,12 @@ def cmd_compare(args) -> int:
 
     runs, paths = {}, {}
     for path in args.runs:
-        dists = load_run(path, missing_ok=True)  # a run may have lm-eval results only (HVAE, ValueLex)
+        dists = load_run(path, missing_ok=True, run=args.select)  # may have lm-eval results only (HVAE, ValueLex)
         label = run_label(dists, path) if dists else path
         if label in runs:
             label = path
         runs[label], paths[label] = dists, path
-    hvae_rows = hvae_table(paths)
+    hvae_rows = hvae_table(paths, args.select)
     if args.hvae_plot:
         from univar_eval.reports.plot import draw_hvae_bars
 

@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=identify_mod.PROBE_EPOCHS, help="linear-probe epochs (default 20)")
     p.add_argument("--lr", type=float, default=identify_mod.PROBE_LR, help="linear-probe Adam learning rate")
     p.add_argument("--probe-batch-size", type=int, default=identify_mod.PROBE_BATCH, help="linear-probe batch size")
+    p.add_argument("--run", dest="select", metavar="latest|STAMP",
+                   help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
     p.set_defaults(func=cmd_identify)
 
@@ -41,7 +43,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         raise UserError("--k and --probe-batch-size must be positive and --epochs not negative")
     sets = identify_mod.gather(args.sources, bank=args.bank, encoder=args.encoder, name=args.name,
                                questionnaire=args.questionnaire, translator=args.translator, device=args.device,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, select=args.select)
     encoder = identify_mod.check_one_encoder(sets)
     x, y, names = identify_mod.dataset(sets)
     report = identify_mod.identify(x, y, names, k=args.k, test_size=args.test_size, seed=args.seed,

@@ -24,6 +24,8 @@ def register(sub) -> None:
                    help="figure size in inches (default 8 6)")
     p.add_argument("--dpi", type=float, default=150, help="dots per inch (default 150)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run", dest="select", metavar="latest|STAMP",
+                   help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
     p.add_argument("--json", metavar="FILE", help="also write the coordinates (and distances) as JSON")
     p.set_defaults(func=cmd_map)
 
@@ -40,7 +42,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         raise UserError("--size and --dpi must be positive")
     sets = from_bank(args.bank) if args.bank else []
     for run in args.runs:
-        sets += from_run(run)
+        sets += from_run(run, args.select)
     result = value_map(sets, args.output, method=args.method, family=args.task_family, heatmap=args.heatmap,
                        metric=args.metric, size=tuple(args.size), dpi=args.dpi, seed=args.seed)
     n_langs, n_models = (len({p[k] for p in result["points"]}) for k in ("lang", "model"))

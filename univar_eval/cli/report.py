@@ -8,12 +8,16 @@ from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.files import write_json, write_text
 
+RUN_HELP = ("which run, when a folder holds several runs of one model: 'latest' or a univar_<stamp> "
+            "(e.g. 2026-11-29T04-21-24)")
+
 
 def register(sub) -> None:
     g = sub.add_parser("gate", help="release check: fail when a candidate's values moved away from an approved baseline",
                        description="Exit code 0 when every check passes, 1 when one fails, 2 on usage or input "
                                    "errors.")
     g.add_argument("run", metavar="RUN", help="the candidate's run folder (lm-eval --output_path)")
+    g.add_argument("--run", dest="select", metavar="latest|STAMP", help=RUN_HELP)
     g.add_argument("--bank", help="reference bank holding the baseline (needed for value checks)")
     g.add_argument("--against", metavar="MODEL", help="the approved baseline's name in the bank")
     g.add_argument("--max-distance", type=float,
@@ -42,6 +46,7 @@ def register(sub) -> None:
     lb.add_argument("--format", choices=("md", "csv", "html", "json"), default="md")
     lb.add_argument("-o", "--output", help="write here instead of printing")
     lb.add_argument("--min-answers", type=int)
+    lb.add_argument("--run", dest="select", metavar="latest|STAMP", help=RUN_HELP)
     lb.add_argument("--allow-mixed", action="store_true", help="build a table from runs made with different settings")
     lb.set_defaults(func=cmd_leaderboard)
 
@@ -61,9 +66,9 @@ def cmd_gate(args) -> int:
         checks += gate.value_checks(args.run, Bank(args.bank), args.against, max_distance=args.max_distance,
                                     alpha=args.alpha, min_answers=min_answers, langs=args.langs, tasks=args.tasks,
                                     metric=args.metric, n_permutations=args.permutations, seed=args.seed,
-                                    correction=args.correction)
+                                    correction=args.correction, select=args.select)
     if args.min_value_rationality is not None:
-        checks += gate.hvae_checks(args.run, args.min_value_rationality)
+        checks += gate.hvae_checks(args.run, args.min_value_rationality, select=args.select)
     title = (f"candidate {args.run}" + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} "
                                         f"{args.correction}-corrected"
                                         + (f", max distance {args.max_distance}" if args.max_distance is not None
@@ -89,7 +94,8 @@ def cmd_leaderboard(args) -> int:
 
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
     board = leaderboard.build(args.runs, bank=Bank(args.bank) if args.bank else None, against=args.against,
-                              min_answers=min_answers, metric=args.metric, allow_mixed=args.allow_mixed)
+                              min_answers=min_answers, metric=args.metric, allow_mixed=args.allow_mixed,
+                              select=args.select)
     text = leaderboard.RENDERERS[args.format](board)
     if args.output:
         write_text(args.output, text)

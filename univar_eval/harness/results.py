@@ -20,12 +20,16 @@ def results_files(path: str | Path) -> list[Path]:
     return sorted(path.rglob("results_*.json"))
 
 
-def read_results(path: str | Path) -> dict:
-    """``{"model": name or None, "tasks": {task: {metric: value}}}`` merged over the run's results files,
-    newer files winning (lm-eval writes one per invocation)."""
+def read_results(path: str | Path, run: str | None = None, *, files: list[Path] | None = None) -> dict:
+    """``{"model": name or None, "tasks": {task: {metric: value}}}`` of one run per model under ``path``
+    (see :func:`univar_eval.reports.runs.select_runs`; ``run``: ``latest`` or a stamp), or of ``files``."""
+    from univar_eval.reports.runs import select_runs  # reports builds on harness, not the other way round
+
+    if files is None:
+        files = [f for r in select_runs(path, run, announce=False) for f in r.results]
     tasks: dict[str, dict] = {}
     model = None
-    for file in sorted(results_files(path), key=lambda p: p.name):
+    for file in sorted(files, key=lambda p: p.name):
         data = read_json(file)
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             raise UserError(f"{file}: not an lm-eval results file (no 'results' object)")

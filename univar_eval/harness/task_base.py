@@ -8,6 +8,13 @@ items, a profile), so :class:`TaskLevelTask`
 * in ``process_results`` hands the whole per-document record (``document_record``) to the
   first metric and only the document index to the others (lm-eval logs every value);
 * at aggregation time calls ``analyse(records)`` once and serves every metric from its result.
+  If that fails (a missing encoder, a full disk, ...), the answers are kept: the records are written
+  as ``answers.jsonl`` in the task's artifact folder with an ``error`` in its manifest, the task's
+  metrics are NaN, one error line is logged, and lm-eval goes on to write its results and samples.
+  ``univar-eval embed RUN`` finishes the job later.
+
+Settings errors found while the task is built (before any answer is generated) end the run with
+one ``error: ...`` line and exit code 2.
 
 Subclasses (``UniVaRTask``, ``HVAETask``, ``ValueLexTask``) set ``HIGHER_IS_BETTER`` and
 implement ``metric_names``, ``document_record`` and ``analyse``. The YAML names the subclass
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -25,8 +33,14 @@ from typing import Any
 
 from lm_eval.api.task import ConfigurableTask
 
+from univar_eval.errors import UserError
 from univar_eval.pipeline.answers import flatten_responses
 from univar_eval.settings import RunSettings, resolve
+
+log = logging.getLogger("univar_eval")
+
+#: manifest ``format`` of a task folder whose answers were kept but not embedded (see ``_aggregate``)
+PENDING_FORMAT = "univar-eval/pending-answers/1"
 
 
 class TaskLevelTask(ConfigurableTask):
@@ -34,11 +48,19 @@ class TaskLevelTask(ConfigurableTask):
 
     def __init__(self, config: dict | None = None, **kwargs):
         config = {k: v for k, v in (config or {}).items() if k != "class"}
-        metadata = config.get("metadata")
-        self.settings: RunSettings = resolve(metadata if isinstance(metadata, dict) else {})
+        metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
         self._chat = False
         self._analysis: dict | None = None
-        self.configure(config)
+        try:
+            self.settings: RunSettings = resolve(metadata)
+            # where this run's artifacts go, recorded in lm-eval's results (its configs keep the metadata)
+            config["metadata"] = {**metadata, ARTIFACTS_KEY: str(artifact_dir(config.get("task", "task"),
+                                                                                  self.settings).parent)}
+            self.configure(config)
+        except UserError as e:
+            # before any answer is generated: one line and exit 2, not a traceback after hours of generation
+            print(f"error: {config.get('task')}: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
         self._metric_names = list(self.metric_names(config))
         config["metric_list"] = [{"metric": n, "aggregation": "mean", "higher_is_better": self.is_higher_better(n)}
                                  for n in self._metric_names]
@@ -61,6 +83,14 @@ class TaskLevelTask(ConfigurableTask):
         """All records of the task -> ``{metric name: value}``."""
         raise NotImplementedError
 
+    def kept_answers(self, records: list[dict]) -> list[dict]:
+        """What to keep when ``analyse`` fails (one row per answer; the records themselves by default)."""
+        return records
+
+    def pending_manifest(self) -> dict:
+        """What the kept answers' manifest says besides the error (enough for ``univar-eval embed``)."""
+        return {}
+
     # -- lm-eval hooks -----------------------------------------------------------------------------
     def fewshot_context(self, doc, num_fewshot, *args, apply_chat_template: bool = False, **kwargs):
         self._chat = bool(apply_chat_template)
@@ -69,6 +99,15 @@ class TaskLevelTask(ConfigurableTask):
     def record_of(self, doc: dict, results: list) -> dict:
         """The per-document record from lm-eval's raw results (generated texts by default)."""
         return self.document_record(doc, flatten_responses(results))
+
+    def download(self, dataset_kwargs: dict | None = None, **kwargs) -> None:
+        # lm-eval's own download() warns "Custom kwargs can be passed to --metadata" once per task for
+        # every custom_dataset; our loaders take their arguments from dataset_kwargs, so call them directly.
+        loader = self.config.custom_dataset
+        if callable(loader):
+            self.dataset = loader(**(self.config.metadata or {}), **(self.config.dataset_kwargs or {}))
+        else:
+            super().download(dataset_kwargs, **kwargs)
 
     def process_results(self, doc: dict, results: list) -> dict[str, Any]:
         out: dict[str, Any] = {self._metric_names[0]: self.record_of(doc, results)}
@@ -84,10 +123,39 @@ class TaskLevelTask(ConfigurableTask):
 
     def _aggregate(self, name: str, items: list):
         if items and isinstance(items[0], dict):
-            self._analysis = self.analyse(sorted(items, key=lambda r: r.get("doc_index", 0)))
+            records = sorted(items, key=lambda r: r.get("doc_index", 0))
+            try:
+                self._analysis = self.analyse(records)
+            except (Exception, SystemExit) as e:  # keep the answers: generation may have taken hours
+                self._analysis = {}
+                self._keep_answers(records, e)
         if self._analysis is None:
             raise RuntimeError(f"{self.config.task}: metric {name} aggregated before the answers were analysed")
         return self._analysis.get(name, float("nan"))
+
+    def _keep_answers(self, records: list[dict], error: BaseException) -> None:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        folder = artifact_dir(self.config.task, self.settings)
+        try:
+            write_pending(folder, self.kept_answers(records),
+                          {**self.pending_manifest(), "task": self.config.task, "error": message,
+                           "settings": self.settings.to_dict()})
+            where = f"answers kept in {folder}; finish with: univar-eval embed {folder.parent}"
+        except Exception as e2:  # noqa: BLE001 - nothing more can be done; lm-eval's samples still have them
+            where = f"the answers could not be written either ({e2}); lm-eval's --log_samples file has them"
+        log.error("univar-eval: %s: metrics not computed (%s); %s", self.config.task, message, where)
+
+
+def write_pending(folder: Path, rows: list[dict], manifest: dict) -> Path:
+    """Answers whose embedding failed: ``answers.jsonl`` first, then the manifest naming the error."""
+    from univar_eval.storage.distribution import ANSWERS_FILE, MANIFEST_FILE
+    from univar_eval.storage.files import write_json, write_jsonl
+
+    write_jsonl(folder / ANSWERS_FILE, rows)
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    write_json(folder / MANIFEST_FILE, {"format": PENDING_FORMAT, "created": created, "n_answers": len(rows),
+                                        **manifest})
+    return folder
 
 
 # -- shared plumbing of every task family -------------------------------------------------------
@@ -100,6 +168,17 @@ def keep_all_repeats(resps, docs):
 
 
 # -- where artifacts go ---------------------------------------------------------------------------
+#: metadata key under which each task records its run's artifact folder (lm-eval copies it to results' configs)
+ARTIFACTS_KEY = "univar_artifacts"
+_ANNOUNCED: set[str] = set()
+
+
+def announce_artifacts(folder: Path) -> None:
+    """Log once per run where the value distributions will be written."""
+    if str(folder) not in _ANNOUNCED:
+        _ANNOUNCED.add(str(folder))
+        log.info("univar-eval: value distributions of this run go to %s", folder)
+
 def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
     for i, a in enumerate(argv):
         for f in flags:

@@ -14,13 +14,16 @@ with ``custom_dataset: !function univar_eval.harness.univar_task.load_dataset``.
 from __future__ import annotations
 
 import logging
+import sys
 import re
 from typing import Any
 
 from univar_eval.errors import UserError
 from univar_eval.harness.task_base import (
     TaskLevelTask,
+    _argv_value,
     _model_name_from_argv,
+    announce_artifacts,
     artifact_dir,
 )
 from univar_eval.pipeline import questionnaire as questionnaire_mod
@@ -60,6 +63,37 @@ class UniVaRTask(TaskLevelTask):
         self.questionnaire = kw.get("questionnaire")
         self.lang = kw.get("lang")
         self._references = self._bank_references(config["task"])
+        self._check_models()
+        self._warn_limit(config["task"])
+        announce_artifacts(artifact_dir(config["task"], self.settings).parent)
+
+    def _check_models(self) -> None:
+        """Load the encoder (and translator) now: a missing one fails in seconds, not after generation.
+
+        Both are loaded once per process and reused at aggregation time.
+        """
+        from univar_eval.pipeline.encoders import load_encoder
+        from univar_eval.pipeline.translate import get_translator
+
+        load_encoder(self.settings.encoder, device=self.settings.device)
+        if self.lang and self.lang != "eng" and self.settings.translator not in (None, "", "none"):
+            translator = get_translator(self.settings.translator, device=self.settings.device)
+            try:
+                translator._load()
+            except UserError as e:
+                raise UserError(f"{e}; non-English tasks need a translator: pass "
+                                "--metadata '{\"translator\": \"none\"}' to embed the original text") from None
+
+    def _warn_limit(self, task: str) -> None:
+        limit = _argv_value(("--limit", "-L"), sys.argv)
+        try:
+            n = float(limit[0]) if limit else None
+        except ValueError:
+            n = None
+        if n is not None and n >= 1 and n < self.settings.min_answers:
+            log.warning("univar-eval: %s: --limit %g is below min_answers (%d): the task will have too few "
+                        "answers for a distance (lower min_answers, or raise --limit)", task, n,
+                        self.settings.min_answers)
 
     def metric_names(self, config: dict) -> list[str]:
         names = list(BASE_METRICS)
@@ -77,14 +111,22 @@ class UniVaRTask(TaskLevelTask):
                 "higher_order": doc["higher_order"], "lang": doc["lang"], "question": doc["question"],
                 "answers": responses}
 
-    def analyse(self, items: list[dict]) -> dict:
-        """Embed every answer once, write the artifacts, compute the metrics."""
-        from univar_eval.pipeline.embed import build_distribution
-
+    def kept_answers(self, items: list[dict]) -> list[dict]:
+        """One row per answer (every repeat), as ``answers.jsonl`` of a distribution has them."""
         records = []
         for item in items:
             for k, answer in enumerate(item["answers"]):
                 records.append({**{k2: v for k2, v in item.items() if k2 != "answers"}, "repeat": k, "answer": answer})
+        return records
+
+    def pending_manifest(self) -> dict:
+        return {"questionnaire": self.questionnaire, "lang": self.lang, "model": _model_name_from_argv()}
+
+    def analyse(self, items: list[dict]) -> dict:
+        """Embed every answer once, write the artifacts, compute the metrics."""
+        from univar_eval.pipeline.embed import build_distribution
+
+        records = self.kept_answers(items)
         dist, counts = build_distribution(
             records,
             task=self.config.task,
@@ -96,6 +138,10 @@ class UniVaRTask(TaskLevelTask):
         folder = artifact_dir(self.config.task, self.settings)
         dist.save(folder)
         log.info("univar-eval: %d value embeddings of %s written to %s", len(dist), self.config.task, folder)
+        if counts["n_answers"] < self.settings.min_answers:
+            log.warning("univar-eval: %s has %d answers, fewer than min_answers (%d): its distances will be "
+                        "'insufficient' (was --limit too low?)", self.config.task, counts["n_answers"],
+                        self.settings.min_answers)
         metrics: dict[str, Any] = {
             "n_answers": counts["n_answers"],
             "n_empty": counts["n_empty"],

@@ -9,11 +9,11 @@ from univar_eval.reports.compare import _fmt
 HVAE_FORMS = {"hvae_svo_mc_": "mc", "hvae_svo_nogoal_": "nogoal", "hvae_svo_": "goal"}
 
 
-def hvae_table(runs: dict[str, str]) -> list[dict]:
+def hvae_table(runs: dict[str, str], select: str | None = None) -> list[dict]:
     """The four HVAE targets side by side, one row per run and task form (from lm-eval's results)."""
     rows = []
     for label, path in runs.items():
-        tasks = read_results(path)["tasks"]
+        tasks = read_results(path, select)["tasks"]
         for prefix, form in HVAE_FORMS.items():
             targets = {t: tasks[prefix + t] for t in TARGETS if prefix + t in tasks}
             if targets:

@@ -228,6 +228,18 @@ def metric_names() -> list[str]:
             "n_complete"]
 
 
+def why_no_score(metrics: dict) -> str:
+    """Why a task's results have no angle, read from its other metrics (for gate reasons and reports)."""
+    unparsed, complete = metrics.get("unparsed_rate"), metrics.get("n_complete")
+    if not isinstance(unparsed, (int, float)) or unparsed != unparsed:
+        return f"SVO items missing: the run did not ask all {len(svo.ITEMS)} (was it run with --limit?)"
+    if unparsed > 0:
+        return f"no complete repeat: {unparsed:.0%} of the answers had no parsable letter A-I"
+    if complete == 0:
+        return "no complete repeat of the six items"
+    return "not computed"
+
+
 def higher_is_better(name: str, target: str) -> bool | None:
     """Direction of each metric; ``None`` where there is none (the category; the angle of the two
     targets whose ideal lies inside the slider's range)."""

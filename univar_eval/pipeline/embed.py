@@ -6,6 +6,9 @@ answers -> (empty ones counted and dropped) -> translation to English -> ``Q: ..
 
 from __future__ import annotations
 
+import numpy as np
+from tqdm.auto import tqdm
+
 from univar_eval.pipeline import answers as answers_mod
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.cache import cached_encode
@@ -36,12 +39,12 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.device)
         truncated_before = translator.stats.n_truncated
         questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
-                                              translator)
+                                              translator, label=task)
         n_truncated = translator.stats.n_truncated - truncated_before
         translation = translator.describe()
     texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
     encoder = load_encoder(settings.encoder, device=settings.device)
-    embeddings = cached_encode(encoder, texts, batch_size=settings.batch_size)
+    embeddings = embed_with_progress(encoder, texts, batch_size=settings.batch_size, label=task)
     out_records = []
     for r, text in zip(kept, texts):
         out_records.append({**r, "text": text})
@@ -62,3 +65,15 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         counts=counts,
     )
     return ValueDistribution(embeddings, out_records, manifest), counts
+
+
+def embed_with_progress(encoder, texts: list[str], *, batch_size: int, label: str) -> np.ndarray:
+    """``cached_encode`` in blocks, with one progress bar per task (``embedding <task>``)."""
+    block = max(1, batch_size) * 4
+    parts = []
+    with tqdm(total=len(texts), desc=f"embedding {label}", unit="answer", disable=not texts) as bar:
+        for start in range(0, len(texts), block):
+            chunk = texts[start:start + block]
+            parts.append(cached_encode(encoder, chunk, batch_size=batch_size, progress=False))
+            bar.update(len(chunk))
+    return np.vstack(parts) if parts else cached_encode(encoder, texts, batch_size=batch_size, progress=False)

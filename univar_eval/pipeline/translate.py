@@ -62,7 +62,8 @@ class Translator:
     def __init__(self) -> None:
         self.stats = TranslationStats()
 
-    def translate(self, texts: Sequence[str], src_lang: str) -> list[str]:
+    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None) -> list[str]:
+        """``label`` names the texts on the progress bar (e.g. the task)."""
         raise NotImplementedError
 
     def describe(self) -> dict:
@@ -72,7 +73,7 @@ class Translator:
 class NoTranslation(Translator):
     name = "none"
 
-    def translate(self, texts: Sequence[str], src_lang: str) -> list[str]:
+    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None) -> list[str]:
         return list(texts)
 
 
@@ -114,7 +115,7 @@ class NllbTranslator(Translator):
             self._model.to(self.device).eval()
         return self._model, self._tokenizer
 
-    def translate(self, texts: Sequence[str], src_lang: str) -> list[str]:
+    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None) -> list[str]:
         from univar_eval.pipeline.cache import open_cache, text_key
         from univar_eval.pipeline.questionnaire import LANGUAGES, check_language
 
@@ -130,7 +131,7 @@ class NllbTranslator(Translator):
         todo = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
         stats.n_cached = sum(k in found for k in keys)
         if todo:
-            done, truncated = self._generate(todo, LANGUAGES[src_lang])
+            done, truncated = self._generate(todo, LANGUAGES[src_lang], label)
             stats.n_translated, stats.n_truncated = len(todo), truncated
             new = {text_key(t): out for t, out in zip(todo, done)}
             cache.put_many(namespace, [(k, v.encode("utf-8")) for k, v in new.items()])
@@ -141,7 +142,7 @@ class NllbTranslator(Translator):
         self.stats.add(stats)
         return [found[k] for k in keys]
 
-    def _generate(self, texts: list[str], src_code: str) -> tuple[list[str], int]:
+    def _generate(self, texts: list[str], src_code: str, label: str | None = None) -> tuple[list[str], int]:
         import torch
         from tqdm.auto import tqdm
 
@@ -154,7 +155,9 @@ class NllbTranslator(Translator):
         truncated = sum(n > self.max_input_tokens for n in lengths)
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])  # similar lengths batch together
         out: list[str] = [""] * len(texts)
-        bar = tqdm(total=len(texts), desc=f"translating {src_code} -> eng_Latn", disable=len(texts) < 32)
+        # one bar per call (a task's questions, then its answers): translation is the slow step on a CPU
+        bar = tqdm(total=len(texts), desc=f"translating {label or src_code} -> eng_Latn", unit="text",
+                   disable=not texts)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
@@ -192,7 +195,7 @@ def get_translator(name: str, device: str | None = None, batch_size: int = 16) -
 
 
 def to_english(questions: Sequence[str], answers: Sequence[str], lang: str,
-               translator: Translator) -> tuple[list[str], list[str]]:
+               translator: Translator, label: str | None = None) -> tuple[list[str], list[str]]:
     """Translate questions and answers of language ``lang`` into English (English passes through).
 
     Each distinct question is translated once, however many answers it has.
@@ -200,5 +203,5 @@ def to_english(questions: Sequence[str], answers: Sequence[str], lang: str,
     if lang == "eng" or isinstance(translator, NoTranslation):
         return list(questions), list(answers)
     unique_q = list(dict.fromkeys(questions))
-    q_map = dict(zip(unique_q, translator.translate(unique_q, lang)))
-    return [q_map[q] for q in questions], translator.translate(answers, lang)
+    q_map = dict(zip(unique_q, translator.translate(unique_q, lang, label=f"{label or lang} questions")))
+    return [q_map[q] for q in questions], translator.translate(answers, lang, label=f"{label or lang} answers")

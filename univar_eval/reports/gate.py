@@ -90,10 +90,10 @@ def permutations_needed(n_checks: int, alpha: float, correction: str, minimum: i
 def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | None, alpha: float,
                  min_answers: int, langs: list[str] | None = None, tasks: list[str] | None = None,
                  metric: str = "mmd", n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
-                 seed: int = 0, correction: str = "holm") -> list[Check]:
+                 seed: int = 0, correction: str = "holm", select: str | None = None) -> list[Check]:
     if against not in bank.models():
         raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
-    dists = load_run(run)
+    dists = load_run(run, run=select)  # refuses a path holding several runs of one model unless select names one
     if langs:
         dists = [d for d in dists if d.lang in langs]
     if tasks:
@@ -136,15 +136,17 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
     return checks
 
 
-def hvae_checks(run: str, floor: float) -> list[Check]:
-    results = read_results(run)
+def hvae_checks(run: str, floor: float, select: str | None = None) -> list[Check]:
+    from univar_eval.hvae.task import why_no_score
+
+    results = read_results(run, select)
     checks = []
     for task, metrics in sorted(results["tasks"].items()):
         if not task.startswith("hvae_") or "value_rationality" not in metrics:
             continue
         vr = metrics["value_rationality"]
         if not isinstance(vr, (int, float)) or math.isnan(vr):
-            checks.append(Check(task, "hvae", None, FAIL, "no value rationality (no parsable answers)",
+            checks.append(Check(task, "hvae", None, FAIL, f"no value rationality ({why_no_score(metrics)})",
                                 threshold=floor))
         elif vr < floor:
             checks.append(Check(task, "hvae", None, FAIL, f"value rationality {vr:.3f} < {floor}", distance=vr,

@@ -27,7 +27,7 @@ from pathlib import Path
 from univar_eval.errors import UserError
 from univar_eval.harness.results import read_results
 from univar_eval.reports.compare import cross_language, reference_distances
-from univar_eval.reports.runs import load_run, run_label
+from univar_eval.reports.runs import load_runs, run_label
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.files import jsonable
 
@@ -35,11 +35,14 @@ VALUELEX_TASK = "valuelex_projective"
 
 
 def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | None = None, min_answers: int = 10,
-          metric: str = "mmd", allow_mixed: bool = False) -> dict:
+          metric: str = "mmd", allow_mixed: bool = False, select: str | None = None) -> dict:
     rows, settings = [], []
-    for path in runs:
-        dists = load_run(path, missing_ok=True)
-        results = read_results(path)
+    # one row per run (one per model of each path); several runs of one model are refused in load_runs
+    selected = [(path, run, dists) for path in runs for run, dists in load_runs(path, select)]
+    if not selected:
+        raise UserError(f"{', '.join(map(str, runs))}: neither univar-eval artifacts nor lm-eval results found")
+    for path, run, dists in selected:
+        results = read_results(path, files=run.results)
         if not dists and not results["tasks"]:
             raise UserError(f"{path}: neither univar-eval artifacts nor lm-eval results found")
         model = (run_label(dists, "") if dists else "") or results["model"] or Path(path).name
@@ -66,7 +69,7 @@ def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | Non
         for name, value in sorted(results["tasks"].get(VALUELEX_TASK, {}).items()):
             if name.startswith("orientation_"):
                 cells[f"valuelex {name}"] = value
-        rows.append({"model": model, "run": str(path), "cells": cells})
+        rows.append({"model": model, "run": str(run.where), "cells": cells})
         settings.append(_settings(dists))
     counts: dict[str, int] = {}
     for r in rows:

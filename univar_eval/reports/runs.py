@@ -1,44 +1,230 @@
-"""Step: reading runs. The value distributions that a run folder (lm-eval ``--output_path``) holds."""
+"""Step: reading runs. Which lm-eval runs a folder (lm-eval ``--output_path``) holds, and their value distributions.
+
+One *run* is one ``lm_eval`` invocation: its ``univar_<stamp>/`` artifact folder (one sub-folder per
+task), and lm-eval's ``results_<date>.json`` and ``samples_<task>_<date>.jsonl`` files beside it. A
+results file names its artifact folder (metadata ``univar_artifacts`` in its task configs); an older
+one is matched to the newest artifact folder started before it was written.
+
+When a path holds several runs of one model (``--output_path runs/`` reused, or a CI checkpoint path
+that never changes), commands refuse to guess: they list the runs and ask for ``--run latest`` or
+``--run <stamp>``. Every command says on stderr which run folder(s) it read.
+"""
 
 from __future__ import annotations
 
+import re
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.storage.distribution import MANIFEST_FILE, ValueDistribution
 from univar_eval.storage.files import read_json
 
+RUN_DIR = re.compile(r"^univar_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)$")
+LM_EVAL_FILE = re.compile(r"^(results|samples_.+)_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)\.jsonl?$")
+DISTRIBUTION_FORMAT = "univar-eval/value-distribution"
+PENDING_FORMAT = "univar-eval/pending-answers"
+ARTIFACTS_KEY = "univar_artifacts"  # the same key as univar_eval.harness.task_base.ARTIFACTS_KEY
 
-def find_distributions(path: str | Path, *, missing_ok: bool = False) -> list[Path]:
-    """Folders holding a value distribution under ``path``: the newest per (model, task).
 
-    ``missing_ok``: a run without any (e.g. only HVAE or ValueLex results) gives an empty list
-    instead of an error; a missing path or a damaged manifest is an error either way.
-    """
+@dataclass
+class Run:
+    """One lm_eval invocation found under a path."""
+
+    stamp: str
+    model: str | None = None
+    folder: Path | None = None  # univar_<stamp>/, when the run wrote value distributions
+    distributions: list[Path] = field(default_factory=list)  # task folders with embeddings
+    pending: list[tuple[Path, str]] = field(default_factory=list)  # task folders whose embedding failed, and why
+    results: list[Path] = field(default_factory=list)  # lm-eval results files
+    samples: list[Path] = field(default_factory=list)  # lm-eval samples files
+
+    @property
+    def where(self) -> Path:
+        return self.folder or (self.results or self.samples)[0]
+
+    def describe(self) -> str:
+        parts = [f"{len(self.distributions)} value distribution{'s' if len(self.distributions) != 1 else ''}"]
+        if self.pending:
+            parts.append(f"{len(self.pending)} not embedded")
+        if self.results:
+            parts.append("lm-eval results")
+        return f"{self.where} ({', '.join(parts)})"
+
+
+def _date_of(file: Path) -> str | None:
+    m = LM_EVAL_FILE.match(file.name)
+    return m.group(2) if m else None
+
+
+def _read_folder(folder: Path, run: Run) -> None:
+    for manifest_path in sorted(folder.rglob(MANIFEST_FILE)):
+        m = read_json(manifest_path)
+        fmt = str(m.get("format", "")) if isinstance(m, dict) else ""
+        if fmt.startswith(DISTRIBUTION_FORMAT):
+            run.distributions.append(manifest_path.parent)
+        elif fmt.startswith(PENDING_FORMAT):
+            run.pending.append((manifest_path.parent, str(m.get("error") or "unknown error")))
+        else:
+            continue
+        run.model = run.model or m.get("model")
+
+
+def _artifacts_named_by(results_file: Path) -> str | None:
+    """The stamp of the artifact folder a results file names (metadata recorded by our tasks)."""
+    try:
+        data = read_json(results_file)
+    except UserError:
+        return None
+    for cfg in (data.get("configs") or {}).values() if isinstance(data, dict) else []:
+        where = ((cfg or {}).get("metadata") or {}).get(ARTIFACTS_KEY) if isinstance(cfg, dict) else None
+        m = RUN_DIR.match(Path(where).name) if where else None
+        if m:
+            return m.group(1)
+    return None
+
+
+def find_runs(path: str | Path) -> list[Run]:
+    """Every run under ``path`` (a run folder, a model folder of lm-eval's output, or a folder of those)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
-        path = path.parent
-    newest: dict[tuple, tuple[str, Path]] = {}
+        date = _date_of(path)
+        run = Run(stamp=date or path.name)
+        if path.name.startswith("results"):
+            run.results.append(path)
+            run.model = (read_json(path) or {}).get("model_name")
+        elif path.name == MANIFEST_FILE:
+            _read_folder(path.parent, run)
+        else:
+            run.samples.append(path)
+        return [run]
+    m = RUN_DIR.match(path.name)
+    if m or (path / MANIFEST_FILE).exists():  # one run's artifact folder, or one task of it
+        run = Run(stamp=m.group(1) if m else path.parent.name.removeprefix("univar_"), folder=path)
+        _read_folder(path, run)
+        return [run]
+    runs: dict[tuple[Path, str], Run] = {}
+    for folder in sorted(p for p in path.rglob("univar_*") if p.is_dir() and RUN_DIR.match(p.name)):
+        run = Run(stamp=RUN_DIR.match(folder.name).group(1), folder=folder)
+        _read_folder(folder, run)
+        runs[(folder.parent, run.stamp)] = run
+    known = {r.folder for r in runs.values()}
+    # artifacts in a folder of another name (copied, renamed, UNIVAR_EVAL_OUTPUT): that folder is one run
     for manifest_path in sorted(path.rglob(MANIFEST_FILE)):
-        m = read_json(manifest_path)
-        if not isinstance(m, dict) or not str(m.get("format", "")).startswith("univar-eval/value-distribution"):
+        holder = manifest_path.parent.parent
+        if holder in known or any(p in known for p in holder.parents):
             continue
-        key = (m.get("model"), m.get("task"))
-        stamp = m.get("created") or ""
-        if key not in newest or stamp >= newest[key][0]:
-            newest[key] = (stamp, manifest_path.parent)
-    if not newest and not missing_ok:
+        key = (holder.parent, holder.name)
+        if key not in runs:
+            runs[key] = Run(stamp=holder.name, folder=holder)
+            _read_folder(holder, runs[key])
+    for file in sorted(p for p in path.rglob("*.json*") if LM_EVAL_FILE.match(p.name)):
+        date = _date_of(file)
+        named = _artifacts_named_by(file) if file.name.startswith("results") else None
+        # an older results file (or a samples file) belongs to the newest artifact folder started before it
+        earlier = sorted(s for (parent, s) in runs if parent == file.parent and s <= date)
+        stamp = named if named and (file.parent, named) in runs else (earlier[-1] if earlier else None)
+        if stamp is None:  # a run without value distributions (HVAE, ValueLex only): keyed by lm-eval's date
+            stamp = date
+            runs.setdefault((file.parent, stamp), Run(stamp=stamp))
+        run = runs[(file.parent, stamp)]
+        (run.results if file.name.startswith("results") else run.samples).append(file)
+        if run.model is None and file.name.startswith("results"):
+            data = read_json(file)
+            run.model = data.get("model_name") if isinstance(data, dict) else None
+    for (parent, _), run in runs.items():
+        run.model = run.model or parent.name
+    return sorted(runs.values(), key=lambda r: (str(r.model), r.stamp))
+
+
+def select_runs(path: str | Path, run: str | None = None, *, announce: bool = True) -> list[Run]:
+    """One run per model under ``path``: the only one, or the one ``run`` names (``latest`` or a stamp).
+
+    Several runs of one model without ``run`` is an error that lists them.
+    """
+    found = find_runs(path)
+    by_model: dict[str, list[Run]] = {}
+    for r in found:
+        by_model.setdefault(str(r.model), []).append(r)
+    chosen = []
+    for model, runs in sorted(by_model.items()):
+        runs = sorted(runs, key=lambda r: r.stamp)
+        if run in (None, "") and len(runs) > 1:
+            listed = "; ".join(f"{r.stamp}: {r.describe()}" for r in runs)
+            raise UserError(f"{path} holds {len(runs)} runs of {model} ({listed}); pick one with --run latest or "
+                            f"--run {runs[-1].stamp}, or give that run's univar_<stamp> folder")
+        if run in (None, "", "latest"):
+            chosen.append(runs[-1])
+            continue
+        wanted = str(run).removeprefix("univar_")
+        match = [r for r in runs if r.stamp == wanted or r.stamp.startswith(wanted)]
+        if len(match) != 1:
+            raise UserError(f"{path}: no run {run!r} of {model}; it has {', '.join(r.stamp for r in runs)} "
+                            "(--run latest picks the newest)")
+        chosen.append(match[0])
+    if announce:
+        for r in chosen:
+            print(f"reading {r.describe()}", file=sys.stderr)
+            for folder, error in r.pending:
+                print(f"warning: {folder.name}: answers kept but not embedded ({error}); finish with "
+                      f"`univar-eval embed {r.where}`", file=sys.stderr)
+    return chosen
+
+
+def find_distributions(path: str | Path, *, missing_ok: bool = False, run: str | None = None,
+                       announce: bool = True) -> list[Path]:
+    """Folders holding a value distribution under ``path``, from one run per model (see :func:`select_runs`).
+
+    ``missing_ok``: a run without any (e.g. only HVAE or ValueLex results) gives an empty list
+    instead of an error; a missing path or a damaged manifest is an error either way.
+    """
+    folders = sorted((f for r in select_runs(path, run, announce=announce) for f in r.distributions), key=str)
+    if not folders and not missing_ok:
         raise UserError(f"{path}: no univar-eval artifacts found (run lm_eval with a univar task and --output_path, "
                         "or point to the univar_<time> folder)")
-    return [folder for _, folder in sorted(newest.values(), key=lambda t: str(t[1]))]
+    return folders
 
 
-def load_run(path: str | Path, *, missing_ok: bool = False) -> list[ValueDistribution]:
-    return [ValueDistribution.load(folder) for folder in find_distributions(path, missing_ok=missing_ok)]
+def load_run(path: str | Path, *, missing_ok: bool = False, run: str | None = None) -> list[ValueDistribution]:
+    return [ValueDistribution.load(folder) for folder in find_distributions(path, missing_ok=missing_ok, run=run)]
 
 
 def run_label(dists: list[ValueDistribution], fallback: str) -> str:
     models = {d.manifest.get("model") for d in dists if d.manifest.get("model")}
     return models.pop() if len(models) == 1 else fallback
+
+
+def load_runs(path: str | Path, run: str | None = None) -> list[tuple[Run, list[ValueDistribution]]]:
+    """Each selected run under ``path`` with its value distributions (one entry per model: never merged)."""
+    return [(r, [ValueDistribution.load(f) for f in sorted(r.distributions, key=str)])
+            for r in select_runs(path, run)]
+
+
+def run_sources(sources: list[str], run: str | None = None) -> list[str]:
+    """``bank add`` sources with every lm-eval output folder narrowed to one run's samples files."""
+    out: list[str] = []
+    for src in sources:
+        path = Path(src)
+        if not path.is_dir() or RUN_DIR.match(path.name):
+            out.append(src)
+            continue
+        runs = find_runs(path)
+        if not any(r.samples for r in runs):
+            out.append(src)
+            continue
+        out += [str(f) for r in select_runs(path, run) for f in sorted(r.samples)]
+    return out
+
+
+def artifacts_for_samples(samples_file: Path, task: str) -> Path | None:
+    """The ``univar_<stamp>/<task>`` folder of the run that wrote ``samples_file``: the newest artifact folder
+    beside it that started before the samples were written."""
+    date = _date_of(samples_file) or "9999"
+    candidates = sorted((p.parent for p in samples_file.parent.glob(f"univar_*/{task}/{MANIFEST_FILE}")
+                         if RUN_DIR.match(p.parent.parent.name)
+                         and RUN_DIR.match(p.parent.parent.name).group(1) <= date),
+                        key=lambda p: p.parent.name)
+    return candidates[-1] if candidates else None

@@ -81,29 +81,28 @@ def from_bank(path: str | Path) -> list[LabelledSet]:
             for e in entries]
 
 
-def from_run(path: str | Path) -> list[LabelledSet]:
-    """The value distributions of a run folder (the newest per task), with their stored embeddings."""
+def from_run(path: str | Path, select: str | None = None) -> list[LabelledSet]:
+    """The value distributions of a run folder (one run per model; ``select``: ``latest`` or a stamp)."""
     from univar_eval.reports.runs import load_run
 
-    return [from_distribution(d, str(path)) for d in load_run(path)]
+    return [from_distribution(d, str(path)) for d in load_run(path, run=select)]
 
 
 def has_artifacts(path: Path) -> bool:
     """Whether ``path`` is a folder holding univar-eval value distributions (a run folder)."""
-    from univar_eval.reports.runs import find_distributions
+    from univar_eval.reports.runs import find_runs
 
     if not path.is_dir():
         return False
     try:
-        find_distributions(path)
+        return any(r.distributions for r in find_runs(path))
     except UserError:
         return False
-    return True
 
 
 def gather(sources: list[str], *, bank: str | None = None, encoder: str | None = None, name: str | None = None,
            questionnaire: str | None = None, translator: str | None = None, device: str | None = None,
-           batch_size: int | None = None) -> list[LabelledSet]:
+           batch_size: int | None = None, select: str | None = None) -> list[LabelledSet]:
     """Labelled embeddings from run folders, a bank and QA sources (embedded with ``encoder``).
 
     Folders with univar-eval artifacts are read as runs; other sources go through
@@ -117,7 +116,7 @@ def gather(sources: list[str], *, bank: str | None = None, encoder: str | None =
         if not path.exists():
             raise UserError(f"{src}: no such file or folder")
         if has_artifacts(path) and not name:
-            sets += from_run(path)
+            sets += from_run(path, select)
         else:
             raw.append(src)
     if raw:
@@ -321,7 +320,8 @@ def format_report(report: dict) -> str:
     n = report["n_labels"]
     knn, probe = report["knn"], report["probe"]
     rows = [("kNN accuracy", knn["accuracy"], 1 / n), ("kNN weighted F1", knn["weighted_f1"], 1 / n)]
-    rows += [(f"probe acc@{t}", probe[f"acc@{t}"], min(t, n) / n) for t in TOP_KS]
+    # acc@k with k >= the number of labels is 100 % whatever the encoder: not printed
+    rows += [(f"probe acc@{t}", probe[f"acc@{t}"], min(t, n) / n) for t in TOP_KS if t == 1 or t < n]
     rows += [("probe weighted F1", probe["weighted_f1"], 1 / n)]
     enc = report.get("encoder") or {}
     head = (f"identification of {n} labels (model$lang), encoder {enc.get('name')} "

@@ -107,9 +107,10 @@ def _questionnaire_of_task(task: str) -> str | None:
 
 
 def _artifacts_for(samples_file: Path, task: str) -> Path | None:
-    """The newest ``univar_<time>/<task>`` folder beside a samples file, if any."""
-    candidates = sorted(samples_file.parent.glob(f"univar_*/{task}/manifest.json"))
-    return candidates[-1].parent if candidates else None
+    """The ``univar_<time>/<task>`` folder of the run that wrote this samples file, if any."""
+    from univar_eval.reports.runs import artifacts_for_samples  # reports reads storage, not the reverse
+
+    return artifacts_for_samples(samples_file, task)
 
 
 # -- UniVaR CSV -----------------------------------------------------------------------------------------------
