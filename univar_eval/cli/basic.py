@@ -1,4 +1,4 @@
-"""Small sub-commands: ``tasks-dir``, ``encoders``, ``embed-check`` and ``tiny-model``."""
+"""Small sub-commands: ``tasks-dir``, ``encoders``, ``embed`` and ``tiny-model``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,18 @@ def register(sub) -> None:
 
     p = sub.add_parser("encoders", help="list the encoder cards")
     p.set_defaults(func=_encoders)
+
+    p = sub.add_parser("embed", help="finish a run whose embedding failed: embed the answers it kept",
+                       description="When translation or embedding fails at the end of an lm_eval run, each "
+                                   "univar task keeps its answers (answers.jsonl, an 'error' in manifest.json). "
+                                   "This embeds them with the run's settings (or the ones given here) and writes "
+                                   "the value distributions in place.")
+    p.add_argument("run", metavar="RUN", help="the run folder (lm-eval --output_path, or its univar_<time> folder)")
+    p.add_argument("--encoder", help="encoder card or local folder (default: the run's)")
+    p.add_argument("--translator", help="translator for non-English answers (default: the run's; 'none' keeps the text)")
+    p.add_argument("--device", help="cpu, cuda, ...")
+    p.add_argument("--batch-size", type=int, help="encoder batch size")
+    p.set_defaults(func=_embed)
 
     p = sub.add_parser("tiny-model", help="write a tiny causal LM: random weights, or trained on a persona (demo)",
                        description="Without --persona: random weights (smoke runs; its answers are gibberish). "
@@ -34,6 +46,21 @@ def _encoders(args) -> int:
     for name, card in list_cards().items():
         mark = " (default)" if name == DEFAULT_ENCODER else ""
         print(f"{name:22s} {card.source}@{card.revision}  dim={card.dimension}{mark}")
+    return 0
+
+
+def _embed(args) -> int:
+    from univar_eval.errors import UserError
+    from univar_eval.pipeline.embed import finish_pending, pending_folders
+
+    folders = pending_folders(args.run)
+    if not folders:
+        raise UserError(f"{args.run}: no kept answers waiting to be embedded (every task already has its embeddings)")
+    overrides = {"encoder": args.encoder, "translator": args.translator, "device": args.device,
+                 "batch_size": args.batch_size}
+    for folder in folders:
+        dist = finish_pending(folder, overrides)
+        print(f"embedded {dist.task}: {len(dist)} answers with {dist.manifest['encoder']['name']} -> {folder}")
     return 0
 
 

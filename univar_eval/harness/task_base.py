@@ -41,6 +41,7 @@ log = logging.getLogger("univar_eval")
 
 #: manifest ``format`` of a task folder whose answers were kept but not embedded (see ``_aggregate``)
 PENDING_FORMAT = "univar-eval/pending-answers/1"
+PROCESS_RESULTS_NOTE = "univar_eval: TaskLevelTask.process_results (metrics computed once per task)"
 
 
 class TaskLevelTask(ConfigurableTask):
@@ -64,6 +65,9 @@ class TaskLevelTask(ConfigurableTask):
         self._metric_names = list(self.metric_names(config))
         config["metric_list"] = [{"metric": n, "aggregation": "mean", "higher_is_better": self.is_higher_better(n)}
                                  for n in self._metric_names]
+        # Any non-None process_results keeps lm-eval from looking each metric name up in its registry and
+        # in HF evaluate (an error line per metric and task otherwise); our process_results method is used.
+        config["process_results"] = PROCESS_RESULTS_NOTE
         super().__init__(config=config, **kwargs)
 
     # -- to implement ------------------------------------------------------------------------------

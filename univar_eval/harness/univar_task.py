@@ -48,6 +48,11 @@ def load_dataset(questionnaire: str | None = None, lang: str | None = None, **_m
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def metric_name_for(reference: str) -> str:
     """lm-eval metric key for the distance to one reference model."""
     return "mmd@" + re.sub(r"[^\w.\-]+", "_", reference)
@@ -75,14 +80,18 @@ class UniVaRTask(TaskLevelTask):
         from univar_eval.pipeline.encoders import load_encoder
         from univar_eval.pipeline.translate import get_translator
 
-        load_encoder(self.settings.encoder, device=self.settings.device)
+        try:
+            load_encoder(self.settings.encoder, device=self.settings.device)
+        except UserError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure to load is the same news for the user
+            raise UserError(f"encoder {self.settings.encoder!r} cannot be loaded ({_first_line(e)})") from None
         if self.lang and self.lang != "eng" and self.settings.translator not in (None, "", "none"):
-            translator = get_translator(self.settings.translator, device=self.settings.device)
             try:
-                translator._load()
-            except UserError as e:
-                raise UserError(f"{e}; non-English tasks need a translator: pass "
-                                "--metadata '{\"translator\": \"none\"}' to embed the original text") from None
+                get_translator(self.settings.translator, device=self.settings.device)._load()
+            except Exception as e:  # noqa: BLE001
+                raise UserError(f"{_first_line(e)}; non-English tasks need a translator (or pass "
+                                "--metadata '{\"translator\": \"none\"}' to embed the original text)") from None
 
     def _warn_limit(self, task: str) -> None:
         limit = _argv_value(("--limit", "-L"), sys.argv)

@@ -6,16 +6,20 @@ answers -> (empty ones counted and dropped) -> translation to English -> ``Q: ..
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from tqdm.auto import tqdm
 
+from univar_eval.errors import UserError
 from univar_eval.pipeline import answers as answers_mod
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.cache import cached_encode
 from univar_eval.pipeline.encoders import load_encoder
 from univar_eval.pipeline.translate import get_translator, to_english
 from univar_eval.settings import RunSettings
-from univar_eval.storage.distribution import ValueDistribution, make_manifest
+from univar_eval.storage.distribution import ANSWERS_FILE, MANIFEST_FILE, ValueDistribution, make_manifest
+from univar_eval.storage.files import read_json, read_jsonl
 
 
 def build_distribution(records: list[dict], *, task: str, questionnaire: str | None, lang: str,
@@ -77,3 +81,36 @@ def embed_with_progress(encoder, texts: list[str], *, batch_size: int, label: st
             parts.append(cached_encode(encoder, chunk, batch_size=batch_size, progress=False))
             bar.update(len(chunk))
     return np.vstack(parts) if parts else cached_encode(encoder, texts, batch_size=batch_size, progress=False)
+
+
+def pending_folders(path: str | Path) -> list[Path]:
+    """Task folders under ``path`` whose answers were kept when embedding failed during the lm-eval run."""
+    from univar_eval.harness.task_base import PENDING_FORMAT  # the writer of these folders
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    found = []
+    for manifest_path in sorted(path.rglob(MANIFEST_FILE)):
+        m = read_json(manifest_path)
+        if isinstance(m, dict) and m.get("format") == PENDING_FORMAT:
+            found.append(manifest_path.parent)
+    return found
+
+
+def finish_pending(folder: Path, overrides: dict) -> ValueDistribution:
+    """Embed the kept answers of one task folder with its run's settings (``overrides`` win) and save the
+    distribution in its place, so compare, gate, bank add and map read it like any other."""
+    from univar_eval.settings import resolve
+
+    manifest = read_json(folder / MANIFEST_FILE)
+    if not manifest.get("questionnaire") or not manifest.get("lang"):
+        raise UserError(f"{folder}: kept answers of {manifest.get('task')} are not a univar questionnaire task; "
+                        "nothing to embed")
+    saved = {k: v for k, v in (manifest.get("settings") or {}).items() if v is not None}
+    settings = resolve({**saved, **{k: v for k, v in overrides.items() if v is not None}}, environ={})
+    rows = read_jsonl(folder / ANSWERS_FILE)
+    dist, _ = build_distribution(rows, task=manifest["task"], questionnaire=manifest["questionnaire"],
+                                 lang=manifest["lang"], settings=settings, model=manifest.get("model"))
+    dist.save(folder)
+    return dist

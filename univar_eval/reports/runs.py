@@ -211,11 +211,11 @@ def run_sources(sources: list[str], run: str | None = None) -> list[str]:
         if not path.is_dir() or RUN_DIR.match(path.name):
             out.append(src)
             continue
-        runs = find_runs(path)
-        if not any(r.samples for r in runs):
+        if not find_runs(path):
             out.append(src)
             continue
-        out += [str(f) for r in select_runs(path, run) for f in sorted(r.samples)]
+        samples = [str(f) for r in select_runs(path, run) for f in sorted(r.samples)]
+        out += samples or [src]
     return out
 
 
