@@ -289,3 +289,21 @@ def test_persona_models_differ_and_rebuild_matches(tmp_path):
     assert len(own & words("carer")) > len(own & words("achiever"))
     with pytest.raises(UserError, match="unknown persona"):
         build_persona_lm(tmp_path / "x", "villain")
+
+
+# -- items 6 and 11: questionnaire versions summarised in compare's and the leaderboard's headers -----------
+def test_versions_are_summarised_per_questionnaire():
+    from univar_eval.reports.runs import summarise_versions
+
+    many = [("pvq", f"hash{i}") for i in range(25)] + [("wvs", "w1"), ("wvs", "w1")]
+    text = summarise_versions(many)
+    assert text.startswith("pvq@") and text.endswith("(25 language versions), wvs@w1")
+    assert summarise_versions(reversed(many)) == text  # order does not matter
+    assert summarise_versions([("pvq", f"hash{i}") for i in range(24)] + [("pvq", "other")]) != text.split(", ")[0]
+
+
+def test_leaderboard_header_names_questionnaire_versions(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    save_run(tmp_path / "runs" / "a", "2026-11-29T01-00-00", 12, rng, model="a")
+    assert main(["leaderboard", str(tmp_path / "runs" / "a")]) == 0
+    assert "questionnaires pvq@v1; distance mmd" in capsys.readouterr().out

@@ -128,7 +128,8 @@ def test_leaderboard_formats_and_content(world, capsys):
                  "-o", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
     rows = list(csv.reader(io.StringIO(out.read_text())))
-    assert rows[0][0].startswith("# encoder minilm@fp; translator nllb-600m; distance mmd")
+    assert rows[0][0].startswith("# encoder minilm@fp; translator nllb-600m; questionnaires pvq@")
+    assert "(2 language versions); distance mmd" in rows[0][0]
     header, body = rows[1], rows[2:]
     assert [r[0] for r in body] == ["same", "shifted"]  # stable order
     assert header[:5] == ["model", "univar_pvq_eng mmd(baseline)", "univar_pvq_eng nearest",

@@ -36,11 +36,10 @@ from lm_eval.api.task import ConfigurableTask
 from univar_eval.errors import UserError
 from univar_eval.pipeline.answers import flatten_responses
 from univar_eval.settings import RunSettings, resolve
+from univar_eval.storage.distribution import PENDING_FORMAT
 
 log = logging.getLogger("univar_eval")
 
-#: manifest ``format`` of a task folder whose answers were kept but not embedded (see ``_aggregate``)
-PENDING_FORMAT = "univar-eval/pending-answers/1"
 PROCESS_RESULTS_NOTE = "univar_eval: TaskLevelTask.process_results (metrics computed once per task)"
 
 
@@ -52,6 +51,7 @@ class TaskLevelTask(ConfigurableTask):
         metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
         self._chat = False
         self._analysis: dict | None = None
+        _follow_lm_eval_logging()
         try:
             self.settings: RunSettings = resolve(metadata)
             # where this run's artifacts go, recorded in lm-eval's results (its configs keep the metadata)
@@ -175,6 +175,17 @@ def keep_all_repeats(resps, docs):
 #: metadata key under which each task records its run's artifact folder (lm-eval copies it to results' configs)
 ARTIFACTS_KEY = "univar_artifacts"
 _ANNOUNCED: set[str] = set()
+
+
+def _follow_lm_eval_logging() -> None:
+    """Show our log lines the way lm_eval shows its own (its CLI configures only the ``lm_eval`` logger)."""
+    ours, theirs = log, logging.getLogger("lm_eval")
+    if ours.handlers or logging.getLogger().handlers or not theirs.handlers:
+        return  # someone configured logging (a CLI, pytest) or lm_eval did not: leave it alone
+    for handler in theirs.handlers:
+        ours.addHandler(handler)
+    ours.setLevel(theirs.level or logging.INFO)
+    ours.propagate = False
 
 
 def announce_artifacts(folder: Path) -> None:

@@ -18,7 +18,13 @@ from univar_eval.pipeline.cache import cached_encode
 from univar_eval.pipeline.encoders import load_encoder
 from univar_eval.pipeline.translate import get_translator, to_english
 from univar_eval.settings import RunSettings
-from univar_eval.storage.distribution import ANSWERS_FILE, MANIFEST_FILE, ValueDistribution, make_manifest
+from univar_eval.storage.distribution import (
+    ANSWERS_FILE,
+    MANIFEST_FILE,
+    PENDING_FORMAT,
+    ValueDistribution,
+    make_manifest,
+)
 from univar_eval.storage.files import read_json, read_jsonl
 
 
@@ -85,8 +91,6 @@ def embed_with_progress(encoder, texts: list[str], *, batch_size: int, label: st
 
 def pending_folders(path: str | Path) -> list[Path]:
     """Task folders under ``path`` whose answers were kept when embedding failed during the lm-eval run."""
-    from univar_eval.harness.task_base import PENDING_FORMAT  # the writer of these folders
-
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")

@@ -211,8 +211,11 @@ def format_table(report: dict, markdown: bool = False) -> str:
                       _fmt(r["n"]), _fmt(r["n_ref"]), ratio, r["status"]])
     lines = []
     s = report.get("settings", {})
+    from univar_eval.reports.runs import summarise_versions
+
+    versions = summarise_versions(tuple(qv.split("@", 1)) for qv in s.get("questionnaires", []))
     note = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
-            f"questionnaires {', '.join(s.get('questionnaires', []))}")
+            f"questionnaires {versions}")
     if markdown:
         lines.append(f"_{note}_\n")
         lines.append("| " + " | ".join(headers) + " |")

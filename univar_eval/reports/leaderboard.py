@@ -130,10 +130,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _questionnaire_of(task: str) -> str:
+    parts = task.split("_")
+    return parts[1] if len(parts) >= 3 and parts[0] == "univar" else task
+
+
 def _header_line(board: dict) -> str:
     s = board["settings"]
+    from univar_eval.reports.runs import summarise_versions
+
+    versions = [(_questionnaire_of(task), v) for task, vs in s.get("questionnaire_versions", {}).items() for v in vs]
     line = (f"encoder {', '.join(s['encoders']) or '-'}; translator {', '.join(s['translators'])}; "
-            f"distance {board['metric']}")
+            f"questionnaires {summarise_versions(versions)}; distance {board['metric']}")
     if s["mixed"]:
         line += f"; MIXED SETTINGS: {'; '.join(s['problems'])}"
     return line

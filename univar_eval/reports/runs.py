@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from univar_eval.errors import UserError
-from univar_eval.storage.distribution import MANIFEST_FILE, ValueDistribution
+from univar_eval.storage.distribution import MANIFEST_FILE, PENDING_FORMAT, ValueDistribution
 from univar_eval.storage.files import read_json
 
 RUN_DIR = re.compile(r"^univar_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)$")
 LM_EVAL_FILE = re.compile(r"^(results|samples_.+)_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)\.jsonl?$")
 DISTRIBUTION_FORMAT = "univar-eval/value-distribution"
-PENDING_FORMAT = "univar-eval/pending-answers"
 ARTIFACTS_KEY = "univar_artifacts"  # the same key as univar_eval.harness.task_base.ARTIFACTS_KEY
 
 
@@ -64,7 +63,7 @@ def _read_folder(folder: Path, run: Run) -> None:
         fmt = str(m.get("format", "")) if isinstance(m, dict) else ""
         if fmt.startswith(DISTRIBUTION_FORMAT):
             run.distributions.append(manifest_path.parent)
-        elif fmt.startswith(PENDING_FORMAT):
+        elif fmt == PENDING_FORMAT:
             run.pending.append((manifest_path.parent, str(m.get("error") or "unknown error")))
         else:
             continue
@@ -228,3 +227,25 @@ def artifacts_for_samples(samples_file: Path, task: str) -> Path | None:
                          and RUN_DIR.match(p.parent.parent.name).group(1) <= date),
                         key=lambda p: p.parent.name)
     return candidates[-1] if candidates else None
+
+
+def summarise_versions(pairs) -> str:
+    """``(questionnaire, version)`` pairs as one short phrase for a report header.
+
+    Each language of a questionnaire has its own version (a hash of its items), so 25 languages give
+    25 versions: one questionnaire with one version reads ``pvq@1a2b3c``, with several
+    ``pvq@<digest of the set> (25 language versions)``; the digest changes when any of them does.
+    """
+    import hashlib
+
+    by_q: dict[str, set[str]] = {}
+    for q, v in pairs:
+        by_q.setdefault(str(q), set()).add(str(v))
+    parts = []
+    for q, versions in sorted(by_q.items()):
+        if len(versions) == 1:
+            parts.append(f"{q}@{next(iter(versions))}")
+        else:
+            digest = hashlib.sha256("\n".join(sorted(versions)).encode()).hexdigest()[:8]
+            parts.append(f"{q}@{digest} ({len(versions)} language versions)")
+    return ", ".join(parts) or "-"

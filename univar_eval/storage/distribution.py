@@ -35,6 +35,8 @@ from univar_eval.storage.files import (
 EMBEDDINGS_FILE = "embeddings.safetensors"
 ANSWERS_FILE = "answers.jsonl"
 MANIFEST_FILE = "manifest.json"
+#: ``format`` of a task folder whose answers were kept when embedding failed (``univar-eval embed`` finishes it)
+PENDING_FORMAT = "univar-eval/pending-answers/1"
 
 
 @dataclass
