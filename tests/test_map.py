@@ -147,3 +147,76 @@ def test_cli_map_default_size_and_errors(tmp_path, capsys):
     assert main(["map", "--bank", str(tmp_path / "bank"), "--task-family", "wvs", "-o", str(tmp_path / "x.png")]) == 2
     assert "the inputs have: pvq" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+# -- issue 16, item 8: the map never exaggerates noise ---------------------------------------------------
+def _lab(rgb):
+    r = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ r
+    f = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(f > 0.008856, np.cbrt(f), 7.787 * f + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_one_language_map_is_one_dimensional_and_says_so():
+    from univar_eval.reports.plot import map_figure, project
+
+    rng = np.random.default_rng(0)
+    # three models, one language; the centroids differ along one direction only (PC2 explains ~0 %)
+    direction = rng.normal(size=16)
+    points = np.vstack([a * direction for a in (1.0, 1.0001, 3.0)])
+    xy, labels = project(points)
+    assert np.all(xy[:, 1] == 0) and labels[1].startswith("one dimension: PC2 explains 0.0%")
+    fig = map_figure(xy, [("a", "eng"), ("b", "eng"), ("c", "eng")], title="t", axis_labels=labels)
+    ax = fig.axes[0]
+    assert "one language (eng): points differ by model only" in ax.get_title()
+    assert list(ax.get_yticks()) == [] and ax.get_aspect() == 1.0
+
+
+def test_axes_share_one_scale_so_noise_is_not_stretched():
+    from univar_eval.reports.plot import map_figure
+
+    xy = np.array([[-1.0, 0.0], [1.0, 0.02], [0.0, -0.02], [0.5, 0.01]])  # PC2 tiny but above the flat cut
+    fig = map_figure(xy, [("a", "eng"), ("b", "eng"), ("a", "fra"), ("b", "fra")], title="t", size=(6, 6), dpi=80)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    assert (box.width / (x1 - x0)) == pytest.approx(box.height / (y1 - y0), rel=1e-3)  # pixels per unit
+
+
+def test_model_markers_above_stars_and_labels_never_overlap():
+    from univar_eval.reports.plot import map_figure
+
+    langs = [f"l{i:02d}" for i in range(25)]
+    keys = [(m, lg) for lg in langs for m in ("a", "b")]
+    xy = np.random.default_rng(1).normal(scale=1e-3, size=(len(keys), 2)) + [[1.0, 1.0]]  # all centroids piled up
+    fig = map_figure(xy, keys, title="t", size=(8, 6), dpi=80)
+    ax = fig.axes[0]
+    points = [c for c in ax.collections if len(c.get_sizes())]
+    stars = [c for c in points if c.get_sizes()[0] == 260]  # the centroid stars are the big markers
+    others = [c for c in points if c not in stars]
+    assert len(stars) == 25 and len(others) == 50
+    assert stars and min(c.get_zorder() for c in others) > max(c.get_zorder() for c in stars)
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.texts]
+    assert len(boxes) == 25
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_25_language_colours_are_distinguishable():
+    from matplotlib.colors import to_rgb
+
+    from univar_eval.reports.plot import _colours
+
+    lab = np.array([_lab(np.array(to_rgb(c))) for c in _colours(25)])
+    d = np.sqrt(((lab[:, None] - lab[None]) ** 2).sum(-1)) + np.eye(25) * 1e9
+    assert d.min() >= 15  # CIE76: clearly different colours (the old hsv wheel had neighbours about 5 apart)
+
+
+def test_heatmap_scale_starts_at_zero():
+    from univar_eval.reports.plot import heatmap_figure
+
+    m = np.array([[0.0, 0.30, 0.31], [0.30, 0.0, 0.32], [0.31, 0.32, 0.0]])
+    image = heatmap_figure(m, ["a", "b", "c"], title="t").axes[0].images[0]
+    assert image.norm.vmin == 0.0 and image.norm.vmax == pytest.approx(0.32)

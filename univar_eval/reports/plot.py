@@ -4,7 +4,9 @@
 * :func:`project`: 2-D coordinates, PCA by default (numpy SVD of the centred centroids), UMAP
   when ``umap-learn`` is installed and asked for;
 * :func:`draw_map`: points coloured by language and marked by model; each language's centroid
-  (the mean of its models' points in the map) is drawn and linked to its points;
+  (the mean of its models' points in the map) is drawn and linked to its points. A PCA map keeps
+  one unit the same length on both axes, so no axis is stretched beyond its share of the variance;
+  when the second axis explains (almost) nothing, the map is drawn in one dimension and says so;
 * :func:`distance_matrix` / :func:`draw_heatmap`: pairwise distances between the
   model-language distributions (MMD by default, see :mod:`univar_eval.stats.distance`).
 
@@ -26,6 +28,11 @@ CONTROL = "control"
 FORMATS = ("png", "svg", "pdf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8", "d", "H")
 MAX_POINTS = 300  # rows per model-language set in the distance heatmap (a seeded subsample above it)
+FLAT_SHARE = 0.01  # a second PCA axis explaining less than this share of the variance is not drawn
+#: 25 colours that stay apart (CIE76 distance >= 15 between any two): Kelly's contrast colours and five more
+PALETTE = ("#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482", "#008856", "#E68FAC",
+           "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300", "#882D17", "#8DB600", "#654522",
+           "#E25822", "#2B3D26", "#00CED1", "#000080", "#FF00FF", "#7FFFD4", "#222222")
 
 
 # -- data --------------------------------------------------------------------------------------------------
@@ -95,9 +102,13 @@ def umap_2d(points: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
-    """2-D coordinates and the axis labels."""
+    """2-D coordinates and the axis labels (a one-dimensional PCA map has its second coordinate at 0)."""
     if method == "pca":
         xy, share = pca_2d(points)
+        if share[1] < FLAT_SHARE:
+            xy[:, 1] = 0.0
+            return xy, (f"PC1 ({100 * share[0]:.1f}% of variance)",
+                        f"one dimension: PC2 explains {100 * share[1]:.1f}% of the variance")
         return xy, (f"PC1 ({100 * share[0]:.1f}% of variance)", f"PC2 ({100 * share[1]:.1f}% of variance)")
     if method == "umap":
         return umap_2d(points, seed), ("UMAP 1", "UMAP 2")
@@ -156,9 +167,25 @@ def _colours(n: int) -> list:
 
     if n <= 10:
         return [colormaps["tab10"](i) for i in range(n)]
-    if n <= 20:
-        return [colormaps["tab20"](i) for i in range(n)]
+    if n <= len(PALETTE):
+        return list(PALETTE[:n])
     return [colormaps["hsv"](i / n) for i in range(n)]
+
+
+def _spread_labels(fig, texts) -> None:
+    """Move annotation labels up (in steps of their own height) until no two overlap."""
+    fig.canvas.draw()  # lays the figure out once; moving a label does not change the layout
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for text in texts:
+        for _ in range(len(texts) + 1):
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            x, y = text.xyann  # the label's offset from its star, in points
+            text.xyann = (x, y + box.height * 72.0 / fig.dpi)
+            text.update_positions(renderer)
+        placed.append(text.get_window_extent(renderer))
 
 
 def draw_map(xy: np.ndarray, keys: list[tuple[str, str]], path: str | Path, *, title: str,
@@ -166,6 +193,13 @@ def draw_map(xy: np.ndarray, keys: list[tuple[str, str]], path: str | Path, *, t
              dpi: float = 150) -> Path:
     """Points coloured by language, marked by model; each language's centroid linked to its points."""
     output_format(path)
+    fig = map_figure(xy, keys, title=title, axis_labels=axis_labels, size=size, dpi=dpi)
+    return _save(fig, path, dpi)
+
+
+def map_figure(xy: np.ndarray, keys: list[tuple[str, str]], *, title: str, axis_labels: tuple[str, str] = ("", ""),
+               size: tuple[float, float] = (8.0, 6.0), dpi: float = 150):
+    """The map as a matplotlib figure (see :func:`draw_map`)."""
     fig = _figure(size, dpi)  # first: a missing matplotlib is reported before anything else imports it
     from matplotlib.lines import Line2D
 
@@ -174,17 +208,19 @@ def draw_map(xy: np.ndarray, keys: list[tuple[str, str]], path: str | Path, *, t
     colour = dict(zip(langs, _colours(len(langs))))
     marker = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(models)}
     ax = fig.add_subplot()
+    labels = []
     for lang in langs:
         rows = [i for i, (_, lg) in enumerate(keys) if lg == lang]
         centre = xy[rows].mean(axis=0)
         for i in rows:
             ax.plot([centre[0], xy[i, 0]], [centre[1], xy[i, 1]], color=colour[lang], alpha=0.45, lw=1, zorder=1)
         ax.scatter([centre[0]], [centre[1]], marker="*", s=260, color=colour[lang], edgecolors="black",
-                   linewidths=0.8, zorder=3)
-        ax.annotate(lang, centre, xytext=(6, 6), textcoords="offset points", fontsize=9, fontweight="bold")
-    for i, (model, lang) in enumerate(keys):
+                   linewidths=0.8, zorder=2)
+        labels.append(ax.annotate(lang, centre, xytext=(6, 6), textcoords="offset points", fontsize=9,
+                                  fontweight="bold", zorder=4))
+    for i, (model, lang) in enumerate(keys):  # above the stars: a model's point is never hidden by its centroid
         ax.scatter([xy[i, 0]], [xy[i, 1]], marker=marker[model], s=55, color=colour[lang], edgecolors="black",
-                   linewidths=0.4, zorder=2)
+                   linewidths=0.4, zorder=3)
     lang_handles = [Line2D([], [], ls="", marker="o", color=colour[lg], markeredgecolor="black", label=lg)
                     for lg in langs]
     lang_handles.append(Line2D([], [], ls="", marker="*", markersize=12, color="white", markeredgecolor="black",
@@ -196,26 +232,46 @@ def draw_map(xy: np.ndarray, keys: list[tuple[str, str]], path: str | Path, *, t
     fig.legend(handles=model_handles, title="model", loc="outside right lower", fontsize=8, title_fontsize=9)
     ax.set_xlabel(axis_labels[0])
     ax.set_ylabel(axis_labels[1])
-    ax.set_title(title, fontsize=10)
+    flat = not np.any(xy[:, 1])
+    if flat:  # one dimension: a strip, never a second axis stretched over noise
+        ax.set_yticks([])
+    # one unit is as long on both axes: an axis takes the room its share of the variance earns
+    ax.set_aspect("equal", adjustable="datalim")
+    notes = []
+    if len(langs) == 1:
+        notes.append(f"one language ({langs[0]}): points differ by model only")
+    if len(models) == 1:
+        notes.append(f"one model ({models[0]}): points differ by language only")
+    ax.set_title(title + ("\n" + "; ".join(notes) if notes else ""), fontsize=10)
     ax.grid(alpha=0.25)
-    return _save(fig, path, dpi)
+    _spread_labels(fig, labels)
+    return fig
 
 
 def draw_heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, *, title: str, metric: str = "mmd",
                  size: tuple[float, float] = (8.0, 6.0), dpi: float = 150) -> Path:
     """Pairwise distances with the labels on both axes (values written in the cells when there are few)."""
     output_format(path)
+    fig = heatmap_figure(matrix, labels, title=title, metric=metric, size=size, dpi=dpi)
+    return _save(fig, path, dpi)
+
+
+def heatmap_figure(matrix: np.ndarray, labels: list[str], *, title: str, metric: str = "mmd",
+                   size: tuple[float, float] = (8.0, 6.0), dpi: float = 150):
+    """The heatmap as a matplotlib figure (see :func:`draw_heatmap`)."""
     fig = _figure(size, dpi)
     ax = fig.add_subplot()
     n = len(labels)
-    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", interpolation="nearest")
+    finite = matrix[np.isfinite(matrix)]
+    top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    # distances are never negative: the scale starts at 0, so a small spread does not look large
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", interpolation="nearest", vmin=0.0, vmax=top)
     fig.colorbar(image, ax=ax, label=f"{metric} distance")
     font = max(4.0, min(9.0, 240.0 / max(n, 1)))
     ax.set_xticks(range(n), labels, rotation=60, ha="right", rotation_mode="anchor", fontsize=font)
     ax.set_yticks(range(n), labels, fontsize=font)
     if n <= 12:
-        finite = matrix[np.isfinite(matrix)]
-        middle = float(finite.min() + finite.max()) / 2 if finite.size else 0.0
+        middle = top / 2
         for i in range(n):
             for j in range(n):
                 v = matrix[i, j]
@@ -223,7 +279,7 @@ def draw_heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, *, tit
                 ax.text(j, i, text, ha="center", va="center", fontsize=font * 0.85,
                         color="white" if np.isfinite(v) and v < middle else "black")
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path, dpi)
+    return fig
 
 
 # -- the command's work ------------------------------------------------------------------------------------
