@@ -307,3 +307,20 @@ def test_leaderboard_header_names_questionnaire_versions(tmp_path, capsys):
     save_run(tmp_path / "runs" / "a", "2026-11-29T01-00-00", 12, rng, model="a")
     assert main(["leaderboard", str(tmp_path / "runs" / "a")]) == 0
     assert "questionnaires pvq@v1; distance mmd" in capsys.readouterr().out
+
+
+# -- item 6: no raw numpy RuntimeWarning from the statistics ----------------------------------------------
+def test_small_paired_sets_give_no_runtime_warning():
+    from univar_eval.stats.distance import compare_sets
+
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = compare_sets(unit(rng, 2), unit(rng, 2), n_permutations=20, n_bootstrap=50)
+        assert math.isfinite(r.distance) and r.p_value is not None
+        r = compare_sets(unit(rng, 3), unit(rng, 3), groups_x=["a", "b", "c"], groups_y=["a", "b", "c"],
+                         n_permutations=50, n_bootstrap=50)
+        assert math.isfinite(r.distance) and (r.ci_low is None or r.ci_low <= r.ci_high)
+        r = compare_sets(unit(rng, 2), unit(rng, 2), groups_x=["a", "a"], groups_y=["a", "a"], n_permutations=20,
+                         n_bootstrap=20)
+        assert r.ci_low is None or math.isfinite(r.ci_low)

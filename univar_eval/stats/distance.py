@@ -319,8 +319,11 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
             onehot[np.arange(m + n), labels] = 1.0
 
             def from_forms(sxx, syy, sxy, wx, wy):
-                return sxx / _pair_counts(wx, onehot) + syy / _pair_counts(wy, onehot) \
-                    - 2.0 * sxy / _cross_counts(wx, wy, onehot)
+                # a bootstrap resample can hold no usable pair (one answer drawn again and again, or answers to
+                # one question only): its statistic is NaN and is left out of the interval, without a warning
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return sxx / _pair_counts(wx, onehot) + syy / _pair_counts(wy, onehot) \
+                        - 2.0 * sxy / _cross_counts(wx, wy, onehot)
 
             to_distance: Callable = lambda s: np.sqrt(np.clip(s, 0, None))  # noqa: E731
         else:
@@ -362,6 +365,8 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
         p_value = float((1 + np.sum(perm_stats >= observed - 1e-6 * max(1.0, abs(observed)))) / (1 + len(perm_stats)))
     lo = hi = None
     if boot_stats is not None:
+        boot_stats = boot_stats[np.isfinite(boot_stats)]
+    if boot_stats is not None and len(boot_stats):
         # MMD² is estimated without bias: percentile interval. Fréchet and centroid distances are
         # plug-in estimates, biased upward with few answers: the percentile interval shifted by the
         # bootstrap estimate of that bias.
