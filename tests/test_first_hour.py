@@ -324,3 +324,23 @@ def test_small_paired_sets_give_no_runtime_warning():
         r = compare_sets(unit(rng, 2), unit(rng, 2), groups_x=["a", "a"], groups_y=["a", "a"], n_permutations=20,
                          n_bootstrap=20)
         assert r.ci_low is None or math.isfinite(r.ci_low)
+
+
+# -- item 11: the README's download hint is the error message's ---------------------------------------------
+def test_readme_download_hint_is_the_error_message(monkeypatch):
+    from pathlib import Path
+
+    from univar_eval.pipeline.encoders import get_card
+    from univar_eval.pipeline.nomic import resolve_checkpoint
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    card = get_card("univar-lambda-5")
+    try:
+        resolve_checkpoint(card.model_id, revision=card.revision)
+    except UserError as e:
+        hint = str(e).split("`")[1]
+    else:
+        pytest.skip("the encoder is in the local hub cache: no error to compare")
+    assert hint == f"hf download {card.model_id} --revision {card.revision}"
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"`{hint}`" in readme and "huggingface-cli" not in readme

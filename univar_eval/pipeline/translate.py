@@ -110,7 +110,7 @@ class NllbTranslator(Translator):
                 self._model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, dtype=dtype, **kw)
             except OSError as e:
                 raise UserError(f"translator {self.name} ({self.model_id}) cannot be loaded ({str(e).splitlines()[0]}); "
-                                f"download it first (huggingface-cli download {self.model_id}) or choose the "
+                                f"download it first (`hf download {self.model_id} --revision {self.revision or 'main'}`) or choose the "
                                 "translator 'none', which embeds the original text") from None
             self._model.to(self.device).eval()
         return self._model, self._tokenizer
