@@ -76,3 +76,20 @@ def read_results(output: Path) -> dict:
 @pytest.fixture(scope="session")
 def lm_eval_runner():
     return run_lm_eval
+
+
+# -- measured figures: printed once after the summary, never between the -q progress dots ----------------
+_FIGURES: list[str] = []
+
+
+@pytest.fixture()
+def figures():
+    """``figures(line)`` reports a measured number; all of them are listed in a section at the end of the run."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
