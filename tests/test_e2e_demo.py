@@ -1,0 +1,60 @@
+"""End to end: the README's offline persona demo, run verbatim, and a run stopped before generation."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import OFFLINE_ENV, hf_args, lm_eval_executable
+
+pytestmark = pytest.mark.e2e
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def demo_script() -> str:
+    text = README.read_text()
+    section = text.split("## Offline demo", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_persona_demo_passes_the_rerun_and_fails_the_other_persona(tmp_path, figures):
+    env = {**os.environ, **OFFLINE_ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(["bash", "-c", demo_script()], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=1800)
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    gates = re.findall(r"(candidate demo/runs/candidate-\d/.*?)\nexit code (\d)", out, flags=re.S)
+    assert [code for _, code in gates] == ["0", "1"], out
+    rerun, other = (g for g, _ in gates)
+    assert "PASS" in rerun and "PASSED: 1 of 1 checks pass" in rerun
+    assert re.search(r"univar_pvq_eng\s+eng\s+FAIL\s+\S+\s+\S+\s+mmd \S+ > 0.05 and p = ", other), other
+    assert "demo/achiever" in out and "demo/carer" in out  # the leaderboard's rows
+    assert (tmp_path / "demo" / "map.png").stat().st_size > 1000
+    assert "reading demo/runs/candidate-1/" in proc.stderr  # every command names the run it read
+    assert "Custom kwargs" not in proc.stderr and "not found in the evaluate library" not in proc.stderr
+    assert "univar-eval: value distributions of this run go to" in proc.stderr
+    for block in gates:
+        figures(block[0])
+
+
+def test_a_missing_encoder_stops_the_run_before_generation(tmp_path, tiny_lm):
+    env = {**os.environ, **OFFLINE_ENV}
+    start = time.monotonic()
+    proc = subprocess.run([lm_eval_executable(), *hf_args(tiny_lm), "--tasks", "univar_pvq_eng", "--limit", "4",
+                           "--output_path", str(tmp_path / "runs"),
+                           "--metadata", json.dumps({"encoder": str(tmp_path / "no-encoder-here")})],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "no-encoder-here" in errors[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "Running generate_until requests" not in proc.stderr
+    assert not list((tmp_path / "runs").rglob("univar_*")) if (tmp_path / "runs").exists() else True
+    assert time.monotonic() - start < 300
