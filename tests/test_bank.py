@@ -207,7 +207,7 @@ def test_embedding_cache_embeds_each_text_once(minilm):
     assert open_cache("embeddings").count() == 3
 
 
-def test_lm_eval_task_refuses_an_incomparable_bank_before_generating(tmp_path):
+def test_lm_eval_task_refuses_an_incomparable_bank_before_generating(tmp_path, capsys):
     from lm_eval.tasks import TaskManager
 
     from univar_eval.pipeline.encoders import get_card
@@ -215,10 +215,12 @@ def test_lm_eval_task_refuses_an_incomparable_bank_before_generating(tmp_path):
     bank = Bank(tmp_path / "bank", create=True)
     # the real minilm card's revision; version "v1": not our questionnaire's
     bank.add(random_dist(revision=get_card("minilm").revision), model="ref", source="a")
-    with pytest.raises(UserError, match="questionnaire version differs"):
-        TaskManager(metadata={"encoder": "minilm", "bank": str(bank.path)}).load(["univar_pvq_eng"])
-    with pytest.raises(UserError, match="encoder differs"):
-        TaskManager(metadata={"encoder": "labse", "bank": str(bank.path)}).load(["univar_pvq_eng"])
+    # before generation, lm_eval stops with one "error: ..." line and exit code 2
+    for encoder, problem in (("minilm", "questionnaire version differs"), ("labse", "encoder differs")):
+        with pytest.raises(SystemExit) as exc:
+            TaskManager(metadata={"encoder": encoder, "bank": str(bank.path)}).load(["univar_pvq_eng"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and problem in err[0] and err[0].startswith("error: ")
 
 
 def test_malformed_sample_lines_name_file_and_line(tmp_path, capsys):
@@ -235,17 +237,17 @@ def test_malformed_sample_lines_name_file_and_line(tmp_path, capsys):
     assert not (tmp_path / "b" / "bank.json").exists()
 
 
-def test_lm_eval_task_accepts_a_bank_made_with_the_same_local_translator(tmp_path):
+def test_lm_eval_task_accepts_a_bank_made_with_the_same_local_translator(tmp_path, tiny_translator):
     """The early check uses the same names as the manifests: a local translator folder is 'local:<folder>'."""
     from lm_eval.tasks import TaskManager
 
     from univar_eval.pipeline.encoders import get_card
 
-    folder = tmp_path / "my-nllb"
-    folder.mkdir()
+    folder = tiny_translator  # a loadable one: translators are loaded before generation too
     bank = Bank(tmp_path / "bank", create=True)
     bank.add(random_dist(revision=get_card("minilm").revision, task="univar_pvq_zho", lang="zho",
-                         translator="local:my-nllb", version=load("pvq", "zho").version), model="ref", source="a")
+                         translator=f"local:{folder.name}", version=load("pvq", "zho").version), model="ref",
+             source="a")
     tasks = TaskManager(metadata={"encoder": "minilm", "translator": str(folder), "bank": str(bank.path)}).load(
         ["univar_pvq_zho"])["tasks"]
     assert "mmd@ref" in tasks["univar_pvq_zho"].aggregation()
