@@ -58,3 +58,45 @@ def test_a_missing_encoder_stops_the_run_before_generation(tmp_path, tiny_lm):
     assert "Running generate_until requests" not in proc.stderr
     assert not list((tmp_path / "runs").rglob("univar_*")) if (tmp_path / "runs").exists() else True
     assert time.monotonic() - start < 300
+
+
+FAILING_EMBED = """
+import sys
+import univar_eval.pipeline.embed as embed
+real = embed.build_distribution
+def build_distribution(records, *, task, **kw):
+    if task == "univar_wvs_eng":
+        raise OSError("encoder crashed (simulated)")
+    return real(records, task=task, **kw)
+embed.build_distribution = build_distribution
+from lm_eval.__main__ import cli_evaluate
+sys.argv[0] = "lm_eval"
+sys.exit(cli_evaluate())
+"""
+
+
+def test_a_task_whose_embedding_fails_keeps_its_answers_and_the_run_goes_on(tmp_path, tiny_lm, capsys):
+    from univar_eval.cli import main
+    from univar_eval.reports.runs import load_run
+
+    out = tmp_path / "runs"
+    env = {**os.environ, **OFFLINE_ENV}
+    proc = subprocess.run([sys.executable, "-c", FAILING_EMBED, *hf_args(tiny_lm), "--tasks", "univar_pvq_eng,univar_wvs_eng",
+                           "--limit", "10", "--log_samples", "--output_path", str(out),
+                           "--metadata", json.dumps({"encoder": "minilm"})],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    errors = [line for line in proc.stderr.splitlines() if "metrics not computed" in line]
+    assert len(errors) == 1 and "univar_wvs_eng" in errors[0] and "encoder crashed (simulated)" in errors[0]
+    assert "Traceback" not in proc.stderr
+    [results] = out.rglob("results_*.json")
+    res = json.loads(results.read_text())["results"]
+    assert res["univar_pvq_eng"]["n_answers,none"] == 10  # the other task is complete
+    assert res["univar_wvs_eng"]["n_answers,none"] != res["univar_wvs_eng"]["n_answers,none"]  # NaN
+    assert len(list(out.rglob("samples_univar_wvs_eng_*.jsonl"))) == 1  # lm-eval's samples are written too
+    kept = next(out.rglob("univar_*/univar_wvs_eng"))
+    assert json.loads((kept / "manifest.json").read_text())["error"] == "encoder crashed (simulated)"
+    assert len((kept / "answers.jsonl").read_text().splitlines()) == 10
+    assert main(["embed", str(out)]) == 0
+    assert "embedded univar_wvs_eng: " in capsys.readouterr().out
+    assert sorted(d.task for d in load_run(out)) == ["univar_pvq_eng", "univar_wvs_eng"]
