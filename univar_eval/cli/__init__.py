@@ -67,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # the reader went away (``univar-eval bank list | head -1``): stop quietly; point stdout at
         # /dev/null so the interpreter's final flush does not complain either
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing to redirect
+            pass
         return 141
     except Exception as e:  # noqa: BLE001 - the one place that turns a crash into one line and exit 2
         if args.verbose:

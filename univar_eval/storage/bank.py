@@ -95,7 +95,7 @@ def check_model(model, where: str) -> str:
 
 def _shown(value) -> str:
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class Bank:
@@ -121,7 +121,10 @@ class Bank:
 
     # -- reading -------------------------------------------------------------------------------------
     def _read(self) -> dict:
-        data = read_json(self.path / MANIFEST, finite=True)
+        try:
+            data = read_json(self.path / MANIFEST, finite=True)
+        except UserError as e:
+            raise UserError(f"damaged bank: {e}") from None
         if not isinstance(data, dict) or data.get("format") not in (FORMAT, *OLD_FORMATS):
             raise UserError(f"{self.path / MANIFEST} is not a univar-eval bank manifest ({FORMAT}); "
                             "was the bank made by another tool or version?")

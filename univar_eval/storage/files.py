@@ -44,8 +44,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = _create_temp(target.parent, target.name)
+    mode = tmp_path.stat().st_mode & 0o777  # what the umask allows; a writer may have re-created the file
     try:
         yield tmp_path
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
