@@ -64,6 +64,10 @@ def test_bank_add_list_show_remove_from_jsonl(tmp_path, capsys, minilm):
     assert entry["questionnaire_version"] == load("pvq", "eng").version
     assert entry["encoder"]["name"] == "minilm" and entry["encoder"]["dimension"] == 384
     assert entry["sha256"] == storage.sha256_file(bank_dir / entry["array"])
+    assert entry["answers_sha256"] == storage.sha256_file(bank_dir / entry["answers"])
+    assert json.loads((bank_dir / "bank.json").read_text())["format"] == "univar-eval/bank/2"
+    # no id in the JSONL: none is invented from the file's name (answers pair by question text)
+    assert "id" not in storage.read_jsonl(bank_dir / entry["answers"])[0]
     emb = bank.load(entry).embeddings
     assert emb.shape == (30, 384)
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=2e-3)  # float16 on disk
@@ -98,6 +102,11 @@ def test_univar_released_csv_layout(tmp_path, minilm):
     # already English: recorded as translated by UniVaR's NLLB-200 3.3B, never translated again
     assert zho["translator"] == {"name": "nllb-3.3b", "applied_by": "source"}
     assert zho["questionnaire_version"].startswith("external:")
+    # two models' CSVs pair by question text, whatever the files are called
+    aya = bank.load(zho, with_answers=True)
+    res = reference_distances(aya, bank, against=["chatglm3-6b"], min_answers=5, n_permutations=0,
+                              allow_other_questions=True)
+    assert res["references"]["chatglm3-6b"]["details"]["paired_questions"] == 12
     assert bank.entry("aya-101", "univar_pvq_eng")["translator"] == {"name": "none"}
 
 

@@ -358,8 +358,8 @@ def test_8_records_pair_by_question_text_not_by_file_name(tmp_path, capsys, mini
     (lambda e: e.update(sha256="abc"), "entry m1 / univar_pvq_eng: sha256 'abc' is not a sha256 (64 hex digits)"),
     (lambda e: e["encoder"].update(fingerprint=["x"]),
      "entry m1 / univar_pvq_eng: the encoder fingerprint is not a list of finite numbers"),
-    (lambda e: e.update(model=7), "entry 1: model name 7 is not usable (needs non-empty text of at most 256 "
-                                  "characters, without control characters)"),
+    (lambda e: e.update(model=7), "entry 1: model 7 is not a non-empty text"),
+    (lambda e: e.update(array=None), "entry m1 / univar_pvq_eng: array None is not a file name inside the bank"),
 ])
 def test_9_manifests_are_checked_against_the_schema(tmp_path, capsys, change, what):
     bank_dir = tmp_path / "bank"

@@ -154,12 +154,11 @@ class Bank:
             missing = [k for k in required + ([] if old else ["answers_sha256"]) if k not in e]
             if missing:
                 raise self._damaged(f"{where} lacks {', '.join(missing)}")
-            try:
-                check_model(e["model"], where)
-                check_task(e["task"], where)
-                check_task(e["lang"], where)
-            except UserError as err:
-                raise self._damaged(str(err)) from None
+            # names are only shown, never joined into a path (the paths are checked below), so an entry
+            # written by an older release with, say, a space in its task name still loads
+            for key in ("model", "task", "lang"):
+                if not isinstance(e[key], str) or not e[key].strip():
+                    raise self._damaged(f"{where}: {key} {_shown(e[key])} is not a non-empty text")
             where = f"entry {e['model']} / {e['task']}"
             n = e["n_answers"]
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
