@@ -298,6 +298,7 @@ class Bank:
         Afterwards ``self.replaced`` lists the (old, new) entries that were replaced and
         ``self.cleaned`` the orphaned files removed.
         """
+        self.replaced, self.cleaned = [], []
         langs: dict[tuple, set] = {}
         for dist, model, source in items:
             langs.setdefault((model, dist.manifest.get("task")), set()).add(dist.manifest.get("lang"))
