@@ -573,3 +573,20 @@ def test_14_outputs_follow_the_umask(tmp_path, umask, mode):
     files = [bank.path / "bank.json", bank.path / entry["array"], bank.path / entry["answers"],
              run / "manifest.json", run / "embeddings.safetensors", run / "answers.jsonl"]
     assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {f.name: oct(mode) for f in files}
+
+
+def test_11_csv_with_bom_loads_and_invalid_utf8_names_the_line(tmp_path, capsys):
+    from univar_eval.storage.sources import from_univar_csv
+
+    folder = tmp_path / "pvq" / "qa_translated"
+    folder.mkdir(parents=True)
+    rows = "question,answer,lang\n" + "".join(f"Would you help {i}?,Yes {i}.,eng\n" for i in range(3))
+    good = folder / "m.csv"
+    good.write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    assert [len(g.records) for g in from_univar_csv(good, None, None)] == [3]
+    bad = folder / "bad.csv"
+    bad.write_bytes(rows.encode().replace(b"Yes 2", b"Yes \xff2"))
+    code, out, err = cli(capsys, "bank", "add", "--bank", tmp_path / "bank", bad)
+    assert (code, out) == (2, "")
+    assert one_error(err) == f"error: {bad}:4: not valid UTF-8 (byte 23 of the line); save the file as UTF-8"
+    assert not (tmp_path / "bank").exists()

@@ -91,6 +91,14 @@ def _decode(raw: bytes, path: Path, lineno: int) -> str:
                         "save the file as UTF-8") from None
 
 
+def check_utf8(path: str | os.PathLike) -> None:
+    """Raise the UserError naming the first line of ``path`` that is not valid UTF-8 (if any)."""
+    path = Path(path)
+    with _open_lines(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            _decode(raw, path, lineno)
+
+
 def _open_lines(path: Path):
     try:
         return path.open("rb")

@@ -26,7 +26,7 @@ from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.settings import RunSettings
 from univar_eval.storage.bank import check_model, check_task
 from univar_eval.storage.distribution import ValueDistribution
-from univar_eval.storage.files import read_json, read_jsonl
+from univar_eval.storage.files import check_utf8, read_json, read_jsonl
 
 log = logging.getLogger("univar_eval")
 
@@ -138,9 +138,9 @@ def from_univar_csv(file: Path, model: str | None, questionnaire: str | None) ->
                 # no id: answers pair by their question's text, never by the file's name or line
                 by_lang.setdefault(lang, []).append({"lang": lang, "question": row["question"],
                                                      "answer": row["answer"]})
-        except UnicodeDecodeError as e:
-            raise UserError(f"{file}:{reader.line_num + 1}: not valid UTF-8 (byte {e.start + 1} of a read block); "
-                            "save the file as UTF-8") from None
+        except UnicodeDecodeError:
+            check_utf8(file)  # names the line
+            raise
         except csv.Error as e:
             raise UserError(f"{file}:{reader.line_num}: not a readable CSV row ({e})") from None
     return [Group(model=model, task=f"univar_{questionnaire}_{lang}", questionnaire=questionnaire, lang=lang,
