@@ -434,17 +434,16 @@ class Bank:
     def _clean_orphans(self) -> list[str]:
         """Delete files under ``entries/`` that no entry names and temporary files of the manifest
         (call with the lock held: every write happens under it, so nothing else is in progress)."""
-        named = {str(PurePosixPath(e[k])) for e in self._data["entries"] for k in ("array", "answers")}
+        named = {(self.path / e[k]).resolve() for e in self._data["entries"] for k in ("array", "answers")}
         removed = []
         root = self.path / ENTRIES
         if root.is_dir() and not root.is_symlink():
-            for folder, dirs, files in os.walk(root, topdown=False):  # symlinked folders are not entered
-                for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
+            for folder, _dirs, files in os.walk(root, topdown=False):  # symlinked folders are left alone
+                for name in files:
                     path = Path(folder) / name
-                    rel = path.relative_to(self.path).as_posix()
-                    if rel not in named:
-                        path.unlink()
-                        removed.append(rel)
+                    if path.resolve() not in named and (path.is_symlink() or path.is_file()):
+                        path.unlink()  # a symlink is removed itself, never its target
+                        removed.append(path.relative_to(self.path).as_posix())
                 if Path(folder) != root and not any(Path(folder).iterdir()):
                     Path(folder).rmdir()
         for tmp in self.path.glob(f".{MANIFEST}.*{TMP_SUFFIX}"):
