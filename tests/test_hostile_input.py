@@ -415,7 +415,7 @@ def test_9_old_format_banks_load_with_a_warning_and_upgrade(tmp_path, capsys, ca
         f"warning: bank {bank_dir} is in the older format univar-eval/bank/1 (answers files not checksummed); "
         f"'univar-eval bank upgrade {bank_dir}' adds what it lacks"]
     assert snapshot(tmp_path) == before
-    code, out, err = cli(capsys, "bank", "upgrade", bank_dir)
+    code, out, _ = cli(capsys, "bank", "upgrade", bank_dir)
     assert code == 0 and out == (f"upgraded bank {bank_dir} from univar-eval/bank/1 to {FORMAT}: 2 entries gained "
                                  "an answers checksum\n")
     bank = Bank(bank_dir)
@@ -485,7 +485,7 @@ def test_10_the_cases_seen_each_end_in_one_clear_line(tmp_path, capsys):
                                                "rebuild it"),
                          (unit_rows(d=5), "5 dimensions but the bank's encoder has 8; remove the entry and add it again")]:
         digest = storage.save_array(array, arr)
-        edit_manifest(bank_dir, lambda d: d["entries"][0].update(sha256=digest))
+        edit_manifest(bank_dir, lambda d, digest=digest: d["entries"][0].update(sha256=digest))
         code, _, err = cli(capsys, "bank", "show", "--bank", bank_dir, "m1", "--task", "univar_pvq_eng", "--verify")
         assert code == 2 and one_error(err) == f"error: {array}: {message}"
     assert set(snapshot(tmp_path)) - set(before) == {"b1/bank.json", "garbage.jsonl", "model.jsonl", "task.jsonl",

@@ -106,13 +106,12 @@ class KeyValueCache:
         if not keys or not self._conn:
             return len(keys)
         present = 0
-        with self._lock:
-            with contextlib.suppress(sqlite3.Error):
-                for start in range(0, len(keys), 500):
-                    chunk = keys[start:start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    present += self._conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE ns = ? AND key IN ({marks})",
-                                                  [namespace, *chunk]).fetchone()[0]
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                present += self._conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE ns = ? AND key IN ({marks})",
+                                              [namespace, *chunk]).fetchone()[0]
         return len(keys) - present
 
     def put_many(self, namespace: str, items: Iterable[tuple[str, bytes]]) -> None:
