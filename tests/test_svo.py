@@ -395,3 +395,28 @@ def test_higher_is_better():
     assert hvae.higher_is_better("svo_angle", "competitive") is False
     assert hvae.higher_is_better("svo_angle", "prosocial") is None
     assert hvae.higher_is_better("category", "prosocial") is None
+
+
+# -- where runs are read: gate ----------------------------------------------------------------------
+def test_gate_floors_on_the_chance_corrected_scale(tmp_path):
+    import json
+
+    from univar_eval.reports import gate
+
+    own = svo.svo_angle("EEEEEE")
+    always_a = svo.svo_angle("AAAAAA")
+    results = {"hvae_svo_mc_novalue": {"svo_angle,none": own},
+               "hvae_svo_mc_prosocial": {"svo_angle,none": always_a,
+                                         "value_rationality,none": svo.value_rationality(always_a, "prosocial")},
+               "hvae_svo_mc_individualistic": {"svo_angle,none": always_a,
+                                               "value_rationality,none": svo.value_rationality(always_a,
+                                                                                               "individualistic")}}
+    (tmp_path / "results_2026-01-01T00-00-00.json").write_text(json.dumps({"results": results}))
+    checks = {c.name: c for c in gate.hvae_checks(str(tmp_path), 0.5)}
+    assert sorted(checks) == ["hvae_svo_mc_individualistic", "hvae_svo_mc_prosocial"]  # not the baseline
+    assert checks["hvae_svo_mc_prosocial"].passed and not checks["hvae_svo_mc_individualistic"].passed
+    assert "0 = chance" in checks["hvae_svo_mc_prosocial"].reason
+    assert f"steering {svo.steering(always_a, own, 'prosocial'):+.1f} deg" in checks["hvae_svo_mc_prosocial"].reason
+    assert all(c.passed for c in gate.hvae_checks(str(tmp_path), -0.5))
+    with pytest.raises(UserError, match="tops at 1"):
+        gate.hvae_checks(str(tmp_path), 1.2)
