@@ -271,6 +271,7 @@ def test_cli_identify_embeds_qa_jsonl(tmp_path, capsys, minilm):
                  "--epochs", "100"]) == 0
     text = capsys.readouterr().out
     assert "probe acc@1" in text and "acc@5" not in text.split("chance level")[0]  # two labels: no acc@5/acc@10 rows
+    assert "(acc@5 and acc@10 not shown: with 2 labels they are 1 by construction)" in text
     report = json.loads(out.read_text())["sources"]["pvq"]
     assert report["encoder"]["name"] == "minilm" and report["n_labels"] == 2 and report["n_test"] == 8
     assert report["knn"]["accuracy"] == 1.0 and report["probe"]["acc@1"] == 1.0

@@ -282,7 +282,8 @@ def choose_split(y: np.ndarray, source: str, *, split: str = "paper", test_size:
         return train, test, {"kind": "question", "test_size": test_size, "seed": seed,
                              "n_questions": len(set(questions.tolist())),
                              "n_test_questions": len(set(questions[test].tolist())),
-                             "note": "stricter than the paper: no question in both train and test"}
+                             "note": f"{len(set(questions[test].tolist()))} of {len(set(questions.tolist()))} "
+                                     "questions held out, none in both train and test (stricter than the paper)"}
     smallest = int(np.bincount(y).min()) if len(y) else 0
     counts = PAPER_SPLIT.get(source)
     if counts and smallest >= sum(counts):
@@ -484,8 +485,9 @@ def format_report(report: dict) -> str:
     lines = [head, "", f"{'metric':<{width}}  {'score':>7}  {'chance':>7}"]
     lines += [f"{name:<{width}}  {100 * v:6.2f}%  {100 * c:6.2f}%" for name, v, c in rows]
     lines += ["", f"chance level: 1/{n} = {100 / n:.2f}%"]
-    if n <= max(TOP_KS):
-        lines.append(f"(acc@k for k >= {n} labels is 1 by construction and not shown)")
+    hidden = [f"acc@{t}" for t in TOP_KS if f"acc@{t}" not in probe]
+    if hidden:
+        lines.append(f"({' and '.join(hidden)} not shown: with {n} labels they are 1 by construction)")
     if probe.get("steps", FEW_STEPS) < FEW_STEPS:
         lines.append(f"note: the probe took only {probe['steps']} optimiser steps (the paper's recipe assumes "
                      "thousands of inputs); on small data try a larger --epochs")
