@@ -248,21 +248,6 @@ def test_gate_says_items_missing_for_a_limited_mc_run(tmp_path, capsys):
     assert "SVO items missing" in out and "no parsable answers" not in out
 
 
-# -- item 11: identify on few labels prints no trivial acc@k ----------------------------------------------
-def test_identify_report_skips_trivial_top_k():
-    from univar_eval.stats.identify import format_report
-
-    report = {"n_labels": 2, "n_train": 40, "n_test": 10, "split": {"test_size": 0.2, "seed": 0},
-              "knn": {"accuracy": 0.9, "weighted_f1": 0.9, "k": 20, "k_requested": 50},
-              "probe": {"acc@1": 0.8, "acc@5": 1.0, "acc@10": 1.0, "weighted_f1": 0.8, "epochs": 20, "lr": 2e-3,
-                        "batch_size": 512, "steps": 1000}}
-    text = format_report(report)
-    assert "acc@1" in text and "acc@5" not in text and "acc@10" not in text
-    report["n_labels"] = 8
-    text = format_report(report)
-    assert "acc@5" in text and "acc@10" not in text
-
-
 # -- item 2: the persona models really differ, and a rebuild matches ----------------------------------------
 def test_persona_models_differ_and_rebuild_matches(tmp_path):
     import torch
