@@ -10,19 +10,28 @@ from conftest import hf_args, read_results, run_lm_eval
 from univar_eval.pipeline import questionnaire as q
 
 pytestmark = pytest.mark.e2e
+LOGS: dict[str, str] = {}  # the group run's stderr
 
 
 @pytest.fixture(scope="module")
 def group_run(tiny_lm, tmp_path_factory):
     work = tmp_path_factory.mktemp("univar-group")
     out = work / "runs"
-    run_lm_eval(
+    proc = run_lm_eval(
         [*hf_args(tiny_lm), "--tasks", "univar,univar_control", "--limit", "2", "--output_path", str(out),
          "--gen_kwargs", "max_gen_toks=24",
          "--metadata", json.dumps({"encoder": "minilm", "translator": "none"})],
         cwd=work,
     )
+    LOGS["stderr"] = proc.stderr
     return out, read_results(out)
+
+
+def test_group_run_is_quiet_and_says_where_its_artifacts_go(group_run):
+    """Issue 16: no lm-eval warning per task about custom kwargs or unregistered metrics; the folder once."""
+    err = LOGS["stderr"]
+    assert "Custom kwargs" not in err and "not found in the evaluate library" not in err
+    assert err.count("univar-eval: value distributions of this run go to") == 1
 
 
 def test_univar_group_covers_every_value_set_and_language_but_not_the_control(group_run):
