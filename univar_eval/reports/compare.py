@@ -18,6 +18,7 @@ import itertools
 import math
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline.encoders import same_encoder
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import (
@@ -161,17 +162,13 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
         ds = sorted(ds, key=lambda d: d.lang)
         pairs = {}
         for a, b in itertools.combinations(ds, 2):
-            if not _same_encoder(a, b):  # languages differ in questions by design; the encoder must not
+            # languages differ in questions by design; the encoder must not
+            if not same_encoder(a.manifest.get("encoder"), b.manifest.get("encoder")):
                 continue
             pairs[f"{a.lang}-{b.lang}"] = distance_mod.distance(a.embeddings, b.embeddings, metric)
         if pairs:
             out[q] = {"pairs": pairs, "spread": sum(pairs.values()) / len(pairs), "languages": [d.lang for d in ds]}
     return out
-
-
-def _same_encoder(a: ValueDistribution, b: ValueDistribution) -> bool:
-    ea, eb = a.manifest.get("encoder", {}), b.manifest.get("encoder", {})
-    return ea.get("name") == eb.get("name") and ea.get("fingerprint_id") == eb.get("fingerprint_id")
 
 
 def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:

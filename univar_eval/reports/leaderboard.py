@@ -26,8 +26,10 @@ from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.harness.results import read_results
+from univar_eval.pipeline.encoders import same_encoder
 from univar_eval.reports.compare import cross_language, reference_distances
 from univar_eval.reports.runs import load_run, run_label
+from univar_eval.stats.dispersion import dispersion
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.files import jsonable
 
@@ -55,8 +57,6 @@ def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | Non
                     cells[f"{d.task} {metric}({ref})"] = r["distance"] if r["status"] == "ok" else None
                 cells[f"{d.task} nearest"] = res["nearest"] or res["status"]
             else:
-                from univar_eval.stats.dispersion import dispersion
-
                 cells[f"{d.task} dispersion"] = dispersion(d.embeddings) if len(d) >= 2 else None
         for q, info in cross_language(dists, metric=metric, min_answers=min_answers).items():
             cells[f"{q} cross-language spread"] = info["spread"]
@@ -87,8 +87,7 @@ def _column_key(col: str) -> tuple:
 
 def _settings(dists) -> dict:
     return {
-        "encoder": sorted({f"{d.manifest['encoder'].get('name')}@{d.manifest['encoder'].get('fingerprint_id')}"
-                           for d in dists}),
+        "encoder": [d.manifest.get("encoder") or {} for d in dists],
         "translator": sorted({(d.manifest.get("translator") or {}).get("name") or "none"
                               for d in dists if d.lang != "eng"}),
         "questionnaire": {d.task: d.manifest.get("questionnaire_version") for d in dists},
@@ -96,7 +95,11 @@ def _settings(dists) -> dict:
 
 
 def _merge_settings(settings: list[dict], allow_mixed: bool) -> dict:
-    encoders = sorted({e for s in settings for e in s["encoder"]})
+    distinct: list[dict] = []  # one record per encoder, by the one rule of encoders.same_encoder
+    for e in (e for s in settings for e in s["encoder"]):
+        if not any(same_encoder(e, d) for d in distinct):
+            distinct.append(e)
+    encoders = sorted(f"{e.get('name')}@{e.get('fingerprint_id')}" for e in distinct)
     translators = sorted({t for s in settings for t in s["translator"]})
     versions: dict[str, set] = {}
     for s in settings:

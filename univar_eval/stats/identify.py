@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import same_fingerprint
+from univar_eval.pipeline.encoders import encoder_difference
 
 log = logging.getLogger("univar_eval")
 
@@ -146,8 +146,7 @@ def check_one_encoder(sets: list[LabelledSet]) -> dict:
     """The encoder every set shares; a mix of encoders (or fingerprints) is refused."""
     first = sets[0].encoder
     for s in sets[1:]:
-        if s.encoder.get("name") != first.get("name") or not same_fingerprint(s.encoder.get("fingerprint"),
-                                                                               first.get("fingerprint")):
+        if encoder_difference(s.encoder, first):
             raise UserError(f"{s.origin} was embedded with {s.encoder.get('name')} (fingerprint "
                             f"{s.encoder.get('fingerprint_id')}) but {sets[0].origin} with {first.get('name')} "
                             f"({first.get('fingerprint_id')}); use inputs from one encoder (--encoder re-embeds "

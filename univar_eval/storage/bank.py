@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import same_fingerprint
+from univar_eval.pipeline.encoders import encoder_difference
 from univar_eval.storage.distribution import ValueDistribution
 from univar_eval.storage.files import (
     load_array,
@@ -153,8 +153,7 @@ class Bank:
         if len(dist) == 0:
             raise UserError(f"cannot add {source} ({m['task']}) to the bank: no non-empty answers")
         enc = self.encoder()
-        if enc and (enc.get("name") != m["encoder"].get("name")
-                    or not same_fingerprint(enc.get("fingerprint"), m["encoder"].get("fingerprint"))):
+        if enc and encoder_difference(enc, m["encoder"]):
             raise UserError(f"bank {self.path} holds {enc.get('name')} embeddings (fingerprint "
                             f"{enc.get('fingerprint_id')}) but {source} was embedded with "
                             f"{m['encoder'].get('name')} ({m['encoder'].get('fingerprint_id')}); "
