@@ -7,6 +7,7 @@ import json
 import sys
 
 from univar_eval.errors import UserError
+from univar_eval.reports.table import plural
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
 
@@ -90,7 +91,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         how.append("reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}")
     for entry, note in zip(bank.add_many(items, replace=not args.no_replace), how):
         print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})")
-    print(f"bank {bank.path}: {len(bank.entries())} entries, {len(bank.models())} models")
+    print(f"bank {bank.path}: {plural(len(bank.entries()), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}")
     return 0
 
 
@@ -103,7 +104,8 @@ def cmd_list(args) -> int:
         print(json.dumps([{k: e[k] for k in ("model", "task", "lang", "n_answers")} for e in entries], indent=2))
         return 0
     enc = bank.encoder() or {}
-    print(f"bank {bank.path}: {len(entries)} entries, {len(bank.models())} models; encoder {enc.get('name')} "
+    print(f"bank {bank.path}: {plural(len(entries), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}; "
+          f"encoder {enc.get('name')} "
           f"(fingerprint {enc.get('fingerprint_id')})")
     for model in bank.models():
         own = bank.entries(model=model)
@@ -127,7 +129,7 @@ def cmd_show(args) -> int:
         shown["encoder"] = {k: v for k, v in e["encoder"].items() if k != "fingerprint"}
         print(json.dumps(shown, indent=2, ensure_ascii=False))
     if args.verify:
-        print(f"all {len(entries)} arrays match their sha256")
+        print(f"all {plural(len(entries), 'array')} match their sha256")
     return 0
 
 
@@ -135,7 +137,7 @@ def cmd_remove(args) -> int:
     from univar_eval.storage.bank import Bank
 
     gone = Bank(args.bank).remove(args.model, task=args.task, lang=args.lang)
-    print(f"removed {len(gone)} entries: {', '.join(e['task'] for e in gone)}")
+    print(f"removed {plural(len(gone), 'entry', 'entries')}: {', '.join(e['task'] for e in gone)}")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.reports.table import plural
 from univar_eval.stats import distance as distance_mod
 
 
@@ -45,7 +46,7 @@ def cmd_map(args: argparse.Namespace) -> int:
                        metric=args.metric, size=tuple(args.size), dpi=args.dpi, seed=args.seed)
     n_langs, n_models = (len({p[k] for p in result["points"]}) for k in ("lang", "model"))
     print(f"wrote {args.output}: {len(result['points'])} model-language centroids "
-          f"({_count(n_langs, 'language')}, {_count(n_models, 'model')}), {args.method.upper()}, "
+          f"({plural(n_langs, 'language')}, {plural(n_models, 'model')}), {args.method.upper()}, "
           f"encoder {result['encoder']['name']}")
     for pt in result["points"]:
         print(f"  {pt['model']}${pt['lang']}: ({pt['x']:+.3f}, {pt['y']:+.3f})")
@@ -56,6 +57,3 @@ def cmd_map(args: argparse.Namespace) -> int:
         print(f"wrote {args.json}")
     return 0
 
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

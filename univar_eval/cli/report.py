@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from univar_eval.reports.table import plural
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.files import write_json, write_text
@@ -93,7 +94,7 @@ def cmd_leaderboard(args) -> int:
     text = leaderboard.RENDERERS[args.format](board)
     if args.output:
         write_text(args.output, text)
-        print(f"wrote {args.output}: {len(board['rows'])} models, {len(board['columns'])} columns")
+        print(f"wrote {args.output}: {plural(len(board['rows']), 'model')}, {plural(len(board['columns']), 'column')}")
     else:
         sys.stdout.write(text)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from univar_eval.harness.results import read_results
 from univar_eval.hvae.svo import TARGETS
-from univar_eval.reports.compare import _fmt
+from univar_eval.reports.table import Table, fmt_number, render
 
 HVAE_FORMS = {"hvae_svo_mc_": "mc", "hvae_svo_nogoal_": "nogoal", "hvae_svo_": "goal"}
 
@@ -21,20 +21,15 @@ def hvae_table(runs: dict[str, str]) -> list[dict]:
     return rows
 
 
-def format_hvae(rows: list[dict], markdown: bool = False) -> str:
-    def cell(m: dict) -> str:
-        if not m:
-            return "-"
-        return (f"{_fmt(m.get('svo_angle'), 1)}° {m.get('category', '?')} "
-                f"VR {_fmt(m.get('value_rationality'), 2)}")
+def hvae_cell(m: dict) -> str:
+    """One target's result: ``37.5° prosocial VR 0.83``."""
+    if not m:
+        return "-"
+    return f"{fmt_number(m.get('svo_angle'), 1)}° {m.get('category', '?')} VR {fmt_number(m.get('value_rationality'), 2)}"
 
-    headers = ["run", "form", *TARGETS]
-    table = [[r["run"], r["form"], *(cell(r["targets"].get(t, {})) for t in TARGETS)] for r in rows]
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table])
-    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
-    lines = ["HVAE: SVO angle, category and value rationality (VR) per target value"]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table]
-    return "\n".join(lines)
+
+def format_hvae(rows: list[dict], markdown: bool = False) -> str:
+    table = Table(["run", "form", *TARGETS],
+                  [[r["run"], r["form"], *(hvae_cell(r["targets"].get(t, {})) for t in TARGETS)] for r in rows],
+                  title="HVAE: SVO angle, category and value rationality (VR) per target value")
+    return render(table, "md" if markdown else "text").rstrip("\n")

@@ -32,6 +32,7 @@ import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.encoders import encoder_difference
+from univar_eval.reports.table import Table, fmt_percent, render
 
 log = logging.getLogger("univar_eval")
 
@@ -329,9 +330,9 @@ def format_report(report: dict) -> str:
             f"(stratified, test size {report['split']['test_size']}, seed {report['split']['seed']}); "
             f"kNN k={knn['k']}" + (f" (capped from {knn['k_requested']})" if knn["k"] != knn["k_requested"] else "")
             + f"; probe {probe['epochs']} epochs, Adam lr {probe['lr']:g}, batch {probe['batch_size']}")
-    width = max(len(r[0]) for r in rows)
-    lines = [head, "", f"{'metric':<{width}}  {'score':>7}  {'chance':>7}"]
-    lines += [f"{name:<{width}}  {100 * v:6.2f}%  {100 * c:6.2f}%" for name, v, c in rows]
+    table = Table(["metric", "score", "chance"], [[name, v, c] for name, v, c in rows],
+                  formats={1: fmt_percent, 2: fmt_percent})
+    lines = [head, "", render(table, "text")]
     lines += ["", f"chance level: 1/{n} = {100 / n:.2f}%"]
     if probe.get("steps", FEW_STEPS) < FEW_STEPS:
         lines.append(f"note: the probe took only {probe['steps']} optimiser steps (the paper's recipe assumes "
