@@ -7,7 +7,7 @@ One task per (questionnaire, language) that has a data file
 one group per questionnaire (``univar_<q>``) over its languages; and the umbrella
 group ``univar`` over the value questionnaires (the non-value control is kept
 out of it and reported separately). Adding a language is adding its data file
-and running this script. ``tests/test_tasks.py`` checks the files are current.
+and running this script. ``tests/test_languages.py`` checks the files are current.
 """
 
 from __future__ import annotations

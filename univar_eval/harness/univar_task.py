@@ -93,7 +93,7 @@ class UniVaRTask(TaskLevelTask):
             settings=self.settings,
             model=_model_name_from_argv(),
         )
-        folder = artifact_dir(self.config.task, self.settings)
+        folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
         dist.save(folder)
         log.info("univar-eval: %d value embeddings of %s written to %s", len(dist), self.config.task, folder)
         metrics: dict[str, Any] = {

@@ -27,6 +27,7 @@ import re
 from typing import Any, Sequence
 
 from univar_eval.errors import UserError
+from univar_eval.harness.task_base import TaskLevelTask  # imports lm-eval: `univar_eval.hvae` re-exports lazily
 from univar_eval.hvae import svo
 
 log = logging.getLogger("univar_eval")
@@ -277,18 +278,7 @@ def score_target(target: str, choices: Sequence[Sequence[str | None]]) -> dict[s
 
 
 # -- the lm-eval task class ------------------------------------------------------------------------
-def __getattr__(name: str):
-    # lm-eval is imported only when lm-eval asks for the task class, so the parser and scorer stay light.
-    if name == "HVAETask":
-        from univar_eval.harness.task_base import TaskLevelTask
-
-        cls = type("HVAETask", (_HVAETaskMixin, TaskLevelTask), {"__module__": __name__})
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _HVAETaskMixin:
+class HVAETask(TaskLevelTask):
     """``hvae_svo*_<target>``: one document per SVO item; the angle and scores once per task."""
 
     def configure(self, config: dict) -> None:
