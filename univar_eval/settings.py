@@ -19,7 +19,7 @@ device         UNIVAR_EVAL_DEVICE          cuda when available, else cpu
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from univar_eval.errors import UserError
@@ -37,9 +37,6 @@ class RunSettings:
     min_answers: int = 10
     batch_size: int = 32
     device: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 _ENV = {f.name: f"UNIVAR_EVAL_{f.name.upper()}" for f in fields(RunSettings)}

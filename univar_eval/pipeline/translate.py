@@ -44,13 +44,12 @@ MAX_INPUT_TOKENS = 256
 
 @dataclass
 class TranslationStats:
-    n_texts: int = 0
     n_cached: int = 0
     n_translated: int = 0
     n_truncated: int = 0
 
     def add(self, other: "TranslationStats") -> None:
-        for f in ("n_texts", "n_cached", "n_translated", "n_truncated"):
+        for f in ("n_cached", "n_translated", "n_truncated"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
 
@@ -120,7 +119,7 @@ class NllbTranslator(Translator):
 
         check_language(src_lang)
         texts = list(texts)
-        stats = TranslationStats(n_texts=len(texts))
+        stats = TranslationStats()
         if src_lang == "eng":
             return texts
         cache = open_cache("translations")
