@@ -4,8 +4,8 @@ the task's metrics, and the LLM-judge command against a local fake endpoint."""
 from __future__ import annotations
 
 import collections
-import importlib
 import http.server
+import importlib
 import json
 import threading
 from pathlib import Path

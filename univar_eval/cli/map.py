@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.errors import UserError
+from univar_eval.reports.plot import value_map
 from univar_eval.reports.table import plural
 from univar_eval.stats import distance as distance_mod
+from univar_eval.stats.identify import from_bank, from_run
+from univar_eval.storage.files import write_json
 
 
 def register(sub) -> None:
@@ -30,11 +34,6 @@ def register(sub) -> None:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from univar_eval.errors import UserError
-    from univar_eval.reports.plot import value_map
-    from univar_eval.stats.identify import from_bank, from_run
-    from univar_eval.storage.files import write_json
-
     if not args.runs and not args.bank:
         raise UserError("nothing to draw: give run folders, --bank DIR, or both")
     if min(args.size) <= 0 or args.dpi <= 0:

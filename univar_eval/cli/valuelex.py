@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Callable
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline.answers import flatten_responses
+from univar_eval.storage.files import read_jsonl, write_json
+from univar_eval.valuelex.projective import clean_completion, profile
+from univar_eval.valuelex.taxonomy import load_taxonomy
 
 RUBRIC_VERSION = "1"
 
@@ -80,10 +84,6 @@ def find_projective_samples(source: str | Path) -> Path:
 
 def read_completions(path: Path) -> list[dict]:
     """One record per logged completion: id, subdim, stem, completion (cleaned), repeat."""
-    from univar_eval.pipeline.answers import flatten_responses
-    from univar_eval.storage.files import read_jsonl
-    from univar_eval.valuelex.projective import clean_completion
-
     out = []
     for lineno, s in enumerate(read_jsonl(path), 1):
         doc = s.get("doc")
@@ -145,8 +145,6 @@ def parse_rating(reply: str) -> int | None:
 
 
 def judge_messages(record: dict) -> list[dict]:
-    from univar_eval.valuelex.taxonomy import load_taxonomy
-
     sub = load_taxonomy().subdimensions[record["subdim"]]
     user = USER_TEMPLATE.format(name=sub.name, definition=sub.definition, stem=record["stem"].strip(),
                                 completion=record["completion"] or "(empty)")
@@ -155,9 +153,6 @@ def judge_messages(record: dict) -> list[dict]:
 
 def judge_run(records: list[dict], ask: Callable[[list[dict]], str]) -> dict:
     """Rate every completion; the report with per-item ratings and the value profile."""
-    from univar_eval.valuelex.projective import profile
-    from univar_eval.valuelex.taxonomy import load_taxonomy
-
     tax = load_taxonomy()
     items = []
     for r in records:
@@ -181,8 +176,6 @@ def judge_run(records: list[dict], ask: Callable[[list[dict]], str]) -> dict:
 
 
 def _judge_command(args) -> int:
-    from univar_eval.storage.files import write_json
-
     samples = find_projective_samples(args.source)
     records = read_completions(samples)
     if not records:

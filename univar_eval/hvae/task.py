@@ -27,7 +27,9 @@ import re
 from typing import Any, Sequence
 
 from univar_eval.errors import UserError
-from univar_eval.harness.task_base import TaskLevelTask  # imports lm-eval: `univar_eval.hvae` re-exports lazily
+from univar_eval.harness.task_base import (
+    TaskLevelTask,  # imports lm-eval: `univar_eval.hvae` re-exports lazily
+)
 from univar_eval.hvae import svo
 
 log = logging.getLogger("univar_eval")

@@ -32,7 +32,14 @@ from univar_eval.errors import UserError
 from univar_eval.harness.results import read_results
 from univar_eval.reports.compare import reference_distances
 from univar_eval.reports.runs import load_run
-from univar_eval.reports.table import Table, fmt_number, markdown_text, plural, render, xml_text
+from univar_eval.reports.table import (
+    Table,
+    fmt_number,
+    markdown_text,
+    plural,
+    render,
+    xml_text,
+)
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
 

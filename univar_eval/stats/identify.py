@@ -32,7 +32,11 @@ import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.encoders import encoder_difference
+from univar_eval.reports.runs import find_distributions, load_run
 from univar_eval.reports.table import Table, fmt_percent, render
+from univar_eval.settings import resolve
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.sources import collect, to_distribution
 
 log = logging.getLogger("univar_eval")
 
@@ -72,8 +76,6 @@ def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSe
 
 def from_bank(path: str | Path) -> list[LabelledSet]:
     """Every entry of a bank, labelled with the entry's model and language."""
-    from univar_eval.storage.bank import Bank
-
     bank = Bank(path)
     entries = bank.entries()
     if not entries:
@@ -84,15 +86,11 @@ def from_bank(path: str | Path) -> list[LabelledSet]:
 
 def from_run(path: str | Path) -> list[LabelledSet]:
     """The value distributions of a run folder (the newest per task), with their stored embeddings."""
-    from univar_eval.reports.runs import load_run
-
     return [from_distribution(d, str(path)) for d in load_run(path)]
 
 
 def has_artifacts(path: Path) -> bool:
     """Whether ``path`` is a folder holding univar-eval value distributions (a run folder)."""
-    from univar_eval.reports.runs import find_distributions
-
     if not path.is_dir():
         return False
     try:
@@ -122,9 +120,6 @@ def gather(sources: list[str], *, bank: str | None = None, encoder: str | None =
         else:
             raw.append(src)
     if raw:
-        from univar_eval.settings import resolve
-        from univar_eval.storage.sources import collect, to_distribution
-
         wanted = encoder or (sets[0].encoder.get("name") if sets else None)
         overrides = {k: v for k, v in {"encoder": wanted, "translator": translator, "device": device,
                                        "batch_size": batch_size}.items() if v is not None}
