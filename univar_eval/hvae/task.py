@@ -26,10 +26,9 @@ import math
 import re
 from typing import Any, Sequence
 
+# task_base imports lm-eval; `univar_eval.hvae` re-exports from here lazily, so svo stays light
 from univar_eval.errors import UserError
-from univar_eval.harness.task_base import (
-    TaskLevelTask,  # imports lm-eval: `univar_eval.hvae` re-exports lazily
-)
+from univar_eval.harness.task_base import TaskLevelTask
 from univar_eval.hvae import svo
 
 log = logging.getLogger("univar_eval")

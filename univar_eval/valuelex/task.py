@@ -21,14 +21,10 @@ computed once per task at aggregation time.
 
 from __future__ import annotations
 
+# task_base imports lm-eval; `univar_eval.valuelex` re-exports from here lazily
 from univar_eval.errors import UserError
-from univar_eval.harness.task_base import (  # imports lm-eval: the package re-exports lazily
-    TaskLevelTask,
-    artifact_dir,
-)
-from univar_eval.pipeline.encoders import (
-    load_encoder,  # loads once per process and device
-)
+from univar_eval.harness.task_base import TaskLevelTask, artifact_dir
+from univar_eval.pipeline.encoders import load_encoder
 from univar_eval.storage.files import write_json
 from univar_eval.valuelex.analysis import (
     _higher_is_better,
