@@ -111,7 +111,6 @@ def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.
 def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: int = MAX_POINTS,
                     seed: int = 0) -> np.ndarray:
     """Symmetric matrix of distances between sets (NaN where a set is too small); zero diagonal."""
-
     rng = np.random.default_rng(seed)
     sets = [p[np.sort(rng.choice(len(p), max_points, replace=False))] if len(p) > max_points else p for p in pools]
     n = len(sets)
