@@ -129,7 +129,7 @@ def cmd_show(args) -> int:
         shown["encoder"] = {k: v for k, v in e["encoder"].items() if k != "fingerprint"}
         print(json.dumps(shown, indent=2, ensure_ascii=False))
     if args.verify:
-        print(f"all {plural(len(entries), 'array')} match their sha256")
+        print(f"all {len(entries)} arrays match their sha256")
     return 0
 
 
