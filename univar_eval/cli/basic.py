@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from univar_eval.demo.tiny_models import build_tiny_causal_lm
 from univar_eval.pipeline.encoders import list_cards
+from univar_eval.reports.table import Table, render
 from univar_eval.resources import tasks_dir
 from univar_eval.settings import DEFAULT_ENCODER
 
@@ -27,9 +28,9 @@ def _tasks_dir(args) -> int:
 
 
 def _encoders(args) -> int:
-    for name, card in list_cards().items():
-        mark = " (default)" if name == DEFAULT_ENCODER else ""
-        print(f"{name:22s} {card.source}@{card.revision}  dim={card.dimension}{mark}")
+    rows = [[name, f"{card.source}@{card.revision}", card.dimension, "yes" if name == DEFAULT_ENCODER else ""]
+            for name, card in list_cards().items()]
+    print(render(Table(["encoder", "model", "dimension", "default"], rows), "text"))
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.answers import flatten_responses
+from univar_eval.reports.table import Table, render
 from univar_eval.storage.files import read_jsonl, write_json
 from univar_eval.valuelex.projective import clean_completion, profile
 from univar_eval.valuelex.taxonomy import load_taxonomy
@@ -198,8 +199,7 @@ def _judge_command(args) -> int:
     prof = result["profile"]
     print(f"{result['n_rated']} completions rated ({result['n_unparsed']} unparsed, {result['n_empty']} empty) "
           f"by {args.model}")
-    for name, value in prof.items():
-        print(f"  {name:28s} {value:+.3f}")
+    print(render(Table(["profile", "orientation"], [[name, value] for name, value in prof.items()]), "text"))
     print(f"report: {out}")
     if result["n_unparsed"]:
         print(f"warning: {result['n_unparsed']} replies held no rating -2..2", file=sys.stderr)
