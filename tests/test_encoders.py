@@ -127,3 +127,22 @@ def test_card_dimension_is_checked_against_the_loaded_model():
     with pytest.raises(UserError, match="card says dimension 768 but the loaded model gives 384"):
         check_dimension(Encoder(EncoderCard(name="x", model_id="org/x", dimension=768), _Model(384)))
 
+
+
+def test_bank_and_identification_apply_the_same_rule(tmp_path):
+    from univar_eval.stats.identify import LabelledSet, check_one_encoder
+    from univar_eval.storage.bank import Bank
+
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(_dist("eng", [[1, 0, 0], [0, 1, 0]], enc(0.049), model="a"), model="a", source="t")
+    bank.add(_dist("eng", [[1, 0, 0], [0, 1, 0]], enc(0.051), model="b"), model="b", source="t")  # accepted
+    with pytest.raises(UserError, match="holds minilm embeddings"):
+        bank.add(_dist("eng", [[1, 0, 0], [0, 1, 0]], enc(0.08), model="c"), model="c", source="t")
+    assert bank.models() == ["a", "b"]
+
+    def lset(fp):
+        return LabelledSet("m", "eng", "t", "pvq", np.eye(2, dtype=np.float32), enc(fp), f"fp {fp}")
+
+    assert check_one_encoder([lset(0.049), lset(0.051)])["name"] == "minilm"
+    with pytest.raises(UserError, match="fp 0.08 was embedded with minilm"):
+        check_one_encoder([lset(0.049), lset(0.08)])
