@@ -64,7 +64,8 @@ def test_tasks_built_before_aggregation_share_a_stamp_and_a_later_run_gets_its_o
     stamps.mark_aggregated()
     second = stamps.for_new_task()
     assert second != first  # even within the same second
-    assert stamps.for_new_task() == second
+    assert stamps.for_new_task() == second == stamps.current_stamp()
+    assert _RunStamps().current_stamp()  # before any task: a stamp all the same
 
 
 def _hvae_task():
@@ -87,3 +88,6 @@ def test_two_runs_in_one_process_write_to_two_folders(monkeypatch):
     assert c.run_stamp != a.run_stamp
     settings = RunSettings(output="out")
     assert artifact_dir("t", settings, stamp=a.run_stamp) != artifact_dir("t", settings, stamp=c.run_stamp)
+    # without a stamp: the run under way (and the 0.1 name RUN_STAMP says the same)
+    assert artifact_dir("t", settings) == artifact_dir("t", settings, stamp=c.run_stamp)
+    assert task_base.RUN_STAMP == c.run_stamp

@@ -121,8 +121,20 @@ class _RunStamps:
     def mark_aggregated(self) -> None:
         self.aggregated = True
 
+    def current_stamp(self) -> str:
+        """The stamp of the run under way (a new one when none has started)."""
+        return self.current if self.current is not None else self.for_new_task()
+
 
 RUN_STAMPS = _RunStamps()
+
+
+def __getattr__(name: str):
+    # Thin re-export, marked as such: ``RUN_STAMP`` (one stamp per process before 0.2) now names the
+    # stamp of the run under way; new code uses a task's ``run_stamp``.
+    if name == "RUN_STAMP":
+        return RUN_STAMPS.current_stamp()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def keep_all_repeats(resps, docs):
@@ -165,11 +177,12 @@ def _model_name_from_argv(argv: list[str] | None = None) -> str | None:
     return None
 
 
-def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None, *, stamp: str) -> Path:
+def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None, *, stamp: str | None = None) -> Path:
     """``<output>/univar_<stamp>/<task>``: under UNIVAR_EVAL_OUTPUT / metadata ``output`` when set,
     else beside lm-eval's results (``--output_path/<model>/``), else ``./univar-runs/<model>/``.
-    ``stamp`` is the task's ``run_stamp`` (one per run)."""
+    ``stamp`` is the task's ``run_stamp`` (one per run; default: the run under way)."""
     argv = sys.argv if argv is None else argv
+    stamp = stamp or RUN_STAMPS.current_stamp()
 
     model = sanitize_model_name(_model_name_from_argv(argv) or "model")
     if settings.output:
