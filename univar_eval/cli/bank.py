@@ -11,6 +11,8 @@ from univar_eval.reports.table import plural
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
 
+# The bank, source and report modules are imported inside each command (start-up time: every
+# univar-eval command builds this parser; only the command that runs needs them).
 
 def register(sub) -> None:
     bank = sub.add_parser("bank", help="build and inspect reference banks of value distributions")
