@@ -19,7 +19,7 @@ device         UNIVAR_EVAL_DEVICE          cuda when available, else cpu
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from univar_eval.errors import UserError
@@ -37,6 +37,10 @@ class RunSettings:
     min_answers: int = 10
     batch_size: int = 32
     device: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        # kept although unused on this branch: the firsthour branch records it in a failed task's manifest
+        return asdict(self)
 
 
 _ENV = {f.name: f"UNIVAR_EVAL_{f.name.upper()}" for f in fields(RunSettings)}
