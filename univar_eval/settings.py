@@ -39,7 +39,6 @@ class RunSettings:
     device: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        # kept although unused on this branch: the firsthour branch records it in a failed task's manifest
         return asdict(self)
 
 
