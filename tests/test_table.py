@@ -7,6 +7,7 @@ import io
 import math
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from univar_eval.reports import compare, gate
@@ -38,6 +39,8 @@ HOSTILE = "evil|<script>\x1b[31mred\x1b[0m\nnext\r=cmd"
     (float("nan"), "n/a"),
     (None, "-"),
     (12, "12"),
+    (np.int64(3), "3"),
+    (np.float32(0.25), "0.2500"),
 ])
 def test_one_number_format(x, text):
     assert fmt_number(x) == text

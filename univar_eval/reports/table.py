@@ -45,8 +45,8 @@ def fmt_number(x, digits: int = DIGITS) -> str:
         return "-"
     if isinstance(x, bool):
         return str(x)
-    if isinstance(x, int):
-        return str(x)
+    if isinstance(x, int) or getattr(getattr(x, "dtype", None), "kind", "") in ("i", "u"):
+        return str(int(x))
     if not isinstance(x, float):
         try:
             x = float(x)  # numpy scalars
