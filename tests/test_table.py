@@ -116,6 +116,7 @@ def test_csv_neutralises_formulas_but_never_numbers():
     assert rows[2] == ["'+cmd", "0.5", "'@SUM(A1)"]
     assert rows[3] == ["'-x", "", "plain"]
     assert csv_text("-0.1234") == "-0.1234" and csv_text("-") == "'-"
+    assert render(Table(["n", "x"], [[np.int64(3), np.float32(0.5)]]), "csv").splitlines()[1] == "3,0.5"
 
 
 def test_html_escapes_every_name():

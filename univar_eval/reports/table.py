@@ -201,6 +201,8 @@ def to_markdown(table: Table) -> str:
 def _csv_cell(table: Table, col: int, cell: Cell) -> str:
     if cell is None:
         return ""
+    if getattr(getattr(cell, "dtype", None), "kind", "") in ("i", "u"):
+        return str(int(cell))
     if isinstance(cell, float) or _is_numpy_number(cell):
         value = float(cell)
         return "" if math.isnan(value) else repr(value)
