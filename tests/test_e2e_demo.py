@@ -62,7 +62,7 @@ def test_a_missing_encoder_stops_the_run_before_generation(tmp_path, tiny_lm):
 
 FAILING_EMBED = """
 import sys
-import univar_eval.pipeline.embed as embed
+import univar_eval.harness.univar_task as embed  # the task calls build_distribution from here
 real = embed.build_distribution
 def build_distribution(records, *, task, **kw):
     if task == "univar_wvs_eng":

@@ -133,7 +133,7 @@ def test_bank_add_takes_the_samples_and_artifacts_of_the_chosen_run(tmp_path, ca
 def test_failed_embedding_keeps_answers_and_embed_finishes(tmp_path, monkeypatch, caplog, capsys):
     from lm_eval.tasks import TaskManager
 
-    import univar_eval.pipeline.embed as embed_mod
+    import univar_eval.harness.univar_task as task_mod
 
     tm = TaskManager(metadata={"encoder": "minilm", "output": str(tmp_path)})
     task = tm.load(["univar_pvq_eng"])["tasks"]["univar_pvq_eng"]
@@ -144,7 +144,7 @@ def test_failed_embedding_keeps_answers_and_embed_finishes(tmp_path, monkeypatch
     def broken(*a, **k):
         raise OSError("disk quota exceeded\nsecond line of a long traceback")
 
-    monkeypatch.setattr(embed_mod, "build_distribution", broken)
+    monkeypatch.setattr(task_mod, "build_distribution", broken)
     agg = task.aggregation()
     raw = {name: [d[name] for d in per_doc] for name in per_doc[0]}
     with caplog.at_level(logging.ERROR, logger="univar_eval"):

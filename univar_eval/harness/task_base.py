@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval.api.task import ConfigurableTask
+from lm_eval.utils import sanitize_model_name
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.answers import flatten_responses
@@ -52,11 +53,12 @@ class TaskLevelTask(ConfigurableTask):
         self._chat = False
         self._analysis: dict | None = None
         _follow_lm_eval_logging()
+        self.run_stamp = RUN_STAMPS.for_new_task()  # names this run's univar_<stamp> folder (artifact_dir)
         try:
             self.settings: RunSettings = resolve(metadata)
             # where this run's artifacts go, recorded in lm-eval's results (its configs keep the metadata)
-            config["metadata"] = {**metadata, ARTIFACTS_KEY: str(artifact_dir(config.get("task", "task"),
-                                                                                  self.settings).parent)}
+            folder = artifact_dir(config.get("task", "task"), self.settings, stamp=self.run_stamp).parent
+            config["metadata"] = {**metadata, ARTIFACTS_KEY: str(folder)}
             self.configure(config)
         except UserError as e:
             # before any answer is generated: one line and exit 2, not a traceback after hours of generation
@@ -127,6 +129,7 @@ class TaskLevelTask(ConfigurableTask):
 
     def _aggregate(self, name: str, items: list):
         if items and isinstance(items[0], dict):
+            RUN_STAMPS.mark_aggregated()  # a task built from now on belongs to a later run
             records = sorted(items, key=lambda r: r.get("doc_index", 0))
             try:
                 self._analysis = self.analyse(records)
@@ -139,7 +142,7 @@ class TaskLevelTask(ConfigurableTask):
 
     def _keep_answers(self, records: list[dict], error: BaseException) -> None:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        folder = artifact_dir(self.config.task, self.settings)
+        folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
         try:
             write_pending(folder, self.kept_answers(records),
                           {**self.pending_manifest(), "task": self.config.task, "error": message,
@@ -163,8 +166,48 @@ def write_pending(folder: Path, rows: list[dict], manifest: dict) -> Path:
 
 
 # -- shared plumbing of every task family -------------------------------------------------------
-#: One timestamp per process (see artifact_dir), so all tasks of one lm_eval run share an artifact folder.
-RUN_STAMP = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+class _RunStamps:
+    """One timestamp per run (the ``univar_<stamp>`` folder), not per process.
+
+    lm-eval builds all task objects of a run before it evaluates any; so the tasks built
+    until one of them aggregates share a stamp, and a task built after that (a second
+    ``simple_evaluate`` in the same process) starts a new run with a new stamp. Two runs
+    within one second get ``-2``, ``-3``... so they never share a folder."""
+
+    def __init__(self):
+        self.current: str | None = None
+        self.aggregated = False
+        self.issued: set[str] = set()
+
+    def for_new_task(self) -> str:
+        if self.current is None or self.aggregated:
+            stamp = base = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+            n = 1
+            while stamp in self.issued:
+                n += 1
+                stamp = f"{base}-{n}"
+            self.issued.add(stamp)
+            self.current, self.aggregated = stamp, False
+        return self.current
+
+    def mark_aggregated(self) -> None:
+        self.aggregated = True
+
+    def current_stamp(self) -> str:
+        """The stamp of the run under way (a new one when none has started)."""
+        return self.current if self.current is not None else self.for_new_task()
+
+
+RUN_STAMPS = _RunStamps()
+
+
+def __getattr__(name: str):
+    # Thin re-export, marked as such: ``RUN_STAMP`` (one stamp per process before 0.2) now names the
+    # stamp of the run under way; new code uses a task's ``run_stamp``.
+    if name == "RUN_STAMP":
+        return RUN_STAMPS.current_stamp()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def keep_all_repeats(resps, docs):
     """lm-eval filter: keep every repeat of every answer (the default filter keeps the first only)."""
@@ -228,11 +271,12 @@ def _model_name_from_argv(argv: list[str] | None = None) -> str | None:
     return None
 
 
-def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None) -> Path:
+def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None, *, stamp: str | None = None) -> Path:
     """``<output>/univar_<stamp>/<task>``: under UNIVAR_EVAL_OUTPUT / metadata ``output`` when set,
-    else beside lm-eval's results (``--output_path/<model>/``), else ``./univar-runs/<model>/``."""
+    else beside lm-eval's results (``--output_path/<model>/``), else ``./univar-runs/<model>/``.
+    ``stamp`` is the task's ``run_stamp`` (one per run; default: the run under way)."""
     argv = sys.argv if argv is None else argv
-    from lm_eval.utils import sanitize_model_name
+    stamp = stamp or RUN_STAMPS.current_stamp()
 
     model = sanitize_model_name(_model_name_from_argv(argv) or "model")
     if settings.output:
@@ -244,4 +288,4 @@ def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None
             base = path.parent if path.suffix == ".json" else path / model
         else:
             base = Path("univar-runs") / model
-    return base / f"univar_{RUN_STAMP}" / task
+    return base / f"univar_{stamp}" / task

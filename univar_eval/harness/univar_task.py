@@ -14,8 +14,8 @@ with ``custom_dataset: !function univar_eval.harness.univar_task.load_dataset``.
 from __future__ import annotations
 
 import logging
-import sys
 import re
+import sys
 from typing import Any
 
 from univar_eval.errors import UserError
@@ -27,7 +27,12 @@ from univar_eval.harness.task_base import (
     artifact_dir,
 )
 from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.pipeline.embed import build_distribution
+from univar_eval.pipeline.encoders import get_card
+from univar_eval.pipeline.translate import get_translator
+from univar_eval.reports.compare import reference_distances
 from univar_eval.stats.dispersion import dispersion
+from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import comparability_problem
 
 log = logging.getLogger("univar_eval")
@@ -70,7 +75,7 @@ class UniVaRTask(TaskLevelTask):
         self._references = self._bank_references(config["task"])
         self._check_models()
         self._warn_limit(config["task"])
-        announce_artifacts(artifact_dir(config["task"], self.settings).parent)
+        announce_artifacts(artifact_dir(config["task"], self.settings, stamp=self.run_stamp).parent)
 
     def _check_models(self) -> None:
         """Load the encoder (and translator) now: a missing one fails in seconds, not after generation.
@@ -133,8 +138,6 @@ class UniVaRTask(TaskLevelTask):
 
     def analyse(self, items: list[dict]) -> dict:
         """Embed every answer once, write the artifacts, compute the metrics."""
-        from univar_eval.pipeline.embed import build_distribution
-
         records = self.kept_answers(items)
         dist, counts = build_distribution(
             records,
@@ -144,7 +147,7 @@ class UniVaRTask(TaskLevelTask):
             settings=self.settings,
             model=_model_name_from_argv(),
         )
-        folder = artifact_dir(self.config.task, self.settings)
+        folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
         dist.save(folder)
         log.info("univar-eval: %d value embeddings of %s written to %s", len(dist), self.config.task, folder)
         if counts["n_answers"] < self.settings.min_answers:
@@ -166,7 +169,6 @@ class UniVaRTask(TaskLevelTask):
     def _bank_references(self, task: str) -> list[str]:
         if not self.settings.bank:
             return []
-        from univar_eval.storage.bank import Bank
 
         bank = Bank(self.settings.bank)
         entries = bank.entries(task=task)
@@ -183,9 +185,6 @@ class UniVaRTask(TaskLevelTask):
 
     def _planned_manifest(self) -> dict:
         """What the manifest of this task's distribution will say, as far as it is known before loading models."""
-        from univar_eval.pipeline.encoders import get_card
-        from univar_eval.pipeline.translate import get_translator
-
         card = get_card(self.settings.encoder)
         return {
             "encoder": {"name": card.name, "revision": card.revision},
@@ -197,8 +196,6 @@ class UniVaRTask(TaskLevelTask):
         }
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
-        from univar_eval.reports.compare import reference_distances
-
         result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers)
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")

@@ -21,7 +21,7 @@ from univar_eval.errors import UserError
 from univar_eval.storage.distribution import MANIFEST_FILE, PENDING_FORMAT, ValueDistribution
 from univar_eval.storage.files import read_json
 
-RUN_DIR = re.compile(r"^univar_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d)$")
+RUN_DIR = re.compile(r"^univar_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:-\d+)?)$")  # -2, -3: two runs in one second
 LM_EVAL_FILE = re.compile(r"^(results|samples_.+)_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)\.jsonl?$")
 DISTRIBUTION_FORMAT = "univar-eval/value-distribution"
 ARTIFACTS_KEY = "univar_artifacts"  # the same key as univar_eval.harness.task_base.ARTIFACTS_KEY
