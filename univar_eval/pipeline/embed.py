@@ -81,7 +81,8 @@ def embed_with_progress(encoder, texts: list[str], *, batch_size: int, label: st
     """``cached_encode`` in blocks, with one progress bar per task (``embedding <task>``)."""
     block = max(1, batch_size) * 4
     parts = []
-    with tqdm(total=len(texts), desc=f"embedding {label}", unit="answer", disable=not texts) as bar:
+    # disable=None: the bar shows on a terminal, not in pipes and log files
+    with tqdm(total=len(texts), desc=f"embedding {label}", unit="answer", disable=True if not texts else None) as bar:
         for start in range(0, len(texts), block):
             chunk = texts[start:start + block]
             parts.append(cached_encode(encoder, chunk, batch_size=batch_size, progress=False))

@@ -154,7 +154,7 @@ class NllbTranslator(Translator):
         out: list[str] = [""] * len(texts)
         # one bar per call (a task's questions, then its answers): translation is the slow step on a CPU
         bar = tqdm(total=len(texts), desc=f"translating {label or src_code} -> eng_Latn", unit="text",
-                   disable=not texts)
+                   disable=True if not texts else None)  # None: shown on a terminal, not in pipes or logs
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
