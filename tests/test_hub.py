@@ -230,7 +230,7 @@ def test_metadata_hf_bank_is_pulled_once_and_needs_the_same_encoder(tmp_path, mo
     monkeypatch.setattr(hub, "_PULLED", {})
     monkeypatch.setattr(hub, "snapshot", lambda *a: pytest.fail("asked the hub again"))
     assert hub.local_bank(spec) == str(local)
-    with pytest.raises(UserError, match="holds minilm embeddings but this run's encoder is labse"):
+    with pytest.raises(UserError, match="encoder differs \\(the bank holds minilm embeddings, this run uses labse\\)"):
         TaskManager(metadata={"encoder": "labse", "bank": spec}).load(["univar_pvq_eng"])
     with pytest.raises(UserError, match="not a hub bank"):
         hub.local_bank("hf://acme")

@@ -125,9 +125,9 @@ class UniVaRTask(TaskLevelTask):
         planned = self._planned_manifest()
         held = (bank.encoder() or {}).get("name")
         if held and held != planned["encoder"]["name"]:  # a bank is one coordinate system, whatever its tasks
-            raise UserError(f"bank {bank.path} holds {held} embeddings but this run's encoder is "
-                            f"{planned['encoder']['name']}; pass --metadata '{{\"encoder\": \"{held}\"}}' or use "
-                            "another bank")
+            raise UserError(f"bank {bank.path} is not comparable with this run: encoder differs (the bank holds {held} "
+                            f"embeddings, this run uses {planned['encoder']['name']}); pass --metadata "
+                            f"'{{\"encoder\": \"{held}\"}}' or use another bank")
         for e in entries:
             problem = comparability_problem(planned, e, fingerprint=False)
             if problem:
