@@ -1,4 +1,6 @@
-"""Step: reading runs. The value distributions that a run folder (lm-eval ``--output_path``) holds."""
+"""Step: reading runs. The value distributions that a run folder (lm-eval ``--output_path``) holds, and
+candidates from any source (:func:`read_candidates`): a run folder, or answers that ``bank add`` accepts
+(lm-eval samples, UniVaR CSV, QA JSONL) embedded like the bank they are compared with."""
 
 from __future__ import annotations
 
