@@ -213,7 +213,7 @@ def test_pull_refuses_a_snapshot_whose_checksums_leave_files_out(tmp_path, monke
     assert "not listed in SHA256SUMS" in capsys.readouterr().err
 
 
-def test_metadata_hf_bank_is_pulled_once_and_needs_the_same_encoder(tmp_path, monkeypatch):
+def test_metadata_hf_bank_is_pulled_once_and_needs_the_same_encoder(tmp_path, monkeypatch, capsys):
     from lm_eval.tasks import TaskManager
 
     from univar_eval.pipeline.encoders import get_card
@@ -230,6 +230,8 @@ def test_metadata_hf_bank_is_pulled_once_and_needs_the_same_encoder(tmp_path, mo
     monkeypatch.setattr(hub, "_PULLED", {})
     monkeypatch.setattr(hub, "snapshot", lambda *a: pytest.fail("asked the hub again"))
     assert hub.local_bank(spec) == str(local)
+    assert main(["bank", "list", "--bank", spec]) == 0  # --bank takes hf:// wherever it takes a folder
+    assert "alpha: univar_pvq_eng (12)" in capsys.readouterr().out
     with pytest.raises(UserError, match="encoder differs \\(the bank holds minilm embeddings, this run uses labse\\)"):
         TaskManager(metadata={"encoder": "labse", "bank": spec}).load(["univar_pvq_eng"])
     with pytest.raises(UserError, match="not a hub bank"):

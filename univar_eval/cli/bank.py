@@ -120,9 +120,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args) -> int:
-    from univar_eval.storage.bank import Bank
+    from univar_eval.storage.hub import open_bank
 
-    bank = Bank(args.bank)
+    bank = open_bank(args.bank)
     entries = bank.entries()
     if args.json:
         print(json.dumps([{k: e[k] for k in ("model", "task", "lang", "n_answers")} for e in entries], indent=2))
@@ -138,9 +138,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from univar_eval.storage.bank import Bank
+    from univar_eval.storage.hub import open_bank
 
-    bank = Bank(args.bank)
+    bank = open_bank(args.bank)
     entries = [bank.entry(args.model, args.task)] if args.task else bank.entries(model=args.model)
     if not entries:
         raise UserError(f"bank {bank.path} has no entries for {args.model!r}; see 'univar-eval bank list --bank "

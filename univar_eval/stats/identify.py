@@ -105,10 +105,10 @@ def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSe
 
 
 def from_bank(path: str | Path) -> list[LabelledSet]:
-    """Every entry of a bank, labelled with the entry's model and language."""
-    from univar_eval.storage.bank import Bank
+    """Every entry of a bank (a folder or ``hf://ORG/NAME@REV``), labelled with the entry's model and language."""
+    from univar_eval.storage.hub import open_bank
 
-    bank = Bank(path)
+    bank = open_bank(str(path))
     entries = bank.entries()
     if not entries:
         raise UserError(f"bank {bank.path} is empty; add entries with 'univar-eval bank add'")
