@@ -41,7 +41,6 @@ def bank(tmp_path, minilm):
     return Bank(tmp_path / "bank")
 
 
-@pytest.mark.e2e
 def test_a_jsonl_candidate_goes_through_the_gate(tmp_path, bank, capsys):
     same = qa_file(tmp_path / "same.jsonl", "candidate", "kind")
     report = tmp_path / "gate.json"

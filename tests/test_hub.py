@@ -138,7 +138,6 @@ def test_push_refuses_a_damaged_bank_before_any_upload(tmp_path, monkeypatch, ca
     assert main(["bank", "push", str(bank.path), "--repo", "not a repo"]) == 2
 
 
-@pytest.mark.e2e
 def test_pull_from_a_local_hub_cache_offline(tmp_path, monkeypatch):
     """`univar-eval bank pull` in a fresh process, HF_HOME pointing at a hub cache built by hand."""
     bank, files = published(tmp_path, monkeypatch)

@@ -92,7 +92,6 @@ def fake_model_cache(root, repo_id, commit, ref=None):
         (storage / "refs" / ref).write_text(commit)
 
 
-@pytest.mark.e2e
 def test_pin_writes_the_full_hashes_of_the_hub_cache_and_runs_use_them(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "hf" / "hub"
     fake_model_cache(cache, "CAiRE/UniVaR-lambda-5", LAMBDA_5)  # downloaded by its short hash: no ref

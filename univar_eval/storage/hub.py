@@ -120,6 +120,8 @@ def push(bank_dir: str | os.PathLike, repo: str, *, branch: str | None = None, m
     api = HfApi(token=token)
     try:
         api.create_repo(repo, repo_type=REPO_TYPE, private=private, exist_ok=True)
+        if branch:
+            api.create_branch(repo, branch=branch, repo_type=REPO_TYPE, exist_ok=True)
         try:
             existing = api.list_repo_files(repo, repo_type=REPO_TYPE, revision=branch)
         except (RepositoryNotFoundError, RevisionNotFoundError):
