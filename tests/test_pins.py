@@ -25,8 +25,8 @@ def test_revisions_of_a_usable_form(rev):
     pins.check_revision(rev, "card")
 
 
-@pytest.mark.parametrize("rev", ["bc55dg8", "bc55df", "BC55DF8", LAMBDA_1 + "0", "3f7461a06ef5150804eaead636a738afe2a7d1cz",
-                                 "", " main", 5])
+@pytest.mark.parametrize("rev", ["bc55dg8", "bc55df", "BC55DF8", LAMBDA_1 + "0",
+                                 "3f7461a06ef5150804eaead636a738afe2a7d1cz", "", " main", 5])
 def test_revisions_that_are_not_a_hash_are_refused(rev):
     with pytest.raises(UserError):
         pins.check_revision(rev, "card")

@@ -81,10 +81,10 @@ def cmd_gate(args) -> int:
             raise UserError(f"--min-value-rationality reads lm-eval's HVAE results, but {args.run} is not a run "
                             "folder")
         checks += gate.hvae_checks(args.run, args.min_value_rationality)
-    title = (f"candidate {candidate.model} ({args.run})" + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} "
-                                        f"{args.correction}-corrected"
-                                        + (f", max distance {args.max_distance}" if args.max_distance is not None
-                                           else "") + ")" if args.against else ""))
+    title = (f"candidate {candidate.model} ({args.run})"
+             + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} {args.correction}-corrected"
+                + (f", max distance {args.max_distance}" if args.max_distance is not None else "") + ")"
+                if args.against else ""))
     settings = {"run": args.run, "candidate": candidate.model, "read": candidate.read,
                 "embedded": candidate.embedded, "bank": args.bank, "against": args.against, "metric": args.metric,
                 "alpha": args.alpha, "correction": args.correction, "max_distance": args.max_distance,

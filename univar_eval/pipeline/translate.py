@@ -95,7 +95,8 @@ class NllbTranslator(Translator):
 
     def describe(self) -> dict:
         return {"name": self.name, "model_id": self.model_id, "revision": self.revision,
-                "revision_pinned": is_pinned(self.revision), "max_input_tokens": self.max_input_tokens, "num_beams": self.num_beams}
+                "revision_pinned": is_pinned(self.revision), "max_input_tokens": self.max_input_tokens,
+                "num_beams": self.num_beams}
 
     def _load(self):
         if self._model is None:

@@ -100,7 +100,8 @@ def _card(repo: str, bank: Bank) -> str:
              f"`{enc.get('name')}` (`{enc.get('model_id')}` at revision `{enc.get('revision')}`, fingerprint "
              f"`{enc.get('fingerprint_id')}`). Use it with the same encoder:", "",
              "```", f"univar-eval bank pull {repo}@<commit> banks/{repo.split('/')[1]}",
-             f"lm_eval ... --metadata '{{\"encoder\": \"{enc.get('name')}\", \"bank\": \"{HF_PREFIX}{repo}@<commit>\"}}'",
+             f"lm_eval ... --metadata '{{\"encoder\": \"{enc.get('name')}\", "
+             f"\"bank\": \"{HF_PREFIX}{repo}@<commit>\"}}'",
              "```", "", "| model | task | language | answers |", "|---|---|---|---|"]
     lines += [f"| {e['model']} | {e['task']} | {e['lang']} | {e['n_answers']} |" for e in bank.entries()]
     lines += ["", f"`{CHECKSUMS}` lists the sha256 of every file; `univar-eval bank pull` checks them.", ""]
