@@ -100,18 +100,42 @@ def test_compare_and_leaderboard_read_jsonl_candidates(tmp_path, bank, capsys):
     assert cells["rival"]["univar_pvq_eng mmd(baseline)"] > 0.05
 
 
-def test_lm_eval_samples_candidate_is_embedded_with_the_banks_encoder(tmp_path, bank, capsys):
-    """lm-eval output without artifacts (--name names the model): its samples are read and embedded."""
-    records = load("pvq", "eng").records[:30]
-    out = tmp_path / "out"
+def samples_folder(out):
+    """lm-eval output of one PVQ task: a samples file whose answers are the kind stance."""
     out.mkdir()
+    version = load("pvq", "eng").version
     with open(out / "samples_univar_pvq_eng_2026-11-25T00-00-00.000000.jsonl", "w") as fh:
-        for i, r in enumerate(records):
-            doc = {**r, "lang": "eng", "doc_index": i, "questionnaire": "pvq",
-                   "questionnaire_version": load("pvq", "eng").version}
+        for i, r in enumerate(load("pvq", "eng").records[:30]):
+            doc = {**r, "lang": "eng", "doc_index": i, "questionnaire": "pvq", "questionnaire_version": version}
             answer = f"{STANCES['kind']} ({i})"
             fh.write(json.dumps({"doc_id": i, "doc": doc, "resps": [[answer]], "filtered_resps": [[answer]]}) + "\n")
+    return out
+
+
+def test_lm_eval_samples_candidate_is_embedded_with_the_banks_encoder(tmp_path, bank, capsys):
+    """lm-eval output without artifacts (--name names the model): its samples are read and embedded."""
+    out = samples_folder(tmp_path / "out")
     assert main(["gate", str(out), "--name", "sampled", "--bank", str(bank.path), "--against", "baseline"]) == 0
     out_text, err = capsys.readouterr()
     assert "lm-eval samples; sampled: 30 answers in univar_pvq_eng; embedded with minilm@" in err
+    assert "PASSED: 1 of 1" in out_text
+
+
+def test_a_run_made_with_another_encoder_is_embedded_again_from_its_samples(tmp_path, bank, capsys):
+    import numpy as np
+
+    from univar_eval.storage.distribution import ValueDistribution
+
+    out = samples_folder(tmp_path / "out")
+    emb = np.eye(30, 8, dtype=np.float32) + 0.1
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    manifest = {"format": "univar-eval/value-distribution/1", "model": "org/run-model", "task": "univar_pvq_eng",
+                "lang": "eng", "questionnaire": "pvq", "questionnaire_version": load("pvq", "eng").version,
+                "translator": {"name": "none"}, "created": "2026-11-25T00:00:00",
+                "encoder": {"name": "labse", "revision": "main", "fingerprint": [0.5] * 8, "fingerprint_id": "lb"}}
+    ValueDistribution(emb, [{}] * 30, manifest).save(out / "univar_2026-11-25T00-00-00" / "univar_pvq_eng")
+    assert main(["gate", str(out), "--bank", str(bank.path), "--against", "baseline"]) == 0
+    out_text, err = capsys.readouterr()
+    assert (f"read {out}: the run's lm-eval samples; org/run-model: 30 answers in univar_pvq_eng; embedded again "
+            "with minilm@") in err and "(the run used labse)" in err
     assert "PASSED: 1 of 1" in out_text
