@@ -135,3 +135,19 @@ def test_pin_writes_the_full_hashes_of_the_hub_cache_and_runs_use_them(tmp_path,
     cards.write_text(yaml.safe_dump(data))
     with pytest.raises(UserError, match="is not a full commit hash"):
         get_card("univar-lambda-5")
+
+
+def test_a_leaderboard_refuses_runs_translated_by_different_revisions(tmp_path, capsys):
+    import numpy as np
+
+    import synthetic
+    from univar_eval.storage.distribution import ValueDistribution
+
+    rng = np.random.default_rng(0)
+    for model, revision in (("a", "main"), ("b", NLLB_MAIN)):
+        m = synthetic.manifest(model, "zho")
+        m["translator"] = {"name": "nllb-600m", "revision": revision}
+        ValueDistribution(synthetic.cloud(np.ones(8), 12, rng), [{}] * 12, m).save(
+            tmp_path / model / "univar_2026-11-25T00-00-00" / "univar_pvq_zho")
+    assert main(["leaderboard", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert f"translators differ (nllb-600m@{NLLB_MAIN}, nllb-600m@main)" in capsys.readouterr().err

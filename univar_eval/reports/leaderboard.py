@@ -30,6 +30,7 @@ from univar_eval.hvae.report import leaderboard_cells as hvae_leaderboard_cells
 from univar_eval.reports.compare import cross_language, reference_distances
 from univar_eval.reports.runs import Candidate, load_run, run_label
 from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import translator_label
 from univar_eval.storage.files import jsonable
 
 VALUELEX_TASK = "valuelex_projective"
@@ -94,7 +95,7 @@ def _settings(dists) -> dict:
     return {
         "encoder": sorted({f"{d.manifest['encoder'].get('name')}@{d.manifest['encoder'].get('fingerprint_id')}"
                            for d in dists}),
-        "translator": sorted({(d.manifest.get("translator") or {}).get("name") or "none"
+        "translator": sorted({translator_label(d.manifest)
                               for d in dists if d.lang != "eng"}),
         "questionnaire": {d.task: d.manifest.get("questionnaire_version") for d in dists},
     }

@@ -12,7 +12,7 @@ from univar_eval.errors import UserError
 from univar_eval.harness.results import results_files
 from univar_eval.pipeline.answers import sample_files, task_of_samples_file
 from univar_eval.settings import resolve
-from univar_eval.storage.distribution import MANIFEST_FILE, ValueDistribution
+from univar_eval.storage.distribution import MANIFEST_FILE, ValueDistribution, translator_label
 from univar_eval.storage.files import read_json
 from univar_eval.storage.sources import collect, to_distribution
 
@@ -180,8 +180,6 @@ def _embedded_with(dists: list[ValueDistribution]) -> str:
 
 
 def _translator_text(manifest: dict) -> str:
-    t = manifest.get("translator") or {}
-    name = t.get("name") or "none"
-    if t.get("applied_by") == "source":
-        return f"{name} (before univar-eval read them)"
-    return f"{name}@{t['revision']}" if t.get("revision") else name
+    if (manifest.get("translator") or {}).get("applied_by") == "source":
+        return f"{translator_label(manifest)} (before univar-eval read them)"
+    return translator_label(manifest)

@@ -135,6 +135,13 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
     return None
 
 
+def translator_label(manifest: dict) -> str:
+    """The translator of a manifest for people: ``name@revision`` (``name`` when no revision is known)."""
+    t = manifest.get("translator") or {}
+    name = t.get("name") or "none"
+    return f"{name}@{t['revision']}" if t.get("revision") else name
+
+
 def check_comparable(a: dict, b: dict, *, what: str = "bank entry") -> None:
     problem = comparability_problem(a, b)
     if problem:
