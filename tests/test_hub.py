@@ -130,6 +130,13 @@ def test_push_plans_one_commit_of_every_file_with_its_checksums(tmp_path, monkey
 
 def test_push_refuses_a_damaged_bank_before_any_upload(tmp_path, monkeypatch, capsys):
     bank = make_bank(tmp_path / "bank")
+    monkeypatch.setattr(HfApi, "create_repo", lambda *a, **k: pytest.fail("a dry run touched the hub"))
+    assert main(["bank", "push", str(bank.path), "--repo", REPO, "--dry-run"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == (f"would push to {REPO} (main): univar-eval bank: 2 entries of 2 models, encoder "
+                         "minilm@None (fingerprint fp-minilm)")
+    assert sorted(line.strip() for line in listed[1:]) == sorted(
+        ["bank.json", "SHA256SUMS", "README.md", *(e[k] for e in bank.entries() for k in ("array", "answers"))])
     array = bank.path / bank.entries()[0]["array"]
     array.write_bytes(array.read_bytes()[:-4] + b"\0\0\0\0")
     monkeypatch.setattr(HfApi, "create_commit", lambda *a, **k: pytest.fail("uploaded a damaged bank"))
