@@ -135,6 +135,11 @@ def test_pin_writes_the_full_hashes_of_the_hub_cache_and_runs_use_them(tmp_path,
     cards.write_text(yaml.safe_dump(data))
     with pytest.raises(UserError, match="is not a full commit hash"):
         get_card("univar-lambda-5")
+    cards.write_text("format: something/else\n")
+    with pytest.raises(UserError, match="not a univar-eval cards file"):
+        get_card("labse")
+    monkeypatch.setenv("UNIVAR_EVAL_CARDS", "off")  # ignores any file
+    assert get_card("univar-lambda-5").revision == "bc55df8"
 
 
 def test_a_leaderboard_refuses_runs_translated_by_different_revisions(tmp_path, capsys):

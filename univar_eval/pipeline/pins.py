@@ -102,15 +102,31 @@ def cards_path() -> Path | None:
     return Path(base) / "univar-eval" / "cards.yaml"
 
 
+_READ: dict[tuple, dict] = {}  # (path, content) -> pins: the file is parsed once per change
+
+
 def read_pins(path: Path | None = None) -> dict[str, dict[str, dict]]:
     """``{kind: {name: {model_id, revision, was}}}`` from the cards file (empty when there is none)."""
     path = cards_path() if path is None else path
-    empty = {k: {} for k in KINDS}
     if path is None or not path.is_file():
-        return empty
+        return {k: {} for k in KINDS}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the local cards file ({type(e).__name__}); fix it, rerun "
+                        "'univar-eval pin', or set UNIVAR_EVAL_CARDS=off") from None
+    key = (str(path), text)
+    if key not in _READ:
+        _READ.clear()
+        _READ[key] = _parse_pins(path, text)
+    return {k: dict(v) for k, v in _READ[key].items()}
+
+
+def _parse_pins(path: Path, text: str) -> dict[str, dict[str, dict]]:
+    empty = {k: {} for k in KINDS}
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
         raise UserError(f"{path}: cannot read the local cards file ({type(e).__name__}); fix it, rerun "
                         "'univar-eval pin', or set UNIVAR_EVAL_CARDS=off") from None
     if not isinstance(data, dict) or data.get("format", FORMAT) != FORMAT:
