@@ -25,6 +25,7 @@ from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import (
     ValueDistribution,
     comparability_problem,
+    translator_label,
 )
 
 CONTROL = "control"
@@ -191,7 +192,7 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
 
 def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:
     encoders = sorted({(d.manifest.get("encoder") or {}).get("name") or "?" for ds in runs.values() for d in ds})
-    translators = sorted({(d.manifest.get("translator") or {}).get("name") or "none"
+    translators = sorted({translator_label(d.manifest)
                           for ds in runs.values() for d in ds if d.lang != "eng"})
     versions = sorted({f"{d.manifest.get('questionnaire')}@{d.manifest.get('questionnaire_version')}"
                        for ds in runs.values() for d in ds})
