@@ -62,7 +62,7 @@ import numpy as np
 from univar_eval.stats import resampling
 from univar_eval.stats.designs import PER_QUESTION, SHARED_SHIFT, UNPAIRED, Design, choose_design, split_repeats
 from univar_eval.stats.frechet import frechet_distance as _frechet_rows
-from univar_eval.stats.frechet import frechet_from_gram, ledoit_wolf  # noqa: F401  (part of this module's API)
+from univar_eval.stats.frechet import PooledFrechet, ledoit_wolf  # noqa: F401  (ledoit_wolf: part of this module's API)
 
 METRICS = ("mmd", "frechet", "centroid")
 DEFAULT_PERMUTATIONS = 1000
@@ -348,33 +348,27 @@ def _dense(metric, xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Dra
 
 
 def _frechet(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
-    """Fréchet distance; permutations and resamples from the pooled Gram matrix (one n x n eigenproblem each)."""
-    m, n, d = len(xs), len(ys), xs.shape[1]
-    pooled = np.vstack([xs, ys])
-    gram = pooled @ pooled.T
-    base_x, base_y = np.arange(m)[None], m + np.arange(n)[None]
-    draws = _Draws(_frechet_rows(xs, ys), float(frechet_from_gram(gram, base_x, base_y, d, pooled)[0]))
+    """Fréchet distance; permutations and resamples share one decomposition of the pooled set."""
+    m, n = len(xs), len(ys)
+    fit = PooledFrechet(np.vstack([xs, ys]))
+    draws = _Draws(_frechet_rows(xs, ys), float(fit(np.arange(m)[None], m + np.arange(n)[None])[0]))
     paired = dz.name != UNPAIRED
     if n_perm:
         strata = tuple(np.concatenate([dz.qx, dz.qy]).tolist()) if paired else None
         wx = resampling.permutation_indicators(m + n, m, n_perm, seed, strata)
         order = np.argsort(wx == 0, axis=1, kind="stable")  # the m items of x first, then y
-        draws.permuted = frechet_from_gram(gram, order[:, :m], order[:, m:], d, pooled)
+        draws.permuted = fit(order[:, :m], order[:, m:])
     if n_boot:
         if not paired:
-            draws.boot = frechet_from_gram(gram, rng.integers(0, m, (n_boot, m)),
-                                           m + rng.integers(0, n, (n_boot, n)), d, pooled)
+            draws.boot = fit(rng.integers(0, m, (n_boot, m)), m + rng.integers(0, n, (n_boot, n)))
         else:
             counts = resampling.question_counts(rng, dz.n_questions, n_boot).astype(np.int64)
             rows = [(np.repeat(np.arange(m), c[dz.qx]), m + np.repeat(np.arange(n), c[dz.qy])) for c in counts]
             boot = np.empty(n_boot)
             for size in sorted({(len(a), len(b)) for a, b in rows}):  # equal sizes are batched together
                 sel = [i for i, (a, b) in enumerate(rows) if (len(a), len(b)) == size]
-                if min(size) < 2:
-                    boot[sel] = np.nan
-                    continue
-                boot[sel] = frechet_from_gram(gram, np.stack([rows[i][0] for i in sel]),
-                                              np.stack([rows[i][1] for i in sel]), d, pooled)
+                boot[sel] = fit(np.stack([rows[i][0] for i in sel]), np.stack([rows[i][1] for i in sel])) \
+                    if min(size) >= 2 else np.nan
             draws.boot = boot
     return draws
 
