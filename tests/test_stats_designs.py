@@ -345,3 +345,49 @@ def test_permutation_cache_is_bounded_in_bytes():
     cache.put("huge", np.zeros(1000, np.float32))  # larger than the bound: never kept
     assert cache.get("huge") is None and cache.nbytes == 800
     assert resampling.CACHE.max_bytes == resampling.CACHE_BYTES <= 512 * 2 ** 20
+
+
+# -- the call sites that pair by question id: cross-language spread and the map's heatmap ------------------
+def _dist(emb, ids, lang):
+    from univar_eval.storage.distribution import ValueDistribution
+
+    manifest = {"task": f"univar_pvq_{lang}", "questionnaire": "pvq", "lang": lang,
+                "encoder": {"name": "enc", "fingerprint_id": "f"}}
+    return ValueDistribution(np.asarray(emb, np.float32), [{"id": i} for i in ids], manifest)
+
+
+def test_cross_language_spread_is_paired_by_question_id():
+    from univar_eval.reports.compare import cross_language
+
+    rng = np.random.default_rng(21)
+    centres = rng.normal(size=(30, 8)) * 2
+    ids = [f"q{i}" for i in range(30)]
+    eng = centres + rng.normal(size=(30, 8))
+    deu = np.vstack([centres + rng.normal(size=(30, 8)) + 1.5 * np.eye(8)[0], rng.normal(size=(5, 8))])  # 5 extra
+    fra = rng.normal(size=(12, 8))
+    out = cross_language([_dist(eng, ids, "eng"), _dist(deu, ids + [f"extra{i}" for i in range(5)], "deu"),
+                          _dist(fra, [f"other{i}" for i in range(12)], "fra")])["pvq"]
+    expected = D.compare_sets(eng, deu[:30], n_permutations=0, n_bootstrap=0, groups_x=ids, groups_y=ids).distance
+    assert out["pairs"] == {"deu-eng": pytest.approx(expected, abs=1e-6)}
+    assert out["spread"] == pytest.approx(expected, abs=1e-6) and out["design"] == "shared_shift"
+    assert set(out["skipped"]) == {"deu-fra", "eng-fra"}
+    assert all("no question is answered on both sides" in why for why in out["skipped"].values())
+    assert expected > 0.05 and abs(expected - D.distance(eng, deu)) > 0.01  # unpaired would differ
+
+
+def test_heatmap_distances_are_paired_and_subsampled_by_question_id():
+    from univar_eval.reports import plot
+
+    rng = np.random.default_rng(22)
+    centres = rng.normal(size=(40, 8)) * 2
+    ga = [q for q in range(40) for _ in range(2)]
+    gb = list(range(40)) + ["b-only"] * 10
+    a = centres[ga] + rng.normal(size=(80, 8))
+    b = np.vstack([centres + rng.normal(size=(40, 8)), rng.normal(size=(10, 8))])
+    m = plot.distance_matrix([a, b], "mmd", max_points=30, seed=4, groups=[ga, gb])
+    ix, iy = designs.paired_subsample(ga, gb, 30, 4)
+    assert len(ix) == 30 and len(iy) == 15 and {ga[i] for i in ix} == {gb[i] for i in iy}
+    expected = D.compare_sets(a[ix], b[iy], n_permutations=0, n_bootstrap=0, groups_x=[ga[i] for i in ix],
+                              groups_y=[gb[i] for i in iy])
+    assert expected.design == "shared_shift" and m[0, 1] == pytest.approx(expected.distance, abs=1e-9)
+    assert m[1, 0] == m[0, 1] and m[0, 0] == 0

@@ -55,6 +55,7 @@ class LabelledSet:
     embeddings: np.ndarray
     encoder: dict
     origin: str
+    question_ids: list | None = None  # the question id of each answer, when the source records it (pairing key)
 
     @property
     def label(self) -> str:
@@ -64,9 +65,11 @@ class LabelledSet:
 def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSet:
     m = dist.manifest
     name = model or m.get("model") or origin
+    ids = [r.get("id") for r in dist.records]
     return LabelledSet(model=str(name), lang=str(m.get("lang")), task=m.get("task"),
                        questionnaire=m.get("questionnaire"), embeddings=np.asarray(dist.embeddings, np.float32),
-                       encoder=m.get("encoder") or {}, origin=origin)
+                       encoder=m.get("encoder") or {}, origin=origin,
+                       question_ids=ids if ids and all(i is not None for i in ids) else None)
 
 
 def from_bank(path: str | Path) -> list[LabelledSet]:
@@ -77,7 +80,7 @@ def from_bank(path: str | Path) -> list[LabelledSet]:
     entries = bank.entries()
     if not entries:
         raise UserError(f"bank {bank.path} is empty; add entries with 'univar-eval bank add'")
-    return [from_distribution(bank.load(e), f"{bank.path}:{e['model']}/{e['task']}", model=e["model"])
+    return [from_distribution(bank.load(e, with_answers=True), f"{bank.path}:{e['model']}/{e['task']}", model=e["model"])
             for e in entries]
 
 
