@@ -269,6 +269,7 @@ def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _
             for s in range(0, n_perm, 2048):
                 perm[s:s + 2048] += stat(splits[s:s + 2048]).sum(1)
     draws = _Draws(float(t_obs.mean()), ref / q, None if perm is None else perm / q)
+    draws.details["per_question"] = t_obs
     if n_boot:
         draws.boot = resampling.question_counts(rng, q, n_boot) @ t_obs / q
     return draws
