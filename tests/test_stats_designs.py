@@ -57,16 +57,39 @@ def test_per_question_permutation_p_value_by_hand():
 
 def test_paired_bootstrap_of_the_per_question_statistic_by_hand():
     # resampling the 2 question ids: {q1, q1} -> T1 (1/4), {q2, q2} -> T2 (1/4), mixed -> (T1 + T2)/2 (1/2)
-    r = D.compare_sets(HAND_X, HAND_Y, n_permutations=0, n_bootstrap=4000, seed=3, groups_x=HAND_Q, groups_y=HAND_Q,
-                       alpha=0.05)
-    assert r.upper == pytest.approx(math.sqrt(T1), abs=1e-12)  # the 95 % quantile falls in the T1 block
-    assert r.ci_high == pytest.approx(math.sqrt(T1), abs=1e-12)
-    assert r.ci_low == 0.0  # the 2.5 % quantile is T2 < 0
     draws = D._per_question_mmd(HAND_X, HAND_Y, designs.choose_design(HAND_Q, HAND_Q, 4, 4), 1.0, 0, 4000, 0,
                                 np.random.default_rng(3)).boot
     values, counts = np.unique(np.round(draws, 9), return_counts=True)
     assert values == pytest.approx(sorted([T2, (T1 + T2) / 2, T1]), abs=1e-9)
     assert counts / 4000 == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
+    # studentised: the one-question resamples have no spread (no pivot), the mixed ones a pivot of 0, so the
+    # bound is the Student-t one: mean + t(0.95; 1 df) * sd / sqrt(2), sd = |T1 - T2| / sqrt(2), t = 6.3138
+    r = D.compare_sets(HAND_X, HAND_Y, n_permutations=0, n_bootstrap=4000, seed=3, groups_x=HAND_Q, groups_y=HAND_Q,
+                       alpha=0.05)
+    mean, se = (T1 + T2) / 2, abs(T1 - T2) / 2
+    assert r.upper == pytest.approx(math.sqrt(mean + 6.313752 * se), abs=1e-6)
+    assert r.ci_high == pytest.approx(math.sqrt(mean + 12.706205 * se), abs=1e-6)  # t(0.975; 1 df)
+    assert r.ci_low == 0.0
+
+
+def test_studentised_paired_bootstrap_matches_a_direct_loop():
+    rng = np.random.default_rng(23)
+    q = [k for k in range(25) for _ in range(3)]
+    x, y = rng.normal(size=(75, 6)), rng.normal(size=(75, 6)) + 0.15
+    dz = designs.choose_design(q, q, 75, 75)
+    engine = D._per_question_mmd(D.normalise(x), D.normalise(y), dz, 1.0, 0, 300, 0, np.random.default_rng(5))
+    t = engine.details["per_question"]
+    counts = resampling.question_counts(np.random.default_rng(5), 25, 300)
+    pivots = []
+    for c in counts:  # each resample: its questions' values, repeated as drawn
+        sample = np.repeat(t, c.astype(int))
+        pivots.append((sample.mean() - t.mean()) / (sample.std(ddof=1) / 5))
+    from scipy.stats import t as t_dist
+    se = t.std(ddof=1) / 5
+    expected_upper = t.mean() + max(-np.quantile(pivots, 0.05), t_dist.ppf(0.95, 24)) * se
+    assert engine.bounds(0.95, 0.05)[2] == pytest.approx(expected_upper, rel=1e-9)
+    r = D.compare_sets(x, y, n_permutations=0, n_bootstrap=300, seed=5, groups_x=q, groups_y=q)
+    assert r.upper == pytest.approx(math.sqrt(max(expected_upper, 0)), rel=1e-9)
 
 
 def test_per_question_statistic_matches_the_reference_with_unequal_repeats_and_left_out_questions():

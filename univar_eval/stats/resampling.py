@@ -106,11 +106,11 @@ def sign_flips(n_questions: int, b: int, seed: int) -> np.ndarray:
 
 def within_question_splits(cx: int, cy: int, g: int, b: int, seed: int, tag: int) -> np.ndarray:
     """For ``g`` questions with ``cx`` answers of x then ``cy`` of y each: ``b`` random relabellings
-    that keep ``cx`` answers in x per question, as 0/1 float64 arrays (b, g, cx + cy)."""
+    that keep ``cx`` answers in x per question, as booleans (b, g, cx + cy), True for x."""
     def make():
         rng = np.random.default_rng([seed, cx, cy, g, tag])
         ranks = np.argsort(np.argsort(rng.random((b, g, cx + cy)), axis=2), axis=2)
-        return (ranks < cx).astype(np.float64)
+        return ranks < cx
 
     return _cached(("splits", cx, cy, g, b, seed, tag), make)
 
