@@ -48,7 +48,7 @@ def gate(n_checks: int, n_answers: int, repeats: int, dim: int, alpha: float, n_
     data = []
     for c in range(n_checks):
         x, ids = answers(rng, n_answers // repeats, repeats, dim)
-        y, _ = answers(rng, n_answers // repeats, repeats, dim, shift=0.02 if c % 10 == 0 else 0.0)
+        y, _ = answers(rng, n_answers // repeats, repeats, dim, shift=0.1 if c % 10 == 0 else 0.0)
         data.append((x, y, ids))
     resampling.CACHE.clear()
     start, cpu = time.perf_counter(), time.process_time()

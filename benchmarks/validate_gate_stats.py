@@ -129,7 +129,7 @@ def main() -> None:
         tol = true_distance(args.wrong_pass_delta, kind, design)
         print(f"  true {design} distance at delta {args.wrong_pass_delta} ({kind}): D = {tol:.4f}")
         row("wrong pass", repeats, 0, args.wrong_pass_delta, kind, "wrong pass", tolerance=tol)
-    print(f"\n| check | design | answers/q | one-sided | change | delta | sims | rate | SE | criterion | |")
+    print("\n| check | design | answers/q | one-sided | change | delta | sims | rate | SE | criterion | |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join([r[0], r[1], str(r[2]), str(r[3]), r[4], r[5], str(r[6]), f"{r[7]:.3f}", f"{r[8]:.3f}",

@@ -65,8 +65,8 @@ from scipy.stats import t as t_dist
 
 from univar_eval.stats import resampling
 from univar_eval.stats.designs import PER_QUESTION, SHARED_SHIFT, UNPAIRED, Design, choose_design, split_repeats
-from univar_eval.stats.frechet import frechet_distance as _frechet_rows
 from univar_eval.stats.frechet import PooledFrechet, ledoit_wolf  # noqa: F401  (ledoit_wolf: part of this module's API)
+from univar_eval.stats.frechet import frechet_distance as _frechet_rows
 
 METRICS = ("mmd", "frechet", "centroid")
 DEFAULT_PERMUTATIONS = 1000
@@ -260,20 +260,16 @@ def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _
         k[:, idx, idx] = 0.0
         r = k.sum(2)
         a_, b_, c_ = 1.0 / (px * (px - 1)), 1.0 / (py * (py - 1)), 1.0 / (px * py)
-        quad, lin, const = a_ + b_ + 2 * c_, 2 * (b_ + c_), b_ * r.sum(1)
-
-        def stat(w):  # w: (batch, G, c) labels -> (batch, G) per-question MMD²
-            wk = np.einsum("bgi,gij->bgj", w, k)
-            return quad * (wk * w).sum(2) - lin * np.einsum("bgi,gi->bg", w, r) + const
+        form = (k, r, a_ + b_ + 2 * c_, 2 * (b_ + c_), b_ * r.sum(1))
 
         base = np.zeros((1, len(qs), px + py))
         base[:, :, :px] = 1.0
-        t_obs[qs] = stat(base)[0]
-        ref += float(stat(base)[0].sum())
+        t_obs[qs] = _question_forms(base, *form)[0]
+        ref += float(t_obs[qs].sum())
         if n_perm:
             splits = resampling.within_question_splits(px, py, len(qs), n_perm, seed, tag)
             for s in range(0, n_perm, 2048):
-                perm[s:s + 2048] += stat(splits[s:s + 2048].astype(np.float64)).sum(1)
+                perm[s:s + 2048] += _question_forms(splits[s:s + 2048].astype(np.float64), *form).sum(1)
     draws = _Draws(float(t_obs.mean()), ref / q, None if perm is None else perm / q)
     draws.details["per_question"] = t_obs
     if n_boot:
@@ -281,6 +277,12 @@ def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _
         draws.boot = counts @ t_obs / q
         draws.bounds = _studentised_bounds(t_obs, counts)
     return draws
+
+
+def _question_forms(w, k, r, quad, lin, const) -> np.ndarray:
+    """Per-question MMD² for labels ``w`` (batch, G, c) of G questions with kernel blocks ``k`` (G, c, c)."""
+    wk = np.einsum("bgi,gij->bgj", w, k)
+    return quad * (wk * w).sum(2) - lin * np.einsum("bgi,gi->bg", w, r) + const
 
 
 def _studentised_bounds(t: np.ndarray, counts: np.ndarray) -> Callable:
