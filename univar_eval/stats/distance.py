@@ -64,7 +64,15 @@ import numpy as np
 from scipy.stats import t as t_dist
 
 from univar_eval.stats import resampling
-from univar_eval.stats.designs import PER_QUESTION, SHARED_SHIFT, UNPAIRED, Design, choose_design, split_repeats
+from univar_eval.stats.designs import (  # noqa: F401  (paired_subsample: part of this module's API)
+    PER_QUESTION,
+    SHARED_SHIFT,
+    UNPAIRED,
+    Design,
+    choose_design,
+    paired_subsample,
+    split_repeats,
+)
 from univar_eval.stats.frechet import PooledFrechet, ledoit_wolf  # noqa: F401  (ledoit_wolf: part of this module's API)
 from univar_eval.stats.frechet import frechet_distance as _frechet_rows
 
