@@ -414,3 +414,20 @@ def test_heatmap_distances_are_paired_and_subsampled_by_question_id():
                               groups_y=[gb[i] for i in iy])
     assert expected.design == "shared_shift" and m[0, 1] == pytest.approx(expected.distance, abs=1e-9)
     assert m[1, 0] == m[0, 1] and m[0, 0] == 0
+
+
+def test_heatmap_question_ids_are_shared_across_languages_and_models():
+    from univar_eval.reports import plot
+    from univar_eval.stats.identify import LabelledSet
+
+    def lset(model, lang, questions):
+        return LabelledSet(model=model, lang=lang, task=f"univar_pvq_{lang}", questionnaire="pvq",
+                           embeddings=np.ones((len(questions), 3), np.float32), encoder={}, origin="t",
+                           questions=questions)
+
+    sets = [lset("a", "eng", ["q1", "q2"]), lset("b", "deu", ["q2", "q1"]), lset("c", "fra", None)]
+    keys, _ = plot.grouped(sets)
+    ids = plot.grouped_question_ids(sets, keys)
+    by_key = dict(zip(keys, ids))
+    assert by_key[("a", "eng")] == ["pvq:q1", "pvq:q2"] and by_key[("b", "deu")] == ["pvq:q2", "pvq:q1"]
+    assert by_key[("c", "fra")] is None

@@ -58,15 +58,13 @@ def grouped(sets: list[LabelledSet]) -> tuple[list[tuple[str, str]], list[np.nda
 
 
 def grouped_question_ids(sets: list[LabelledSet], keys: list[tuple[str, str]]) -> list[list | None]:
-    """For each (model, lang) key, the question id of every pooled answer (``task:id``), or None when a
-    set does not record them; in the order of :func:`grouped`'s pools."""
+    """For each (model, lang) key, the question of every pooled answer as ``questionnaire:key`` (shared across
+    models and languages), or None when a set does not record them; in the order of :func:`grouped`'s pools."""
     ids: dict[tuple[str, str], list | None] = {}
     for s in sets:
         if len(s.embeddings):
-            key = (s.model, s.lang)
-            have = ids.get(key, [])
-            ids[key] = None if have is None or s.question_ids is None else have + [f"{s.task}:{q}" for q in
-                                                                                   s.question_ids]
+            key, have = (s.model, s.lang), ids.get((s.model, s.lang), [])
+            ids[key] = None if have is None or s.questions is None else have + [f"{s.source}:{q}" for q in s.questions]
     return [ids.get(k) for k in keys]
 
 
@@ -302,8 +300,11 @@ def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, fl
             if not (isinstance(v, (int, float)) and v == v):
                 ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(range(len(TARGETS)), TARGETS)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("value rationality")
+    lowest = min([0.0] + [v for row in table for v in (row["targets"].get(t, {}).get("value_rationality")
+                                                      for t in TARGETS) if isinstance(v, (int, float)) and v == v])
+    ax.set_ylim(min(-0.1, lowest - 0.05), 1.05)  # chance-corrected: below 0 is worse than chance
+    ax.axhline(0.0, color="black", lw=0.8, ls="--", label="chance")
+    ax.set_ylabel("value rationality (1 ideal, 0 chance)")
     ax.set_title("HVAE: value rationality per target value")
     ax.legend(fontsize=8)
     return _save(fig, path, dpi)
