@@ -422,7 +422,7 @@ def test_heatmap_question_ids_are_shared_across_languages_and_models():
 
     def lset(model, lang, questions):
         return LabelledSet(model=model, lang=lang, task=f"univar_pvq_{lang}", questionnaire="pvq",
-                           embeddings=np.ones((len(questions), 3), np.float32), encoder={}, origin="t",
+                           embeddings=np.ones((2, 3), np.float32), encoder={}, origin="t",
                            questions=questions)
 
     sets = [lset("a", "eng", ["q1", "q2"]), lset("b", "deu", ["q2", "q1"]), lset("c", "fra", None)]
