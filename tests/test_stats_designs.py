@@ -278,6 +278,7 @@ def test_pooled_frechet_equals_the_direct_fit_for_permutations_and_resamples():
     fast = PooledFrechet(pooled)(ix, iy)
     direct = [D.frechet_distance(pooled[a], pooled[b]) for a, b in zip(ix, iy)]
     assert fast == pytest.approx(direct, rel=1e-8, abs=1e-10)
+    assert PooledFrechet(pooled)(ix, iy, np.float32) == pytest.approx(direct, rel=1e-4)  # the permutations' precision
 
 
 def test_frechet_and_centroid_use_the_paired_design_without_a_per_question_form():

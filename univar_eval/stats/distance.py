@@ -397,13 +397,14 @@ def _frechet(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
     """Fréchet distance; permutations and resamples share one decomposition of the pooled set."""
     m, n = len(xs), len(ys)
     fit = PooledFrechet(np.vstack([xs, ys]))
-    draws = _Draws(_frechet_rows(xs, ys), float(fit(np.arange(m)[None], m + np.arange(n)[None])[0]))
+    # permutation statistics in single precision (twice as fast), the observed one computed alike for the ties
+    draws = _Draws(_frechet_rows(xs, ys), float(fit(np.arange(m)[None], m + np.arange(n)[None], np.float32)[0]))
     paired = dz.name != UNPAIRED
     if n_perm:
         strata = tuple(np.concatenate([dz.qx, dz.qy]).tolist()) if paired else None
         wx = resampling.permutation_indicators(m + n, m, n_perm, seed, strata)
         order = np.argsort(wx == 0, axis=1, kind="stable")  # the m items of x first, then y
-        draws.permuted = fit(order[:, :m], order[:, m:])
+        draws.permuted = fit(order[:, :m], order[:, m:], np.float32)
     if n_boot:
         if not paired:
             draws.boot = fit(rng.integers(0, m, (n_boot, m)), m + rng.integers(0, n, (n_boot, n)))
