@@ -10,7 +10,11 @@ centred rows of every subset lie in the span of the pooled centred rows, so one 
 pooled set serves every pair, means, traces and shrinkages come from the pooled Gram matrix,
 and each pair costs one Cholesky factor and one symmetric eigenvalue problem of the span's
 size (``tr((S_x^½ S_y S_x^½)^½)`` from the eigenvalues of ``L' S_y L``, ``S_x = L L'``), run on
-two threads. It equals the direct fit (checked in the tests).
+two threads. In double precision it equals the direct fit (checked in the tests); permutation
+statistics run in single precision (about twice as fast; 4e-8 from double precision at 200 vs 200
+answers in 768 dimensions, against a permutation spread of 6e-3). A pair still costs an r x r
+eigenvalue problem (r = m + n - 1), the floor of an exact computation: about 11 ms of CPU at
+200 vs 200 (``benchmarks/bench_gate_stats.py``).
 """
 
 from __future__ import annotations
