@@ -8,7 +8,8 @@ across questions about 0), d = 32. Each row is ``--sims`` seeded simulations (ne
 answers each time) of :func:`univar_eval.stats.distance.compare_sets` with its defaults for the
 design that the question ids select, at alpha = 0.05:
 
-* size: identical models, 1 and 3 answers per question, 0 and 20 questions answered by one side only;
+* size: identical models, 1 and 3 answers per question, 0 and 20 questions answered by one side only,
+  and 3 answers against 1 (a baseline with repeats, a candidate without: the shared-shift design);
 * power: a shared shift (every answer moved by ``delta`` along one axis), and per-question changes
   that cancel on average (half the questions moved by ``+delta``, half by ``-delta``);
 * the per-question effect at which 3 answers per question reach power 0.8 (a scan);
@@ -38,12 +39,14 @@ ALPHA = 0.05
 NOISE = 0.5
 
 
-def simulate(rng, n_questions: int, repeats: int, one_sided: int, delta: float, kind: str):
-    """(x, y, ids_x, ids_y): x answers n_questions + one_sided questions, y the first n_questions."""
+def simulate(rng, n_questions: int, repeats: int, one_sided: int, delta: float, kind: str,
+             repeats_y: int | None = None):
+    """(x, y, ids_x, ids_y): x answers n_questions + one_sided questions, y the first n_questions
+    (``repeats`` answers a question, ``repeats_y`` for y when it differs)."""
     total = n_questions + one_sided
     centres = rng.normal(size=(total, DIM)) / math.sqrt(DIM)
     ids_x = [q for q in range(total) for _ in range(repeats)]
-    ids_y = [q for q in range(n_questions) for _ in range(repeats)]
+    ids_y = [q for q in range(n_questions) for _ in range(repeats_y or repeats)]
     x = centres[ids_x] + NOISE * rng.normal(size=(len(ids_x), DIM)) / math.sqrt(DIM)
     y = centres[ids_y] + NOISE * rng.normal(size=(len(ids_y), DIM)) / math.sqrt(DIM)
     if delta:
@@ -64,13 +67,13 @@ def true_distance(delta: float, kind: str, design: str, seeds=(99, 100, 101)) ->
 
 
 def rate(args, repeats: int, one_sided: int, delta: float, kind: str, *, tolerance: float | None = None,
-         sims: int | None = None, seed: int = 0) -> tuple[float, str, int]:
+         sims: int | None = None, seed: int = 0, repeats_y: int | None = None) -> tuple[float, str, int]:
     """Rejection rate (p <= alpha), or with ``tolerance`` the wrong-pass rate (upper < D)."""
     sims = sims or args.sims
     hits, design = 0, ""
     for s in range(sims):
         rng = np.random.default_rng([seed, repeats, one_sided, int(delta * 1e6), s])
-        x, y, gx, gy = simulate(rng, args.questions, repeats, one_sided, delta, kind)
+        x, y, gx, gy = simulate(rng, args.questions, repeats, one_sided, delta, kind, repeats_y)
         r = D.compare_sets(x, y, n_permutations=0 if tolerance is not None else args.permutations,
                            n_bootstrap=args.bootstrap if tolerance is not None else 0, seed=s, alpha=ALPHA,
                            groups_x=gx, groups_y=gy)
@@ -101,9 +104,10 @@ def main() -> None:
         value, design, n = rate(args, repeats, one_sided, delta, kind, **kw)
         err = se(value, n)
         ok = {"size": value <= ALPHA + 2 * err, "wrong pass": value <= ALPHA + 2 * err}.get(check, True)
-        rows.append((what, design, repeats, one_sided, kind if delta else "-", f"{delta:g}", n, value, err,
+        shown = repeats if not kw.get("repeats_y") else f"{repeats} vs {kw['repeats_y']}"
+        rows.append((what, design, shown, one_sided, kind if delta else "-", f"{delta:g}", n, value, err,
                      check, "ok" if ok else "FAIL"))
-        print(f"  {what:<11} {design:<13} {repeats} ans/q  one-sided {one_sided:>2}  {kind if delta else '-':<8} "
+        print(f"  {what:<11} {design:<13} {shown} ans/q  one-sided {one_sided:>2}  {kind if delta else '-':<8} "
               f"delta {delta:<5g} n {n}: {value:.3f} ± {err:.3f} ({check}: {rows[-1][-1]})", flush=True)
         return value
 
@@ -112,9 +116,11 @@ def main() -> None:
     for repeats in (1, 3):
         for one_sided in (0, 20):
             row("size", repeats, one_sided, 0.0, "shared", "size")
+    row("size", 3, 20, 0.0, "shared", "size", repeats_y=1)  # a baseline with repeats, a candidate without
     for repeats in (1, 3):
         for one_sided in (0, 20):
             row("power", repeats, one_sided, args.shared_delta, "shared", "power")
+    row("power", 3, 20, args.shared_delta, "shared", "power", repeats_y=1)
     for repeats in (1, 3):
         row("power", repeats, 0, args.scan[-1], "cancel", "power" if repeats == 3 else "hard limit: ~alpha")
     reached = None
@@ -129,6 +135,8 @@ def main() -> None:
         tol = true_distance(args.wrong_pass_delta, kind, design)
         print(f"  true {design} distance at delta {args.wrong_pass_delta} ({kind}): D = {tol:.4f}")
         row("wrong pass", repeats, 0, args.wrong_pass_delta, kind, "wrong pass", tolerance=tol)
+        if repeats == 1:
+            row("wrong pass", 3, 0, args.wrong_pass_delta, kind, "wrong pass", tolerance=tol, repeats_y=1)
     print("\n| check | design | answers/q | one-sided | change | delta | sims | rate | SE | criterion | |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
