@@ -289,8 +289,8 @@ def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _
 
 def _question_forms(w, k, r, quad, lin, const) -> np.ndarray:
     """Per-question MMD² for labels ``w`` (batch, G, c) of G questions with kernel blocks ``k`` (G, c, c)."""
-    wk = np.einsum("bgi,gij->bgj", w, k)
-    return quad * (wk * w).sum(2) - lin * np.einsum("bgi,gi->bg", w, r) + const
+    wt = w.transpose(1, 0, 2)  # (G, batch, c): one matrix product per question
+    return (quad * ((wt @ k) * wt).sum(2) - lin * (wt * r[:, None, :]).sum(2) + const[:, None]).T
 
 
 def _studentised_bounds(t: np.ndarray, counts: np.ndarray) -> Callable:
