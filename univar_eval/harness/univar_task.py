@@ -141,15 +141,9 @@ class UniVaRTask(TaskLevelTask):
         }
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
-<<<<<<< HEAD
-        from univar_eval.reports.compare import reference_distances
-
         # the metrics report distances only: no permutation test, no bootstrap behind them
         result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers,
                                      n_permutations=0, n_bootstrap=0)
-=======
-        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers)
->>>>>>> main
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")
         metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]

@@ -185,12 +185,8 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
         ds = sorted(ds, key=lambda d: d.lang)
         pairs, skipped, design_names = {}, {}, set()
         for a, b in itertools.combinations(ds, 2):
-<<<<<<< HEAD
-            if not _same_encoder(a, b):  # the languages' answers may differ; the encoder must not
-=======
             # languages differ in questions by design; the encoder must not
             if not same_encoder(a.manifest.get("encoder"), b.manifest.get("encoder")):
->>>>>>> main
                 continue
             r = distance_mod.compare_sets(a.embeddings, b.embeddings, metric, n_permutations=0, n_bootstrap=0,
                                           groups_x=question_ids(a), groups_y=question_ids(b))

@@ -20,16 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from univar_eval.errors import UserError
-<<<<<<< HEAD
-from univar_eval.stats import designs
-from univar_eval.stats import distance as distance_mod
-from univar_eval.stats.identify import LabelledSet
-=======
 from univar_eval.hvae.svo import TARGETS
+from univar_eval.stats import designs
 from univar_eval.stats import distance as distance_mod
 from univar_eval.stats.identify import LabelledSet, check_one_encoder
 from univar_eval.storage.files import atomic_path
->>>>>>> main
 
 CONTROL = "control"
 FORMATS = ("png", "svg", "pdf")
@@ -126,7 +121,6 @@ def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.
 
 # -- distances ---------------------------------------------------------------------------------------------
 def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: int = MAX_POINTS,
-<<<<<<< HEAD
                     seed: int = 0, groups: list[list | None] | None = None) -> np.ndarray:
     """Symmetric matrix of distances between sets (NaN where a pair cannot be compared); zero diagonal.
 
@@ -137,13 +131,6 @@ def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: in
     """
     groups = groups or [None] * len(pools)
     n = len(pools)
-=======
-                    seed: int = 0) -> np.ndarray:
-    """Symmetric matrix of distances between sets (NaN where a set is too small); zero diagonal."""
-    rng = np.random.default_rng(seed)
-    sets = [p[np.sort(rng.choice(len(p), max_points, replace=False))] if len(p) > max_points else p for p in pools]
-    n = len(sets)
->>>>>>> main
     out = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
