@@ -376,7 +376,7 @@ def _dist(emb, ids, lang):
     from univar_eval.storage.distribution import ValueDistribution
 
     manifest = {"task": f"univar_pvq_{lang}", "questionnaire": "pvq", "lang": lang,
-                "encoder": {"name": "enc", "fingerprint_id": "f"}}
+                "encoder": {"name": "enc", "revision": None, "fingerprint": [0.5] * 4, "fingerprint_id": "f"}}
     return ValueDistribution(np.asarray(emb, np.float32), [{"id": i} for i in ids], manifest)
 
 
