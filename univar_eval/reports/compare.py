@@ -171,8 +171,9 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
     """Per questionnaire: the distance between every pair of languages of one run, and its mean (the spread).
 
     Languages of one questionnaire ask the same questions (shared ids), so each pair is compared
-    with the paired design of :func:`univar_eval.stats.distance.compare_sets` (distance only); a pair
-    that cannot be compared (e.g. no shared question) is listed under ``skipped`` with the reason.
+    like any other comparison (:func:`pairing_keys`, then the paired design of
+    :func:`univar_eval.stats.distance.compare_sets`, distance only); ``design`` names the designs used,
+    and a pair that cannot be compared is listed under ``skipped`` with the reason.
     """
     by_q: dict[str, list[ValueDistribution]] = {}
     for d in dists:
@@ -189,7 +190,7 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
             if not same_encoder(a.manifest.get("encoder"), b.manifest.get("encoder")):
                 continue
             r = distance_mod.compare_sets(a.embeddings, b.embeddings, metric, n_permutations=0, n_bootstrap=0,
-                                          groups_x=question_ids(a), groups_y=question_ids(b))
+                                          **pairing_keys(a, b))
             if r.problem:
                 skipped[f"{a.lang}-{b.lang}"] = r.problem
                 continue

@@ -460,6 +460,8 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
                             design=dz.name, n_questions=dz.n_questions, n_left_out_x=dz.n_left_out_x,
                             n_left_out_y=dz.n_left_out_y, upper=np.nan if n_bootstrap else None, alpha=alpha,
                             note=_note(metric, dz))
+    if dz.name != UNPAIRED:
+        result.details["paired_questions"] = dz.n_questions  # kept for readers of the earlier field
     if dz.n_few_repeats:
         result.details["n_few_repeats"] = dz.n_few_repeats
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
