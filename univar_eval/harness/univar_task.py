@@ -150,7 +150,9 @@ class UniVaRTask(TaskLevelTask):
         }
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
-        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers)
+        # the metrics report distances only: no permutation test, no bootstrap behind them
+        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers,
+                                     n_permutations=0, n_bootstrap=0)
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")
         metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]

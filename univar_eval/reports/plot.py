@@ -21,6 +21,7 @@ import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.hvae.svo import TARGETS
+from univar_eval.stats import designs
 from univar_eval.stats import distance as distance_mod
 from univar_eval.stats.identify import LabelledSet, check_one_encoder
 from univar_eval.storage.files import atomic_path
@@ -56,6 +57,17 @@ def grouped(sets: list[LabelledSet]) -> tuple[list[tuple[str, str]], list[np.nda
             pools.setdefault((s.model, s.lang), []).append(np.asarray(s.embeddings, dtype=np.float64))
     keys = sorted(pools)
     return keys, [np.vstack(pools[k]) for k in keys]
+
+
+def grouped_question_ids(sets: list[LabelledSet], keys: list[tuple[str, str]]) -> list[list | None]:
+    """For each (model, lang) key, the question of every pooled answer as ``questionnaire:key`` (shared across
+    models and languages), or None when a set does not record them; in the order of :func:`grouped`'s pools."""
+    ids: dict[tuple[str, str], list | None] = {}
+    for s in sets:
+        if len(s.embeddings):
+            key, have = (s.model, s.lang), ids.get((s.model, s.lang), [])
+            ids[key] = None if have is None or s.questions is None else have + [f"{s.source}:{q}" for q in s.questions]
+    return [ids.get(k) for k in keys]
 
 
 def centroids(sets: list[LabelledSet]) -> tuple[list[tuple[str, str]], np.ndarray]:
@@ -109,18 +121,28 @@ def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.
 
 # -- distances ---------------------------------------------------------------------------------------------
 def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: int = MAX_POINTS,
-                    seed: int = 0) -> np.ndarray:
-    """Symmetric matrix of distances between sets (NaN where a set is too small); zero diagonal."""
-    rng = np.random.default_rng(seed)
-    sets = [p[np.sort(rng.choice(len(p), max_points, replace=False))] if len(p) > max_points else p for p in pools]
-    n = len(sets)
+                    seed: int = 0, groups: list[list | None] | None = None) -> np.ndarray:
+    """Symmetric matrix of distances between sets (NaN where a pair cannot be compared); zero diagonal.
+
+    Each pair is compared with :func:`univar_eval.stats.distance.compare_sets` (distance only). With
+    question ids (``groups``, one list per pool) the pair is paired: a seeded subsample of at most
+    ``max_points`` answers a side, drawn by shared question id, so both sides keep the same questions.
+    Without ids each side is subsampled on its own and compared unpaired.
+    """
+    groups = groups or [None] * len(pools)
+    n = len(pools)
     out = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            if min(len(sets[i]), len(sets[j])) < 2:
+            gi, gj = (groups[i], groups[j]) if groups[i] is not None and groups[j] is not None else (None, None)
+            ix, iy = designs.paired_subsample(gi, gj, max_points, seed, n_x=len(pools[i]), n_y=len(pools[j]))
+            if min(len(ix), len(iy)) < 2:
                 out[i, j] = out[j, i] = np.nan
                 continue
-            out[i, j] = out[j, i] = distance_mod.distance(sets[i], sets[j], metric)
+            r = distance_mod.compare_sets(pools[i][ix], pools[j][iy], metric, n_permutations=0, n_bootstrap=0,
+                                          groups_x=None if gi is None else [gi[k] for k in ix],
+                                          groups_y=None if gj is None else [gj[k] for k in iy])
+            out[i, j] = out[j, i] = np.nan if r.problem else r.distance
     return out
 
 
@@ -246,8 +268,8 @@ def value_map(sets: list[LabelledSet], output: str | Path, *, method: str = "pca
               "task_family": family, "map": str(output),
               "points": [{"model": m, "lang": lg, "x": float(p[0]), "y": float(p[1])} for (m, lg), p in zip(keys, xy)]}
     if heatmap:
-        _, pools = grouped(sets)
-        matrix = distance_matrix(pools, metric, seed=seed)
+        group_keys, pools = grouped(sets)
+        matrix = distance_matrix(pools, metric, seed=seed, groups=grouped_question_ids(sets, group_keys))
         labels = [f"{m}${lg}" for m, lg in keys]
         draw_heatmap(matrix, labels, heatmap, metric=metric, size=size, dpi=dpi,
                      title=f"{metric.upper()} between model-language value distributions\n"
