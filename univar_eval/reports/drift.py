@@ -1,0 +1,237 @@
+"""Step: drift report. Which values moved between a candidate run and a baseline, rendered for people.
+
+:func:`breakdown` labels each answer through its questionnaire (question id -> value, higher-order
+group) and calls :func:`univar_eval.stats.drift.value_drift`; :func:`run_drift` does it for every
+task and language of a run against one bank model. The result is rendered as a terminal table,
+Markdown (for a pull-request comment) or JSON, with the questions that moved most beside it:
+the question and both models' answers, shortened and escaped (no control characters; Markdown
+specials backslash-escaped).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from univar_eval.errors import UserError
+from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.reports.compare import question_ids
+from univar_eval.reports.runs import load_run
+from univar_eval.stats import drift as drift_mod
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution, comparability_problem
+
+ANSWER_CHARS = 140
+QUESTION_CHARS = 110
+_MD_SPECIAL = set("\\`*_{}[]<>()#+!|~")
+
+
+# -- labels and the breakdown ----------------------------------------------------------------------------
+def labels_of(dist: ValueDistribution) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Question id -> (value, higher-order group), and id -> question text: from the questionnaire named in
+    the manifest, else from the answers' own ``value`` / ``higher_order`` fields."""
+    labels: dict[str, tuple[str, str]] = {}
+    texts: dict[str, str] = {}
+    name, lang = dist.manifest.get("questionnaire"), dist.lang
+    try:
+        q = questionnaire_mod.load(name, lang) if name in questionnaire_mod.QUESTIONNAIRES and lang else None
+    except UserError:
+        q = None
+    if q is not None:
+        for r in q.records:
+            labels[r["id"]] = (r["value"], r["higher_order"])
+    for r in dist.records:
+        rid = r.get("id")
+        if not isinstance(rid, str):
+            continue
+        if rid not in labels and isinstance(r.get("value"), str):
+            labels[rid] = (r["value"], str(r.get("higher_order") or r["value"]))
+        if isinstance(r.get("question"), str) and rid not in texts:
+            texts[rid] = r["question"]
+    if q is not None:
+        for r in q.records:
+            texts.setdefault(r["id"], r["question"])
+    return labels, texts
+
+
+def breakdown(candidate: ValueDistribution, baseline: ValueDistribution, **kwargs) -> drift_mod.DriftResult:
+    """The per-value drift of ``candidate`` from ``baseline`` (both with their answer records)."""
+    problem = comparability_problem(candidate.manifest, baseline.manifest)
+    if problem:
+        raise UserError(f"{candidate.task}: the candidate and the baseline are not comparable: {problem}")
+    ids_x, ids_y = question_ids(candidate), question_ids(baseline)
+    if not ids_x or not ids_y:
+        raise UserError(f"{candidate.task}: the answers carry no question ids, so no per-value breakdown is "
+                        "possible; rebuild the run (or bank entry) with this version")
+    labels, texts = labels_of(candidate)
+    for k, v in labels_of(baseline)[0].items():
+        labels.setdefault(k, v)
+    if not labels:
+        raise UserError(f"{candidate.task}: no value labels for its questions (questionnaire "
+                        f"{candidate.manifest.get('questionnaire')!r})")
+    grouped = candidate.manifest.get("questionnaire") in drift_mod.GROUPED_QUESTIONNAIRES
+    answers = {"question": texts, "answer_x": [r.get("answer", "") for r in candidate.records],
+               "answer_y": [r.get("answer", "") for r in baseline.records]}
+    return drift_mod.value_drift(candidate.embeddings, baseline.embeddings, ids_x, ids_y, labels, grouped=grouped,
+                                 texts=answers, **kwargs)
+
+
+def run_drift(run: str, bank: Bank, against: str, *, tasks: list[str] | None = None, langs: list[str] | None = None,
+              **kwargs) -> list[dict]:
+    """One breakdown per task and language of ``run`` that the bank holds for ``against``:
+    ``[{"task", "lang", "questionnaire", "candidate", "baseline", "result": DriftResult}]``."""
+    if against not in bank.models():
+        raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
+    dists = [d for d in load_run(run) if d.manifest.get("questionnaire") in questionnaire_mod.VALUE_SETS]
+    if langs:
+        dists = [d for d in dists if d.lang in langs]
+    if tasks:
+        dists = [d for d in dists if d.task in tasks or any(d.task.startswith(t + "_") for t in tasks)]
+    if not dists:
+        raise UserError(f"{run}: no value-set distributions (pvq, wvs, globe, situations) match --tasks/--langs")
+    out = []
+    for d in sorted(dists, key=lambda d: d.task):
+        entries = bank.entries(model=against, task=d.task)
+        if not entries:
+            raise UserError(f"bank {bank.path} has no {d.task} entry for {against}; add it or pick --tasks")
+        ref = bank.load(entries[0], with_answers=True)
+        out.append({"task": d.task, "lang": d.lang, "questionnaire": d.manifest.get("questionnaire"),
+                    "candidate": d.manifest.get("model") or run, "baseline": against,
+                    "result": breakdown(d, ref, **kwargs)})
+    return out
+
+
+def moved_most(result: drift_mod.DriftResult, n: int = 3) -> str:
+    """``"moved most: security_personal 0.12, benevolence_caring 0.08"`` (significant values first)."""
+    top = result.top_values(n)
+    if result.design == drift_mod.PER_QUESTION:
+        top = [v for v in top if v.significant] or top[:1]
+    return "moved most: " + ", ".join(f"{v.label} {v.distance:.2f}" for v in top) if top else ""
+
+
+# -- text helpers -----------------------------------------------------------------------------------------
+def clean(text, limit: int) -> str:
+    """One line, printable characters only, at most ``limit`` characters (an ellipsis marks a cut)."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in str(text or "")).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def md_escape(text: str) -> str:
+    """Markdown-safe table cell text: specials backslash-escaped (``|`` included), no HTML."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+
+
+def _num(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    if abs(x) < 10 ** -digits and x != 0:
+        return f"{x:.1e}"
+    return f"{x:.{digits}f}"
+
+
+def _ci(lo, hi) -> str:
+    return "-" if lo is None else f"[{_num(lo)}, {_num(hi)}]"
+
+
+def _share(v) -> str:
+    if v.share is None:
+        return "-"
+    s = f"{100 * v.share:.0f}%"
+    return s + (f" [{100 * v.share_low:.0f}, {100 * v.share_high:.0f}]" if v.share_low is not None else "")
+
+
+def _p(v) -> str:
+    if v.p_adjusted is None:
+        return "-"
+    return _num(v.p_adjusted, 4) + (" *" if v.significant else "")
+
+
+def _label_rows(rows: list[drift_mod.LabelDrift], tested: bool) -> tuple[list[str], list[list[str]]]:
+    if tested:
+        head = ["value", "distance", "95% CI", "share of shift", "p (BH)", "questions", "n", "n_ref", "status"]
+        body = [[v.label, _num(v.distance), _ci(v.ci_low, v.ci_high), _share(v), _p(v), str(v.n_questions),
+                 str(v.n_x), str(v.n_y), v.status] for v in rows]
+    else:
+        head = ["value", "mean answer distance", "share", "questions", "n", "n_ref", "status"]
+        body = [[v.label, _num(v.distance), _share(v), str(v.n_questions), str(v.n_x), str(v.n_y), v.status]
+                for v in rows]
+    return head, body
+
+
+def _heading(item: dict) -> str:
+    r = item["result"]
+    line = (f"{item['task']} ({item['lang']}): {item['candidate']} vs {item['baseline']}, design {r.design}, "
+            f"{r.n_questions} questions")
+    if r.total_statistic is not None:
+        line += (f"; whole task {_num(math.sqrt(max(r.total_statistic, 0.0)))} (p {_num(r.total_p_value, 4)})"
+                 if r.total_p_value is not None else "")
+    return line
+
+
+# -- renderers ----------------------------------------------------------------------------------------------
+def to_text(items: list[dict], top: int = 5) -> str:
+    out = []
+    for item in items:
+        r = item["result"]
+        tested = r.design == drift_mod.PER_QUESTION
+        out.append(clean(_heading(item), 400))
+        if not tested:
+            out.append(f"note: {r.note}")
+        for title, rows in (("values", r.values), ("higher-order groups", r.groups)):
+            if not rows:
+                continue
+            head, body = _label_rows(rows, tested)
+            head[0] = "group" if title != "values" else "value"
+            out.append(_table(head, body))
+        if tested:
+            out.append(f"* significant after Benjamini-Hochberg across the {len(r.values)} values at alpha {r.alpha}; "
+                       "share: the value's part of the sum of per-question MMD² over the task")
+        out.append(f"questions that moved most ({'distance / the baseline spread' if tested else 'answer distance'}):")
+        for mv in r.questions[:top]:
+            out.append(f"  {mv.id} [{mv.value}] moved {_num(mv.score, 2)}: {clean(mv.question, QUESTION_CHARS)}")
+            out.append(f"    candidate: {clean(mv.answer_x, ANSWER_CHARS)}")
+            out.append(f"    baseline:  {clean(mv.answer_y, ANSWER_CHARS)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _table(head: list[str], body: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
+    return "\n".join(lines)
+
+
+def to_markdown(items: list[dict], top: int = 5) -> str:
+    out = ["### univar-eval drift: what moved", ""]
+    for item in items:
+        r = item["result"]
+        tested = r.design == drift_mod.PER_QUESTION
+        out += [f"#### {md_escape(clean(_heading(item), 400))}", ""]
+        if not tested:
+            out += [f"_{md_escape(r.note)}_", ""]
+        for rows in (r.values, r.groups):
+            if not rows:
+                continue
+            head, body = _label_rows(rows, tested)
+            out.append("| " + " | ".join(head) + " |")
+            out.append("|" + "|".join("---" for _ in head) + "|")
+            out += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in body]
+            out.append("")
+        if tested:
+            out += [f"\\* significant after Benjamini-Hochberg across values at alpha {r.alpha}.", ""]
+        out += ["| question | value | moved | candidate | baseline |", "|---|---|---|---|---|"]
+        for mv in r.questions[:top]:
+            out.append(f"| `{md_escape(mv.id)}` {md_escape(clean(mv.question, QUESTION_CHARS))} | "
+                       f"{md_escape(mv.value)} | {_num(mv.score, 2)} | {md_escape(clean(mv.answer_x, ANSWER_CHARS))} | "
+                       f"{md_escape(clean(mv.answer_y, ANSWER_CHARS))} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def to_json(items: list[dict]) -> str:
+    payload = [{k: v for k, v in item.items() if k != "result"} | item["result"].to_dict() for item in items]
+    return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+
+
+RENDERERS = {"text": to_text, "md": to_markdown, "json": to_json}
