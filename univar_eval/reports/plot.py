@@ -391,12 +391,6 @@ def draw_drift(result, path: str | Path, *, questionnaire: str | None, title: st
                dpi: float = 150) -> Path:
     """The value circle for PVQ, bars for the other questionnaires (``result``: a stats.drift.DriftResult)."""
     if questionnaire == "pvq" and {v.label for v in result.values} <= set(PVQ_CIRCLE):
-        groups = {}
-        from univar_eval.pipeline.questionnaire import load
-
-        try:
-            groups = {r["value"]: r["higher_order"] for r in load("pvq", "eng").records}
-        except UserError:
-            pass
-        return draw_value_circle(result.values, path, title=title, groups=groups, quantity=quantity, dpi=dpi)
+        return draw_value_circle(result.values, path, title=title, groups=result.value_groups, quantity=quantity,
+                                 dpi=dpi)
     return draw_value_bars(result.values, path, title=title, quantity=quantity, dpi=dpi)

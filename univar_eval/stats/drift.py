@@ -94,6 +94,7 @@ class DriftResult:
     groups: list[LabelDrift]
     questions: list[QuestionMove]
     settings: dict = field(default_factory=dict)
+    value_groups: dict = field(default_factory=dict)  # value label -> its higher-order group
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -222,7 +223,8 @@ def value_drift(x: np.ndarray, y: np.ndarray, ids_x: list, ids_y: list, labels: 
                        settings={"n_permutations": n_permutations if design == PER_QUESTION else 0,
                                  "n_bootstrap": n_bootstrap if design == PER_QUESTION else 0, "seed": seed,
                                  "ci": ci, "min_value_answers": min_value_answers, "correction": "bh",
-                                 "kernel": "gaussian sigma=1 on unit vectors"})
+                                 "kernel": "gaussian sigma=1 on unit vectors"},
+                       value_groups={q.value: q.group for q in questions})
 
 
 def _p_value(perm: np.ndarray, observed: float) -> float:
