@@ -230,7 +230,13 @@ def to_markdown(items: list[dict], top: int = 5) -> str:
 
 
 def to_json(items: list[dict]) -> str:
-    payload = [{k: v for k, v in item.items() if k != "result"} | item["result"].to_dict() for item in items]
+    payload = []
+    for item in items:
+        body = item["result"].to_dict()
+        for mv in body["questions"]:
+            mv.update(question=clean(mv["question"], 4 * QUESTION_CHARS), answer_x=clean(mv["answer_x"], 4 * ANSWER_CHARS),
+                      answer_y=clean(mv["answer_y"], 4 * ANSWER_CHARS))
+        payload.append({k: v for k, v in item.items() if k != "result"} | body)
     return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 

@@ -1,0 +1,155 @@
+"""Per-value drift (issue 19): statistics against hand computations, the validation figures on synthetic
+answers, rendering (escaping), the value circle, and the ``drift`` command end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from univar_eval.cli import main
+from univar_eval.pipeline.questionnaire import load
+from univar_eval.reports import drift as report
+from univar_eval.reports.plot import PVQ_CIRCLE
+from univar_eval.stats import distance
+from univar_eval.stats.drift import PER_QUESTION, SHARED_SHIFT, value_drift
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution
+from tests.synthetic import manifest
+
+PVQ = load("pvq", "eng")
+LABELS = {r["id"]: (r["value"], r["higher_order"]) for r in PVQ.records}
+VALUES = sorted({v for v, _ in LABELS.values()})
+
+
+def two_sides(seed, *, shifted=None, repeats=3, shift=0.6, noise=0.35, dim=48, questions=None):
+    """Candidate and baseline answers to PVQ's questions; ``shifted``: the value whose answers move."""
+    rng = np.random.default_rng(seed)
+    x, y, ix, iy = [], [], [], []
+    for qid in questions or LABELS:
+        centre = rng.normal(size=dim)
+        centre /= np.linalg.norm(centre)
+        moved = centre + shift * rng.normal(size=dim) / np.sqrt(dim) if LABELS[qid][0] == shifted else centre
+        for side, c, ids in ((y, centre, iy), (x, moved, ix)):
+            for _ in range(repeats):
+                side.append(c / np.linalg.norm(c) + noise * rng.normal(size=dim) / np.sqrt(dim))
+                ids.append(qid)
+    return np.array(x), np.array(y), ix, iy
+
+
+# -- statistics against independent computations ----------------------------------------------------------
+def test_value_statistic_is_the_mean_of_per_question_unbiased_mmd2_and_shares_add_up():
+    x, y, ix, iy = two_sides(0, shifted="hedonism")
+    r = value_drift(x, y, ix, iy, LABELS, n_permutations=199, n_bootstrap=50, grouped=True)
+    assert r.design == PER_QUESTION and r.n_questions == 171
+    ix, iy = np.array(ix), np.array(iy)
+    per_q = {q: distance.mmd2_unbiased(x[ix == q], y[iy == q]) for q in LABELS}
+    total = sum(per_q.values())
+    hed = [per_q[q] for q in LABELS if LABELS[q][0] == "hedonism"]
+    row = next(v for v in r.values if v.label == "hedonism")
+    assert row.statistic == pytest.approx(np.mean(hed), abs=1e-9)
+    assert row.distance == pytest.approx(math.sqrt(np.mean(hed)), abs=1e-9)
+    assert row.share == pytest.approx(sum(hed) / total, abs=1e-9)
+    assert sum(v.share for v in r.values) == pytest.approx(1.0, abs=1e-9)
+    assert r.total_statistic == pytest.approx(total / 171, abs=1e-9)
+    assert row.ci_low <= row.distance <= row.ci_high and row.share_low <= row.share <= row.share_high
+    # higher-order groups: PVQ's four, each the mean over its questions
+    assert sorted(g.label for g in r.groups) == ["conservation", "openness_to_change", "self_enhancement",
+                                                 "self_transcendence"]
+    assert r.groups[0].label == "openness_to_change"  # hedonism is filed there
+
+
+def test_one_changed_value_is_ranked_first_and_the_only_significant_one():
+    for seed, target in ((1, "security_personal"), (2, "benevolence_caring")):
+        x, y, ix, iy = two_sides(seed, shifted=target)
+        r = value_drift(x, y, ix, iy, LABELS, n_permutations=4999, n_bootstrap=0, seed=seed)
+        assert r.values[0].label == target
+        assert r.values[0].p_adjusted < 0.01 and r.values[0].significant
+        assert not any(v.significant for v in r.values[1:])
+
+
+def test_without_change_at_most_alpha_of_the_values_are_flagged_on_average():
+    flagged = []
+    for seed in range(6):
+        x, y, ix, iy = two_sides(100 + seed)
+        r = value_drift(x, y, ix, iy, LABELS, n_permutations=999, n_bootstrap=0, seed=seed)
+        flagged.append(np.mean([bool(v.significant) for v in r.values]))
+    assert np.mean(flagged) <= 0.05
+
+
+def test_one_answer_per_question_is_a_descriptive_ranking_without_p_values():
+    x, y, ix, iy = two_sides(3, shifted="tradition", repeats=1)
+    r = value_drift(x, y, ix, iy, LABELS, n_permutations=199)
+    assert r.design == SHARED_SHIFT and "no test" in r.note
+    assert all(v.p_value is None and v.ci_low is None and v.status == "ok" for v in r.values)  # 9 answers each
+    assert r.values[0].label == "tradition"
+    ix, iy = np.array(ix), np.array(iy)
+    qs = [q for q in LABELS if LABELS[q][0] == "tradition"]
+    hand = np.mean([math.sqrt(2 - 2 * math.exp(float(x[ix == q][0] @ y[iy == q][0]) /
+                                               (np.linalg.norm(x[ix == q][0]) * np.linalg.norm(y[iy == q][0])) - 1))
+                    for q in qs])
+    assert r.values[0].distance == pytest.approx(hand, abs=1e-9)
+
+
+def test_per_value_minimum_is_separate_from_the_task_minimum():
+    x, y, ix, iy = two_sides(4, repeats=1)
+    assert all(v.status == "ok" for v in value_drift(x, y, ix, iy, LABELS).values)  # 9 < task's 10, still ok
+    r = value_drift(x, y, ix, iy, LABELS, min_value_answers=10)
+    assert all(v.status == "insufficient" and v.distance is None for v in r.values)
+
+
+def test_moved_questions_are_relative_to_the_baseline_spread():
+    # question a: candidate far from a tight baseline; question b: same cross distance, loose baseline
+    e = np.eye(4)
+    tight = [e[0], e[0] * 0.99 + e[1] * 0.01]
+    loose = [e[2], e[3]]
+    x = np.array([e[1], e[1], e[0], e[1]])
+    y = np.array(tight + loose)
+    labels = {"a": ("v1", "g"), "b": ("v2", "g")}
+    r = value_drift(x, y, ["a", "a", "b", "b"], ["a", "a", "b", "b"], labels, n_permutations=99, min_value_answers=2)
+    assert [m.id for m in r.questions] == ["a", "b"]
+    assert r.questions[0].spread < r.questions[1].spread
+
+
+# -- rendering ------------------------------------------------------------------------------------------
+def test_text_is_cleaned_and_markdown_escaped():
+    assert report.clean("a\x1b[31mb\nc\td", 100) == "a [31mb c d"
+    assert report.clean("x" * 50, 10) == "x" * 9 + "…"
+    assert report.md_escape("a|b*c_<d>`e`") == "a\\|b\\*c\\_\\<d\\>\\`e\\`"
+
+
+def test_circle_order_covers_exactly_the_pvq_values():
+    assert sorted(PVQ_CIRCLE) == VALUES and len(PVQ_CIRCLE) == 19
+
+
+# -- the command ----------------------------------------------------------------------------------------
+def _dist(emb, ids, model, answers):
+    records = [{"id": q, "value": LABELS[q][0], "higher_order": LABELS[q][1], "question": "Q?", "answer": a}
+               for q, a in zip(ids, answers)]
+    m = manifest(model=model, task="univar_pvq_eng")
+    m["questionnaire_version"] = PVQ.version
+    return ValueDistribution(emb.astype(np.float32), records, m)
+
+
+def test_drift_command_names_the_moved_value_in_text_markdown_json_and_draws_the_circle(tmp_path, capsys):
+    x, y, ix, iy = two_sides(5, shifted="power_dominance")
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(_dist(y, iy, "base", ["calm | steady answer"] * len(iy)), model="base", source="test")
+    run = tmp_path / "run"
+    _dist(x, ix, "cand", ["bold\x1b[1m *new* | answer\nline"] * len(ix)).save(run / "univar_pvq_eng")
+    args = ["drift", str(run), "--bank", str(tmp_path / "bank"), "--against", "base", "--permutations", "1999",
+            "--bootstrap", "100"]
+    assert main(args + ["--plot", str(tmp_path / "c.png")]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].startswith("value") and out.splitlines()[2].startswith("power_dominance")
+    assert "\x1b" not in out and (tmp_path / "c.png").stat().st_size > 10_000
+    assert main(args + ["--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert "| power\\_dominance |" in md and "bold \\[1m \\*new\\* \\| answer line" in md
+    assert main(args + ["--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["values"][0]["label"] == "power_dominance" and data[0]["values"][0]["significant"]
+    assert data[0]["questions"][0]["value"] == "power_dominance"
+    assert main(args[:-4] + ["--against", "nobody"]) == 2
