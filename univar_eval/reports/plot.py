@@ -329,8 +329,10 @@ def draw_value_circle(values: list, path: str | Path, *, title: str, groups: dic
     rows = _drift_rows(values, quantity)
     groups = groups or {}
     n = len(PVQ_CIRCLE)
-    theta = np.pi / 2 - 2 * np.pi * np.arange(n) / n  # clockwise from the top
+    theta = 2 * np.pi * np.arange(n) / n
     ax = fig.add_subplot(projection="polar")
+    ax.set_theta_offset(np.pi / 2)  # self-direction at the top, going round clockwise
+    ax.set_theta_direction(-1)
     top = max([r[2] if r[2] is not None else r[0] for r in rows.values()] + [1e-6])
     for i, label in enumerate(PVQ_CIRCLE):
         colour = PVQ_GROUP_COLOURS.get(groups.get(label, ""), "#888888")
@@ -341,8 +343,9 @@ def draw_value_circle(values: list, path: str | Path, *, title: str, groups: dic
         ax.bar(theta[i], mag, width=2 * np.pi / n * 0.8, color=colour, alpha=0.9 if sig else 0.45,
                edgecolor="black" if sig else colour, linewidth=1.6 if sig else 0.5, zorder=2)
         if lo is not None and hi is not None:
-            ax.plot([theta[i], theta[i]], [lo, hi], color="black", lw=1.2, zorder=3)
-            ax.plot([theta[i]], [hi], marker="_", color="black", zorder=3)
+            whisker = "black" if sig else "#555555"
+            ax.plot([theta[i], theta[i]], [lo, hi], color=whisker, lw=1.2 if sig else 0.8, zorder=3)
+            ax.plot([theta[i]], [hi], marker="_", color=whisker, zorder=3)
         if sig:
             ax.text(theta[i], (hi if hi is not None else mag) + top * 0.06, "*", ha="center", va="center",
                     fontsize=15, fontweight="bold", zorder=4)
