@@ -20,8 +20,9 @@ of the distance ``sqrt(2 - 2 k(x, y))`` between the candidate's and the baseline
 
 **The questions that moved most**: ranked by the mean distance between the candidate's and the
 baseline's answers to the question, divided (with repeats) by the baseline's own spread, the mean
-distance between its repeats (floored at a quarter of the median spread, so a question the
-baseline answered identically three times does not dominate).
+distance between its repeats, floored at the median spread over the task's questions (so a question
+the baseline happened to answer three times alike does not top the list: only a spread larger than
+usual lowers a question's rank).
 """
 
 from __future__ import annotations
@@ -306,7 +307,7 @@ def _rank(r: LabelDrift):
 def _moved_questions(used: list[_Question], design: str, texts: dict, top: int) -> list[QuestionMove]:
     stats = [_cross_and_spread(q) for q in used]
     spreads = [s for _, s in stats if s is not None and s > 0]
-    floor = 0.25 * float(np.median(spreads)) if spreads else None
+    floor = float(np.median(spreads)) if spreads else None
     moves = []
     for q, (cross, spread) in zip(used, stats):
         relative = design == PER_QUESTION and spread is not None and floor
