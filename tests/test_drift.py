@@ -153,3 +153,25 @@ def test_drift_command_names_the_moved_value_in_text_markdown_json_and_draws_the
     assert data[0]["values"][0]["label"] == "power_dominance" and data[0]["values"][0]["significant"]
     assert data[0]["questions"][0]["value"] == "power_dominance"
     assert main(args[:-4] + ["--against", "nobody"]) == 2
+
+
+def test_gate_names_the_moved_values_and_gates_on_one_value(tmp_path, capsys):
+    x, y, ix, iy = two_sides(6, shifted="power_dominance", shift=2.0)  # large enough for the whole-task check
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(_dist(y, iy, "base", ["a"] * len(iy)), model="base", source="test")
+    run = tmp_path / "run"
+    _dist(x, ix, "cand", ["b"] * len(ix)).save(run / "univar_pvq_eng")
+    gate = ["gate", str(run), "--bank", str(tmp_path / "bank"), "--against", "base", "--permutations", "999",
+            "--json", str(tmp_path / "g.json")]
+    assert main(gate + ["--plot", str(tmp_path / "g.png")]) == 1
+    checks = json.loads((tmp_path / "g.json").read_text())["checks"]
+    assert len(checks) == 1 and "moved most: power_dominance 0." in checks[0]["reason"]
+    assert (tmp_path / "g.png").stat().st_size > 10_000
+    capsys.readouterr()
+    assert main(gate + ["--fail-on-value", "power_dominance", "hedonism"]) == 1
+    checks = {c["name"]: c for c in json.loads((tmp_path / "g.json").read_text())["checks"]}
+    assert checks["univar_pvq_eng:power_dominance"]["outcome"] == "fail"
+    assert checks["univar_pvq_eng:power_dominance"]["p_adjusted"] < 0.01
+    assert checks["univar_pvq_eng:hedonism"]["outcome"] == "pass"
+    assert main(gate + ["--fail-on-value", "no_such_value"]) == 2
+    assert "no_such_value" in capsys.readouterr().err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.stats import drift as drift_mod
@@ -39,14 +38,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_drift)
 
 
-def plot_paths(plot: str, tasks: list[str]) -> list[str]:
-    """``--plot`` itself for one task, ``<stem>_<task><suffix>`` for several."""
-    if len(tasks) == 1:
-        return [plot]
-    path = Path(plot)
-    return [str(path.with_name(f"{path.stem}_{t}{path.suffix}")) for t in tasks]
-
-
 def cmd_drift(args) -> int:
     from univar_eval.reports import drift as report
     from univar_eval.reports import plot as plot_mod
@@ -71,7 +62,7 @@ def cmd_drift(args) -> int:
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if args.plot:
-        for item, path in zip(items, plot_paths(args.plot, [i["task"] for i in items])):
+        for item, path in zip(items, report.plot_paths(args.plot, [i["task"] for i in items])):
             plot_mod.draw_drift(item["result"], path, questionnaire=item["questionnaire"],
                                 title=f"{item['task']}: {item['candidate']} vs {item['baseline']}",
                                 quantity="share" if args.plot_share else "distance")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline import questionnaire as questionnaire_mod
@@ -23,7 +24,7 @@ from univar_eval.storage.distribution import ValueDistribution, comparability_pr
 
 ANSWER_CHARS = 140
 QUESTION_CHARS = 110
-_MD_SPECIAL = set("\\`*_{}[]<>()#+!|~")
+_MD_SPECIAL = set("\\`*_[]<>#|~")
 
 
 # -- labels and the breakdown ----------------------------------------------------------------------------
@@ -214,6 +215,7 @@ def to_markdown(items: list[dict], top: int = 5) -> str:
             if not rows:
                 continue
             head, body = _label_rows(rows, tested)
+            head[0] = "group" if rows is r.groups else "value"
             out.append("| " + " | ".join(head) + " |")
             out.append("|" + "|".join("---" for _ in head) + "|")
             out += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in body]
@@ -222,7 +224,7 @@ def to_markdown(items: list[dict], top: int = 5) -> str:
             out += [f"\\* significant after Benjamini-Hochberg across values at alpha {r.alpha}.", ""]
         out += ["| question | value | moved | candidate | baseline |", "|---|---|---|---|---|"]
         for mv in r.questions[:top]:
-            out.append(f"| `{md_escape(mv.id)}` {md_escape(clean(mv.question, QUESTION_CHARS))} | "
+            out.append(f"| `{clean(mv.id, 80).replace('`', chr(39))}` {md_escape(clean(mv.question, QUESTION_CHARS))} | "
                        f"{md_escape(mv.value)} | {_num(mv.score, 2)} | {md_escape(clean(mv.answer_x, ANSWER_CHARS))} | "
                        f"{md_escape(clean(mv.answer_y, ANSWER_CHARS))} |")
         out.append("")
@@ -241,3 +243,105 @@ def to_json(items: list[dict]) -> str:
 
 
 RENDERERS = {"text": to_text, "md": to_markdown, "json": to_json}
+
+
+# -- the gate's hooks ---------------------------------------------------------------------------------------
+def gate_hooks(checks: list, run: str, bank: Bank, against: str, *, alpha: float, max_distance: float | None,
+               correction: str = "holm", fail_on_value: list[str] | None = None, plot: str | None = None,
+               langs: list[str] | None = None, tasks: list[str] | None = None, seed: int = 0,
+               n_permutations: int = drift_mod.DEFAULT_PERMUTATIONS,
+               min_value_answers: int = drift_mod.DEFAULT_MIN_VALUE_ANSWERS) -> list:
+    """What ``gate`` adds from the breakdown: a failing (or inconclusive) value check's reason names the values
+    that moved most; ``fail_on_value`` adds one check per task and language for each named value (its own
+    within-question permutation p-value, corrected over those checks with ``correction``); ``plot`` draws each
+    task's value circle or bars. Returns the checks, the added ones last."""
+    from univar_eval.reports import gate as gate_mod
+    from univar_eval.reports import plot as plot_mod
+    from univar_eval.stats.drift import PER_QUESTION
+
+    if plot:
+        plot_mod.output_format(plot)
+    wanted = {(c.name, c.lang) for c in checks if c.kind == "values" and not c.passed}
+    items = []
+    for d in load_run(run):
+        if d.manifest.get("questionnaire") not in questionnaire_mod.VALUE_SETS:
+            continue
+        if (langs and d.lang not in langs) or (tasks and not any(d.task == t or d.task.startswith(t + "_")
+                                                                 for t in tasks)):
+            continue
+        if not (fail_on_value or plot or (d.task, d.lang) in wanted):
+            continue
+        entries = bank.entries(model=against, task=d.task)
+        item = {"task": d.task, "lang": d.lang, "questionnaire": d.manifest.get("questionnaire"),
+                "candidate": d.manifest.get("model") or run, "baseline": against, "result": None, "error": None}
+        try:
+            if not entries:
+                raise UserError(f"no baseline entry for {against} / {d.task}")
+            item["result"] = breakdown(d, bank.load(entries[0], with_answers=True), n_permutations=n_permutations,
+                                       n_bootstrap=drift_mod.DEFAULT_BOOTSTRAP, seed=seed, alpha=alpha,
+                                       min_value_answers=min_value_answers, top=5)
+        except UserError as e:
+            item["error"] = str(e)
+        items.append(item)
+    by_key = {(i["task"], i["lang"]): i for i in items}
+    for c in checks:
+        item = by_key.get((c.name, c.lang))
+        if c.kind == "values" and not c.passed and item and item["result"] is not None:
+            moved = moved_most(item["result"])
+            if moved:
+                c.reason = f"{c.reason}; {moved}"
+    added, tested = [], []
+    inconclusive = getattr(gate_mod, "INCONCLUSIVE", gate_mod.FAIL)
+    for label in fail_on_value or []:
+        known = [i for i in items if i["result"] is not None and any(v.label == label for v in i["result"].values)]
+        if not known:
+            have = sorted({v.label for i in items if i["result"] is not None for v in i["result"].values})
+            raise UserError(f"--fail-on-value {label}: no task of the run has that value; values: "
+                            f"{', '.join(have) or 'none'}")
+        for i in known:
+            r = i["result"]
+            v = next(v for v in r.values if v.label == label)
+            name = f"{i['task']}:{label}"
+            if v.status != "ok":
+                added.append(gate_mod.Check(name, "values", i["lang"], gate_mod.FAIL,
+                                            f"insufficient answers for {label} ({v.n_x} vs baseline {v.n_y}; need "
+                                            f"{min_value_answers})", n=v.n_x, n_baseline=v.n_y))
+            elif r.design != PER_QUESTION:
+                added.append(gate_mod.Check(name, "values", i["lang"], inconclusive,
+                                            f"{label}: one answer per question, no test for one value (run with "
+                                            f"repeats); mean answer distance {v.distance:.4f}",
+                                            distance=v.distance, n=v.n_x, n_baseline=v.n_y))
+            else:
+                check = gate_mod.Check(name, "values", i["lang"], gate_mod.PASS, "", distance=v.distance,
+                                       p_value=v.p_value, threshold=max_distance, n=v.n_x, n_baseline=v.n_y)
+                added.append(check)
+                tested.append((check, v))
+    for (check, v), p_adj in zip(tested, gate_mod.adjust_p_values([c.p_value for c, _ in tested], correction)):
+        check.p_adjusted = p_adj
+        label = check.name.rsplit(":", 1)[1]
+        p_text = f"p = {check.p_value:.4f}" + (f", {correction} {p_adj:.4f}" if correction != "none" else "")
+        ci = f"95% CI [{v.ci_low:.4f}, {v.ci_high:.4f}]" if v.ci_low is not None else "no interval"
+        if p_adj < alpha and (max_distance is None or v.distance > max_distance):
+            check.outcome = gate_mod.FAIL
+            check.reason = f"{label} moved: distance {v.distance:.4f}, {p_text} < {alpha}"
+        elif max_distance is not None and v.ci_high is not None and v.ci_high <= max_distance:
+            check.reason = f"{label} within {max_distance} ({ci})"
+        elif max_distance is not None:
+            check.outcome = inconclusive
+            check.reason = f"{label}: {ci} reaches {max_distance} and {p_text}: the evidence decides neither way"
+        else:
+            check.reason = f"{label}: no significant change ({p_text} >= {alpha}; {ci})"
+    if plot:
+        drawn = [i for i in items if i["result"] is not None]
+        for i, path in zip(drawn, plot_paths(plot, [i["task"] for i in drawn])):
+            plot_mod.draw_drift(i["result"], path, questionnaire=i["questionnaire"],
+                                title=f"{i['task']}: {i['candidate']} vs {i['baseline']}")
+    return checks + added
+
+
+def plot_paths(plot: str, tasks: list[str]) -> list[str]:
+    """``plot`` itself for one task, ``<stem>_<task><suffix>`` for several."""
+    if len(tasks) == 1:
+        return [plot]
+    path = Path(plot)
+    return [str(path.with_name(f"{path.stem}_{t}{path.suffix}")) for t in tasks]

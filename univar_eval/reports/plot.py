@@ -349,7 +349,7 @@ def draw_value_circle(values: list, path: str | Path, *, title: str, groups: dic
         if sig:
             ax.text(theta[i], (hi if hi is not None else mag) + top * 0.06, "*", ha="center", va="center",
                     fontsize=15, fontweight="bold", zorder=4)
-    ax.set_xticks(theta, [lb.replace("_", "\n", 1) for lb in PVQ_CIRCLE], fontsize=7.5)
+    ax.set_xticks(theta, [lb.replace("sd_", "self-direction_").replace("_", "\n", 1) for lb in PVQ_CIRCLE], fontsize=7.5)
     ax.set_ylim(0, top * 1.18)
     ax.set_rlabel_position(0)
     ax.tick_params(axis="y", labelsize=7)
