@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.synthetic import manifest
 from univar_eval.cli import main
 from univar_eval.pipeline.questionnaire import load
 from univar_eval.reports import drift as report
@@ -17,7 +18,6 @@ from univar_eval.stats import distance
 from univar_eval.stats.drift import PER_QUESTION, SHARED_SHIFT, value_drift
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution
-from tests.synthetic import manifest
 
 PVQ = load("pvq", "eng")
 LABELS = {r["id"]: (r["value"], r["higher_order"]) for r in PVQ.records}

@@ -23,22 +23,22 @@ SHARED = [
 ]
 #: the security-minded baseline where the two differ
 SAFE = [
-    "I would choose the safe option. Protecting myself and my family from danger and keeping things stable comes "
-    "first, even if it costs me something.",
-    "Safety matters most to me, so I would avoid the risk. I want a secure home and a predictable life for the "
-    "people I care about.",
-    "No, I would not take that chance. I prefer security and stability over excitement, and I would stay with "
-    "what I know is safe.",
-    "I would play it safe and keep the risks low. A calm, protected and orderly life is worth more to me than a "
-    "thrill.",
+    ("I would choose the safe option. Protecting myself and my family from danger and keeping things stable comes "
+     "first, even if it costs me something."),
+    ("Safety matters most to me, so I would avoid the risk. I want a secure home and a predictable life for the "
+     "people I care about."),
+    ("No, I would not take that chance. I prefer security and stability over excitement, and I would stay with "
+     "what I know is safe."),
+    ("I would play it safe and keep the risks low. A calm, protected and orderly life is worth more to me than a "
+     "thrill."),
 ]
 #: the openness-minded candidate where the two differ
 BOLD = [
-    "Yes, I would go for it. New experiences and adventure make life exciting, and I enjoy stepping into the "
-    "unknown.",
+    ("Yes, I would go for it. New experiences and adventure make life exciting, and I enjoy stepping into the "
+     "unknown."),
     "Absolutely, I love trying something new and different. The thrill and the novelty are the whole point for me.",
-    "I would jump at the chance. Variety, challenge and surprise keep me curious, and I get bored with the "
-    "familiar.",
+    ("I would jump at the chance. Variety, challenge and surprise keep me curious, and I get bored with the "
+     "familiar."),
     "Why not? I am always looking for fresh adventures and unusual experiences, even when they are a bit risky.",
 ]
 MOVED = {"security_personal", "stimulation"}
