@@ -175,3 +175,19 @@ def test_gate_names_the_moved_values_and_gates_on_one_value(tmp_path, capsys):
     assert checks["univar_pvq_eng:hedonism"]["outcome"] == "pass"
     assert main(gate + ["--fail-on-value", "no_such_value"]) == 2
     assert "no_such_value" in capsys.readouterr().err
+
+
+def test_compare_by_value_adds_the_breakdown_behind_each_distance(tmp_path, capsys):
+    x, y, ix, iy = two_sides(8, shifted="tradition")
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(_dist(y, iy, "base", ["a"] * len(iy)), model="base", source="test")
+    run = tmp_path / "run"
+    _dist(x, ix, "cand", ["b"] * len(ix)).save(run / "univar_pvq_eng")
+    args = ["compare", str(run), "--bank", str(tmp_path / "bank"), "--permutations", "99", "--bootstrap", "0",
+            "--by-value"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "vs base, design per_question, 171 questions" in out
+    assert out.split("value  ", 1)[1].splitlines()[1].startswith("tradition")
+    assert main(args + ["--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["by_value"][0]["values"][0]["label"] == "tradition"

@@ -102,6 +102,29 @@ def run_drift(run: str, bank: Bank, against: str, *, tasks: list[str] | None = N
     return out
 
 
+def compare_breakdowns(runs: dict[str, list[ValueDistribution]], rows: list[dict], *, bank: Bank | None = None,
+                       **kwargs) -> list[dict]:
+    """The breakdown behind every scored row of ``univar-eval compare`` (a value set, status ok): the run's
+    distribution against the bank entry or the other run named in the row's ``reference``."""
+    out = []
+    for row in rows:
+        if row["status"] != "ok" or row["questionnaire"] not in questionnaire_mod.VALUE_SETS:
+            continue
+        dist = next(d for d in runs[row["run"]] if d.task == row["task"])
+        if bank is not None:
+            ref = bank.load(bank.entry(row["reference"], row["task"]), with_answers=True)
+        else:
+            ref = next(d for d in runs[row["reference"]] if d.task == row["task"])
+        item = {"task": row["task"], "lang": row["lang"], "questionnaire": row["questionnaire"],
+                "candidate": row["run"], "baseline": row["reference"], "result": None}
+        try:
+            item["result"] = breakdown(dist, ref, **kwargs)
+        except UserError as e:  # e.g. an entry that asked other questions: no question-by-question breakdown
+            item["error"] = str(e)
+        out.append(item)
+    return out
+
+
 def moved_most(result: drift_mod.DriftResult, n: int = 3) -> str:
     """``"moved most: security_personal 0.12, benevolence_caring 0.08"`` (significant values first)."""
     top = result.top_values(n)
@@ -174,6 +197,10 @@ def to_text(items: list[dict], top: int = 5) -> str:
     out = []
     for item in items:
         r = item["result"]
+        if r is None:
+            out += [clean(f"{item['task']} ({item['lang']}): {item['candidate']} vs {item['baseline']}: no per-value "
+                          f"breakdown: {item.get('error')}", 600), ""]
+            continue
         tested = r.design == drift_mod.PER_QUESTION
         out.append(clean(_heading(item), 400))
         if not tested:
@@ -207,6 +234,10 @@ def to_markdown(items: list[dict], top: int = 5) -> str:
     out = ["### univar-eval drift: what moved", ""]
     for item in items:
         r = item["result"]
+        if r is None:
+            out += [md_escape(clean(f"{item['task']} ({item['lang']}): {item['candidate']} vs {item['baseline']}: no "
+                                    f"per-value breakdown: {item.get('error')}", 600)), ""]
+            continue
         tested = r.design == drift_mod.PER_QUESTION
         out += [f"#### {md_escape(clean(_heading(item), 400))}", ""]
         if not tested:
@@ -234,6 +265,9 @@ def to_markdown(items: list[dict], top: int = 5) -> str:
 def to_json(items: list[dict]) -> str:
     payload = []
     for item in items:
+        if item["result"] is None:
+            payload.append({k: v for k, v in item.items() if k != "result"})
+            continue
         body = item["result"].to_dict()
         for mv in body["questions"]:
             mv.update(question=clean(mv["question"], 4 * QUESTION_CHARS), answer_x=clean(mv["answer_x"], 4 * ANSWER_CHARS),
