@@ -393,6 +393,8 @@ def draw_value_bars(values: list, path: str | Path, *, title: str, quantity: str
 def draw_drift(result, path: str | Path, *, questionnaire: str | None, title: str, quantity: str = "distance",
                dpi: float = 150) -> Path:
     """The value circle for PVQ, bars for the other questionnaires (``result``: a stats.drift.DriftResult)."""
+    if result.design != "per_question":
+        title += "\none answer per question: descriptive (mean answer distance), no interval, no test"
     if questionnaire == "pvq" and {v.label for v in result.values} <= set(PVQ_CIRCLE):
         return draw_value_circle(result.values, path, title=title, groups=result.value_groups, quantity=quantity,
                                  dpi=dpi)
