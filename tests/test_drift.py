@@ -191,3 +191,28 @@ def test_compare_by_value_adds_the_breakdown_behind_each_distance(tmp_path, caps
     assert out.split("value  ", 1)[1].splitlines()[1].startswith("tradition")
     assert main(args + ["--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["by_value"][0]["values"][0]["label"] == "tradition"
+
+
+def test_within_question_permutation_p_value_matches_exact_enumeration():
+    """Two questions, 2 answers a side: 6 splits per question, 36 equally likely relabellings in all."""
+    import itertools
+
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(4, 5)), rng.normal(size=(4, 5))
+    x[:2] += 0.8  # the candidate moved on question a
+    ids = ["a", "a", "b", "b"]
+    labels = {"a": ("v", "g"), "b": ("v", "g")}
+    r = value_drift(x, y, ids, ids, labels, n_permutations=40000, n_bootstrap=0, min_value_answers=2)
+
+    def per_split(pooled):
+        out = []
+        for pick in itertools.combinations(range(4), 2):
+            rest = [i for i in range(4) if i not in pick]
+            out.append(distance.mmd2_unbiased(pooled[list(pick)], pooled[rest]))
+        return np.array(out)
+
+    sa, sb = per_split(np.vstack([x[:2], y[:2]])), per_split(np.vstack([x[2:], y[2:]]))
+    observed = (sa[0] + sb[0]) / 2  # combination (0, 1): the candidate's own answers
+    exact = np.mean([(u + v) / 2 >= observed - 1e-12 for u in sa for v in sb])
+    assert r.values[0].statistic == pytest.approx(observed, abs=1e-12)
+    assert r.values[0].p_value == pytest.approx(exact, abs=0.01)
