@@ -216,3 +216,13 @@ def test_within_question_permutation_p_value_matches_exact_enumeration():
     exact = np.mean([(u + v) / 2 >= observed - 1e-12 for u in sa for v in sb])
     assert r.values[0].statistic == pytest.approx(observed, abs=1e-12)
     assert r.values[0].p_value == pytest.approx(exact, abs=0.01)
+
+
+def test_a_value_without_repeats_is_listed_as_insufficient_not_dropped():
+    x, y, ix, iy = two_sides(9, shifted="tradition")  # a shift, so that the shares have a positive total
+    keep = [i for i, q in enumerate(ix) if LABELS[q][0] != "humility" or i % 3 == 0]  # one answer for humility
+    r = value_drift(x[keep], y, [ix[i] for i in keep], iy, LABELS, n_permutations=99, n_bootstrap=20)
+    assert r.design == PER_QUESTION and r.n_questions == 162 and len(r.values) == 19
+    row = next(v for v in r.values if v.label == "humility")
+    assert (row.status, row.n_questions, row.n_x, row.n_y, row.p_value) == ("insufficient", 0, 9, 27, None)
+    assert sum(v.share for v in r.values if v.share is not None) == pytest.approx(1.0)

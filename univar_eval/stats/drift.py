@@ -12,7 +12,8 @@ distance ``sqrt(max(mean, 0))``; its p-value comes from permutations that swap a
 the sides *within* each question (the same permutations for every label), corrected across the
 labels of one level with Benjamini-Hochberg; its interval from a bootstrap over the label's
 question ids. A label's **share of the task's shift** is ``sum_{q in label} h_q / sum_q h_q``
-(additive, because the statistic is a sum over questions), with a stratified bootstrap interval.
+(additive, because the statistic is a sum over questions), with a stratified bootstrap interval;
+no share when that sum is not above zero (the task as a whole did not move).
 
 **One answer per question** (``shared_shift``): within-question variation cannot be estimated,
 so there is no test. The ranking is descriptive: a label's score is the mean over its questions
@@ -217,6 +218,12 @@ def value_drift(x: np.ndarray, y: np.ndarray, ids_x: list, ids_y: list, labels: 
     else:
         for level, key in level_keys:
             out[level] = _descriptive_level(level, used, key, minimum=min_value_answers)
+    for level, key in level_keys:
+        present = {r.label for r in out[level]}
+        for label, cols in sorted(_strata(questions, key).items()):
+            if label not in present:
+                out[level].append(LabelDrift(label, level, "insufficient", 0, sum(questions[i].m for i in cols),
+                                             sum(questions[i].n for i in cols)))
     moves = _moved_questions(used, design, texts or {}, top)
     return DriftResult(design=design, note=None if design == PER_QUESTION else NO_TEST_NOTE, alpha=alpha,
                        n_questions=len(used), total_statistic=total_stat, total_p_value=total_p,
@@ -249,26 +256,25 @@ def _tested_level(level, used, key, h, perm, rng, *, n_bootstrap, ci, alpha, min
         n_x, n_y = sum(used[i].m for i in cols), sum(used[i].n for i in cols)
         row = LabelDrift(label, level, "ok", len(cols), n_x, n_y)
         rows.append(row)
+        hv = h[cols]
+        if n_bootstrap:  # every label's questions resampled within the label (stratified), for the shares too
+            boot_sums[label] = hv[rng.integers(0, len(cols), size=(n_bootstrap, len(cols)))].sum(1)
         if min(n_x, n_y) < minimum or len(cols) < 2:
             row.status = "insufficient"
             continue
-        hv = h[cols]
         row.statistic = float(hv.mean())
         row.distance = math.sqrt(max(row.statistic, 0.0))
         row.share = float(hv.sum() / total) if total > 0 else None
         if perm is not None:
             row.p_value = _p_value(perm[:, cols].mean(1), row.statistic)
         if n_bootstrap:
-            draws = hv[rng.integers(0, len(cols), size=(n_bootstrap, len(cols)))]
-            lo, hi = np.quantile(draws.mean(1), [tail, 1 - tail])
+            lo, hi = np.quantile(boot_sums[label] / len(cols), [tail, 1 - tail])
             row.ci_low, row.ci_high = math.sqrt(max(lo, 0.0)), math.sqrt(max(hi, 0.0))
-            boot_sums[label] = draws.sum(1)
-    # shares: every label's questions resampled within the label (stratified), the total from the same draws
-    if boot_sums and len(boot_sums) == len(strata):
+    if boot_sums:
         boot_total = sum(boot_sums.values())
         with np.errstate(divide="ignore", invalid="ignore"):
             for row in rows:
-                if row.label in boot_sums and row.share is not None:
+                if row.share is not None:
                     s = boot_sums[row.label] / boot_total
                     s = s[np.isfinite(s) & (boot_total > 0)]
                     if len(s):
