@@ -117,7 +117,6 @@ def test_moved_questions_are_relative_to_the_baseline_spread():
 def test_text_is_cleaned_and_markdown_escaped():
     assert report.clean("a\x1b[31mb\nc\td", 100) == "a [31mb c d"
     assert report.clean("x" * 50, 10) == "x" * 9 + "…"
-    assert report.md_escape("a|b*c_<d>`e`") == "a\\|b\\*c\\_\\<d\\>\\`e\\`"
 
 
 def test_circle_order_covers_exactly_the_pvq_values():
@@ -143,11 +142,11 @@ def test_drift_command_names_the_moved_value_in_text_markdown_json_and_draws_the
             "--bootstrap", "100"]
     assert main(args + ["--plot", str(tmp_path / "c.png")]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[1].startswith("value") and out.splitlines()[2].startswith("power_dominance")
+    assert out.splitlines()[1].startswith("value") and out.splitlines()[2].startswith("power_dominance ")
     assert "\x1b" not in out and (tmp_path / "c.png").stat().st_size > 10_000
     assert main(args + ["--format", "md"]) == 0
     md = capsys.readouterr().out
-    assert "| power\\_dominance |" in md and "bold \\[1m \\*new\\* \\| answer line" in md
+    assert "\n| power_dominance | 0." in md and "| bold [1m *new* \\| answer line |" in md
     assert main(args + ["--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data[0]["values"][0]["label"] == "power_dominance" and data[0]["values"][0]["significant"]

@@ -4,8 +4,8 @@
 group) and calls :func:`univar_eval.stats.drift.value_drift`; :func:`run_drift` does it for every
 task and language of a run against one bank model. The result is rendered as a terminal table,
 Markdown (for a pull-request comment) or JSON, with the questions that moved most beside it:
-the question and both models' answers, shortened and escaped (no control characters; Markdown
-specials backslash-escaped).
+the question and both models' answers, shortened to one line (control characters dropped) and
+rendered by :mod:`univar_eval.reports.table` (which escapes for the terminal and for Markdown).
 """
 
 from __future__ import annotations
@@ -18,13 +18,19 @@ from univar_eval.errors import UserError
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.reports.compare import question_ids
 from univar_eval.reports.runs import load_run
+from univar_eval.reports.table import (
+    Table,
+    fmt_number,
+    markdown_text,
+    render,
+    terminal_text,
+)
 from univar_eval.stats import drift as drift_mod
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution, comparability_problem
 
 ANSWER_CHARS = 140
 QUESTION_CHARS = 110
-_MD_SPECIAL = set("\\`*_[]<>#|~")
 
 
 # -- labels and the breakdown ----------------------------------------------------------------------------
@@ -140,125 +146,93 @@ def clean(text, limit: int) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def md_escape(text: str) -> str:
-    """Markdown-safe table cell text: specials backslash-escaped (``|`` included), no HTML."""
-    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
-
-
-def _num(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if abs(x) < 10 ** -digits and x != 0:
-        return f"{x:.1e}"
-    return f"{x:.{digits}f}"
-
-
-def _ci(lo, hi) -> str:
-    return "-" if lo is None else f"[{_num(lo)}, {_num(hi)}]"
+def _ci(v) -> str:
+    return "-" if v.ci_low is None else f"[{fmt_number(v.ci_low)}, {fmt_number(v.ci_high)}]"
 
 
 def _share(v) -> str:
     if v.share is None:
         return "-"
-    s = f"{100 * v.share:.0f}%"
-    return s + (f" [{100 * v.share_low:.0f}, {100 * v.share_high:.0f}]" if v.share_low is not None else "")
+    def pct(x):
+        return f"{round(100 * x) + 0:d}"  # + 0: no "-0"
+
+    return f"{pct(v.share)}%" + (f" [{pct(v.share_low)}, {pct(v.share_high)}]" if v.share_low is not None else "")
 
 
 def _p(v) -> str:
-    if v.p_adjusted is None:
-        return "-"
-    return _num(v.p_adjusted, 4) + (" *" if v.significant else "")
+    return "-" if v.p_adjusted is None else fmt_number(v.p_adjusted) + (" *" if v.significant else "")
 
 
-def _label_rows(rows: list[drift_mod.LabelDrift], tested: bool) -> tuple[list[str], list[list[str]]]:
+def label_table(rows: list[drift_mod.LabelDrift], tested: bool, what: str = "value") -> Table:
     if tested:
-        head = ["value", "distance", "95% CI", "share of shift", "p (BH)", "questions", "n", "n_ref", "status"]
-        body = [[v.label, _num(v.distance), _ci(v.ci_low, v.ci_high), _share(v), _p(v), str(v.n_questions),
-                 str(v.n_x), str(v.n_y), v.status] for v in rows]
-    else:
-        head = ["value", "mean answer distance", "share", "questions", "n", "n_ref", "status"]
-        body = [[v.label, _num(v.distance), _share(v), str(v.n_questions), str(v.n_x), str(v.n_y), v.status]
+        headers = [what, "distance", "95% CI", "share of shift", "p (BH)", "questions", "n", "n_ref", "status"]
+        body = [[v.label, v.distance, _ci(v), _share(v), _p(v), v.n_questions, v.n_x, v.n_y, v.status]
                 for v in rows]
-    return head, body
+    else:
+        headers = [what, "mean answer distance", "share", "questions", "n", "n_ref", "status"]
+        body = [[v.label, v.distance, _share(v), v.n_questions, v.n_x, v.n_y, v.status] for v in rows]
+    return Table(headers, body)
+
+
+def moved_table(result: drift_mod.DriftResult, top: int) -> Table:
+    """The questions that moved most, with the question and a typical answer of each side (shortened)."""
+    tested = result.design == drift_mod.PER_QUESTION
+    return Table(["question", "value", "moved", "candidate", "baseline"],
+                 [[f"{clean(mv.id, 80)}: {clean(mv.question, QUESTION_CHARS)}", mv.value, mv.score,
+                   clean(mv.answer_x, ANSWER_CHARS), clean(mv.answer_y, ANSWER_CHARS)]
+                  for mv in result.questions[:top]],
+                 title=("questions that moved most (distance to the baseline's answers / the baseline's spread)"
+                        if tested else "questions that moved most (distance between the answers)"))
 
 
 def _heading(item: dict) -> str:
     r = item["result"]
-    line = (f"{item['task']} ({item['lang']}): {item['candidate']} vs {item['baseline']}, design {r.design}, "
-            f"{r.n_questions} questions")
-    if r.total_statistic is not None:
-        line += (f"; whole task {_num(math.sqrt(max(r.total_statistic, 0.0)))} (p {_num(r.total_p_value, 4)})"
-                 if r.total_p_value is not None else "")
-    return line
+    line = f"{item['task']} ({item['lang']}): {item['candidate']} vs {item['baseline']}"
+    if r is None:
+        return f"{line}: no per-value breakdown: {item.get('error')}"
+    line += f", design {r.design}, {r.n_questions} questions"
+    if r.total_statistic is not None and r.total_p_value is not None:
+        line += (f"; whole task {fmt_number(math.sqrt(max(r.total_statistic, 0.0)))} "
+                 f"(p {fmt_number(r.total_p_value)})")
+    return clean(line, 600)
+
+
+def _tables(item: dict, top: int) -> list[Table]:
+    r = item["result"]
+    tested = r.design == drift_mod.PER_QUESTION
+    values = label_table(r.values, tested)
+    values.notes = ([(f"* significant after Benjamini-Hochberg across the {len(r.values)} values at alpha {r.alpha}; "
+                      "share: the value's part of the sum of per-question MMD² over the task")] if tested
+                    else [f"note: {r.note}"])
+    out = [values]
+    if r.groups:
+        out.append(label_table(r.groups, tested, "group"))
+    return out
 
 
 # -- renderers ----------------------------------------------------------------------------------------------
 def to_text(items: list[dict], top: int = 5) -> str:
     out = []
     for item in items:
-        r = item["result"]
-        if r is None:
-            out += [clean(f"{item['task']} ({item['lang']}): {item['candidate']} vs {item['baseline']}: no per-value "
-                          f"breakdown: {item.get('error')}", 600), ""]
-            continue
-        tested = r.design == drift_mod.PER_QUESTION
-        out.append(clean(_heading(item), 400))
-        if not tested:
-            out.append(f"note: {r.note}")
-        for title, rows in (("values", r.values), ("higher-order groups", r.groups)):
-            if not rows:
-                continue
-            head, body = _label_rows(rows, tested)
-            head[0] = "group" if title != "values" else "value"
-            out.append(_table(head, body))
-        if tested:
-            out.append(f"* significant after Benjamini-Hochberg across the {len(r.values)} values at alpha {r.alpha}; "
-                       "share: the value's part of the sum of per-question MMD² over the task")
-        out.append(f"questions that moved most ({'distance / the baseline spread' if tested else 'answer distance'}):")
-        for mv in r.questions[:top]:
-            out.append(f"  {mv.id} [{mv.value}] moved {_num(mv.score, 2)}: {clean(mv.question, QUESTION_CHARS)}")
-            out.append(f"    candidate: {clean(mv.answer_x, ANSWER_CHARS)}")
-            out.append(f"    baseline:  {clean(mv.answer_y, ANSWER_CHARS)}")
+        out.append(terminal_text(_heading(item)))
+        if item["result"] is not None:
+            out += [render(t, "text") + "\n" for t in _tables(item, top)]
+            moved = moved_table(item["result"], top)  # stacked: a terminal is too narrow for three texts a row
+            out.append(terminal_text(moved.title) + ":")
+            for question, value, score, answer_x, answer_y in moved.rows:
+                out.append(terminal_text(f"  {question} [{value}] moved {fmt_number(score)}"))
+                out.append(terminal_text(f"    candidate: {answer_x}"))
+                out.append(terminal_text(f"    baseline:  {answer_y}"))
         out.append("")
     return "\n".join(out)
-
-
-def _table(head: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
-    return "\n".join(lines)
 
 
 def to_markdown(items: list[dict], top: int = 5) -> str:
     out = ["### univar-eval drift: what moved", ""]
     for item in items:
-        r = item["result"]
-        if r is None:
-            out += [md_escape(clean(f"{item['task']} ({item['lang']}): {item['candidate']} vs {item['baseline']}: no "
-                                    f"per-value breakdown: {item.get('error')}", 600)), ""]
-            continue
-        tested = r.design == drift_mod.PER_QUESTION
-        out += [f"#### {md_escape(clean(_heading(item), 400))}", ""]
-        if not tested:
-            out += [f"_{md_escape(r.note)}_", ""]
-        for rows in (r.values, r.groups):
-            if not rows:
-                continue
-            head, body = _label_rows(rows, tested)
-            head[0] = "group" if rows is r.groups else "value"
-            out.append("| " + " | ".join(head) + " |")
-            out.append("|" + "|".join("---" for _ in head) + "|")
-            out += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in body]
-            out.append("")
-        if tested:
-            out += [f"\\* significant after Benjamini-Hochberg across values at alpha {r.alpha}.", ""]
-        out += ["| question | value | moved | candidate | baseline |", "|---|---|---|---|---|"]
-        for mv in r.questions[:top]:
-            out.append(f"| `{clean(mv.id, 80).replace('`', chr(39))}` {md_escape(clean(mv.question, QUESTION_CHARS))} | "
-                       f"{md_escape(mv.value)} | {_num(mv.score, 2)} | {md_escape(clean(mv.answer_x, ANSWER_CHARS))} | "
-                       f"{md_escape(clean(mv.answer_y, ANSWER_CHARS))} |")
-        out.append("")
+        out += [f"#### {markdown_text(_heading(item))}", ""]
+        if item["result"] is not None:
+            out += [render(t, "md") for t in _tables(item, top) + [moved_table(item["result"], top)]]
     return "\n".join(out)
 
 
