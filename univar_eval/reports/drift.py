@@ -136,7 +136,7 @@ def moved_most(result: drift_mod.DriftResult, n: int = 3) -> str:
     top = result.top_values(n)
     if result.design == drift_mod.PER_QUESTION:
         top = [v for v in top if v.significant] or top[:1]
-    return "moved most: " + ", ".join(f"{v.label} {v.distance:.2f}" for v in top) if top else ""
+    return "moved most: " + ", ".join(f"{v.label} {fmt_number(v.distance)}" for v in top) if top else ""
 
 
 # -- text helpers -----------------------------------------------------------------------------------------
