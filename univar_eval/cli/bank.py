@@ -103,6 +103,8 @@ def register(sub) -> None:
                            "released data); the report says so")
     cmp_.add_argument("--format", choices=("table", "md", "json"), default="table")
     cmp_.add_argument("-o", "--output", help="also write the JSON report here")
+    cmp_.add_argument("--by-value", action="store_true",
+                      help="add the per-value breakdown of every distance (as univar-eval drift shows it)")
     cmp_.add_argument("--hvae-plot", metavar="PNG", help="bar plot of HVAE value rationality per target value")
     candidates.add_options(cmp_)
     cmp_.set_defaults(func=cmd_compare)
@@ -269,6 +271,12 @@ def cmd_compare(args) -> int:
                           n_permutations=args.permutations, n_bootstrap=args.bootstrap, seed=args.seed,
                           allow_other_questions=args.allow_other_questions)
     report["hvae"] = hvae_rows
+    by_value = []
+    if args.by_value:  # which values moved, behind each distance
+        from univar_eval.reports.drift import RENDERERS, compare_breakdowns
+
+        by_value = compare_breakdowns(runs, report["rows"], bank=bank, seed=args.seed)
+        report["by_value"] = json.loads(RENDERERS["json"](by_value))
     if args.output:
         write_json(args.output, jsonable(report))
     if args.format == "json":
@@ -276,6 +284,8 @@ def cmd_compare(args) -> int:
         print()
     else:
         print(format_table(report, markdown=args.format == "md"))
+        if by_value:
+            print("\n" + RENDERERS["md" if args.format == "md" else "text"](by_value, top=3))
         if hvae_rows:
             print("\n" + format_hvae(hvae_rows, markdown=args.format == "md"))
     return 0

@@ -36,6 +36,9 @@ def register(sub) -> None:
     g.add_argument("--min-value-rationality", type=float, metavar="X",
                    help="also fail any HVAE task whose chance-corrected value rationality (1 = ideal chooser, 0 = a uniform "
                         "random responder) is below X")
+    g.add_argument("--fail-on-value", nargs="+", metavar="LABEL",
+                   help="also gate on these values alone (e.g. security_personal): one check per task and language")
+    g.add_argument("--plot", metavar="FILE", help="draw each task's per-value drift (value circle for PVQ)")
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
     g.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (for a pull-request comment)")
     g.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per task and language")
@@ -84,6 +87,15 @@ def cmd_gate(args) -> int:
             raise UserError(f"--min-value-rationality reads lm-eval's HVAE results, but {args.run} is not a run "
                             "folder")
         checks += gate.hvae_checks(args.run, args.min_value_rationality)
+    if (args.fail_on_value or args.plot) and not args.bank:
+        raise UserError("--fail-on-value and --plot need --bank DIR --against MODEL")
+    if args.bank:  # per-value drift: reasons name the values that moved most; --fail-on-value; --plot
+        from univar_eval.reports.drift import gate_hooks
+
+        checks = gate_hooks(checks, args.run, bank, args.against, alpha=args.alpha,
+                            max_distance=args.max_distance, correction=args.correction,
+                            fail_on_value=args.fail_on_value, plot=args.plot, langs=args.langs, tasks=args.tasks,
+                            seed=args.seed, dists=candidate.distributions)
     title = (f"candidate {candidate.model} ({args.run})"
              + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} {args.correction}-corrected"
                 + (f", max distance {args.max_distance}" if args.max_distance is not None else "") + ")"
