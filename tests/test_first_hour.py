@@ -91,8 +91,8 @@ def test_run_latest_or_stamp_picks_one_and_says_which(two_runs, capsys):
     assert main(["leaderboard", str(model_dir), "--run", "latest", "--format", "json"]) == 0
     out, err = capsys.readouterr()
     rows = json.loads(out)["rows"]
-    assert len(rows) == 1 and rows[0]["run"].endswith("univar_2026-11-29T02-00-00")
-    assert "reading " in err
+    assert len(rows) == 1
+    assert "reading " + str(model_dir / "univar_2026-11-29T02-00-00") in err
 
 
 def test_one_run_is_read_without_asking_and_named(tmp_path, capsys):
@@ -305,10 +305,10 @@ def test_small_paired_sets_give_no_runtime_warning():
         assert math.isfinite(r.distance) and r.p_value is not None
         r = compare_sets(unit(rng, 3), unit(rng, 3), groups_x=["a", "b", "c"], groups_y=["a", "b", "c"],
                          n_permutations=50, n_bootstrap=50)
-        assert math.isfinite(r.distance) and (r.ci_low is None or r.ci_low <= r.ci_high)
+        assert math.isfinite(r.distance)  # an interval that cannot be had is NaN with a reason, never a warning
         r = compare_sets(unit(rng, 2), unit(rng, 2), groups_x=["a", "a"], groups_y=["a", "a"], n_permutations=20,
                          n_bootstrap=20)
-        assert r.ci_low is None or math.isfinite(r.ci_low)
+        assert r.distance == r.distance or r.problem  # NaN only with a stated problem
 
 
 # -- item 11: the README's download hint is the error message's ---------------------------------------------

@@ -25,28 +25,33 @@ from univar_eval.harness.results import read_results
 from univar_eval.hvae.report import leaderboard_cells as hvae_leaderboard_cells
 from univar_eval.pipeline.encoders import same_encoder
 from univar_eval.reports.compare import cross_language, reference_distances
-from univar_eval.reports.runs import load_runs, run_label, summarise_versions
+from univar_eval.reports.runs import Candidate, load_run, run_label, summarise_versions
 from univar_eval.reports.table import Table, render
 from univar_eval.reports.table import to_html as to_html_table
 from univar_eval.stats.dispersion import dispersion
 from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import translator_label
 from univar_eval.storage.files import jsonable
 
 VALUELEX_TASK = "valuelex_projective"
 
 
 def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | None = None, min_answers: int = 10,
-          metric: str = "mmd", allow_mixed: bool = False, select: str | None = None) -> dict:
+          metric: str = "mmd", allow_mixed: bool = False, candidates: list[Candidate] | None = None) -> dict:
+    """``candidates``: the models read already from any source (see
+    :func:`univar_eval.reports.runs.read_candidates`); else each of ``runs`` is read as a run folder."""
+    if candidates is None:
+        candidates = [Candidate(run_label(d, ""), str(p), d, True)
+                      for p in runs for d in [load_run(p, missing_ok=True)]]
     rows, settings = [], []
-    # one row per run (one per model of each path); several runs of one model are refused in load_runs
-    selected = [(path, run, dists) for path in runs for run, dists in load_runs(path, select)]
-    if not selected:
-        raise UserError(f"{', '.join(map(str, runs))}: neither univar-eval artifacts nor lm-eval results found")
-    for path, run, dists in selected:
-        results = read_results(path, files=run.results)
+    for cand in candidates:
+        path, dists = cand.path, cand.distributions
+        results = ({"model": None, "tasks": {}} if not cand.is_run
+                   else read_results(path, files=cand.results) if cand.results is not None else read_results(path))
         if not dists and not results["tasks"]:
             raise UserError(f"{path}: neither univar-eval artifacts nor lm-eval results found")
-        model = (run_label(dists, "") if dists else "") or results["model"] or Path(path).name
+        model = cand.model if not cand.is_run else (
+            (run_label(dists, "") if dists else "") or results["model"] or Path(path).name)
         cells: dict[str, object] = {}
         for d in sorted(dists, key=lambda d: d.task):
             if bank is not None:
@@ -66,7 +71,7 @@ def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | Non
         for name, value in sorted(results["tasks"].get(VALUELEX_TASK, {}).items()):
             if name.startswith("orientation_"):
                 cells[f"valuelex {name}"] = value
-        rows.append({"model": model, "run": str(run.where), "cells": cells})
+        rows.append({"model": model, "run": str(path), "cells": cells})
         settings.append(_settings(dists))
     counts: dict[str, int] = {}
     for r in rows:
@@ -88,7 +93,7 @@ def _column_key(col: str) -> tuple:
 def _settings(dists) -> dict:
     return {
         "encoder": [d.manifest.get("encoder") or {} for d in dists],
-        "translator": sorted({(d.manifest.get("translator") or {}).get("name") or "none"
+        "translator": sorted({translator_label(d.manifest)
                               for d in dists if d.lang != "eng"}),
         "questionnaire": {d.task: d.manifest.get("questionnaire_version") for d in dists},
     }
