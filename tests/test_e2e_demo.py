@@ -30,7 +30,7 @@ def test_readme_persona_demo_passes_the_rerun_and_fails_the_other_persona(tmp_pa
                           timeout=1800)
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr[-4000:]
-    gates = re.findall(r"(candidate demo/runs/candidate-\d/.*?)\nexit code (\d)", out, flags=re.S)
+    gates = re.findall(r"(candidate \S+ \(demo/runs/candidate-\d/\).*?)\nexit code (\d)", out, flags=re.S)
     assert [code for _, code in gates] == ["0", "1"], out
     rerun, other = (g for g, _ in gates)
     assert "PASS" in rerun and "PASSED: 1 of 1 " in rerun and "FAILED: 0 of 1 " in other
