@@ -6,27 +6,37 @@ import sys
 
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
-from univar_eval.storage.files import write_json, write_text
+from univar_eval.storage.files import jsonable, write_json, write_text
 
 
 def register(sub) -> None:
     g = sub.add_parser("gate", help="release check: fail when a candidate's values moved away from an approved baseline",
-                       description="Exit code 0 when every check passes, 1 when one fails, 2 on usage or input "
-                                   "errors.")
+                       description="With --max-distance D: pass when the upper confidence bound of the distance is "
+                                   "below D, fail when the difference is significant and above D, else inconclusive. "
+                                   "Exit code 0 when every check passes, 1 when one fails or is inconclusive (unless "
+                                   "--allow-inconclusive), 2 on usage or input errors.")
     g.add_argument("run", metavar="RUN", help="the candidate's run folder (lm-eval --output_path)")
     g.add_argument("--bank", help="reference bank holding the baseline (needed for value checks)")
     g.add_argument("--against", metavar="MODEL", help="the approved baseline's name in the bank")
-    g.add_argument("--max-distance", type=float,
-                   help="fail only above this distance (and when significant); default: any significant difference")
-    g.add_argument("--alpha", type=float, default=0.05, help="significance level of the permutation test (0.05)")
-    g.add_argument("--langs", nargs="+", metavar="LANG", help="only these languages")
-    g.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks or task families (univar_pvq)")
+    g.add_argument("--max-distance", type=float, metavar="D",
+                   help="tolerance: pass only when the upper bound is below D (an equivalence test); without it "
+                        "the gate is a difference test only")
+    g.add_argument("--allow-inconclusive", action="store_true",
+                   help="exit 0 when checks are inconclusive (none fails); they are still reported")
+    g.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (0.05)")
+    g.add_argument("--langs", nargs="+", metavar="LANG", help="only these languages (on both sides)")
+    g.add_argument("--tasks", nargs="+", metavar="TASK",
+                   help="only these tasks or task families (univar_pvq), on both sides")
     g.add_argument("--correction", choices=("holm", "bh", "none"), default="holm",
                    help="multiple-testing correction over the task/language checks (holm: family-wise; bh: FDR)")
     g.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
     g.add_argument("--permutations", type=int, default=distance_mod.DEFAULT_PERMUTATIONS)
+    g.add_argument("--bootstrap", type=int, default=distance_mod.DEFAULT_BOOTSTRAP,
+                   help="paired bootstrap resamples for the interval and the upper bound")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--min-answers", type=int, help="fewer answers fail as insufficient (default 10)")
+    g.add_argument("--allow-other-questions", action="store_true",
+                   help="compare with a baseline that asked other questions: an explicitly UNPAIRED comparison")
     g.add_argument("--min-value-rationality", type=float, metavar="X",
                    help="also fail any HVAE task whose value rationality is below X")
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
@@ -56,31 +66,39 @@ def cmd_gate(args) -> int:
     if bool(args.bank) != bool(args.against):
         raise UserError("value checks need both --bank DIR and --against MODEL")
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
+    gate.validate_options(alpha=args.alpha, max_distance=args.max_distance, permutations=args.permutations,
+                          min_answers=min_answers, bootstrap=args.bootstrap)
     checks = []
     if args.bank:
         checks += gate.value_checks(args.run, Bank(args.bank), args.against, max_distance=args.max_distance,
                                     alpha=args.alpha, min_answers=min_answers, langs=args.langs, tasks=args.tasks,
-                                    metric=args.metric, n_permutations=args.permutations, seed=args.seed,
-                                    correction=args.correction)
+                                    metric=args.metric, n_permutations=args.permutations, n_bootstrap=args.bootstrap,
+                                    seed=args.seed, correction=args.correction,
+                                    allow_other_questions=args.allow_other_questions)
     if args.min_value_rationality is not None:
         checks += gate.hvae_checks(args.run, args.min_value_rationality)
-    title = (f"candidate {args.run}" + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} "
-                                        f"{args.correction}-corrected"
-                                        + (f", max distance {args.max_distance}" if args.max_distance is not None
-                                           else "") + ")" if args.against else ""))
+    unpaired = bool(args.against and args.allow_other_questions)
+    title = f"candidate {args.run}"
+    if args.against:
+        title += (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} {args.correction}-corrected, "
+                  + (f"max distance {args.max_distance}: equivalence test" if args.max_distance is not None
+                     else "no max distance: difference test only")
+                  + (", UNPAIRED" if unpaired else "") + ")")
     settings = {"run": args.run, "bank": args.bank, "against": args.against, "metric": args.metric,
                 "alpha": args.alpha, "correction": args.correction, "max_distance": args.max_distance,
-                "min_answers": min_answers,
-                "permutations": args.permutations, "seed": args.seed,
+                "allow_inconclusive": args.allow_inconclusive, "allow_other_questions": args.allow_other_questions,
+                "design": "unpaired" if unpaired else "paired", "min_answers": min_answers,
+                "permutations": args.permutations, "bootstrap": args.bootstrap, "seed": args.seed,
                 "min_value_rationality": args.min_value_rationality}
-    print(gate.to_text(checks, title))
+    allow = args.allow_inconclusive
+    print(gate.to_text(checks, title, allow, unpaired))
     if args.json:
-        write_json(args.json, gate.to_json(checks, settings))
+        write_json(args.json, jsonable(gate.to_json(checks, settings, allow)))
     if args.markdown:
-        write_text(args.markdown, gate.to_markdown(checks, title))
+        write_text(args.markdown, gate.to_markdown(checks, title, allow, unpaired))
     if args.junit:
-        write_text(args.junit, gate.to_junit(checks))
-    return 0 if gate.summary(checks)["passed"] else 1
+        write_text(args.junit, gate.to_junit(checks, allow_inconclusive=allow, unpaired=unpaired))
+    return gate.exit_code(checks, allow)
 
 
 def cmd_leaderboard(args) -> int:

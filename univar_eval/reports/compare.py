@@ -1,14 +1,20 @@
 """Step: comparison. Distances between a run's value distributions and reference models, per task and language.
 
 * :func:`reference_distances`: one distribution against every comparable bank entry of
-  its task (used inside lm-eval at aggregation time and by ``univar-eval compare``);
+  its task (used inside lm-eval at aggregation time and by ``univar-eval compare`` / ``gate``);
 * :func:`compare_runs`: every task of one or more runs against a bank or against each
   other, plus the cross-language spread of each run, with the non-value control
   reported beside the value sets so a reader can tell values from style.
 
+Which comparison (the rule lives in :func:`univar_eval.stats.distance.compare_sets`): paired by
+question id, on the questions both sides answered (answers to other questions are left out and
+counted); per question when both sides have two answers or more per question, else a shift
+shared across questions only (``design`` says which, ``note`` says what that cannot see).
+``allow_other_questions`` switches to an explicitly unpaired comparison (``design`` "unpaired").
+
 A distribution with fewer than ``min_answers`` answers is reported as
 ``insufficient`` rather than given a distance. A bank entry that differs in encoder,
-fingerprint, questionnaire version or translation setting is refused with a
+fingerprint, questionnaire version, translation setting or embedded-text format is refused with a
 one-line message; it is never compared silently.
 """
 
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import itertools
 import math
+
+import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.stats import distance as distance_mod
@@ -26,15 +34,20 @@ from univar_eval.storage.distribution import (
 )
 
 CONTROL = "control"
+#: Above this fraction of encoder-truncated texts, compare and gate warn.
+TRUNCATION_WARN = 0.05
 
 
 def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answers: int = 10, metric: str = "mmd",
                         n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS, n_bootstrap: int = 0, seed: int = 0,
-                        against: list[str] | None = None, allow_other_questions: bool = False) -> dict:
+                        against: list[str] | None = None, allow_other_questions: bool = False,
+                        alpha: float = 0.05, noise: bool = False) -> dict:
     """Distances from ``dist`` to every reference of its task in ``bank``.
 
     Returns ``{"status": ok|insufficient|no references, "nearest": model|None,
-    "references": {model: {distance, p_value, ci_low, ci_high, n_x, n_y, status}}}``.
+    "references": {model: {distance, p_value, ci_low, ci_high, upper, design, n_x, n_y, status,
+    noise, warnings, ...}}}``. ``noise``: also the reference's own within-model distance (its
+    repeats' spread; NaN without repeats), the floor a distance is read against.
     """
     bank = bank if isinstance(bank, Bank) else Bank(bank)
     task = dist.manifest.get("task")
@@ -67,13 +80,49 @@ def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answer
             result["references"][e["model"]] = _insufficient(len(dist), e["n_answers"])
             continue
         ref = bank.load(e, with_answers=True)
-        r = distance_mod.compare_sets(dist.embeddings, ref.embeddings, metric, n_permutations=n_permutations,
-                                      n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(dist),
-                                      groups_y=question_ids(ref))
-        result["references"][e["model"]] = {**r.to_dict(), "status": "ok"}
+        r = _compare(dist, ref, metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
+                     alpha=alpha, paired=not allow_other_questions)
+        if noise:
+            r["noise"] = baseline_noise(ref, metric, seed)
+        r["warnings"] = truncation_warnings(dist.manifest, "run") + truncation_warnings(e, f"bank entry {e['model']}")
+        result["references"][e["model"]] = r
     scored = {m: r["distance"] for m, r in result["references"].items() if r["status"] == "ok"}
     result["nearest"] = min(scored, key=lambda m: (scored[m], m)) if scored else None
     return result
+
+
+def _compare(x: ValueDistribution, y: ValueDistribution, metric: str, *, n_permutations: int, n_bootstrap: int,
+             seed: int, alpha: float, paired: bool) -> dict:
+    r = distance_mod.compare_sets(x.embeddings, y.embeddings, metric, n_permutations=n_permutations,
+                                  n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(x),
+                                  groups_y=question_ids(y), alpha=alpha, paired=paired)
+    return {**r.to_dict(), "status": "ok"}
+
+
+def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> float | None:
+    """The reference's own within-model distance (between its repeats); None when it cannot be told."""
+    within = getattr(distance_mod, "within_noise", None)
+    ids = question_ids(ref)
+    if within is None or ids is None:
+        return None
+    value = float(within(ref.embeddings, ids, metric, seed))
+    return value if math.isfinite(value) else None
+
+
+def truncation_fraction(manifest: dict) -> float | None:
+    """The fraction of texts the encoder had to cut (None when the manifest does not say)."""
+    counts = manifest.get("counts") if isinstance(manifest.get("counts"), dict) else manifest
+    n_cut, n = counts.get("n_encoder_truncated"), counts.get("n_answers") or manifest.get("n_answers")
+    if not isinstance(n_cut, int) or not isinstance(n, int) or n <= 0:
+        return None
+    return n_cut / n
+
+
+def truncation_warnings(manifest: dict, what: str) -> list[str]:
+    frac = truncation_fraction(manifest)
+    if frac is None or frac <= TRUNCATION_WARN:
+        return []
+    return [f"{what}: {frac:.0%} of the texts exceeded the encoder's maximum length (the question's middle was cut)"]
 
 
 def question_ids(dist: ValueDistribution) -> list | None:
@@ -92,14 +141,14 @@ def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None 
                  n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP, seed: int = 0,
                  allow_other_questions: bool = False) -> dict:
     """Rows ``{run, task, questionnaire, lang, reference, distance, p_value, ci_low, ci_high, n, n_ref, status,
-    control_distance, ratio_to_control}`` and the cross-language spread of each run."""
+    design, note, noise, control_distance, ratio_to_control}`` and the cross-language spread of each run."""
     rows: list[dict] = []
     if bank is not None:
         for label, dists in runs.items():
             for d in dists:
                 res = reference_distances(d, bank, min_answers=min_answers, metric=metric,
                                           n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                                          against=against, allow_other_questions=allow_other_questions)
+                                          against=against, allow_other_questions=allow_other_questions, noise=True)
                 for ref, r in res["references"].items():
                     rows.append(_row(label, d, ref, r))
     else:
@@ -113,25 +162,33 @@ def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None 
                 if other is None:
                     continue
                 problem = comparability_problem(d.manifest, other.manifest)
+                if problem and allow_other_questions and problem.startswith("questionnaire version"):
+                    problem = None
                 if problem:
                     raise UserError(f"{a} and {b} are not comparable on {d.task}: {problem}")
                 if min(len(d), len(other)) < min_answers:
                     rows.append(_row(a, d, b, _insufficient(len(d), len(other))))
                     continue
-                r = distance_mod.compare_sets(d.embeddings, other.embeddings, metric, n_permutations=n_permutations,
-                                              n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(d),
-                                              groups_y=question_ids(other))
-                rows.append(_row(a, d, b, {**r.to_dict(), "status": "ok"}))
+                r = _compare(d, other, metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
+                             alpha=0.05, paired=not allow_other_questions)
+                r["noise"] = baseline_noise(other, metric, seed)
+                r["warnings"] = (truncation_warnings(d.manifest, a) + truncation_warnings(other.manifest, b))
+                rows.append(_row(a, d, b, r))
     _attach_control(rows)
     spread = {label: cross_language(dists, metric=metric, min_answers=min_answers) for label, dists in runs.items()}
-    return {"metric": metric, "rows": rows, "cross_language": spread, "settings": _settings_of(runs)}
+    warnings = sorted({w for r in rows for w in r.get("warnings", [])})
+    return {"metric": metric, "rows": rows, "cross_language": spread, "settings": _settings_of(runs),
+            "warnings": warnings, "unpaired": allow_other_questions}
 
 
 def _row(label: str, d: ValueDistribution, reference: str, r: dict) -> dict:
     return {"run": label, "task": d.task, "questionnaire": d.manifest.get("questionnaire"), "lang": d.lang,
             "reference": reference, "distance": r["distance"], "p_value": r.get("p_value"),
-            "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "n": r.get("n_x"), "n_ref": r.get("n_y"),
-            "status": r["status"]}
+            "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "upper": r.get("upper"),
+            "n": r.get("n_x"), "n_ref": r.get("n_y"), "design": r.get("design"), "note": r.get("note"),
+            "n_questions": r.get("n_questions"), "n_left_out": r.get("n_left_out_x"),
+            "n_left_out_ref": r.get("n_left_out_y"), "problem": r.get("problem"), "noise": r.get("noise"),
+            "warnings": r.get("warnings", []), "status": r["status"]}
 
 
 def _attach_control(rows: list[dict]) -> None:
@@ -149,7 +206,10 @@ def _finite(x) -> bool:
 
 
 def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_answers: int = 10) -> dict:
-    """Per questionnaire: the distance between every pair of languages of one run, and its mean (the spread)."""
+    """Per questionnaire: the distance between every pair of languages of one run, and its mean (the spread).
+
+    Paired by question id like every other comparison: the languages of one questionnaire ask the
+    same questions, so pairs of answers to one question are never counted as a difference."""
     by_q: dict[str, list[ValueDistribution]] = {}
     for d in dists:
         if len(d) >= min_answers:
@@ -163,9 +223,13 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
         for a, b in itertools.combinations(ds, 2):
             if not _same_encoder(a, b):  # languages differ in questions by design; the encoder must not
                 continue
-            pairs[f"{a.lang}-{b.lang}"] = distance_mod.distance(a.embeddings, b.embeddings, metric)
+            r = distance_mod.compare_sets(a.embeddings, b.embeddings, metric, n_permutations=0, n_bootstrap=0,
+                                          seed=0, groups_x=question_ids(a), groups_y=question_ids(b))
+            pairs[f"{a.lang}-{b.lang}"] = float(r.distance)
+        pairs = {k: v for k, v in pairs.items() if math.isfinite(v)}
         if pairs:
-            out[q] = {"pairs": pairs, "spread": sum(pairs.values()) / len(pairs), "languages": [d.lang for d in ds]}
+            out[q] = {"pairs": pairs, "spread": float(np.mean(list(pairs.values()))),
+                      "languages": [d.lang for d in ds]}
     return out
 
 
@@ -196,7 +260,8 @@ def _fmt(x, digits: int = 4) -> str:
 
 def format_table(report: dict, markdown: bool = False) -> str:
     """The rows as an aligned text table (or Markdown), value sets first and the control after."""
-    headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "n", "n_ref", "vs control", "status"]
+    headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "noise", "design", "n", "n_ref",
+               "vs control", "status"]
     rows = sorted(report["rows"], key=lambda r: (r["run"], r["questionnaire"] == CONTROL, r["task"], r["reference"]))
     table = []
     for r in rows:
@@ -207,12 +272,17 @@ def format_table(report: dict, markdown: bool = False) -> str:
             ratio = f"control {_fmt(r['control_distance'])}"  # a zero control distance has no ratio
         else:
             ratio = "-"
+        n = _fmt(r["n"]) + (f" (-{r['n_left_out']})" if r.get("n_left_out") else "")
+        n_ref = _fmt(r["n_ref"]) + (f" (-{r['n_left_out_ref']})" if r.get("n_left_out_ref") else "")
+        status = r["status"] if not r.get("problem") else f"{r['status']}: {r['problem']}"
         table.append([r["run"], r["task"], r["reference"], _fmt(r["distance"]), _fmt(r["p_value"], 3), ci,
-                      _fmt(r["n"]), _fmt(r["n_ref"]), ratio, r["status"]])
+                      _fmt(r.get("noise")), r.get("design") or "-", n, n_ref, ratio, status])
     lines = []
     s = report.get("settings", {})
     note = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
             f"questionnaires {', '.join(s.get('questionnaires', []))}")
+    if report.get("unpaired"):
+        note += "; UNPAIRED comparison (--allow-other-questions): answers are not matched by question"
     if markdown:
         lines.append(f"_{note}_\n")
         lines.append("| " + " | ".join(headers) + " |")
@@ -223,6 +293,7 @@ def format_table(report: dict, markdown: bool = False) -> str:
         lines.append(note)
         lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table]
+    lines += design_notes(rows)
     for label, per_q in report.get("cross_language", {}).items():
         for q, info in per_q.items():
             lines.append(("" if not markdown else "\n") +
@@ -231,4 +302,23 @@ def format_table(report: dict, markdown: bool = False) -> str:
     if any(r["questionnaire"] == CONTROL for r in rows):
         lines.append("vs control: the value-set distance divided by the non-value control's distance to the same "
                      "reference; well above 1 means the models differ in values, not only in style.")
+    lines += [f"warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines)
+
+
+def design_notes(rows: list[dict]) -> list[str]:
+    """One line per kind of comparison that the rows used, saying what it can and cannot see."""
+    lines = []
+    notes = sorted({r["note"] for r in rows if r.get("note")})
+    lines += [f"note: {n}" for n in notes]
+    if any(r.get("design") == "shared_shift" for r in rows) and not any("repeats" in n for n in notes):
+        lines.append("note: " + SHARED_SHIFT_HINT)
+    if any(r.get("noise") is not None for r in rows):
+        lines.append("noise: the reference's own within-model distance (between its repeats); a distance near it is "
+                     "within the reference's own variation.")
+    return lines
+
+
+SHARED_SHIFT_HINT = ("one answer per question: only shifts shared across questions are testable; ask each question "
+                     "several times (lm-eval --metadata '{\"repeats\": 3}', or 'bank add --as-repeats' for the "
+                     "reference) to see per-question changes")
