@@ -24,13 +24,15 @@ from univar_eval.harness.task_base import (
     artifact_dir,
 )
 from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.stats.dispersion import dispersion
 from univar_eval.storage.distribution import comparability_problem
 
 log = logging.getLogger("univar_eval")
 
-BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "value_dispersion")
+BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "n_encoder_truncated", "value_dispersion")
 HIGHER_IS_BETTER = {"n_answers": True, "n_empty": False, "refusal_rate": False, "n_truncated": False,
+                    "n_encoder_truncated": False,
                     "value_dispersion": True,
                     "nearest_distance": False}
 
@@ -101,6 +103,7 @@ class UniVaRTask(TaskLevelTask):
             "n_empty": counts["n_empty"],
             "refusal_rate": counts["n_refused"] / counts["n_answers"] if counts["n_answers"] else float("nan"),
             "n_truncated": counts.get("n_truncated", 0),
+            "n_encoder_truncated": counts.get("n_encoder_truncated", 0),
             "value_dispersion": dispersion(dist.embeddings),
         }
         if self.settings.bank:
@@ -138,13 +141,16 @@ class UniVaRTask(TaskLevelTask):
             "questionnaire_version": questionnaire_mod.load(self.questionnaire, self.lang).version
             if self.questionnaire else None,
             "lang": self.lang,
+            "text_format": TEXT_FORMAT,
             "translator": {"name": "none"} if self.lang == "eng" else get_translator(self.settings.translator).describe(),
         }
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
         from univar_eval.reports.compare import reference_distances
 
-        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers)
+        # only what is reported: the distance, without a permutation test or an interval behind it
+        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers,
+                                     n_permutations=0, n_bootstrap=0)
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")
         metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]

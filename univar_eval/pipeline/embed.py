@@ -6,6 +6,8 @@ answers -> (empty ones counted and dropped) -> translation to English -> ``Q: ..
 
 from __future__ import annotations
 
+import logging
+
 from univar_eval.pipeline import answers as answers_mod
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.cache import cached_encode
@@ -13,6 +15,8 @@ from univar_eval.pipeline.encoders import load_encoder
 from univar_eval.pipeline.translate import get_translator, to_english
 from univar_eval.settings import RunSettings
 from univar_eval.storage.distribution import ValueDistribution, make_manifest
+
+log = logging.getLogger("univar_eval")
 
 
 def build_distribution(records: list[dict], *, task: str, questionnaire: str | None, lang: str,
@@ -39,8 +43,12 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
                                               translator)
         n_truncated = translator.stats.n_truncated - truncated_before
         translation = translator.describe()
-    texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
     encoder = load_encoder(settings.encoder, device=settings.device)
+    texts, n_encoder_truncated = fit_to_encoder(questions_en, answers_en, encoder)
+    if n_encoder_truncated:
+        log.warning("univar-eval: %d of %d texts of %s (%.0f%%) exceed %s's maximum length of %s tokens; the "
+                    "middle of each such question was cut and the answer kept whole", n_encoder_truncated,
+                    len(texts), task, 100 * n_encoder_truncated / len(texts), encoder.name, encoder.max_length)
     embeddings = cached_encode(encoder, texts, batch_size=settings.batch_size)
     out_records = []
     for r, text in zip(kept, texts):
@@ -50,6 +58,7 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         "n_empty": n_empty,
         "n_refused": sum(answers_mod.is_refusal(a) for a in answers_en),
         "n_truncated": n_truncated,
+        "n_encoder_truncated": n_encoder_truncated,
     }
     manifest = make_manifest(
         encoder=encoder.describe(),
@@ -60,5 +69,24 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         translator={"name": "none"} if lang == "eng" else translation,
         model=model,
         counts=counts,
+        text_format=answers_mod.TEXT_FORMAT,
     )
     return ValueDistribution(embeddings, out_records, manifest), counts
+
+
+def fit_to_encoder(questions: list[str], answers: list[str], encoder) -> tuple[list[str], int]:
+    """The ``Q: .. A: ..`` texts, each fitted to the encoder's maximum length (see
+    :data:`~univar_eval.pipeline.answers.TEXT_FORMAT`), and how many were over it."""
+    texts = [answers_mod.format_qa(q, a) for q, a in zip(questions, answers)]
+    limit = encoder.max_length
+    lengths = encoder.token_lengths(texts) if limit else None
+    if lengths is None:
+        return texts, 0
+    over = [i for i, n in enumerate(lengths) if n > limit]
+
+    def fits(text: str) -> bool:
+        return encoder.token_lengths([text])[0] <= limit
+
+    for i in over:
+        texts[i] = answers_mod.fit_qa(questions[i], answers[i], fits)
+    return texts, len(over)

@@ -181,6 +181,8 @@ class Bank:
                                                           "fingerprint", "fingerprint_id")},
             "translator": m.get("translator") or {"name": "none"},
             "n_answers": int(len(dist)),
+            "text_format": m.get("text_format"),
+            "n_encoder_truncated": (m.get("counts") or {}).get("n_encoder_truncated"),
             "sha256": digest,
             "array": array_rel,
             "answers": answers_rel,

@@ -9,7 +9,7 @@ A distribution is stored as a folder of three files:
 
 :func:`check_comparable` is the single place that decides whether two
 distributions may be compared (same encoder and fingerprint, questionnaire
-version, translation setting).
+version, translation setting, embedded text format).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class ValueDistribution:
 
 
 def make_manifest(*, encoder: dict, questionnaire: str, questionnaire_version: str, task: str, lang: str,
-                  translator: dict, model: str | None, counts: dict) -> dict:
+                  translator: dict, model: str | None, counts: dict, text_format: str | None = None) -> dict:
     return {
         "format": "univar-eval/value-distribution/1",
         "univar_eval_version": __version__,
@@ -92,6 +92,7 @@ def make_manifest(*, encoder: dict, questionnaire: str, questionnaire_version: s
         "encoder": encoder,
         "translator": translator,
         "counts": counts,
+        "text_format": text_format,
     }
 
 
@@ -112,6 +113,9 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
         return f"questionnaire differs ({a.get('questionnaire')} vs {b.get('questionnaire')})"
     if a.get("questionnaire_version") != b.get("questionnaire_version"):
         return f"questionnaire version differs ({a.get('questionnaire_version')} vs {b.get('questionnaire_version')})"
+    if a.get("text_format") != b.get("text_format"):
+        return (f"embedded text format differs ({a.get('text_format') or 'unversioned'} vs "
+                f"{b.get('text_format') or 'unversioned'}; made by another univar-eval version)")
     ta, tb = (a.get("translator") or {}).get("name"), (b.get("translator") or {}).get("name")
     if a.get("lang") != "eng" and ta != tb:
         return f"translation setting differs ({ta} vs {tb})"
