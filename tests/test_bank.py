@@ -15,6 +15,7 @@ from univar_eval.pipeline.cache import cached_encode, open_cache
 from univar_eval.pipeline.questionnaire import load
 from univar_eval.reports.compare import reference_distances
 from univar_eval.storage import files as storage
+from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution
 
@@ -42,7 +43,7 @@ def manifest_like(encoder_name="minilm", fingerprint=None, task="univar_pvq_eng"
     fp = fingerprint or [0.0] * 8
     return {"task": task, "lang": lang, "questionnaire": "pvq", "questionnaire_version": version,
             "encoder": {"name": encoder_name, "revision": revision, "fingerprint": fp, "fingerprint_id": "x"},
-            "translator": {"name": translator}, "model": "m"}
+            "translator": {"name": translator}, "model": "m", "text_format": TEXT_FORMAT}
 
 
 def random_dist(n=20, d=8, seed=0, **kw):
