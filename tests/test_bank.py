@@ -11,11 +11,11 @@ import pytest
 
 from univar_eval.cli import main
 from univar_eval.errors import UserError
+from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.pipeline.cache import cached_encode, open_cache
 from univar_eval.pipeline.questionnaire import load
 from univar_eval.reports.compare import reference_distances
 from univar_eval.storage import files as storage
-from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution
 
