@@ -126,3 +126,25 @@ def check_comparable(a: dict, b: dict, *, what: str = "bank entry") -> None:
     problem = comparability_problem(a, b)
     if problem:
         raise UserError(f"{what} is not comparable with this run: {problem}; rebuild it with the same settings")
+
+
+def merge_as_repeats(dists: list[ValueDistribution], sources: list[str]) -> ValueDistribution:
+    """Several runs of one model on one task as one distribution whose answers are repeats of each question.
+
+    Each record gets ``run`` (0, 1, ...); counts are summed. The runs must be comparable (same encoder,
+    questionnaire version, translation setting and text format)."""
+    first = dists[0]
+    for d, src in zip(dists[1:], sources[1:]):
+        problem = comparability_problem(first.manifest, d.manifest)
+        if problem:
+            raise UserError(f"cannot merge {src} with {sources[0]} as repeats of {first.task}: {problem}")
+    records = [{**r, "run": k} for k, d in enumerate(dists) for r in d.records]
+    counts: dict = {}
+    for d in dists:
+        for key, value in (d.manifest.get("counts") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                counts[key] = counts.get(key, 0) + value
+    manifest = {k: v for k, v in first.manifest.items() if k not in ("sha256", "n_answers")}
+    manifest.update(counts=counts, merged_runs=len(dists))
+    embeddings = np.vstack([np.asarray(d.embeddings, dtype=np.float32) for d in dists])
+    return ValueDistribution(embeddings, records, manifest)
