@@ -47,6 +47,32 @@ def load_dataset(questionnaire: str | None = None, lang: str | None = None, **_m
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
+#: UniVaR's answer sampling (top-k 50, top-p 0.95, temperature 1), used when a question is asked several times.
+SAMPLING = {"do_sample": True, "temperature": 1.0, "top_p": 0.95, "top_k": 50}
+
+
+def apply_repeats(config: dict) -> None:
+    """``--metadata '{"repeats": N}'``: ask every question N times (lm-eval's task ``repeats``), sampling as
+    UniVaR did unless the task already samples; ``--gen_kwargs`` still overrides the sampling settings.
+    Two answers or more per question let the gate see per-question changes (see the README)."""
+    metadata = config.get("metadata")
+    raw = metadata.get("repeats") if isinstance(metadata, dict) else None
+    if raw is None:
+        return
+    try:
+        n = int(raw)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(n) != str(raw).strip():
+        raise UserError(f"setting repeats={raw!r} is not a whole number >= 1; pass e.g. --metadata '{{\"repeats\": 3}}'")
+    config["repeats"] = n
+    if n > 1:
+        kwargs = dict(config.get("generation_kwargs") or {})
+        if not kwargs.get("do_sample"):
+            kwargs.update(SAMPLING)
+        config["generation_kwargs"] = kwargs
+
+
 def metric_name_for(reference: str) -> str:
     """lm-eval metric key for the distance to one reference model."""
     return "mmd@" + re.sub(r"[^\w.\-]+", "_", reference)
@@ -58,6 +84,7 @@ class UniVaRTask(TaskLevelTask):
     HIGHER_IS_BETTER = HIGHER_IS_BETTER
 
     def configure(self, config: dict) -> None:
+        apply_repeats(config)
         kw = config.get("dataset_kwargs") or {}
         self.questionnaire = kw.get("questionnaire")
         self.lang = kw.get("lang")
