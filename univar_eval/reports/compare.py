@@ -100,12 +100,15 @@ def _compare(x: ValueDistribution, y: ValueDistribution, metric: str, *, n_permu
 
 
 def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> float | None:
-    """The reference's own within-model distance (between its repeats); None when it cannot be told."""
+    """The reference's own within-model distance (between halves of its repeats); None when it cannot be told
+    (no repeats, no question ids)."""
     within = getattr(distance_mod, "within_noise", None)
     ids = question_ids(ref)
     if within is None or ids is None:
         return None
-    value = float(within(ref.embeddings, ids, metric, seed))
+    result = within(ref.embeddings, ids, metric, seed)
+    value = getattr(result, "distance", result)  # a DistanceResult, or a bare number
+    value = float(value) if isinstance(value, (int, float, np.floating)) else math.nan
     return value if math.isfinite(value) else None
 
 

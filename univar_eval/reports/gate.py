@@ -229,7 +229,7 @@ def decide(check: Check, *, alpha: float, max_distance: float | None, correction
             check.outcome, check.reason = FAIL, f"values differ from the baseline: {metric} {dist:.4f}{noise} " \
                                                 f"({p_text} < {alpha})"
         else:
-            ci = (f", {1 - alpha:.0%} CI [{check.ci_low:.4f}, {check.ci_high:.4f}]"
+            ci = (f", 95% CI [{check.ci_low:.4f}, {check.ci_high:.4f}]"
                   if check.ci_low is not None and check.ci_high is not None else "")
             check.outcome, check.reason = PASS, f"{NO_DIFFERENCE}: {metric} {dist:.4f}{ci}{noise} ({p_text})"
         return
@@ -377,7 +377,7 @@ def headline(checks: list[Check], allow_inconclusive: bool = False) -> str:
 def to_text(checks: list[Check], title: str, allow_inconclusive: bool = False, unpaired: bool = False) -> str:
     rows = [_cells(c) for c in checks]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-    lines = [title, "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths))]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
     lines += notes(checks, unpaired)
     lines.append(headline(checks, allow_inconclusive))
