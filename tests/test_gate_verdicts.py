@@ -37,7 +37,7 @@ class Script:
     def __init__(self):
         self.by_n: dict[int, dict] = {}
         self.calls: list[dict] = []
-        self.noise = math.nan
+        self.noise = (math.nan, math.nan)  # within_noise's distance and upper bound
 
     def set(self, n, **fields):
         base = {"metric": "mmd", "distance": 0.01, "statistic": 1e-4, "p_value": 0.5, "ci_low": 0.0, "ci_high": 0.02,
@@ -63,7 +63,9 @@ class Script:
         return R()
 
     def within_noise(self, x, groups, metric, seed):
-        return self.noise
+        class R:
+            distance, upper = self.noise
+        return R()
 
 
 @pytest.fixture()
@@ -319,11 +321,12 @@ def test_allow_other_questions_is_unpaired_in_every_output(tmp_path, script, cap
 def test_baseline_noise_is_reported_beside_the_distance(tmp_path, script, capsys):
     run, bank = setup(tmp_path, {("pvq", "eng"): 40}, {("pvq", "eng"): 40})
     script.set(40, distance=0.09, p_value=0.001)
-    script.noise = 0.02
+    script.noise = (0.02, 0.05)
     assert gate_cli(run, bank) == 1
     out = capsys.readouterr().out
-    assert "values differ from the baseline: mmd 0.0900, baseline noise 0.0200" in out
-    script.noise = math.nan  # no repeats in the baseline: nothing shown
+    assert "values differ from the baseline: mmd 0.0900, baseline noise 0.0200 (bound 0.0500)" in out
+    assert "0.0200 (<0.0500)" in out  # the noise column
+    script.noise = (math.nan, math.nan)  # no repeats in the baseline: nothing shown
     js = tmp_path / "g.json"
     gate_cli(run, bank, "--json", str(js))
     assert check_by(js)["univar_pvq_eng"]["noise"] is None
@@ -347,11 +350,11 @@ def test_compare_shows_design_noise_and_left_out(tmp_path, script, capsys):
                       cand_counts={"n_answers": 40, "n_encoder_truncated": 10})
     script.set(40, design="shared_shift", n_left_out_x=2, note="one answer per question: only shifts shared across "
                                                                 "questions are testable")
-    script.noise = 0.02
+    script.noise = (0.02, 0.05)
     assert main(["compare", run, "--bank", bank]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("cand "))
-    assert "shared_shift" in row and "40 (-2)" in row and "0.0200" in row
+    assert "shared_shift" in row and "40 (-2)" in row and "0.0200 (<0.0500)" in row
     assert "note: one answer per question: only shifts shared across questions are testable" in out
     assert "warning: run: 25% of the texts exceeded" in out
     assert main(["compare", run, "--bank", bank, "--allow-other-questions"]) == 0

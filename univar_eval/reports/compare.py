@@ -83,7 +83,7 @@ def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answer
         r = _compare(dist, ref, metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
                      alpha=alpha, paired=not allow_other_questions)
         if noise:
-            r["noise"] = baseline_noise(ref, metric, seed)
+            r["noise"], r["noise_upper"] = baseline_noise(ref, metric, seed)
         r["warnings"] = truncation_warnings(dist.manifest, "run") + truncation_warnings(e, f"bank entry {e['model']}")
         result["references"][e["model"]] = r
     scored = {m: r["distance"] for m, r in result["references"].items() if r["status"] == "ok"}
@@ -99,17 +99,22 @@ def _compare(x: ValueDistribution, y: ValueDistribution, metric: str, *, n_permu
     return {**r.to_dict(), "status": "ok"}
 
 
-def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> float | None:
-    """The reference's own within-model distance (between halves of its repeats); None when it cannot be told
-    (no repeats, no question ids)."""
+def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> tuple[float | None, float | None]:
+    """The reference's own within-model distance (between halves of its repeats) and its upper bound; None
+    where it cannot be told (no repeats, no question ids). The bound is the natural floor for a tolerance:
+    a distance the reference's own noise can produce."""
     within = getattr(distance_mod, "within_noise", None)
     ids = question_ids(ref)
     if within is None or ids is None:
-        return None
+        return None, None
     result = within(ref.embeddings, ids, metric, seed)
-    value = getattr(result, "distance", result)  # a DistanceResult, or a bare number
-    value = float(value) if isinstance(value, (int, float, np.floating)) else math.nan
-    return value if math.isfinite(value) else None
+    return _finite_or_none(getattr(result, "distance", result)), _finite_or_none(getattr(result, "upper", None))
+
+
+def _finite_or_none(value) -> float | None:
+    if isinstance(value, (int, float, np.floating)) and math.isfinite(float(value)):
+        return float(value)
+    return None
 
 
 def truncation_fraction(manifest: dict) -> float | None:
@@ -174,7 +179,7 @@ def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None 
                     continue
                 r = _compare(d, other, metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
                              alpha=0.05, paired=not allow_other_questions)
-                r["noise"] = baseline_noise(other, metric, seed)
+                r["noise"], r["noise_upper"] = baseline_noise(other, metric, seed)
                 r["warnings"] = (truncation_warnings(d.manifest, a) + truncation_warnings(other.manifest, b))
                 rows.append(_row(a, d, b, r))
     _attach_control(rows)
@@ -191,6 +196,7 @@ def _row(label: str, d: ValueDistribution, reference: str, r: dict) -> dict:
             "n": r.get("n_x"), "n_ref": r.get("n_y"), "design": r.get("design"), "note": r.get("note"),
             "n_questions": r.get("n_questions"), "n_left_out": r.get("n_left_out_x"),
             "n_left_out_ref": r.get("n_left_out_y"), "problem": r.get("problem"), "noise": r.get("noise"),
+            "noise_upper": r.get("noise_upper"),
             "warnings": r.get("warnings", []), "status": r["status"]}
 
 
@@ -279,7 +285,7 @@ def format_table(report: dict, markdown: bool = False) -> str:
         n_ref = _fmt(r["n_ref"]) + (f" (-{r['n_left_out_ref']})" if r.get("n_left_out_ref") else "")
         status = r["status"] if not r.get("problem") else f"{r['status']}: {r['problem']}"
         table.append([r["run"], r["task"], r["reference"], _fmt(r["distance"]), _fmt(r["p_value"], 3), ci,
-                      _fmt(r.get("noise")), r.get("design") or "-", n, n_ref, ratio, status])
+                      _noise(r), r.get("design") or "-", n, n_ref, ratio, status])
     lines = []
     s = report.get("settings", {})
     note = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
@@ -309,6 +315,12 @@ def format_table(report: dict, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _noise(r: dict) -> str:
+    if r.get("noise") is None:
+        return "-"
+    return _fmt(r["noise"]) + (f" (<{_fmt(r['noise_upper'])})" if r.get("noise_upper") is not None else "")
+
+
 def design_notes(rows: list[dict]) -> list[str]:
     """One line per kind of comparison that the rows used, saying what it can and cannot see."""
     lines = []
@@ -317,8 +329,8 @@ def design_notes(rows: list[dict]) -> list[str]:
     if any(r.get("design") == "shared_shift" for r in rows) and not any("repeats" in n for n in notes):
         lines.append("note: " + SHARED_SHIFT_HINT)
     if any(r.get("noise") is not None for r in rows):
-        lines.append("noise: the reference's own within-model distance (between its repeats); a distance near it is "
-                     "within the reference's own variation.")
+        lines.append("noise: the reference's own within-model distance between halves of its repeats (<its upper "
+                     "bound>); a distance within it is within the reference's own variation.")
     return lines
 
 

@@ -70,6 +70,7 @@ class Check:
     design: str | None = None
     note: str | None = None
     noise: float | None = None
+    noise_upper: float | None = None  # the upper bound of the baseline's noise: the smallest sensible tolerance
     n_questions: int | None = None
     n_left_out: int | None = None
     n_left_out_baseline: int | None = None
@@ -188,7 +189,7 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
                       threshold=max_distance, n=r.get("n_x"), n_baseline=r.get("n_y"), ci_low=r.get("ci_low"),
                       ci_high=r.get("ci_high"), upper=r.get("upper"),
                       design=r.get("design") or ("unpaired" if allow_other_questions else None), note=r.get("note"),
-                      noise=r.get("noise"), n_questions=r.get("n_questions"), n_left_out=r.get("n_left_out_x"),
+                      noise=r.get("noise"), noise_upper=r.get("noise_upper"), n_questions=r.get("n_questions"), n_left_out=r.get("n_left_out_x"),
                       n_left_out_baseline=r.get("n_left_out_y"), warnings=list(r.get("warnings", [])))
         checks.append(check)
         problem = r.get("problem") or not_finite(check, need_upper=max_distance is not None)
@@ -224,6 +225,8 @@ def decide(check: Check, *, alpha: float, max_distance: float | None, correction
     significant = p_adj < alpha
     p_text = f"p = {check.p_value:.4f}" + (f", {correction} {p_adj:.4f}" if correction != "none" else "")
     noise = f", baseline noise {check.noise:.4f}" if check.noise is not None else ""
+    if check.noise is not None and check.noise_upper is not None:
+        noise += f" (bound {check.noise_upper:.4f})"
     if max_distance is None:
         if significant:
             check.outcome, check.reason = FAIL, f"values differ from the baseline: {metric} {dist:.4f}{noise} " \
@@ -358,7 +361,8 @@ def _cells(c: Check) -> list[str]:
     else:
         extra = "-"
     outcome = c.outcome.upper() + ("" if c.decides else " (info)")
-    return [c.name, c.lang or "-", outcome, _num(c.distance), bound, _num(c.noise), _num(c.p_value),
+    noise = _num(c.noise) + (f" (<{c.noise_upper:.4f})" if c.noise is not None and c.noise_upper is not None else "")
+    return [c.name, c.lang or "-", outcome, _num(c.distance), bound, noise, _num(c.p_value),
             c.design or "-", extra, c.reason]
 
 
@@ -427,7 +431,8 @@ def to_junit(checks: list[Check], suite_name: str = "univar-eval gate", allow_in
         elif skipped(c):
             ET.SubElement(case, "skipped", message=f"{c.outcome} (does not decide): {c.reason}")
         out = ET.SubElement(case, "system-out")
-        out.text = (f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} p={c.p_value} "
+        out.text = (f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} noise_upper={c.noise_upper} "
+                    f"p={c.p_value} "
                     f"p_adjusted={c.p_adjusted} threshold={c.threshold} design={c.design} n={c.n} "
                     f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline}"
                     + (f" note={c.note}" if c.note else ""))
