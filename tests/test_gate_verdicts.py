@@ -296,7 +296,9 @@ def test_left_out_answers_are_counted_and_shared_shift_is_explained(tmp_path, sc
     gate_cli(run, bank, "--json", str(js), "--markdown", str(md))
     c = check_by(js)["univar_pvq_eng"]
     assert (c["design"], c["n_left_out"], c["n_left_out_baseline"]) == ("shared_shift", 3, 1)
-    assert f"note: {note}" in capsys.readouterr().out and note in md.read_text()
+    out = capsys.readouterr().out
+    assert f"note: {note}" in out and note in md.read_text()
+    assert "[left out: 3 candidate and 1 baseline answers to questions the other side did not answer]" in out
     assert f"note: {note}" in json.loads(js.read_text())["notes"]
 
 
@@ -365,3 +367,21 @@ def test_compare_shows_design_noise_and_left_out(tmp_path, script, capsys):
 def test_evidence_needed_when_distance_sits_at_d():
     c = gate.Check("t", "values", "eng", gate.INCONCLUSIVE, "", distance=0.05, upper=0.08, p_value=0.5, n=40)
     assert gate.evidence_needed(c, 0.05, 0.05).startswith("the distance sits at the tolerance")
+
+
+def test_one_question_asked_with_repeats_fails_instead_of_passing_on_nan(tmp_path, capsys):
+    """Issue 13, item 3, with the real statistics: every answer shares one question id, so no pair of answers to
+    different questions exists; the distance cannot be computed and the check must fail with its reason."""
+    rng = np.random.default_rng(0)
+    bank = Bank(tmp_path / "bank", create=True)
+    same_q = lambda n: ValueDistribution(rng.normal(size=(n, 8)).astype(np.float32),  # noqa: E731
+                                         [{"id": "q1"}] * n, manifest("base", "pvq", "eng"))
+    bank.add(same_q(30), model="base", source="test")
+    cand = same_q(30)
+    cand.manifest["model"] = "cand"
+    cand.save(tmp_path / "cand" / "univar_2026-11-25T00-00-00" / "univar_pvq_eng")
+    js = tmp_path / "g.json"
+    assert main(["gate", str(tmp_path / "cand"), "--bank", str(bank.path), "--against", "base", "--max-distance",
+                 "0.05", "--allow-inconclusive", "--json", str(js)]) == 1
+    c = check_by(js)["univar_pvq_eng"]
+    assert c["outcome"] == "fail" and c["reason"].startswith("not a finite result: ")

@@ -361,9 +361,13 @@ def _cells(c: Check) -> list[str]:
     else:
         extra = "-"
     outcome = c.outcome.upper() + ("" if c.decides else " (info)")
+    why = c.reason
+    if c.n_left_out or c.n_left_out_baseline:
+        why += (f" [left out: {c.n_left_out or 0} candidate and {c.n_left_out_baseline or 0} baseline answers to "
+                "questions the other side did not answer]")
     noise = _num(c.noise) + (f" (<{c.noise_upper:.4f})" if c.noise is not None and c.noise_upper is not None else "")
     return [c.name, c.lang or "-", outcome, _num(c.distance), bound, noise, _num(c.p_value),
-            c.design or "-", extra, c.reason]
+            c.design or "-", extra, why]
 
 
 HEADERS = ["check", "lang", "result", "value", "bound", "noise", "p", "design", "control", "why"]
