@@ -351,11 +351,13 @@ def to_json(checks: list[Check], settings: dict, allow_inconclusive: bool = Fals
 
 
 def _num(x) -> str:
-    return "-" if x is None else f"{x:.4f}"
+    if x is None:
+        return "-"
+    return f"{x:.4f}" if math.isfinite(x) else "n/a"
 
 
 def _cells(c: Check) -> list[str]:
-    bound = "-" if c.upper is None else f"<{c.upper:.4f}"
+    bound = "-" if c.upper is None else f"<{_num(c.upper)}"
     if c.ratio_to_control is not None:
         extra = f"x{c.ratio_to_control:.2f} ctrl"
     else:
