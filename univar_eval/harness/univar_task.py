@@ -175,9 +175,7 @@ class UniVaRTask(TaskLevelTask):
     def _bank_metrics(self, dist) -> dict[str, Any]:
         from univar_eval.reports.compare import reference_distances
 
-        # only what is reported: the distance, without a permutation test or an interval behind it
-        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers,
-                                     n_permutations=0, n_bootstrap=0)
+        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers)
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")
         metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]
