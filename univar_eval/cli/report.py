@@ -38,7 +38,8 @@ def register(sub) -> None:
     g.add_argument("--allow-other-questions", action="store_true",
                    help="compare with a baseline that asked other questions: an explicitly UNPAIRED comparison")
     g.add_argument("--min-value-rationality", type=float, metavar="X",
-                   help="also fail any HVAE task whose value rationality is below X")
+                   help="also fail any HVAE task whose chance-corrected value rationality (1 = ideal chooser, 0 = a uniform "
+                        "random responder) is below X")
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
     g.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (for a pull-request comment)")
     g.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per task and language")
