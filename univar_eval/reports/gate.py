@@ -229,8 +229,8 @@ def decide(check: Check, *, alpha: float, max_distance: float | None, correction
         noise += f" (bound {check.noise_upper:.4f})"
     if max_distance is None:
         if significant:
-            check.outcome, check.reason = FAIL, f"values differ from the baseline: {metric} {dist:.4f}{noise} " \
-                                                f"({p_text} < {alpha})"
+            check.outcome = FAIL
+            check.reason = f"values differ from the baseline: {metric} {dist:.4f}{noise} ({p_text} < {alpha})"
         else:
             ci = (f", 95% CI [{check.ci_low:.4f}, {check.ci_high:.4f}]"
                   if check.ci_low is not None and check.ci_high is not None else "")
@@ -391,9 +391,9 @@ def to_text(checks: list[Check], title: str, allow_inconclusive: bool = False, u
 def to_markdown(checks: list[Check], title: str, allow_inconclusive: bool = False, unpaired: bool = False) -> str:
     s = summary(checks, allow_inconclusive)
     icon = {PASS: "✅", FAIL: "❌", INCONCLUSIVE: "❔"}
-    lines = [f"### univar-eval gate: {s['verdict'] if s['verdict'] != 'failed' else 'FAILED'} "
-             f"({s['n_passed']}/{s['n_checks']} pass, {s['n_failed']} fail, {s['n_inconclusive']} inconclusive)",
-             "", title, "", "| | check | lang | value | bound | noise | p | design | control | why |",
+    verdict = "FAILED" if s["verdict"] == "failed" else s["verdict"]
+    counts = f"{s['n_passed']}/{s['n_checks']} pass, {s['n_failed']} fail, {s['n_inconclusive']} inconclusive"
+    lines = [f"### univar-eval gate: {verdict} ({counts})", "", title, "", "| | check | lang | value | bound | noise | p | design | control | why |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     order = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
     for c in sorted(checks, key=lambda c: (not c.decides, order[c.outcome], c.name)):
