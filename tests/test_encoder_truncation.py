@@ -54,3 +54,21 @@ def test_text_format_is_part_of_comparability():
     assert comparability_problem(a, dict(a), fingerprint=False) is None
     assert comparability_problem(a, {**a, "text_format": None}, fingerprint=False) == (
         "embedded text format differs (qa/2 vs unversioned; made by another univar-eval version)")
+
+
+def test_bank_add_re_embeds_a_run_made_with_an_older_text_format(tmp_path, minilm):
+    from univar_eval.storage.sources import Group, to_distribution
+
+    records = [{"id": f"q{i}", "question": f"Question {i}?", "answer": "Yes.", "lang": "eng"} for i in range(5)]
+    settings = resolve({"encoder": "minilm", "device": "cpu"})
+    dist, _ = build_distribution(records, task="univar_custom_eng", questionnaire=None, lang="eng",
+                                 settings=settings, model="m")
+    dist.manifest["text_format"] = None  # as written by a version before the text format was versioned
+    folder = dist.save(tmp_path / "old")
+    group = Group(model="m", task="univar_custom_eng", questionnaire=None, lang="eng", records=records,
+                  artifacts=folder)
+    fresh, reused = to_distribution(group, settings)
+    assert not reused and fresh.manifest["text_format"] == TEXT_FORMAT
+    dist.manifest["text_format"] = TEXT_FORMAT
+    dist.save(folder)
+    assert to_distribution(group, settings)[1] is True
