@@ -70,3 +70,16 @@ def test_task_files_are_generated_for_every_language_with_data():
             f"{file.name} is out of date: run python tasks/univar/_generate_configs.py")
     for lang in q.available_languages("pvq"):
         assert (tasks_dir() / "univar" / "pvq" / f"univar_pvq_{lang}.yaml") in expected
+
+
+def test_every_language_has_a_group_over_every_set_it_has():
+    import yaml
+
+    for lang in q.LANGUAGES:
+        sets = [name for name in q.QUESTIONNAIRES if lang in q.available_languages(name)]
+        group = yaml.safe_load((tasks_dir() / "univar" / "by_language" / f"_univar_{lang}.yaml").read_text())
+        assert group["group"] == f"univar_{lang}"
+        assert group["task"] == [f"univar_{name}_{lang}" for name in sets]
+        assert "univar_pvq_" + lang in group["task"]
+    umbrella = yaml.safe_load((tasks_dir() / "univar" / "_univar.yaml").read_text())
+    assert "univar_control" not in umbrella["task"]

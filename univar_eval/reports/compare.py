@@ -94,8 +94,8 @@ def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answer
 def _compare(x: ValueDistribution, y: ValueDistribution, metric: str, *, n_permutations: int, n_bootstrap: int,
              seed: int, alpha: float, paired: bool) -> dict:
     r = distance_mod.compare_sets(x.embeddings, y.embeddings, metric, n_permutations=n_permutations,
-                                  n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(x),
-                                  groups_y=question_ids(y), alpha=alpha, paired=paired)
+                                  n_bootstrap=n_bootstrap, seed=seed, alpha=alpha, paired=paired,
+                                  **pairing_keys(x, y))
     return {**r.to_dict(), "status": "ok"}
 
 
@@ -104,7 +104,7 @@ def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> tuple[floa
     where it cannot be told (no repeats, no question ids). The bound is the natural floor for a tolerance:
     a distance the reference's own noise can produce."""
     within = getattr(distance_mod, "within_noise", None)
-    ids = question_ids(ref)
+    ids = next((keys for keys in (question_ids(ref), question_texts(ref)) if keys and None not in keys), None)
     if within is None or ids is None:
         return None, None
     result = within(ref.embeddings, ids, metric, seed)
@@ -134,9 +134,27 @@ def truncation_warnings(manifest: dict, what: str) -> list[str]:
 
 
 def question_ids(dist: ValueDistribution) -> list | None:
-    """The question id of each answer (None when the records do not say): the pairing key of comparisons."""
-    ids = [r.get("id") for r in dist.records]
-    return ids if ids and all(i is not None for i in ids) else None
+    """The question id of each answer (None where a record has none; None when none has one)."""
+    ids = [r.get("id") if isinstance(r.get("id"), (str, int)) and not isinstance(r.get("id"), bool) else None
+           for r in dist.records]
+    return ids if any(i is not None for i in ids) else None
+
+
+def question_texts(dist: ValueDistribution) -> list | None:
+    """The question text of each answer, whitespace normalised (None where a record has none)."""
+    texts = [" ".join(q.split()) or None if isinstance(q := r.get("question"), str) else None for r in dist.records]
+    return texts if any(t is not None for t in texts) else None
+
+
+def pairing_keys(x: ValueDistribution, y: ValueDistribution) -> dict:
+    """How the answers of two sets are paired: by question id when both sets carry ids they share, else by
+    the question text (whitespace normalised); with neither, the sets are independent samples (the report's
+    ``paired_questions`` is then 0)."""
+    for key in (question_ids, question_texts):
+        gx, gy = key(x), key(y)
+        if gx and gy and ({g for g in gx if g is not None} & {g for g in gy if g is not None}):
+            return {"groups_x": gx, "groups_y": gy}
+    return {"groups_x": None, "groups_y": None}
 
 
 def _insufficient(n_x: int, n_y: int) -> dict:
@@ -197,7 +215,17 @@ def _row(label: str, d: ValueDistribution, reference: str, r: dict) -> dict:
             "n_questions": r.get("n_questions"), "n_left_out": r.get("n_left_out_x"),
             "n_left_out_ref": r.get("n_left_out_y"), "problem": r.get("problem"), "noise": r.get("noise"),
             "noise_upper": r.get("noise_upper"),
-            "warnings": r.get("warnings", []), "status": r["status"]}
+            "warnings": r.get("warnings", []), "status": r["status"],
+            "paired_questions": _paired_questions(r)}
+
+
+def _paired_questions(r: dict) -> int | None:
+    """How many questions the comparison paired (0: compared as independent samples)."""
+    if r["status"] != "ok":
+        return None
+    if r.get("design"):
+        return 0 if r["design"] == "unpaired" else int(r.get("n_questions") or 0)
+    return (r.get("details") or {}).get("paired_questions", 0)
 
 
 def _attach_control(rows: list[dict]) -> None:
@@ -301,6 +329,10 @@ def format_table(report: dict, markdown: bool = False) -> str:
             lines.append(("" if not markdown else "\n") +
                          f"{label} {q}: cross-language spread {_fmt(info['spread'])} over {len(info['languages'])} "
                          f"languages ({', '.join(info['languages'])})")
+    unpaired = [f"{r['run']} / {r['task']} vs {r['reference']}" for r in rows if r.get("paired_questions") == 0]
+    if unpaired and not report.get("unpaired"):  # with --allow-other-questions the header says it already
+        lines.append(f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
+                     "were compared as independent samples.")
     if any(r["questionnaire"] == CONTROL for r in rows):
         lines.append("vs control: the value-set distance divided by the non-value control's distance to the same "
                      "reference; well above 1 means the models differ in values, not only in style.")
