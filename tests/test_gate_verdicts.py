@@ -101,10 +101,10 @@ def test_pass_only_when_the_upper_bound_is_below_d(tmp_path, script, capsys):
     assert gate_cli(run, bank, "--max-distance", "0.05") == 0
     out = capsys.readouterr().out
     assert "equivalent: upper bound 0.0400 < 0.05" in out and out.rstrip().endswith(
-        "PASSED: 1 of 1 checks pass, 0 fail, 0 inconclusive")
+        "PASSED: 1 of 1 check pass, 0 fail, 0 inconclusive")
     # the same numbers with a tolerance under the bound: no evidence of equivalence -> inconclusive, exit 1
     assert gate_cli(run, bank, "--max-distance", "0.03") == 1
-    assert "INCONCLUSIVE: 0 of 1 checks pass, 0 fail, 1 inconclusive" in capsys.readouterr().out
+    assert "INCONCLUSIVE: 0 of 1 check pass, 0 fail, 1 inconclusive" in capsys.readouterr().out
     assert gate_cli(run, bank, "--max-distance", "0.03", "--allow-inconclusive") == 0
     assert "INCONCLUSIVE (allowed)" in capsys.readouterr().out
 
@@ -138,7 +138,7 @@ def test_fail_needs_significance_and_a_distance_above_d(tmp_path, script, capsys
     # significant but below D, with a bound above D: neither equivalence nor a relevant difference
     script.set(40, distance=0.04, upper=0.07, p_value=0.001)
     assert gate_cli(run, bank, "--max-distance", "0.05", "--allow-inconclusive") == 0
-    assert "INCONCLUSIVE (allowed): 0 of 1 checks pass, 0 fail, 1 inconclusive" in capsys.readouterr().out
+    assert "INCONCLUSIVE (allowed): 0 of 1 check pass, 0 fail, 1 inconclusive" in capsys.readouterr().out
 
 
 def test_without_d_a_difference_test_labelled_as_such(tmp_path, script, capsys):
@@ -181,7 +181,7 @@ def test_every_format_carries_all_three_outcomes(tmp_path, script, capsys):
     assert (report["verdict"], report["n_passed"], report["n_failed"], report["n_inconclusive"]) == ("failed", 1, 1, 1)
     md = f["md"].read_text()
     assert md.startswith("### univar-eval gate: FAILED (1/3 pass, 1 fail, 1 inconclusive)")
-    assert "❌ | `univar_pvq_deu`" in md and "❔ | `univar_pvq_fra`" in md and "✅ | `univar_pvq_eng`" in md
+    assert "| ❌ | univar_pvq_deu |" in md and "| ❔ | univar_pvq_fra |" in md and "| ✅ | univar_pvq_eng |" in md
     root = ET.parse(f["xml"]).getroot()
     failed = {c.get("name"): c.find("failure").get("type") for c in root.iter("testcase")
               if c.find("failure") is not None}
@@ -243,7 +243,7 @@ def test_control_is_reported_with_ratios_and_never_decides(tmp_path, script, cap
     checks = check_by(js)
     assert checks["univar_pvq_eng"]["ratio_to_control"] == pytest.approx(3.0)
     assert checks["univar_control_eng"]["outcome"] == "fail" and checks["univar_control_eng"]["decides"] is False
-    assert "x3.00 ctrl" in out and "FAIL (info)" in out and "PASSED: 1 of 1 checks pass" in out
+    assert "3.00× ctrl" in out and "FAIL (info)" in out and "PASSED: 1 of 1 check pass" in out
     assert ET.parse(xml).getroot().find("testsuite").get("failures") == "0"
     # nor does a missing control
     run2, bank2 = setup(tmp_path / "b", sizes, {("pvq", "eng"): 40})

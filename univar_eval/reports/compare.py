@@ -26,6 +26,8 @@ import math
 import numpy as np
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline.encoders import same_encoder
+from univar_eval.reports.table import Table, fmt_number, fmt_ratio, plural, render
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import (
@@ -255,17 +257,13 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
         ds = sorted(ds, key=lambda d: d.lang)
         pairs = {}
         for a, b in itertools.combinations(ds, 2):
-            if not _same_encoder(a, b):  # languages differ in questions by design; the encoder must not
+            # languages differ in questions by design; the encoder must not
+            if not same_encoder(a.manifest.get("encoder"), b.manifest.get("encoder")):
                 continue
             pairs[f"{a.lang}-{b.lang}"] = distance_mod.distance(a.embeddings, b.embeddings, metric)
         if pairs:
             out[q] = {"pairs": pairs, "spread": sum(pairs.values()) / len(pairs), "languages": [d.lang for d in ds]}
     return out
-
-
-def _same_encoder(a: ValueDistribution, b: ValueDistribution) -> bool:
-    ea, eb = a.manifest.get("encoder", {}), b.manifest.get("encoder", {})
-    return ea.get("name") == eb.get("name") and ea.get("fingerprint_id") == eb.get("fingerprint_id")
 
 
 def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:
@@ -278,72 +276,63 @@ def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:
 
 
 # -- presentation ---------------------------------------------------------------------------------------
-def _fmt(x, digits: int = 4) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "n/a"
-        return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
-    return str(x)
+CONTROL_NOTE = ("vs control: the value-set distance as a multiple of the non-value control's distance to the same "
+                "reference (1.80× = 1.8 times as far); well above 1× means the models differ in values, not only "
+                "in style.")
 
 
-def format_table(report: dict, markdown: bool = False) -> str:
-    """The rows as an aligned text table (or Markdown), value sets first and the control after."""
+def _ratio_cell(r: dict) -> str:
+    if r["ratio_to_control"] is not None:
+        return fmt_ratio(r["ratio_to_control"])
+    if r["questionnaire"] != CONTROL and _finite(r.get("control_distance")):
+        return f"n/a (control {fmt_number(r['control_distance'])})"  # a zero control distance has no ratio
+    return "-"
+
+
+def comparison_table(report: dict) -> Table:
+    """The rows as a :class:`~univar_eval.reports.table.Table`, value sets first and the control after."""
     headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "noise", "design", "n", "n_ref",
                "vs control", "status"]
     rows = sorted(report["rows"], key=lambda r: (r["run"], r["questionnaire"] == CONTROL, r["task"], r["reference"]))
-    table = []
+    cells = []
     for r in rows:
-        ci = "-" if r["ci_low"] is None else f"[{_fmt(r['ci_low'], 3)}, {_fmt(r['ci_high'], 3)}]"
-        if r["ratio_to_control"] is not None:
-            ratio = f"x{r['ratio_to_control']:.2f}"
-        elif r["questionnaire"] != CONTROL and _finite(r.get("control_distance")):
-            ratio = f"control {_fmt(r['control_distance'])}"  # a zero control distance has no ratio
-        else:
-            ratio = "-"
-        n = _fmt(r["n"]) + (f" (-{r['n_left_out']})" if r.get("n_left_out") else "")
-        n_ref = _fmt(r["n_ref"]) + (f" (-{r['n_left_out_ref']})" if r.get("n_left_out_ref") else "")
+        ci = None if r["ci_low"] is None else f"[{fmt_number(r['ci_low'])}, {fmt_number(r['ci_high'])}]"
+        # answers left out because the other side did not answer their question: "200 (-3)"
+        n = r["n"] if not r.get("n_left_out") else f"{fmt_number(r['n'])} (-{r['n_left_out']})"
+        n_ref = r["n_ref"] if not r.get("n_left_out_ref") else f"{fmt_number(r['n_ref'])} (-{r['n_left_out_ref']})"
         status = r["status"] if not r.get("problem") else f"{r['status']}: {r['problem']}"
-        table.append([r["run"], r["task"], r["reference"], _fmt(r["distance"]), _fmt(r["p_value"], 3), ci,
-                      _noise(r), r.get("design") or "-", n, n_ref, ratio, status])
-    lines = []
+        cells.append([r["run"], r["task"], r["reference"], r["distance"], r["p_value"], ci, _noise(r),
+                      r.get("design"), n, n_ref, _ratio_cell(r), status])
     s = report.get("settings", {})
-    note = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
-            f"questionnaires {', '.join(s.get('questionnaires', []))}")
+    title = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
+             f"questionnaires {', '.join(s.get('questionnaires', []))}")
     if report.get("unpaired"):
-        note += "; UNPAIRED comparison (--allow-other-questions): answers are not matched by question"
-    if markdown:
-        lines.append(f"_{note}_\n")
-        lines.append("| " + " | ".join(headers) + " |")
-        lines.append("|" + "|".join("---" for _ in headers) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in table]
-    else:
-        widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
-        lines.append(note)
-        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table]
-    lines += design_notes(rows)
+        title += "; UNPAIRED comparison (--allow-other-questions): answers are not matched by question"
+    notes = design_notes(rows)
     for label, per_q in report.get("cross_language", {}).items():
         for q, info in per_q.items():
-            lines.append(("" if not markdown else "\n") +
-                         f"{label} {q}: cross-language spread {_fmt(info['spread'])} over {len(info['languages'])} "
-                         f"languages ({', '.join(info['languages'])})")
+            notes.append(f"{label} {q}: cross-language spread {fmt_number(info['spread'])} over "
+                         f"{plural(len(info['languages']), 'language')} ({', '.join(info['languages'])})")
     unpaired = [f"{r['run']} / {r['task']} vs {r['reference']}" for r in rows if r.get("paired_questions") == 0]
-    if unpaired and not report.get("unpaired"):  # with --allow-other-questions the header says it already
-        lines.append(f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
+    if unpaired and not report.get("unpaired"):  # with --allow-other-questions the title says it already
+        notes.append(f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
                      "were compared as independent samples.")
     if any(r["questionnaire"] == CONTROL for r in rows):
-        lines.append("vs control: the value-set distance divided by the non-value control's distance to the same "
-                     "reference; well above 1 means the models differ in values, not only in style.")
-    lines += [f"warning: {w}" for w in report.get("warnings", [])]
-    return "\n".join(lines)
+        notes.append(CONTROL_NOTE)
+    notes += [f"warning: {w}" for w in report.get("warnings", [])]
+    return Table(headers, cells, title=title, notes=notes)
+
+
+def format_table(report: dict, markdown: bool = False) -> str:
+    """The comparison as terminal text (or Markdown)."""
+    return render(comparison_table(report), "md" if markdown else "text").rstrip("\n")
 
 
 def _noise(r: dict) -> str:
     if r.get("noise") is None:
         return "-"
-    return _fmt(r["noise"]) + (f" (<{_fmt(r['noise_upper'])})" if r.get("noise_upper") is not None else "")
+    return fmt_number(r["noise"]) + (f" (<{fmt_number(r['noise_upper'])})" if r.get("noise_upper") is not None
+                                     else "")
 
 
 def design_notes(rows: list[dict]) -> list[str]:

@@ -41,8 +41,18 @@ from scipy.stats import norm
 
 from univar_eval.errors import UserError
 from univar_eval.harness.results import read_results
+from univar_eval.hvae.report import floor_checks
 from univar_eval.reports.compare import SHARED_SHIFT_HINT, reference_distances
 from univar_eval.reports.runs import load_run
+from univar_eval.reports.table import (
+    Table,
+    fmt_number,
+    fmt_ratio,
+    markdown_text,
+    plural,
+    render,
+    xml_text,
+)
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
 
@@ -223,32 +233,35 @@ def decide(check: Check, *, alpha: float, max_distance: float | None, correction
     """Set the outcome and reason of a check with a finite distance, p-value and (with D) upper bound."""
     dist, p_adj = check.distance, check.p_adjusted if check.p_adjusted is not None else check.p_value
     significant = p_adj < alpha
-    p_text = f"p = {check.p_value:.4f}" + (f", {correction} {p_adj:.4f}" if correction != "none" else "")
-    noise = f", baseline noise {check.noise:.4f}" if check.noise is not None else ""
+    p_text = f"p = {fmt_number(check.p_value)}" + (f", {correction} {fmt_number(p_adj)}"
+                                                    if correction != "none" else "")
+    noise = f", baseline noise {fmt_number(check.noise)}" if check.noise is not None else ""
     if check.noise is not None and check.noise_upper is not None:
-        noise += f" (bound {check.noise_upper:.4f})"
+        noise += f" (bound {fmt_number(check.noise_upper)})"
     if max_distance is None:
         if significant:
             check.outcome = FAIL
-            check.reason = f"values differ from the baseline: {metric} {dist:.4f}{noise} ({p_text} < {alpha})"
+            check.reason = (f"values differ from the baseline: {metric} {fmt_number(dist)}{noise} "
+                            f"({p_text} < {alpha})")
         else:
-            ci = (f", 95% CI [{check.ci_low:.4f}, {check.ci_high:.4f}]"
+            ci = (f", 95% CI [{fmt_number(check.ci_low)}, {fmt_number(check.ci_high)}]"
                   if check.ci_low is not None and check.ci_high is not None else "")
-            check.outcome, check.reason = PASS, f"{NO_DIFFERENCE}: {metric} {dist:.4f}{ci}{noise} ({p_text})"
+            check.outcome = PASS
+            check.reason = f"{NO_DIFFERENCE}: {metric} {fmt_number(dist)}{ci}{noise} ({p_text})"
         return
     upper = check.upper
     if upper < max_distance:
         check.outcome = PASS
-        check.reason = (f"equivalent: upper bound {upper:.4f} < {max_distance} ({metric} {dist:.4f}{noise}; "
-                        f"{1 - alpha:.0%} one-sided)")
+        check.reason = (f"equivalent: upper bound {fmt_number(upper)} < {max_distance} "
+                        f"({metric} {fmt_number(dist)}{noise}; {1 - alpha:.0%} one-sided)")
     elif significant and dist > max_distance:
         check.outcome = FAIL
-        check.reason = f"{metric} {dist:.4f} > {max_distance} and {p_text} < {alpha}{noise}"
+        check.reason = f"{metric} {fmt_number(dist)} > {max_distance} and {p_text} < {alpha}{noise}"
     else:
         check.outcome = INCONCLUSIVE
         check.to_decide = evidence_needed(check, max_distance, alpha)
-        check.reason = (f"inconclusive: upper bound {upper:.4f} >= {max_distance} and "
-                        + (f"{metric} {dist:.4f} <= {max_distance}" if dist <= max_distance
+        check.reason = (f"inconclusive: upper bound {fmt_number(upper)} >= {max_distance} and "
+                        + (f"{metric} {fmt_number(dist)} <= {max_distance}" if dist <= max_distance
                            else f"not significant ({p_text})")
                         + f"{noise}; {check.to_decide}")
 
@@ -292,8 +305,6 @@ def _attach_control_ratios(checks: list[Check]) -> None:
 def hvae_checks(run: str, floor: float) -> list[Check]:
     """One check per induced HVAE task: its chance-corrected value rationality (1 ideal, 0 chance) against
     ``floor`` (rows and steering from :func:`univar_eval.hvae.report.floor_checks`)."""
-    from univar_eval.hvae.report import floor_checks
-
     if not floor <= 1.0:
         raise UserError(f"--min-value-rationality {floor} can never be met: the scale tops at 1 (the ideal "
                         "chooser); 0 is chance")
@@ -332,7 +343,7 @@ def notes(checks: list[Check], unpaired: bool = False) -> list[str]:
     if any(c.design == "shared_shift" for c in checks) and not any(c.note and "repeats" in c.note for c in checks):
         lines.append("note: " + SHARED_SHIFT_HINT)
     if any(c.kind == "control" for c in checks):
-        lines.append("control: univar_control checks are reported, never decide; 'x ctrl' is a value set's distance "
+        lines.append("control: univar_control checks are reported, never decide; '× ctrl' is a value set's distance "
                      "over the control's (well above 1: the models differ in values, not only in style)")
     lines += [f"warning: {w}" for w in sorted({w for c in checks for w in c.warnings})]
     return lines
@@ -344,26 +355,17 @@ def to_json(checks: list[Check], settings: dict, allow_inconclusive: bool = Fals
             "checks": [{**asdict(c), "decides": c.decides} for c in checks]}
 
 
-def _num(x) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.4f}" if math.isfinite(x) else "n/a"
-
-
-def _cells(c: Check) -> list[str]:
-    bound = "-" if c.upper is None else f"<{_num(c.upper)}"
-    if c.ratio_to_control is not None:
-        extra = f"x{c.ratio_to_control:.2f} ctrl"
-    else:
-        extra = "-"
+def _cells(c: Check) -> list:
+    bound = None if c.upper is None else f"<{fmt_number(c.upper)}"
+    noise = None if c.noise is None else fmt_number(c.noise) + (
+        f" (<{fmt_number(c.noise_upper)})" if c.noise_upper is not None else "")
+    control = None if c.ratio_to_control is None else f"{fmt_ratio(c.ratio_to_control)} ctrl"
     outcome = c.outcome.upper() + ("" if c.decides else " (info)")
     why = c.reason
     if c.n_left_out or c.n_left_out_baseline:
         why += (f" [left out: {c.n_left_out or 0} candidate and {c.n_left_out_baseline or 0} baseline answers to "
                 "questions the other side did not answer]")
-    noise = _num(c.noise) + (f" (<{c.noise_upper:.4f})" if c.noise is not None and c.noise_upper is not None else "")
-    return [c.name, c.lang or "-", outcome, _num(c.distance), bound, noise, _num(c.p_value),
-            c.design or "-", extra, why]
+    return [c.name, c.lang, outcome, c.distance, bound, noise, c.p_value, c.design, control, why]
 
 
 HEADERS = ["check", "lang", "result", "value", "bound", "noise", "p", "design", "control", "why"]
@@ -374,69 +376,65 @@ def headline(checks: list[Check], allow_inconclusive: bool = False) -> str:
     word = {"passed": "PASSED", "failed": "FAILED", "inconclusive": "INCONCLUSIVE"}[s["verdict"]]
     if s["verdict"] == "inconclusive" and allow_inconclusive:
         word += " (allowed)"
-    return (f"{word}: {s['n_passed']} of {s['n_checks']} checks pass, {s['n_failed']} fail, "
+    return (f"{word}: {s['n_passed']} of {plural(s['n_checks'], 'check')} pass, {s['n_failed']} fail, "
             f"{s['n_inconclusive']} inconclusive")
 
 
 def to_text(checks: list[Check], title: str, allow_inconclusive: bool = False, unpaired: bool = False) -> str:
-    rows = [_cells(c) for c in checks]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-    lines = [title, "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    lines += notes(checks, unpaired)
-    lines.append(headline(checks, allow_inconclusive))
-    return "\n".join(lines)
+    table = Table(HEADERS, [_cells(c) for c in checks], title=title,
+                  notes=[*notes(checks, unpaired), headline(checks, allow_inconclusive)])
+    return render(table, "text")
 
 
 def to_markdown(checks: list[Check], title: str, allow_inconclusive: bool = False, unpaired: bool = False) -> str:
     s = summary(checks, allow_inconclusive)
     icon = {PASS: "✅", FAIL: "❌", INCONCLUSIVE: "❔"}
     verdict = "FAILED" if s["verdict"] == "failed" else s["verdict"]
-    counts = f"{s['n_passed']}/{s['n_checks']} pass, {s['n_failed']} fail, {s['n_inconclusive']} inconclusive"
-    lines = [f"### univar-eval gate: {verdict} ({counts})", "", title, "", "| | check | lang | value | bound | noise | p | design | control | why |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    heading = (f"### univar-eval gate: {verdict} ({s['n_passed']}/{s['n_checks']} pass, {s['n_failed']} fail, "
+               f"{s['n_inconclusive']} inconclusive)")
     order = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
-    for c in sorted(checks, key=lambda c: (not c.decides, order[c.outcome], c.name)):
-        cells = _cells(c)
-        mark = icon[c.outcome] + ("" if c.decides else " (info)")
-        lines.append(f"| {mark} | `{cells[0]}` | " + " | ".join(cells[i] for i in (1, 3, 4, 5, 6, 7, 8, 9)) + " |")
-    extra = notes(checks, unpaired)
-    if extra:
-        lines += [""] + [f"- {n}" for n in extra]
-    return "\n".join(lines) + "\n"
+    rows = [[icon[c.outcome] + ("" if c.decides else " (info)"), *_cells(c)[:2], *_cells(c)[3:]]
+            for c in sorted(checks, key=lambda c: (not c.decides, order[c.outcome], c.name))]
+    table = Table(["", "check", "lang", "value", "bound", "noise", "p", "design", "control", "why"], rows,
+                  notes=notes(checks, unpaired))
+    return f"{heading}\n\n{markdown_text(title)}\n\n{render(table, 'md')}"
 
 
 def to_junit(checks: list[Check], suite_name: str = "univar-eval gate", allow_inconclusive: bool = False,
              unpaired: bool = False) -> str:
     """One test case per check: a failure is a <failure>; an inconclusive check is a <failure> too (it blocks),
-    or <skipped> when inconclusive checks are allowed; the control's cases never fail (they do not decide)."""
+    or <skipped> when inconclusive checks are allowed; the control's cases never fail (they do not decide).
+    Every name and message passes through :func:`~univar_eval.reports.table.xml_text`, so hostile names
+    (control characters) never make the XML ill-formed."""
     def fails(c: Check) -> bool:
         return c.decides and (c.outcome == FAIL or (c.outcome == INCONCLUSIVE and not allow_inconclusive))
 
     def skipped(c: Check) -> bool:
         return not fails(c) and c.outcome != PASS
 
-    suite = ET.Element("testsuite", name=suite_name + (" (unpaired)" if unpaired else ""), tests=str(len(checks)),
-                       failures=str(sum(fails(c) for c in checks)), errors="0",
+    suite = ET.Element("testsuite", name=xml_text(suite_name + (" (unpaired)" if unpaired else "")),
+                       tests=str(len(checks)), failures=str(sum(fails(c) for c in checks)), errors="0",
                        skipped=str(sum(skipped(c) for c in checks)))
     if unpaired:
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="design", value="unpaired")
     for c in checks:
         family = c.name.rsplit("_", 1)[0] if c.kind in ("values", "control") else c.name
-        case = ET.SubElement(suite, "testcase", classname=f"univar_eval.{c.kind}.{family}", name=c.name)
+        case = ET.SubElement(suite, "testcase", classname=xml_text(f"univar_eval.{c.kind}.{family}"),
+                             name=xml_text(c.name))
         if fails(c):
-            failure = ET.SubElement(case, "failure", message=c.reason, type=c.outcome)
-            failure.text = c.reason
+            failure = ET.SubElement(case, "failure", message=xml_text(c.reason), type=c.outcome)
+            failure.text = xml_text(c.reason)
         elif skipped(c):
-            ET.SubElement(case, "skipped", message=f"{c.outcome} (does not decide): {c.reason}")
+            ET.SubElement(case, "skipped", message=xml_text(f"{c.outcome} (does not decide): {c.reason}"))
         out = ET.SubElement(case, "system-out")
-        out.text = (f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} noise_upper={c.noise_upper} "
-                    f"p={c.p_value} "
-                    f"p_adjusted={c.p_adjusted} threshold={c.threshold} design={c.design} n={c.n} "
-                    f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline}"
-                    + (f" note={c.note}" if c.note else ""))
-    root = ET.Element("testsuites", name=suite_name, tests=suite.get("tests"), failures=suite.get("failures"))
+        out.text = xml_text(
+            f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} noise_upper={c.noise_upper} "
+            f"p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} design={c.design} n={c.n} "
+            f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline}"
+            + (f" note={c.note}" if c.note else ""))
+    root = ET.Element("testsuites", name=xml_text(suite_name), tests=suite.get("tests"),
+                      failures=suite.get("failures"))
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
