@@ -389,7 +389,8 @@ def test_one_question_asked_with_repeats_fails_instead_of_passing_on_nan(tmp_pat
 
 def test_a_candidate_run_without_any_distribution_fails_every_baseline_entry(tmp_path, script, capsys):
     run, bank = setup(tmp_path, {("pvq", "eng"): 40, ("pvq", "deu"): 41}, {})
-    (tmp_path / "cand").mkdir()  # the run crashed before any task finished
+    (tmp_path / "cand").mkdir()  # lm-eval wrote its results, but no univar task finished
+    (tmp_path / "cand" / "results_2026-11-25T00-00-00.json").write_text(json.dumps({"results": {}}))
     assert gate_cli(run, bank, "--max-distance", "0.05") == 1
     out = capsys.readouterr().out
     assert out.count("missing in candidate") == 2 and "FAILED: 0 of 2 checks pass, 2 fail" in out

@@ -8,7 +8,7 @@ metadata key   environment variable        default
 =============  ==========================  ==============================
 encoder        UNIVAR_EVAL_ENCODER         univar-lambda-5
 translator     UNIVAR_EVAL_TRANSLATOR      nllb-600m
-bank           UNIVAR_EVAL_BANK            (none: no distances reported)
+bank           UNIVAR_EVAL_BANK            (none: no distances reported); a folder or hf://ORG/NAME@REV
 output         UNIVAR_EVAL_OUTPUT          next to lm-eval's --output_path
 min_answers    UNIVAR_EVAL_MIN_ANSWERS     10
 batch_size     UNIVAR_EVAL_BATCH_SIZE      32

@@ -55,6 +55,7 @@ from univar_eval.reports.table import (
 )
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 NO_DIFFERENCE = "no significant difference (not a proof of equivalence)"
@@ -152,11 +153,14 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
                  min_answers: int, langs: list[str] | None = None, tasks: list[str] | None = None,
                  metric: str = "mmd", n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
                  n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP, seed: int = 0, correction: str = "holm",
-                 allow_other_questions: bool = False) -> list[Check]:
+                 allow_other_questions: bool = False, dists: list[ValueDistribution] | None = None) -> list[Check]:
+    """``dists``: the candidate's distributions when they were read already (from any source, see
+    :func:`univar_eval.reports.runs.read_candidates`); else the run folder ``run`` is read (a run without
+    any distribution fails every baseline entry as missing)."""
     if against not in bank.models():
         raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
-    candidate = {d.task: d for d in load_run(run, missing_ok=True)
-                 if _named(d.task, tasks) and (not langs or d.lang in langs)}
+    dists = load_run(run, missing_ok=True) if dists is None else dists
+    candidate = {d.task: d for d in dists if _named(d.task, tasks) and (not langs or d.lang in langs)}
     baseline = {e["task"]: e for e in bank.entries(model=against)
                 if _named(e["task"], tasks) and (not langs or e["lang"] in langs)}
     checks: list[Check] = []
