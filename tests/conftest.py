@@ -78,14 +78,3 @@ def read_results(output: Path) -> dict:
 @pytest.fixture(scope="session")
 def lm_eval_runner():
     return run_lm_eval
-
-
-@pytest.fixture(autouse=True)
-def distance_contract(monkeypatch):
-    """The agreed compare_sets signature (see tests/contract_shim.py); a no-op once stats/distance.py has it.
-    Remove this fixture and tests/contract_shim.py when the reworked compare_sets has landed."""
-    import contract_shim
-    from univar_eval.stats import distance as distance_mod
-
-    if contract_shim.needed():
-        monkeypatch.setattr(distance_mod, "compare_sets", contract_shim.wrap(distance_mod.compare_sets))

@@ -20,7 +20,6 @@ from univar_eval.cli import main
 from univar_eval.pipeline.embed import build_distribution
 from univar_eval.pipeline.questionnaire import load
 from univar_eval.settings import resolve
-from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import merge_as_repeats
 
@@ -163,7 +162,6 @@ def test_a_rerun_passes_against_its_first_run_and_other_stances_fail(runs, tmp_p
         assert code == (0 if cand == base else 1), lines
 
 
-@pytest.mark.skipif(not hasattr(distance_mod, "within_noise"), reason="needs stats.distance.within_noise (issue 13)")
 def test_with_a_tolerance_from_the_baseline_noise(runs, tmp_path, capsys):
     """Baseline: runs 0 and 1 of each stance merged as repeats (its noise floor is measurable); candidate: run 2.
     D is set, as the README says, to the upper bound of the baseline's own noise (the smallest tolerance its own
