@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -28,6 +29,8 @@ from lm_eval.api.task import ConfigurableTask
 from univar_eval.pipeline.answers import flatten_responses
 from univar_eval.settings import RunSettings, resolve
 
+log = logging.getLogger("univar_eval")
+
 
 class TaskLevelTask(ConfigurableTask):
     HIGHER_IS_BETTER: dict[str, bool] = {}
@@ -35,7 +38,9 @@ class TaskLevelTask(ConfigurableTask):
     def __init__(self, config: dict | None = None, **kwargs):
         config = {k: v for k, v in (config or {}).items() if k != "class"}
         metadata = config.get("metadata")
-        self.settings: RunSettings = resolve(metadata if isinstance(metadata, dict) else {})
+        self.settings: RunSettings = resolve(metadata if isinstance(metadata, dict) else {},
+                                             user_keys=_cli_metadata_keys())
+        _warn_if_model_unknown(self.settings)
         self._chat = False
         self._analysis: dict | None = None
         self.configure(config)
@@ -100,6 +105,18 @@ def keep_all_repeats(resps, docs):
 
 
 # -- where artifacts go ---------------------------------------------------------------------------
+def _cli_argv(argv: list[str] | None = None) -> list[str]:
+    """``sys.argv`` when this process is the ``lm_eval`` command line (also ``python -m lm_eval`` and
+    ``accelerate launch -m lm_eval``), else ``[]``: a script's own arguments mean nothing here."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return []
+    exe = Path(argv[0])
+    if exe.name in ("lm_eval", "lm-eval") or (exe.name == "__main__.py" and exe.parent.name == "lm_eval"):
+        return argv
+    return []
+
+
 def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
     for i, a in enumerate(argv):
         for f in flags:
@@ -115,32 +132,62 @@ def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
     return None
 
 
+def _keys_of(vals: list[str]) -> dict[str, str]:
+    """``key=value`` pairs (comma or space separated) or a JSON object, as lm-eval's CLI reads them."""
+    text = " ".join(vals)
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict):
+            return {str(k): str(v) for k, v in parsed.items()}
+    except ValueError:
+        pass
+    return dict(kv.split("=", 1) for kv in re.split(r"[,\s]+", text) if "=" in kv)
+
+
+def _cli_metadata_keys(argv: list[str] | None = None) -> set[str]:
+    """The keys the user typed in ``lm_eval ... --metadata`` (empty outside the command line)."""
+    vals = _argv_value(("--metadata",), _cli_argv(argv))
+    return set(_keys_of(vals)) if vals else set()
+
+
 def _model_name_from_argv(argv: list[str] | None = None) -> str | None:
     argv = sys.argv if argv is None else argv
     vals = _argv_value(("--model_args", "-a"), argv)
     if not vals:
         return None
-    text = " ".join(vals)
-    try:
-        parsed = json.loads(text)
-        if isinstance(parsed, dict):
-            text = ",".join(f"{k}={v}" for k, v in parsed.items())
-    except ValueError:
-        pass
-    items = dict(kv.split("=", 1) for kv in re.split(r"[,\s]+", text) if "=" in kv)
+    items = _keys_of(vals)
     for key in ("peft", "delta", "pretrained", "model", "path", "engine"):
         if key in items:
             return items[key]
     return None
 
 
+_warned_unknown_model = False
+
+
+def _warn_if_model_unknown(settings: RunSettings) -> None:
+    global _warned_unknown_model
+    if settings.model is None and not _warned_unknown_model and not _model_name_from_argv(_cli_argv()):
+        _warned_unknown_model = True
+        log.warning("univar-eval: the evaluated model's name is unknown (no pretrained/model among the model "
+                    "arguments); the artifacts will say model: null. Name it with metadata {\"model\": \"<name>\"} "
+                    "or UNIVAR_EVAL_MODEL")
+
+
+def run_model_name(settings: RunSettings, argv: list[str] | None = None) -> str | None:
+    """The evaluated model's name: the ``model`` setting (lm-eval merges the model arguments into the
+    metadata), else ``--model_args`` on the lm_eval command line."""
+    return settings.model or _model_name_from_argv(_cli_argv(argv))
+
+
 def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None) -> Path:
     """``<output>/univar_<stamp>/<task>``: under UNIVAR_EVAL_OUTPUT / metadata ``output`` when set,
-    else beside lm-eval's results (``--output_path/<model>/``), else ``./univar-runs/<model>/``."""
-    argv = sys.argv if argv is None else argv
+    else (the lm_eval command line) beside lm-eval's results (``--output_path/<model>/``),
+    else ``./univar-runs/<model>/`` (also the default of the Python API, ``simple_evaluate``)."""
     from lm_eval.utils import sanitize_model_name
 
-    model = sanitize_model_name(_model_name_from_argv(argv) or "model")
+    argv = _cli_argv(argv)
+    model = sanitize_model_name(run_model_name(settings, argv) or "model")
     if settings.output:
         base = Path(settings.output)
     else:

@@ -33,15 +33,15 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         questions_en, answers_en = [r["question"] for r in kept], [r["answer"] for r in kept]
         translation = {"name": translated_by, "applied_by": "source"}
     else:
-        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.device)
+        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.encoder_device)
         truncated_before = translator.stats.n_truncated
         questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
                                               translator)
         n_truncated = translator.stats.n_truncated - truncated_before
         translation = translator.describe()
     texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
-    encoder = load_encoder(settings.encoder, device=settings.device)
-    embeddings = cached_encode(encoder, texts, batch_size=settings.batch_size)
+    encoder = load_encoder(settings.encoder, device=settings.encoder_device)
+    embeddings = cached_encode(encoder, texts, batch_size=settings.encoder_batch_size)
     out_records = []
     for r, text in zip(kept, texts):
         out_records.append({**r, "text": text})

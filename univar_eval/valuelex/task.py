@@ -93,7 +93,7 @@ class _ValueLexTaskMixin:
             load_encoder,  # loads once per process and device
         )
 
-        encoder = load_encoder(self.settings.encoder, self.settings.device)
+        encoder = load_encoder(self.settings.encoder, self.settings.encoder_device)
         if self.part == "lexicon":
             metrics, details = analyse_lexicon(items, encoder)
         else:
@@ -102,13 +102,14 @@ class _ValueLexTaskMixin:
         return metrics
 
     def _write_details(self, details: dict, encoder) -> None:
-        from univar_eval.harness.task_base import artifact_dir
+        from univar_eval.harness.task_base import artifact_dir, run_model_name
         from univar_eval.storage.files import write_json
 
         try:
             folder = artifact_dir(self.config.task, self.settings)
             folder.mkdir(parents=True, exist_ok=True)
-            write_json(folder / "valuelex.json", {"task": self.config.task, "encoder": encoder.describe(),
+            write_json(folder / "valuelex.json", {"task": self.config.task, "model": run_model_name(self.settings),
+                                                  "encoder": encoder.describe(),
                                                   "taxonomy_version": load_taxonomy().version, **details})
             log.info("univar-eval: ValueLex details of %s written to %s", self.config.task, folder)
         except OSError as e:  # the metrics are still reported
