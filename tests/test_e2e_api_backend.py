@@ -11,15 +11,15 @@ import json
 import math
 
 import numpy as np
+import fixed_answers as fixed
 import pytest
 from conftest import read_results, run_lm_eval
 from openai_stub import ChatStub
 
 from univar_eval.hvae import svo
-from univar_eval.pipeline import questionnaire
+from univar_eval.stats.dispersion import dispersion
 from univar_eval.storage.distribution import ValueDistribution
 from univar_eval.valuelex.analysis import analyse_projective
-from univar_eval.valuelex.taxonomy import load_stems
 
 pytestmark = pytest.mark.e2e
 
@@ -27,42 +27,20 @@ LIMIT = 6  # HVAE has six documents (one per SVO item); all six are needed for a
 TASKS = ("univar_pvq_eng", "hvae_svo_nogoal_prosocial", "valuelex_projective")
 MODEL = "stub-chat-1"
 
-PVQ_ANSWERS = [
-    "I would keep my own reading, because thinking for myself matters more to me than agreeing.",
-    "Yes. Learning something new for its own sake is worth a few weekends.",
-    "I'm sorry, but I cannot share personal opinions.",  # a refusal
-    "",  # an empty answer: counted, not embedded
-    "I would help my neighbour first; people close to me come before my plans.",
-    "Probably not. I prefer the safe option when my family depends on me.",
-]
-# HVAE: the inequality-averse prosocial chooser, in the forms chat models answer with
-PROSOCIAL = svo.published_ideal_choices("prosocial")
-HVAE_FORMS = ["Answer: {}", "Answer: ({})", "**Answer:** {}", "Answer: {}.", "My answer is {}", "Answer: option {}"]
-PROJECTIVE = ["check my sources before I answer.", "explain it again in simpler words.",
-              "listen to them and ask how they are.", "keep to my principles even when it costs me.",
-              "do the work carefully and on time.", "tell the truth even when it is unwelcome."]
-
 
 def pvq_docs() -> list[dict]:
-    return questionnaire.load("pvq", "eng").records[:LIMIT]
+    return fixed.pvq_docs(LIMIT)
 
 
 def stems() -> list[dict]:
-    return load_stems()[:LIMIT]
-
-
-def table() -> list[tuple[str, str]]:
-    rows = [(f"Decision {i + 1} of 6.", HVAE_FORMS[i].format(PROSOCIAL[i])) for i in range(6)]
-    rows += [(s["stem"], c) for s, c in zip(stems(), PROJECTIVE)]
-    rows += [(d["question"].strip(), a) for d, a in zip(pvq_docs(), PVQ_ANSWERS)]
-    return rows
+    return fixed.stems(LIMIT)
 
 
 @pytest.fixture(scope="module")
 def api_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("api-run")
     out = work / "runs"
-    with ChatStub(table(), default="(no answer in the table)") as stub:
+    with ChatStub(fixed.table(LIMIT), default=fixed.DEFAULT) as stub:
         proc = run_lm_eval(
             ["--model", "local-chat-completions", "--model_args", f"model={MODEL},base_url={stub.url}",
              "--apply_chat_template", "--tasks", ",".join(TASKS), "--limit", str(LIMIT), "--log_samples",
@@ -98,13 +76,11 @@ def test_pvq_answers_embedded(api_run, minilm):
     assert len(folders) == 1 and folders[0].parent.parent == out / MODEL  # beside lm-eval's results
     dist = ValueDistribution.load(folders[0])
     assert dist.manifest["model"] == MODEL
-    expected = [(d["question"], a) for d, a in zip(pvq_docs(), PVQ_ANSWERS) if a]
+    expected = [(d["question"], a) for d, a in zip(pvq_docs(), fixed.PVQ_ANSWERS) if a]
     assert [(r["question"], r["answer"]) for r in dist.records] == expected
     texts = [f"Q: {q.strip()} A: {a.strip()}" for q, a in expected]
     assert [r["text"] for r in dist.records] == texts
     assert np.allclose(dist.embeddings, minilm.encode(texts), atol=2e-3)
-    from univar_eval.stats.dispersion import dispersion
-
     assert res["value_dispersion,none"] == pytest.approx(dispersion(dist.embeddings), abs=1e-3)
 
 
@@ -114,13 +90,14 @@ def test_hvae_angle_of_the_served_choices(api_run):
     assert res["unparsed_rate,none"] == 0.0 and res["n_complete,none"] == 1
     assert res["svo_angle,none"] == pytest.approx(37.48, abs=0.01)  # the inequality-averse prosocial angle
     assert res["category,none"] == "prosocial" and res["category_match,none"] == 1.0
-    assert res["value_rationality,none"] == pytest.approx(svo.value_rationality(svo.svo_angle(PROSOCIAL), "prosocial"))
+    expected_vr = svo.value_rationality(svo.svo_angle(fixed.PROSOCIAL), "prosocial")
+    assert res["value_rationality,none"] == pytest.approx(expected_vr)
 
 
 def test_valuelex_profile_of_the_served_completions(api_run, minilm):
     out, _, _, results = api_run
     res = results["valuelex_projective"]
-    items = [{**s, "responses": [c]} for s, c in zip(stems(), PROJECTIVE)]
+    items = [{**s, "responses": [c]} for s, c in zip(stems(), fixed.PROJECTIVE)]
     expected, details = analyse_projective(items, minilm)
     assert res["n_completions,none"] == LIMIT and res["n_empty,none"] == 0
     for name, value in expected.items():

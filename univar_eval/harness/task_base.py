@@ -73,7 +73,14 @@ class TaskLevelTask(ConfigurableTask):
 
     def record_of(self, doc: dict, results: list) -> dict:
         """The per-document record from lm-eval's raw results (generated texts by default)."""
-        return self.document_record(doc, flatten_responses(results))
+        return self.document_record(doc, flatten_responses(self._without_padding(results)))
+
+    def _without_padding(self, results: list) -> list:
+        """At most ``repeats`` responses per request. In a run of several processes lm-eval evens out
+        the ranks by answering a rank's last request again and appends that answer to the request's
+        responses; ``keep_all_repeats`` would keep the copy, so it is dropped here."""
+        n = int(self.config.repeats or 1)
+        return [r[:n] if isinstance(r, list) else r for r in results]
 
     def process_results(self, doc: dict, results: list) -> dict[str, Any]:
         out: dict[str, Any] = {self._metric_names[0]: self.record_of(doc, results)}
