@@ -3,22 +3,22 @@
 Each setting comes from lm-eval's ``--metadata`` first, then from an environment
 variable, then from the default:
 
-==================  ==========================  ====================================
+==================  ==========================  ==================================================
 metadata key        environment variable        default
-==================  ==========================  ====================================
+==================  ==========================  ==================================================
 encoder             UNIVAR_EVAL_ENCODER         univar-lambda-5
 translator          UNIVAR_EVAL_TRANSLATOR      nllb-600m
 bank                UNIVAR_EVAL_BANK            (none: no distances reported)
-output              UNIVAR_EVAL_OUTPUT          next to lm-eval's --output_path
+output              UNIVAR_EVAL_OUTPUT          next to --output_path, else ./univar-runs/<model>/
 min_answers         UNIVAR_EVAL_MIN_ANSWERS     10
 encoder_batch_size  UNIVAR_EVAL_BATCH_SIZE      32
 encoder_device      UNIVAR_EVAL_DEVICE          cuda when available, else cpu
 model               UNIVAR_EVAL_MODEL           from the model arguments (see below)
-==================  ==========================  ====================================
+==================  ==========================  ==================================================
 
 lm-eval merges ``--model_args`` (``simple_evaluate(model_args=...)``) into the metadata, so
 the encoder's device and batch size are named ``encoder_*``: ``--model_args device=cuda:0,
-batch_size=8`` belongs to the evaluated model, not to the encoder. The names before 0.2,
+batch_size=8`` belongs to the evaluated model, not to the encoder. The old names,
 ``device`` and ``batch_size``, are still read when the caller says they were typed in
 ``--metadata`` (``user_keys``), with a deprecation warning.
 
