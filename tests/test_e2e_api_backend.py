@@ -44,7 +44,9 @@ def api_run(tmp_path_factory):
         proc = run_lm_eval(
             ["--model", "local-chat-completions", "--model_args", f"model={MODEL},base_url={stub.url}",
              "--apply_chat_template", "--tasks", ",".join(TASKS), "--limit", str(LIMIT), "--log_samples",
-             "--output_path", str(out), "--metadata", json.dumps({"encoder": "minilm"})],
+             "--output_path", str(out),
+             # `device`: the encoder's setting under its old name, typed in --metadata (deprecated, still read)
+             "--metadata", json.dumps({"encoder": "minilm", "device": "cpu"})],
             cwd=work, env={"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"},
         )
         requests = list(stub.requests)
@@ -107,3 +109,8 @@ def test_valuelex_profile_of_the_served_completions(api_run, minilm):
     written = json.loads(next(out.rglob("univar_*/valuelex_projective/valuelex.json")).read_text())
     assert [r["completion"] for r in written["items"]] == [r["completion"] for r in details["items"]]
     assert written["model"] == MODEL
+
+
+def test_old_setting_name_typed_in_metadata_warns(api_run):
+    _, proc, _, _ = api_run
+    assert "metadata 'device' is deprecated" in proc.stderr and "use 'encoder_device'" in proc.stderr

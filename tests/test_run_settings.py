@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from univar_eval import settings as settings_mod
 from univar_eval.harness import task_base
 from univar_eval.harness.task_base import _cli_metadata_keys, artifact_dir, run_model_name
 from univar_eval.settings import RunSettings, model_name, resolve
@@ -33,16 +34,18 @@ def test_new_names_and_environment_variables():
     assert (s.device, s.batch_size) == ("cuda:2", 16)  # read-only aliases for older code
 
 
-def test_old_names_from_metadata_still_work_with_a_warning(caplog):
+def test_old_names_from_metadata_still_work_with_a_warning(caplog, monkeypatch):
+    monkeypatch.setattr(settings_mod, "_warned", set())
     argv = [LM_EVAL, "--model", "hf", "--model_args", "pretrained=x", "--metadata",
             '{"encoder": "minilm", "device": "cuda:3", "batch_size": 5}']
     keys = _cli_metadata_keys(argv)
     assert keys == {"encoder", "device", "batch_size"}
     with caplog.at_level(logging.WARNING, logger="univar_eval"):
-        s = resolve({"pretrained": "x", "encoder": "minilm", "device": "cuda:3", "batch_size": 5}, environ={},
-                    user_keys=keys)
-    assert (s.encoder_device, s.encoder_batch_size) == ("cuda:3", 5)
-    assert "'device' is deprecated" in caplog.text and "'encoder_batch_size'" in caplog.text
+        for _ in range(3):  # one task each: one warning per name and process
+            s = resolve({"pretrained": "x", "encoder": "minilm", "device": "cuda:3", "batch_size": 5}, environ={},
+                        user_keys=keys)
+            assert (s.encoder_device, s.encoder_batch_size) == ("cuda:3", 5)
+    assert caplog.text.count("'device' is deprecated") == 1 and caplog.text.count("'encoder_batch_size'") == 1
     # key=value form of --metadata, and python -m lm_eval
     assert _cli_metadata_keys(["/x/lm_eval/__main__.py", "--metadata", "device=cpu", "bank=refs/"]) == {
         "device", "bank"}

@@ -45,6 +45,7 @@ DEFAULT_TRANSLATOR = "nllb-600m"
 MODEL_NAME_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine")
 #: Old metadata names -> new ones (renamed because lm-eval's model arguments use the old names too).
 DEPRECATED = {"device": "encoder_device", "batch_size": "encoder_batch_size"}
+_warned: set[str] = set()  # deprecated names already warned about in this process (one line, not one per task)
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,12 @@ def resolve(metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str
     environ = os.environ if environ is None else environ
     for old, new in DEPRECATED.items():
         if old in metadata and old in user_keys and new not in metadata:
+            metadata[new] = metadata[old]
+            if old in _warned:
+                continue
+            _warned.add(old)
             log.warning("univar-eval: metadata %r is deprecated (lm-eval also passes --model_args %s=... to the "
                         "tasks); use %r", old, old, new)
-            metadata[new] = metadata[old]
     values: dict[str, Any] = {}
     for f in fields(RunSettings):
         raw = model_name(metadata) if f.name == "model" else metadata.get(f.name)
