@@ -1,9 +1,9 @@
-"""A tiny OpenAI-compatible chat server for tests: stdlib ``http.server`` on 127.0.0.1, replies from a table.
+"""A tiny OpenAI-compatible server for tests: stdlib ``http.server`` on 127.0.0.1, replies from a table.
 
-``ChatStub(table, default)`` answers ``POST .../chat/completions`` with the reply of the first
-``(needle, reply)`` row whose needle occurs in the last user message, else ``default``. Every
-request payload is kept in ``stub.requests`` (in arrival order) so a test can check what the
-backend sent. Use it as a context manager::
+``ChatStub(table, default)`` answers ``POST .../chat/completions`` (and ``.../completions``) with the
+reply of the first ``(needle, reply)`` row whose needle occurs in the last user message (the
+prompt), else ``default``. Every request payload is kept in ``stub.requests`` (in arrival order)
+so a test can check what the backend sent. Use it as a context manager::
 
     with ChatStub([("Decision 1 of 6", "Answer: E")], default="I value honesty.") as stub:
         ... lm_eval --model local-chat-completions --model_args model=stub,base_url={stub.url} ...
@@ -43,9 +43,19 @@ class ChatStub:
     # -- lifecycle -----------------------------------------------------------------------------
     @property
     def url(self) -> str:
+        """The chat completions endpoint (``local-chat-completions``)."""
+        return self.base + "/chat/completions"
+
+    @property
+    def completions_url(self) -> str:
+        """The plain completions endpoint (``local-completions``)."""
+        return self.base + "/completions"
+
+    @property
+    def base(self) -> str:
         assert self._server is not None, "start the stub first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1/chat/completions"
+        return f"http://{host}:{port}/v1"
 
     def __enter__(self) -> "ChatStub":
         stub = self
@@ -58,20 +68,28 @@ class ChatStub:
                 except ValueError:
                     self.send_error(400, "body is not JSON")
                     return
-                if not self.path.rstrip("/").endswith("/chat/completions") or not isinstance(
-                        payload.get("messages"), list):
-                    self.send_error(404, "only chat completions with a messages list are served here")
+                path = self.path.rstrip("/")
+                chat = path.endswith("/chat/completions") and isinstance(payload.get("messages"), list)
+                plain = not chat and path.endswith("/completions") and "prompt" in payload
+                if not (chat or plain):
+                    self.send_error(404, "only chat completions (messages) and completions (prompt) are served")
                     return
                 with stub._lock:
                     stub.requests.append(payload)
-                text = stub.reply_to(stub.last_user_message(payload))
+                if chat:
+                    text = stub.reply_to(stub.last_user_message(payload))
+                    choices = [{"index": 0, "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop"}]
+                else:  # a batch of prompts is answered in order
+                    prompts = payload["prompt"] if isinstance(payload["prompt"], list) else [payload["prompt"]]
+                    choices = [{"index": i, "text": stub.reply_to(str(p)), "finish_reason": "stop"}
+                               for i, p in enumerate(prompts)]
                 body = json.dumps({
-                    "id": f"chatcmpl-{len(stub.requests)}",
-                    "object": "chat.completion",
+                    "id": f"cmpl-{len(stub.requests)}",
+                    "object": "chat.completion" if chat else "text_completion",
                     "created": 0,
                     "model": payload.get("model", "stub"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop"}],
+                    "choices": choices,
                     "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                 }).encode()
                 self.send_response(200)

@@ -1,8 +1,10 @@
-"""End to end through an API backend: the real lm_eval CLI, ``--model local-chat-completions``, against
-an OpenAI-compatible stub server (tests/openai_stub.py) that answers from a fixed table.
+"""End to end through the API backends: the real lm_eval CLI, ``--model local-chat-completions`` (and
+``local-completions``), against an OpenAI-compatible stub server (tests/openai_stub.py) that answers
+from a fixed table.
 
-Three families in one run (PVQ questionnaire, HVAE nogoal prosocial, ValueLex projective): the table's
-answers must reach the artifacts unchanged, be embedded, and give the metrics computed here directly.
+Three families in one chat run (PVQ questionnaire, HVAE nogoal prosocial, ValueLex projective): the
+table's answers must reach the artifacts unchanged, be embedded, and give the metrics computed here
+directly. The completions run checks that a base-model endpoint gets the base-model frames.
 """
 
 from __future__ import annotations
@@ -114,3 +116,32 @@ def test_valuelex_profile_of_the_served_completions(api_run, minilm):
 def test_old_setting_name_typed_in_metadata_warns(api_run):
     _, proc, _, _ = api_run
     assert "metadata 'device' is deprecated" in proc.stderr and "use 'encoder_device'" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def completions_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("api-completions-run")
+    out = work / "runs"
+    with ChatStub(fixed.table(LIMIT), default=fixed.DEFAULT) as stub:
+        run_lm_eval(
+            ["--model", "local-completions", "--model_args",
+             f"model=stub-base,base_url={stub.completions_url},tokenizer_backend=None,tokenized_requests=False",
+             "--tasks", "univar_pvq_eng,hvae_svo_nogoal_prosocial", "--limit", str(LIMIT),
+             "--output_path", str(out), "--metadata", json.dumps({"encoder": "minilm"})],
+            cwd=work, env={"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"},
+        )
+        requests = list(stub.requests)
+    return out, requests, read_results(out)["results"]
+
+
+def test_completions_endpoint_gets_base_model_frames(completions_run):
+    out, requests, results = completions_run
+    prompts = [r["prompt"] for r in requests]
+    assert len(prompts) == 2 * LIMIT
+    for d in pvq_docs():
+        assert f"Question: {d['question'].strip()}\nAnswer:" in prompts
+    assert sum(p.startswith("You are a prosocial person.") and p.endswith("\nAnswer:") for p in prompts) == 6
+    assert results["univar_pvq_eng"]["n_answers,none"] == 5
+    assert results["hvae_svo_nogoal_prosocial"]["svo_angle,none"] == pytest.approx(37.48, abs=0.01)
+    dist = ValueDistribution.load(next(out.rglob("univar_*/univar_pvq_eng")))
+    assert dist.manifest["model"] == "stub-base"
