@@ -27,7 +27,7 @@ from typing import Any
 from lm_eval.api.task import ConfigurableTask
 
 from univar_eval.pipeline.answers import flatten_responses
-from univar_eval.settings import RunSettings, resolve
+from univar_eval.settings import RunSettings, model_name, resolve
 
 log = logging.getLogger("univar_eval")
 
@@ -162,11 +162,7 @@ def _model_name_from_argv(argv: list[str] | None = None) -> str | None:
     vals = _argv_value(("--model_args", "-a"), argv)
     if not vals:
         return None
-    items = _keys_of(vals)
-    for key in ("peft", "delta", "pretrained", "model", "path", "engine"):
-        if key in items:
-            return items[key]
-    return None
+    return model_name(_keys_of(vals))
 
 
 _warned_unknown_model = False
