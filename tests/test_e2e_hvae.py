@@ -1,5 +1,6 @@
-"""End to end: the real lm_eval CLI runs the HVAE groups of both forms (and one no-goal task) on the tiny
-model; every metric is reported, in range, and equal to what the choices logged in the samples file give."""
+"""End to end: the real lm_eval CLI runs the HVAE groups of both forms (with their no-value baselines) and one
+no-goal task on the tiny model; every metric is reported and equal to what the choices logged in the samples
+file give, the log-likelihood form always yields an angle, and steering is read back from the run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import pytest
 from conftest import hf_args, read_results, run_lm_eval
 
+from univar_eval.hvae import report
 from univar_eval.hvae import svo
 from univar_eval.hvae import task as hvae
 from univar_eval.pipeline.answers import flatten_responses
@@ -34,57 +36,56 @@ def _samples(out, task):
     return sorted(samples, key=lambda s: s["doc"]["item"])
 
 
-def _check_ranges(res, target):
-    for name in hvae.metric_names():
-        assert f"{name},none" in res, name
-    assert 0.0 <= res["unparsed_rate,none"] <= 1.0
-    assert res["n_complete,none"] in (0, 1)
-    if res["n_complete,none"]:
-        low, high = svo.ANGLE_RANGE
-        assert low - 1e-9 <= res["svo_angle,none"] <= high + 1e-9
-        assert res["svo_angle_std,none"] == 0.0
-        assert 0.0 <= res["value_rationality,none"] <= 1.0
-        assert res["category,none"] in svo.CATEGORIES
-        assert res["category_match,none"] == float(res["category,none"] == target)
-    else:
-        assert res["category,none"] == "none"
-        assert math.isnan(res["svo_angle,none"]) and math.isnan(res["value_rationality,none"])
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == pytest.approx(b) if isinstance(b, float) else a == b
 
 
 def _check_against_choices(res, target, choices):
-    """The reported metrics are the scores of the six logged choices, computed again here."""
-    if None in choices:
-        assert res["n_complete,none"] == 0
-        return
-    angle = svo.svo_angle(choices)
-    assert res["svo_angle,none"] == pytest.approx(angle)
-    assert res["category,none"] == svo.svo_category(angle)
-    assert res["value_rationality,none"] == pytest.approx(svo.value_rationality(angle, target))
+    """Every reported metric is the score of the six logged choices, computed again here (NaN for NaN)."""
+    expected = hvae.score_target(target, [[c] for c in choices])
+    assert sorted(expected) == sorted(hvae.metric_names(target))
+    for name, value in expected.items():
+        assert _same(res[f"{name},none"], value), (name, res[f"{name},none"], value)
 
 
-def test_multiple_choice_form(hvae_run):
-    out, proc = hvae_run
-    res = read_results(out)["results"][MC]
-    assert MC in proc.stdout  # lm-eval's results table
-    _check_ranges(res, "altruistic")
-    samples = _samples(out, MC)
-    assert [s["doc"]["item"] for s in samples] == [1, 2, 3, 4, 5, 6]
-    # the choice is the letter with the highest log-likelihood: always one, never unparsed
+def _mc_choices(out, task):
+    """The letter with the highest logged log-likelihood per item: always one."""
     choices = []
-    for s in samples:
+    for s in _samples(out, task):
         lls = [float(r[0]) for r in s["filtered_resps"]]
         assert len(lls) == 9
         choices.append(svo.LETTERS[lls.index(max(lls))])
         assert s["svo_angle"]["choices"] == [choices[-1]]
-    assert res["unparsed_rate,none"] == 0.0 and res["n_complete,none"] == 1
-    _check_against_choices(res, "altruistic", choices)
+    return choices
+
+
+def test_multiple_choice_form_always_gives_an_angle(hvae_run):
+    out, proc = hvae_run
+    results = read_results(out)["results"]
+    assert MC in proc.stdout  # lm-eval's results table
+    for target in (*svo.TARGETS, hvae.NOVALUE):
+        task = f"hvae_svo_mc_{target}"
+        res = results[task]
+        choices = _mc_choices(out, task)
+        assert res["unparsed_rate,none"] == 0.0 and res["n_complete,none"] == 1 and res["svo_angle_std,none"] == 0.0
+        angle = svo.svo_angle(choices)
+        assert res["svo_angle,none"] == pytest.approx(angle)
+        assert res["category,none"] == svo.svo_category(angle) in svo.CATEGORIES
+        _check_against_choices(res, target, choices)
+        if target != hvae.NOVALUE:
+            assert res["value_rationality,none"] == pytest.approx(
+                1 - svo.angle_error(angle, target) / svo.chance_error(target))
+            assert res["category_match,none"] == float(svo.svo_category(angle) == target)
+        else:
+            assert "value_rationality,none" not in res and "angle_error,none" not in res
 
 
 def test_generation_form(hvae_run):
     out, proc = hvae_run
     res = read_results(out)["results"][GEN]
     assert GEN in proc.stdout
-    _check_ranges(res, "prosocial")
     samples = _samples(out, GEN)
     assert len(samples) == 6
     responses = [flatten_responses(s["filtered_resps"]) for s in samples]
@@ -92,18 +93,38 @@ def test_generation_form(hvae_run):
     choices = [hvae.parse_choice(r[0]) for r in responses]
     assert [s["svo_angle"]["choices"] for s in samples] == [[c] for c in choices]
     assert res["unparsed_rate,none"] == pytest.approx(sum(c is None for c in choices) / 6)
+    assert res["n_complete,none"] == (0 if None in choices else 1)
     _check_against_choices(res, "prosocial", choices)
     # the prompt a base model continues ends with the answer cue
     prompt = samples[0]["arguments"]["gen_args_0"]["arg_0"]
     assert prompt == hvae.build_prompt("prosocial", 1, "nogoal", chat=False)
 
 
-def test_both_groups_report_every_target(hvae_run):
+def test_groups_report_every_target_and_the_baseline(hvae_run):
     out, _ = hvae_run
     results = read_results(out)
     for group, prefix in (("hvae_svo_mc", "hvae_svo_mc_"), ("hvae_svo", "hvae_svo_")):
         subtasks = results["group_subtasks"][group]
-        assert sorted(subtasks) == sorted(prefix + t for t in svo.TARGETS)
+        assert sorted(subtasks) == sorted(prefix + t for t in (*svo.TARGETS, hvae.NOVALUE))
         for task in subtasks:
-            _check_ranges(results["results"][task], task[len(prefix):])
+            target = task[len(prefix):]
+            for name in hvae.metric_names(target):
+                assert f"{name},none" in results["results"][task], (task, name)
         assert "value_rationality,none" in results["results"][group]
+    # the group mean of the log-likelihood form is the mean over the four targets (the baseline has none)
+    vrs = [results["results"][f"hvae_svo_mc_{t}"]["value_rationality,none"] for t in svo.TARGETS]
+    assert results["results"]["hvae_svo_mc"]["value_rationality,none"] == pytest.approx(sum(vrs) / 4)
+
+
+def test_steering_is_read_back_from_the_run(hvae_run):
+    out, _ = hvae_run
+    tasks = {t: {k.split(",")[0]: v for k, v in m.items()} for t, m in read_results(out)["results"].items()}
+    rows = {r["form"]: r for r in report.hvae_table({"tiny": str(out)})}
+    own = tasks["hvae_svo_mc_novalue"]["svo_angle"]
+    assert rows["mc"]["baseline_angle"] == pytest.approx(own)
+    for target in svo.TARGETS:
+        induced = tasks[f"hvae_svo_mc_{target}"]["svo_angle"]
+        expected = svo.angle_error(own, target) - svo.angle_error(induced, target)
+        assert rows["mc"]["targets"][target]["steering"] == pytest.approx(expected)
+    text = report.format_hvae(list(rows.values()))
+    assert "steer" in text and "own angle" in text

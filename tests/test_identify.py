@@ -14,6 +14,7 @@ from synthetic import manifest
 from univar_eval.cli import main
 from univar_eval.errors import UserError
 from univar_eval.stats import identify as ident
+from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution
 
 
@@ -107,8 +108,9 @@ def test_separable_labels_are_identified():
     assert report["n_test"] == 6 * 12 and report["knn"]["k"] == 48  # 48 training rows per label cap k=50
     assert report["knn"]["accuracy"] >= 0.97 and report["knn"]["weighted_f1"] >= 0.97
     assert report["probe"]["acc@1"] >= 0.95 and report["probe"]["weighted_f1"] >= 0.95
-    assert report["probe"]["acc@5"] == 1.0 and report["probe"]["acc@10"] == 1.0
+    assert report["probe"]["acc@5"] == 1.0 and "acc@10" not in report["probe"]  # 6 labels: acc@10 is 1 by construction
     assert report["probe"]["steps"] == 20  # 288 training rows: one batch of 512 per epoch
+    assert report["split"]["kind"] == "stratified" and report["split"]["note"].startswith("80/20 per label")
 
 
 def test_pure_noise_is_near_chance_and_runs_are_reproducible():
@@ -128,6 +130,95 @@ def test_one_label_is_refused():
     x, y = clustered(n_labels=1)
     with pytest.raises(UserError, match="two labels"):
         ident.identify(x, y, ["only$eng"])
+
+
+# -- the paper's protocol ------------------------------------------------------------------------------------
+def test_probe_learning_rate_follows_univar_lambda_schedule():
+    x, y = clustered(n_labels=3, n=20)
+    probe = ident.train_probe(x, y, 3, epochs=20, lr=2e-3)
+    # LambdaLR factor 1 - epoch/20, stepped once per epoch: 2e-3, 1.9e-3, ..., 1e-4
+    assert probe.learning_rates == pytest.approx([2e-3 * (1 - e / 20) for e in range(20)])
+    assert ident.train_probe(x, y, 3, epochs=4, lr=1.0).learning_rates == pytest.approx([1.0, 0.75, 0.5, 0.25])
+
+
+def test_paper_fixed_split_per_label():
+    y = np.repeat(np.arange(3), [170, 168, 200])
+    train, test, info = ident.choose_split(y, "pvq", seed=4)
+    assert info["kind"] == "paper" and (info["n_train_per_label"], info["n_test_per_label"]) == (128, 40)
+    assert np.bincount(y[train]).tolist() == [128] * 3 and np.bincount(y[test]).tolist() == [40] * 3
+    assert not set(train) & set(test)
+    # drawn at random within each label, seeded
+    assert np.array_equal(ident.choose_split(y, "pvq", seed=4)[1], test)
+    assert not np.array_equal(ident.choose_split(y, "pvq", seed=5)[1], test)
+    assert test[:40].tolist() != list(range(40))
+    assert ident.PAPER_SPLIT == {"pvq": (128, 40), "wvs": (201, 50), "globe": (54, 30), "situations": (1000, 250),
+                                 "control": (735, 250)}
+
+
+def test_small_sources_fall_back_to_80_20_and_say_why():
+    y = np.repeat(np.arange(2), 132)  # our WVS: 132 items, the paper's 201/50 needs 251
+    train, test, info = ident.choose_split(y, "wvs")
+    assert info["kind"] == "stratified" and np.bincount(y[test]).tolist() == [26, 26]
+    assert info["note"] == "80/20 per label (the paper's 201/50 per label needs 251 answers per label, the smallest " \
+                           "label has 132)"
+    assert ident.choose_split(np.repeat(np.arange(2), 81), "globe")[2]["kind"] == "stratified"  # 84 needed
+    assert "no fixed counts" in ident.choose_split(y, "custom")[2]["note"]
+
+
+def test_question_split_keeps_every_question_on_one_side():
+    questions = np.array([f"q{i % 30}" for i in range(90)] * 2, dtype=object)  # 2 labels x 3 repeats x 30 questions
+    y = np.repeat(np.arange(2), 90)
+    train, test, info = ident.choose_split(y, "pvq", split="question", questions=questions, seed=1)
+    assert info["kind"] == "question" and info["n_questions"] == 30 and info["n_test_questions"] == 6
+    assert not set(questions[train]) & set(questions[test])
+    assert len(test) == 6 * 3 * 2 and sorted(np.concatenate([train, test]).tolist()) == list(range(180))
+    with pytest.raises(UserError, match="question of every answer"):
+        ident.choose_split(y, "pvq", split="question", questions=None)
+    with pytest.raises(UserError, match="unknown split"):
+        ident.choose_split(y, "pvq", split="pooled")
+
+
+def test_question_keys():
+    assert ident.question_keys([{"id": "pvq-a-01"}, {"id": "pvq-a-02"}]) == ["pvq-a-01", "pvq-a-02"]
+    # file:line ids of external CSVs are positions, not questions: the question text is used
+    assert ident.question_keys([{"id": "m.csv:2", "question": "Why  Help?"}]) == ["why help?"]
+    assert ident.question_keys([{"i": 1}]) is None
+
+
+def _source_bank(path, n=40):
+    """PVQ sets where models separate well, and control sets of pure noise, for the same labels."""
+    rng = np.random.default_rng(7)
+    bank = Bank(path, create=True)
+    directions = {m: rng.normal(size=16) for m in ("alpha", "beta", "gamma")}
+    for m, direction in directions.items():
+        for q in ("pvq", "control"):
+            e = synthetic.cloud(direction, n, rng) if q == "pvq" else synthetic.cloud(rng.normal(size=16), n, rng, 3.0)
+            records = [{"id": f"{q}-{i}", "question": f"question {i}"} for i in range(n)]
+            bank.add(ValueDistribution(e, records, manifest(m, "eng", questionnaire=q)), model=m, source="synthetic")
+    return bank
+
+
+def test_each_source_is_evaluated_on_its_own(tmp_path):
+    _source_bank(tmp_path / "bank")
+    sets = ident.gather([], bank=str(tmp_path / "bank"))
+    reports = ident.identify_sources(sets, epochs=100)
+    assert list(reports) == ["pvq", "control"]  # the control last; never pooled with the value sets
+    for source, rep in reports.items():
+        assert rep["source"] == source and rep["n_labels"] == 3 and rep["n_train"] + rep["n_test"] == 3 * 40
+    assert reports["pvq"]["knn"]["accuracy"] == 1.0
+    assert reports["control"]["knn"]["accuracy"] < 0.7
+    by_q = ident.identify_sources(sets, epochs=5, split="question")
+    assert by_q["pvq"]["split"]["kind"] == "question"
+
+
+def test_source_with_one_label_is_skipped_and_all_single_refused(tmp_path):
+    _source_bank(tmp_path / "bank")
+    sets = ident.gather([], bank=str(tmp_path / "bank"))
+    lone = [s for s in sets if s.source == "pvq"] + [s for s in sets if s.source == "control"][:1]
+    reports = ident.identify_sources(lone, epochs=2)
+    assert "skipped" in reports["control"] and "only one label" in ident.format_report(reports["control"])
+    with pytest.raises(UserError, match="two labels"):
+        ident.identify_sources([s for s in sets if s.model == "alpha"], epochs=2)
 
 
 # -- inputs -------------------------------------------------------------------------------------------------
@@ -153,13 +244,17 @@ def test_cli_identify_on_a_bank(tmp_path, capsys):
     out = tmp_path / "id.json"
     assert main(["identify", "--bank", str(tmp_path / "bank"), "--json", str(out), "--epochs", "200"]) == 0
     text = capsys.readouterr().out
-    assert "identification of 9 labels" in text and "chance level: 1/9 = 11.11%" in text
+    assert "source pvq: identification of 9 labels" in text and "chance level: 1/9 = 11.11%" in text
     assert "kNN k=32 (capped from 50)" in text  # 40 rows per label, 8 held out
+    assert "split: stratified, 80/20 per label (the paper's 128/40 per label needs 168" in text
+    assert "probe acc@5" in text and "probe acc@10" not in text  # 9 labels: acc@10 would be 1 by construction
     report = json.loads(out.read_text())
-    assert report["n_labels"] == 9 and report["n_train"] == 288 and report["n_test"] == 72
-    assert report["encoder"]["name"] == "fake"
-    assert report["knn"]["accuracy"] > 0.9 and report["probe"]["acc@1"] > 0.8
-    assert [r["label"] for r in report["labels"]][:2] == ["alpha$eng", "alpha$fra"]
+    assert list(report["sources"]) == ["pvq"] and report["split"] == "paper"
+    block = report["sources"]["pvq"]
+    assert block["n_labels"] == 9 and block["n_train"] == 288 and block["n_test"] == 72
+    assert report["encoder"]["name"] == "fake" and block["encoder"]["name"] == "fake"
+    assert block["knn"]["accuracy"] > 0.9 and block["probe"]["acc@1"] > 0.7  # chance 0.11
+    assert [r["label"] for r in block["labels"]][:2] == ["alpha$eng", "alpha$fra"]
 
 
 def test_cli_identify_embeds_qa_jsonl(tmp_path, capsys, minilm):
@@ -174,9 +269,13 @@ def test_cli_identify_embeds_qa_jsonl(tmp_path, capsys, minilm):
     out = tmp_path / "id.json"
     assert main(["identify", str(tmp_path / "qa.jsonl"), "--encoder", "minilm", "--json", str(out),
                  "--epochs", "100"]) == 0
-    report = json.loads(out.read_text())
+    text = capsys.readouterr().out
+    assert "probe acc@1" in text and "acc@5" not in text.split("chance level")[0]  # two labels: no acc@5/acc@10 rows
+    assert "(acc@5 and acc@10 not shown: with 2 labels they are 1 by construction)" in text
+    report = json.loads(out.read_text())["sources"]["pvq"]
     assert report["encoder"]["name"] == "minilm" and report["n_labels"] == 2 and report["n_test"] == 8
     assert report["knn"]["accuracy"] == 1.0 and report["probe"]["acc@1"] == 1.0
+    assert sorted(report["probe"]) == ["acc@1", "batch_size", "epochs", "lr", "schedule", "steps", "weighted_f1"]
 
 
 def test_cli_identify_errors(tmp_path, capsys):

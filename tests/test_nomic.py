@@ -1,11 +1,15 @@
 """Native loading of original-format NomicBERT checkpoints (UniVaR's encoders), fully offline.
 
-A tiny checkpoint is written in the *original* layout (GPT-2 style config
-fields, ``attn.Wqkv``, ``mlp.fc11/fc12/fc2``, ``emb_ln``, sentence-transformers
-files as ST 2/3 wrote them). The decisive test compares the loaded model with a
-plain-torch forward pass written from the original NomicBERT math (post-norm
-blocks, non-interleaved rotary over the whole head, SwiGLU ``fc2(fc11(x) *
-silu(fc12(x)))``), computed directly on the original tensors.
+Tiny checkpoints are written in the *original* layout (GPT-2 style config
+fields, ``attn.Wqkv``, ``emb_ln``, sentence-transformers files as ST 2/3 wrote
+them), in both supported variants: rotary with SwiGLU (``mlp.fc11/fc12/fc2``,
+nomic-embed-text-v1) and learned absolute positions with GELU (``mlp.fc1/fc2``,
+``embeddings.position_embeddings``; the contrastors settings UniVaR's training
+README lists), the latter with and without biases. The decisive tests compare each
+loaded model with a plain-torch forward pass written from the original NomicBERT
+math (post-norm blocks; non-interleaved rotary over the whole head and
+``fc2(fc11(x) * silu(fc12(x)))``, or position embeddings added to the input and
+``fc2(gelu(fc1(x)))``), computed directly on the original tensors.
 """
 
 from __future__ import annotations
@@ -137,14 +141,59 @@ def write_tokenizer(folder: Path) -> int:
     return len(vocab)
 
 
-def write_checkpoint(folder: Path, seed: int = 7) -> Path:
+ABS_POSITIONS, ABS_INNER = 96, 48  # learned position table; the plain MLP is n_inner wide (no rounding)
+
+
+def absolute_config(vocab_size: int, bias: bool) -> dict:
+    """The absolute-position, GELU variant: rotary_emb_fraction 0.0, activation_function gelu."""
+    return {**original_config(vocab_size), "activation_function": "gelu", "rotary_emb_fraction": 0.0,
+            "n_positions": ABS_POSITIONS, "n_inner": ABS_INNER, "qkv_proj_bias": bias, "mlp_fc1_bias": bias,
+            "mlp_fc2_bias": bias}
+
+
+def absolute_weights(padded_vocab: int, bias: bool, seed: int = 11) -> dict:
+    """Random tensors under the original key names of the absolute variant (fc1/fc2, position embeddings)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape, scale=0.3, offset=0.0):
+        return (torch.randn(*shape, generator=g) * scale + offset).contiguous()
+
+    w = {
+        "embeddings.word_embeddings.weight": rnd(padded_vocab, HIDDEN, scale=1.0),
+        "embeddings.position_embeddings.weight": rnd(ABS_POSITIONS, HIDDEN, scale=0.5),
+        "embeddings.token_type_embeddings.weight": rnd(2, HIDDEN, scale=0.5),
+        "emb_ln.weight": rnd(HIDDEN, scale=0.1, offset=1.0),
+        "emb_ln.bias": rnd(HIDDEN, scale=0.1),
+    }
+    for i in range(LAYERS):
+        p = f"encoder.layers.{i}."
+        w[p + "attn.Wqkv.weight"] = rnd(3 * HIDDEN, HIDDEN)
+        w[p + "attn.out_proj.weight"] = rnd(HIDDEN, HIDDEN)
+        w[p + "mlp.fc1.weight"] = rnd(ABS_INNER, HIDDEN)
+        w[p + "mlp.fc2.weight"] = rnd(HIDDEN, ABS_INNER, scale=0.2)
+        if bias:
+            w[p + "attn.Wqkv.bias"] = rnd(3 * HIDDEN, scale=0.2)
+            w[p + "attn.out_proj.bias"] = rnd(HIDDEN, scale=0.2)
+            w[p + "mlp.fc1.bias"] = rnd(ABS_INNER, scale=0.2)
+            w[p + "mlp.fc2.bias"] = rnd(HIDDEN, scale=0.2)
+        for norm in ("norm1", "norm2"):
+            w[p + f"{norm}.weight"] = rnd(HIDDEN, scale=0.1, offset=1.0)
+            w[p + f"{norm}.bias"] = rnd(HIDDEN, scale=0.1)
+    return w
+
+
+def write_checkpoint(folder: Path, seed: int = 7, variant: str = "rotary", bias: bool = True) -> Path:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = write_tokenizer(folder)
     padded = vocab + (-vocab) % 8
-    (folder / "config.json").write_text(json.dumps(original_config(vocab), indent=2), encoding="utf-8")
-    save_file(original_weights(padded, seed), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config = original_config(vocab) if variant == "rotary" else absolute_config(vocab, bias)
+    weights = original_weights(padded, seed) if variant == "rotary" else absolute_weights(padded, bias, seed)
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "modules.json").write_text(json.dumps([
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -226,6 +275,38 @@ def reference_embedding(w: dict, token_ids: list[int]):
     return (pooled / pooled.norm()).numpy()
 
 
+def reference_absolute_embedding(w: dict, token_ids: list[int]):
+    """The same for the absolute variant: learned positions added to the input, no rotary, and the plain
+    MLP ``fc2(gelu(fc1(x)))`` with exact (erf) GELU; biases where the file has them."""
+    import torch
+    import torch.nn.functional as F
+
+    w = {k: v.double() for k, v in w.items()}
+    d = HIDDEN // HEADS
+    n = len(token_ids)
+    ids = torch.tensor(token_ids)
+
+    def linear(x, name):
+        out = x @ w[name + ".weight"].T
+        return out + w[name + ".bias"] if name + ".bias" in w else out
+
+    x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
+         + w["embeddings.token_type_embeddings.weight"][0])
+    x = F.layer_norm(x, (HIDDEN,), w["emb_ln.weight"], w["emb_ln.bias"], EPS)
+    for i in range(LAYERS):
+        p = f"encoder.layers.{i}."
+        qkv = linear(x, p + "attn.Wqkv").view(n, 3, HEADS, d)
+        q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
+        att = torch.softmax(torch.einsum("qhd,khd->hqk", q, k) / d ** 0.5, dim=-1)
+        ctx = torch.einsum("hqk,khd->qhd", att, v).reshape(n, HIDDEN)
+        x = F.layer_norm(x + linear(ctx, p + "attn.out_proj"), (HIDDEN,), w[p + "norm1.weight"], w[p + "norm1.bias"], EPS)
+        hidden = linear(x, p + "mlp.fc1")
+        hidden = 0.5 * hidden * (1.0 + torch.erf(hidden / 2 ** 0.5))  # exact GELU, written out
+        x = F.layer_norm(x + linear(hidden, p + "mlp.fc2"), (HIDDEN,), w[p + "norm2.weight"], w[p + "norm2.bias"], EPS)
+    pooled = x.mean(dim=0)
+    return (pooled / pooled.norm()).numpy()
+
+
 # --------------------------------------------------------------------------- config translation
 
 
@@ -254,7 +335,7 @@ def test_translate_config_maps_original_fields():
 @pytest.mark.parametrize("field,value", [
     ("rotary_emb_interleaved", True),
     ("rotary_emb_fraction", 0.5),
-    ("rotary_emb_fraction", 0.0),
+    ("rotary_emb_fraction", 0.0),  # with swiglu: a mix of the two variants
     ("causal", True),
     ("prenorm", True),
     ("qkv_proj_bias", True),
@@ -280,6 +361,40 @@ def test_translate_config_uses_original_defaults_for_missing_fields():
         translate_config(cfg)
     with pytest.raises(UserError, match="not an original NomicBERT"):
         translate_config({"model_type": "nomic_bert", "hidden_size": 768})
+
+
+def test_translate_config_of_the_absolute_variant():
+    from transformers import BertConfig
+
+    from univar_eval.pipeline.nomic import model_variant, translate_config
+
+    cfg = absolute_config(99, bias=True)
+    assert model_variant(cfg) == "absolute" and model_variant(original_config(99)) == "rotary"
+    out = translate_config(cfg)
+    assert out["hidden_act"] == "gelu" and out["intermediate_size"] == ABS_INNER  # plain MLP: no rounding to 256
+    assert out["max_position_embeddings"] == ABS_POSITIONS and out["vocab_size"] == 104
+    assert "rope_parameters" not in out
+    assert translate_config({**cfg, "n_inner": None})["intermediate_size"] == 4 * HIDDEN  # the original default
+    assert BertConfig(**out).hidden_size == HIDDEN
+    # the absolute variant ignores rotary-only settings; biases are allowed
+    assert translate_config({**cfg, "rotary_emb_interleaved": True})["hidden_act"] == "gelu"
+
+
+@pytest.mark.parametrize("changes,field", [
+    ({"activation_function": "gelu_new"}, "activation_function"),
+    ({"activation_function": "relu"}, "activation_function"),
+    ({"rotary_emb_fraction": 0.25}, "rotary_emb_fraction"),
+    ({"rotary_emb_fraction": 1.0}, "activation_function"),  # rotary with a plain GELU MLP: not a supported variant
+    ({"n_positions": 0}, "n_positions"),
+    ({"prenorm": True}, "prenorm"),
+    ({"causal": True}, "causal"),
+])
+def test_absolute_variant_refuses_anything_else_in_one_line(changes, field):
+    from univar_eval.pipeline.nomic import translate_config
+
+    with pytest.raises(UserError, match=field) as info:
+        translate_config({**absolute_config(99, bias=True), **changes})
+    assert "\n" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- weights
@@ -405,6 +520,98 @@ def test_outputs_are_normalised_mean_pooled_and_honour_st_files(loaded):
     np.testing.assert_allclose(emb, torch.nn.functional.normalize(mean, dim=-1).numpy(), atol=1e-6)
     long = " ".join(["honesty"] * 200)
     assert loaded.preprocess([long])["input_ids"].shape[1] == MAX_SEQ
+
+
+# --------------------------------------------------------------------------- the absolute-position, GELU variant
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["biases", "no-biases"])
+def absolute_nomic(request, tmp_path_factory) -> tuple[Path, bool]:
+    return write_checkpoint(tmp_path_factory.mktemp("tiny-nomic-abs") / "ckpt", variant="absolute",
+                            bias=request.param), request.param
+
+
+def test_absolute_variant_loads_every_tensor(absolute_nomic):
+    import torch
+
+    from univar_eval.pipeline.nomic import convert_state_dict, load_nomic_model
+
+    folder, bias = absolute_nomic
+    model, _ = load_nomic_model(folder)
+    assert type(model).__name__ == "BertModel" and model.config.hidden_act == "gelu"
+    params = model.state_dict()
+    src = read_original(folder)
+    checked = set()
+
+    def same(native: str, tensor):
+        assert torch.equal(params[native], tensor), native
+        checked.add(native)
+
+    same("embeddings.word_embeddings.weight", src["embeddings.word_embeddings.weight"])
+    same("embeddings.position_embeddings.weight", src["embeddings.position_embeddings.weight"])
+    same("embeddings.token_type_embeddings.weight", src["embeddings.token_type_embeddings.weight"])
+    same("embeddings.LayerNorm.weight", src["emb_ln.weight"])
+    same("embeddings.LayerNorm.bias", src["emb_ln.bias"])
+    for i in range(LAYERS):
+        p, n = f"encoder.layers.{i}.", f"encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            fused = src.get(p + f"attn.Wqkv.{kind}")
+            for j, part in enumerate(("query", "key", "value")):
+                same(n + f"attention.self.{part}.{kind}",
+                     fused[j * HIDDEN:(j + 1) * HIDDEN] if fused is not None else torch.zeros(HIDDEN))
+            for old, new, width in (("attn.out_proj", "attention.output.dense", HIDDEN),
+                                    ("mlp.fc1", "intermediate.dense", ABS_INNER), ("mlp.fc2", "output.dense", HIDDEN)):
+                # a bias the config declares absent is an exact zero, never random init
+                same(n + f"{new}.{kind}", src.get(p + f"{old}.{kind}", torch.zeros(width)))
+        for old, new in (("norm1", "attention.output.LayerNorm"), ("norm2", "output.LayerNorm")):
+            same(n + f"{new}.weight", src[p + f"{old}.weight"])
+            same(n + f"{new}.bias", src[p + f"{old}.bias"])
+    assert checked == set(params), f"parameters not from the checkpoint: {set(params) - checked}"
+    # every tensor of the file was used: each fused Wqkv tensor fills three parameters, and without biases
+    # six bias parameters per layer are the declared zeros
+    fused = LAYERS * (2 if bias else 1)
+    assert len(src) + 2 * fused + (0 if bias else 6 * LAYERS) == len(params)
+    converted = convert_state_dict(src, HIDDEN, "absolute")
+    assert not converted.unknown and not converted.unused
+
+
+def test_absolute_variant_matches_reference_forward_pass(absolute_nomic):
+    from univar_eval.pipeline.nomic import load_nomic_sentence_transformer
+
+    folder, _ = absolute_nomic
+    src = read_original(folder)
+    st = load_nomic_sentence_transformer(str(folder), device="cpu")
+    assert [type(m).__name__ for m in st] == ["NativeNomicBert", "Pooling", "Normalize"]
+    got = st.encode(TEXTS, batch_size=4, convert_to_numpy=True)  # one padded batch
+    for text, emb in zip(TEXTS, got):
+        ids = st.tokenizer(text)["input_ids"]
+        np.testing.assert_allclose(emb, reference_absolute_embedding(src, ids), atol=1e-5, rtol=0)
+    assert float(np.max(np.abs(got[0] - got[1]))) > 0.05
+    # positions matter: the same tokens in another order embed differently (no rotary, learned table)
+    assert not np.allclose(st.encode(["honesty family"])[0], st.encode(["family honesty"])[0], atol=1e-3)
+
+
+def test_absolute_variant_refuses_biases_the_config_denies(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from univar_eval.pipeline.nomic import load_nomic_model
+
+    folder = write_checkpoint(tmp_path / "abs", variant="absolute", bias=True)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "mlp_fc1_bias": False}))
+    with pytest.raises(UserError, match="mlp_fc1_bias=false but the checkpoint has a bias"):
+        load_nomic_model(folder)
+    # a declared bias missing from the file is a missing tensor, not a silent zero
+    other = tmp_path / "abs2"
+    shutil.copytree(folder, other)
+    (other / "config.json").write_text(json.dumps(cfg))
+    w = load_file(str(other / "model.safetensors"))
+    del w["encoder.layers.0.mlp.fc2.bias"]
+    save_file(w, str(other / "model.safetensors"))
+    with pytest.raises(UserError, match="not in the checkpoint: encoder.layer.0.output.dense.bias"):
+        load_nomic_model(other)
 
 
 # --------------------------------------------------------------------------- errors for people

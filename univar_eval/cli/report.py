@@ -28,7 +28,8 @@ def register(sub) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--min-answers", type=int, help="fewer answers fail as insufficient (default 10)")
     g.add_argument("--min-value-rationality", type=float, metavar="X",
-                   help="also fail any HVAE task whose value rationality is below X")
+                   help="also fail any HVAE task whose chance-corrected value rationality (1 = ideal chooser, 0 = a uniform "
+                        "random responder) is below X")
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
     g.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (for a pull-request comment)")
     g.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per task and language")

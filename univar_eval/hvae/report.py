@@ -1,23 +1,98 @@
-"""Step: HVAE report. The four SVO targets side by side, one row per run and task form, from lm-eval's results."""
+"""Step: HVAE report. The four SVO targets side by side, and ``steering``, from lm-eval's results.
+
+``steering`` needs two tasks' results (the induced target and the no-value baseline of the same
+form), so it is computed here, where runs are read, not as an lm-eval metric. The helpers below are
+what ``compare`` (this table), ``leaderboard`` and ``gate`` call.
+"""
 
 from __future__ import annotations
 
+import math
+
 from univar_eval.harness.results import read_results
-from univar_eval.hvae.svo import TARGETS
+from univar_eval.hvae.svo import TARGETS, steering
 from univar_eval.reports.compare import _fmt
 
 HVAE_FORMS = {"hvae_svo_mc_": "mc", "hvae_svo_nogoal_": "nogoal", "hvae_svo_": "goal"}
+#: The no-value baseline of each form: the goal and no-goal forms share the generated one.
+BASELINES = {"mc": "hvae_svo_mc_novalue", "nogoal": "hvae_svo_novalue", "goal": "hvae_svo_novalue"}
+
+
+def split_task(task: str) -> tuple[str, str] | None:
+    """``(form, target)`` of an induced HVAE task name (``hvae_svo_mc_prosocial`` -> ``("mc", "prosocial")``),
+    else None (baselines and other tasks)."""
+    for prefix, form in HVAE_FORMS.items():
+        if task.startswith(prefix) and task[len(prefix):] in TARGETS:
+            return form, task[len(prefix):]
+    return None
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def steering_by_task(tasks: dict[str, dict]) -> dict[str, float]:
+    """``{induced task: steering}`` for the induced HVAE tasks of one run's results (``read_results()["tasks"]``)
+    whose no-value baseline is in the same results: degrees the induced angle moved toward the target
+    from the baseline's angle (NaN when either angle is missing)."""
+    out = {}
+    for task, metrics in tasks.items():
+        parsed = split_task(task)
+        if parsed is None or BASELINES[parsed[0]] not in tasks:
+            continue
+        baseline = _number(tasks[BASELINES[parsed[0]]].get("svo_angle"))
+        out[task] = steering(_number(metrics.get("svo_angle")), baseline, parsed[1])
+    return out
+
+
+def leaderboard_cells(tasks: dict[str, dict]) -> dict[str, float]:
+    """Leaderboard columns of one run: per induced HVAE task its angle error, value rationality and
+    (with the baseline in the run) steering."""
+    cells: dict[str, float] = {}
+    steer = steering_by_task(tasks)
+    for task, metrics in sorted(tasks.items()):
+        if split_task(task) is None:
+            continue
+        for name in ("angle_error", "value_rationality"):
+            if name in metrics:
+                cells[f"{task} {name}"] = metrics[name]
+        if task in steer:
+            cells[f"{task} steering"] = steer[task]
+    return cells
+
+
+def floor_checks(tasks: dict[str, dict], floor: float) -> list[tuple[str, bool | None, str, float | None]]:
+    """``(task, passed, reason, value)`` per induced HVAE task against a value-rationality floor on the
+    chance-corrected scale; ``passed`` is None when there is no value rationality (no parsable answers)."""
+    steer = steering_by_task(tasks)
+    checks = []
+    for task, metrics in sorted(tasks.items()):
+        if split_task(task) is None or "value_rationality" not in metrics:
+            continue
+        vr = _number(metrics["value_rationality"])
+        extra = f"; steering {steer[task]:+.1f} deg" if task in steer and not math.isnan(steer[task]) else ""
+        if math.isnan(vr):
+            checks.append((task, None, "no value rationality (no parsable answers)", None))
+        else:
+            passed = vr >= floor
+            checks.append((task, passed, f"value rationality {vr:.3f} {'>=' if passed else '<'} {floor} "
+                                         f"(0 = chance, 1 = ideal){extra}", vr))
+    return checks
 
 
 def hvae_table(runs: dict[str, str]) -> list[dict]:
-    """The four HVAE targets side by side, one row per run and task form (from lm-eval's results)."""
+    """The four HVAE targets side by side, one row per run and task form (from lm-eval's results),
+    each target with its ``steering`` added when the form's baseline was run."""
     rows = []
     for label, path in runs.items():
         tasks = read_results(path)["tasks"]
+        steer = steering_by_task(tasks)
         for prefix, form in HVAE_FORMS.items():
-            targets = {t: tasks[prefix + t] for t in TARGETS if prefix + t in tasks}
+            targets = {t: {**tasks[prefix + t], **({"steering": steer[prefix + t]} if prefix + t in steer else {})}
+                       for t in TARGETS if prefix + t in tasks}
             if targets:
-                rows.append({"run": label, "form": form, "targets": targets})
+                baseline = tasks.get(BASELINES[form], {}).get("svo_angle")
+                rows.append({"run": label, "form": form, "targets": targets, "baseline_angle": baseline})
     return rows
 
 
@@ -25,16 +100,20 @@ def format_hvae(rows: list[dict], markdown: bool = False) -> str:
     def cell(m: dict) -> str:
         if not m:
             return "-"
-        return (f"{_fmt(m.get('svo_angle'), 1)}° {m.get('category', '?')} "
-                f"VR {_fmt(m.get('value_rationality'), 2)}")
+        text = (f"{_fmt(m.get('svo_angle'), 1)}° {m.get('category', '?')} VR {_fmt(m.get('value_rationality'), 2)}"
+                f" err {_fmt(m.get('angle_error'), 1)}°")
+        return text + (f" steer {_fmt(m['steering'], 1)}°" if "steering" in m else "")
 
-    headers = ["run", "form", *TARGETS]
-    table = [[r["run"], r["form"], *(cell(r["targets"].get(t, {})) for t in TARGETS)] for r in rows]
+    headers = ["run", "form", *TARGETS, "own angle"]
+    table = [[r["run"], r["form"], *(cell(r["targets"].get(t, {})) for t in TARGETS),
+              "-" if r.get("baseline_angle") is None else f"{_fmt(r['baseline_angle'], 1)}°"] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table])
     widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
-    lines = ["HVAE: SVO angle, category and value rationality (VR) per target value"]
+    lines = ["HVAE per target value: SVO angle, category, angle error (err, degrees from the ideal), value "
+             "rationality (VR: 1 ideal, 0 chance, < 0 worse than chance) and steering (degrees moved toward the "
+             "target from the no-value angle, 'own angle')"]
     lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table]
     return "\n".join(lines)

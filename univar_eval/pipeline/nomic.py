@@ -7,7 +7,20 @@ field names such as ``n_embd``; fused ``attn.Wqkv``; ``mlp.fc11/fc12/fc2``) and
 whose hub code only runs on transformers 4. This module rebuilds them on
 transformers' native ``nomic_bert`` model:
 
-1. :func:`translate_config` maps the original config onto ``NomicBertConfig``,
+Two variants of the original model are supported natively (:func:`model_variant`):
+
+* ``rotary`` -- rotary position embeddings over the whole head (``rotary_emb_fraction: 1.0``)
+  with a SwiGLU MLP (``mlp.fc11/fc12/fc2``, no biases): ``nomic-embed-text-v1`` itself; built on
+  transformers' ``NomicBertModel``;
+* ``absolute`` -- learned absolute position embeddings (``rotary_emb_fraction: 0.0``,
+  ``embeddings.position_embeddings``) with a GELU MLP (``activation_function: gelu``,
+  ``mlp.fc1/fc2``), with or without biases: the contrastors settings UniVaR's training README
+  lists; built on transformers' ``BertModel``, whose post-norm block computes the same thing
+  (biases the config declares absent are exact zeros).
+
+Any other combination is refused with one line naming the unsupported field.
+
+1. :func:`translate_config` maps the original config onto ``NomicBertConfig`` or ``BertConfig``,
    refusing any setting the native model would compute differently;
 2. :func:`convert_state_dict` renames the original tensors explicitly (and
    splits the fused q/k/v projection); :func:`load_nomic_model` checks that
@@ -17,9 +30,9 @@ transformers' native ``nomic_bert`` model:
 
 Weights are read from safetensors only (never pickle). The original semantics
 this follows (post-norm blocks, non-interleaved rotary over the whole head,
-SwiGLU ``fc2(fc11(x) * silu(fc12(x)))``, embedding LayerNorm ``emb_ln``) are
-those of nomic's ``modeling_hf_nomic_bert.py``; ``tests/test_nomic.py`` checks
-the loaded model against an independent plain-torch forward pass of them.
+SwiGLU ``fc2(fc11(x) * silu(fc12(x)))``, or absolute positions and ``fc2(gelu(fc1(x)))``,
+embedding LayerNorm ``emb_ln``) are those of nomic's ``modeling_hf_nomic_bert.py``;
+``tests/test_nomic.py`` checks each variant against an independent plain-torch forward pass.
 """
 
 from __future__ import annotations
@@ -69,18 +82,24 @@ ORIGINAL_DEFAULTS: dict[str, Any] = {
     "pad_token_id": None,
 }
 
-#: The value the native model implicitly assumes for a setting; anything else is refused.
+ROTARY, ABSOLUTE = "rotary", "absolute"
+#: (rotary_emb_fraction, activation_function) of each supported variant.
+VARIANTS = {ROTARY: (1.0, "swiglu"), ABSOLUTE: (0.0, "gelu")}
+
+#: Settings both variants need; anything else is refused.
+_REQUIRED_ALL: dict[str, Any] = {
+    "prenorm": False,
+    "parallel_block": False,
+    "causal": False,
+}
+#: What the native rotary model (NomicBertModel) implicitly assumes besides.
 _REQUIRED: dict[str, Any] = {
-    "activation_function": "swiglu",
-    "rotary_emb_fraction": 1.0,
+    **_REQUIRED_ALL,
     "rotary_emb_interleaved": False,
     "rotary_emb_scale_base": None,
     "qkv_proj_bias": False,
     "mlp_fc1_bias": False,
     "mlp_fc2_bias": False,
-    "prenorm": False,
-    "parallel_block": False,
-    "causal": False,
 }
 
 #: Optional original fields (absent from most configs) and the only value the native model supports.
@@ -91,7 +110,8 @@ _REQUIRED_IF_PRESENT: dict[str, Any] = {
 }
 
 #: Original fields consumed by :func:`translate_config`.
-_MAPPED = set(ORIGINAL_DEFAULTS) | set(_REQUIRED) | set(_REQUIRED_IF_PRESENT) | {"num_heads_kv", "embd_pdrop"}
+_MAPPED = (set(ORIGINAL_DEFAULTS) | set(_REQUIRED) | set(_REQUIRED_IF_PRESENT)
+           | {"num_heads_kv", "embd_pdrop", "activation_function", "rotary_emb_fraction"})
 
 #: Original fields that do not change the embeddings (remote code, kernels, training, generation).
 _IGNORED = {
@@ -132,6 +152,29 @@ _PER_LAYER = {
     "norm2.bias": "post_mlp_layernorm.bias",
 }
 _FUSED_QKV = "attn.Wqkv.weight"
+
+#: The absolute variant on transformers' BertModel: whole-model and per-layer renames, original -> native.
+_TOP_LEVEL_ABSOLUTE = {**{k: v for k, v in _TOP_LEVEL.items()},
+                       "embeddings.position_embeddings.weight": "embeddings.position_embeddings.weight"}
+_PER_LAYER_ABSOLUTE = {
+    "attn.out_proj.weight": "attention.output.dense.weight",
+    "attn.out_proj.bias": "attention.output.dense.bias",
+    "norm1.weight": "attention.output.LayerNorm.weight",
+    "norm1.bias": "attention.output.LayerNorm.bias",
+    "mlp.fc1.weight": "intermediate.dense.weight",
+    "mlp.fc1.bias": "intermediate.dense.bias",
+    "mlp.fc2.weight": "output.dense.weight",
+    "mlp.fc2.bias": "output.dense.bias",
+    "norm2.weight": "output.LayerNorm.weight",
+    "norm2.bias": "output.LayerNorm.bias",
+}
+_FUSED_QKV_BIAS = "attn.Wqkv.bias"
+#: Which config flag says whether each BertModel bias exists in the original (per layer, after ``encoder.layer.N.``).
+_ABSOLUTE_BIAS_FLAGS = {
+    "attention.self.query.bias": "qkv_proj_bias", "attention.self.key.bias": "qkv_proj_bias",
+    "attention.self.value.bias": "qkv_proj_bias", "attention.output.dense.bias": "qkv_proj_bias",
+    "intermediate.dense.bias": "mlp_fc1_bias", "output.dense.bias": "mlp_fc2_bias",
+}
 _LAYER_KEY = re.compile(r"^encoder\.layers\.(\d+)\.(.+)$")
 
 _SAFE_WEIGHTS = "model.safetensors"
@@ -154,11 +197,34 @@ def gated_mlp_width(n_embd: int, n_inner: int | None, multiple_of: int = 256) ->
     return int((hidden + multiple_of - 1) // multiple_of * multiple_of)
 
 
+def model_variant(original: Mapping[str, Any]) -> str:
+    """``"rotary"`` (rotary 1.0 + SwiGLU) or ``"absolute"`` (learned positions + GELU) for an original config;
+    :class:`UserError` naming the field for anything else (partial rotary, other activations, mixes)."""
+    cfg = {**ORIGINAL_DEFAULTS, **dict(original)}
+    fraction, act = cfg.get("rotary_emb_fraction"), cfg.get("activation_function")
+    try:
+        fraction = float(fraction if fraction is not None else 0.0)
+    except (TypeError, ValueError):
+        raise UserError(_fix(f"unsupported rotary_emb_fraction={fraction!r}")) from None
+    for name, (want_fraction, want_act) in VARIANTS.items():
+        if fraction == want_fraction:
+            if act != want_act:
+                raise UserError(_fix(f"unsupported activation_function={act!r} with rotary_emb_fraction={fraction:g} "
+                                     f"(supported: {_supported()})"))
+            return name
+    raise UserError(_fix(f"unsupported rotary_emb_fraction={cfg.get('rotary_emb_fraction')!r} (supported: {_supported()})"))
+
+
+def _supported() -> str:
+    return " or ".join(f"rotary_emb_fraction {f:g} with activation_function {a}" for f, a in VARIANTS.values())
+
+
 def translate_config(original: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of ``transformers.NomicBertConfig`` equivalent to an original NomicBERT config.
+    """Keyword arguments of the native config equivalent to an original NomicBERT config:
+    ``NomicBertConfig`` for the rotary variant, ``BertConfig`` for the absolute one (see :func:`model_variant`).
 
     Raises :class:`UserError` for a setting the native model cannot reproduce
-    (e.g. interleaved or partial rotary, biases, pre-norm, causal attention).
+    (e.g. interleaved or partial rotary, biases with rotary, pre-norm, causal attention).
     Remote-code fields (``auto_map``) and kernel switches are dropped.
     """
     missing = [k for k in ("n_embd", "n_head", "n_layer") if k not in original]
@@ -168,7 +234,8 @@ def translate_config(original: Mapping[str, Any]) -> dict[str, Any]:
             f"missing {', '.join(missing) or 'nothing'}); give the folder of a nomic_bert checkpoint"
         )
     cfg = {**ORIGINAL_DEFAULTS, **dict(original)}
-    for key, expected in _REQUIRED.items():
+    variant = model_variant(original)
+    for key, expected in (_REQUIRED if variant == ROTARY else _REQUIRED_ALL).items():
         if cfg.get(key) != expected:
             raise UserError(_fix(f"unsupported {key}={cfg.get(key)!r} (the native model needs {expected!r})"))
     for key, expected in _REQUIRED_IF_PRESENT.items():
@@ -189,21 +256,31 @@ def translate_config(original: Mapping[str, Any]) -> dict[str, Any]:
     vocab = int(cfg["vocab_size"])
     vocab += (-vocab) % multiple  # the original pads the vocabulary the same way
     positions = int(cfg["n_positions"] or 0)
-    return {
+    common = {
         "vocab_size": vocab,
         "hidden_size": hidden,
         "num_hidden_layers": int(cfg["n_layer"]),
         "num_attention_heads": heads,
-        "head_dim": hidden // heads,
-        "intermediate_size": gated_mlp_width(hidden, cfg["n_inner"]),
-        "hidden_act": "silu",
         "hidden_dropout_prob": float(cfg["resid_pdrop"] or 0.0),
         "attention_probs_dropout_prob": float(cfg["attn_pdrop"] or 0.0),
-        "max_position_embeddings": positions if positions > 0 else int(cfg["max_trained_positions"]),
         "type_vocab_size": int(cfg["type_vocab_size"]),
         "initializer_range": float(cfg["initializer_range"]),
         "layer_norm_eps": float(cfg["layer_norm_epsilon"]),
         "pad_token_id": int(cfg["pad_token_id"]) if cfg["pad_token_id"] is not None else 0,
+    }
+    if variant == ABSOLUTE:
+        if positions <= 0:
+            raise UserError(_fix(f"unsupported n_positions={cfg['n_positions']!r} with rotary_emb_fraction 0 "
+                                 "(no position embeddings at all)"))
+        # the original's plain MLP is n_inner wide (default 4 * n_embd), GELU exact (erf) as F.gelu
+        return {**common, "intermediate_size": int(cfg["n_inner"] or 4 * hidden), "hidden_act": "gelu",
+                "max_position_embeddings": positions}
+    return {
+        **common,
+        "head_dim": hidden // heads,
+        "intermediate_size": gated_mlp_width(hidden, cfg["n_inner"]),
+        "hidden_act": "silu",
+        "max_position_embeddings": positions if positions > 0 else int(cfg["max_trained_positions"]),
         "rope_parameters": {"rope_type": "default", "rope_theta": float(cfg["rotary_emb_base"])},
     }
 
@@ -214,7 +291,7 @@ def exact_length_limit(original: Mapping[str, Any]) -> int | None:
     With ``rotary_scaling_factor`` the original switches to dynamic-NTK rotary
     beyond ``max_trained_positions`` tokens; the native model keeps plain rotary.
     """
-    if original.get("rotary_scaling_factor"):
+    if original.get("rotary_scaling_factor") and model_variant(original) == ROTARY:
         return int(original.get("max_trained_positions") or ORIGINAL_DEFAULTS["max_trained_positions"])
     return None
 
@@ -226,10 +303,13 @@ class ConvertedWeights:
     unknown: list[str]  # original names with no native counterpart
 
 
-def convert_state_dict(original: Mapping[str, "torch.Tensor"], hidden_size: int) -> ConvertedWeights:
-    """Rename original NomicBERT tensors to the native layout; split the fused q/k/v projection."""
+def convert_state_dict(original: Mapping[str, "torch.Tensor"], hidden_size: int,
+                       variant: str = ROTARY) -> ConvertedWeights:
+    """Rename original NomicBERT tensors to the native layout of ``variant``; split the fused q/k/v projection."""
     import torch
 
+    absolute = variant == ABSOLUTE
+    top, per_layer = (_TOP_LEVEL_ABSOLUTE, _PER_LAYER_ABSOLUTE) if absolute else (_TOP_LEVEL, _PER_LAYER)
     out: dict[str, torch.Tensor] = {}
     unused: list[str] = []
     unknown: list[str] = []
@@ -238,23 +318,28 @@ def convert_state_dict(original: Mapping[str, "torch.Tensor"], hidden_size: int)
         if _UNUSED_KEYS.match(key):
             unused.append(name)
             continue
-        if key in _TOP_LEVEL:
-            _put(out, _TOP_LEVEL[key], tensor, name)
+        if key in top:
+            _put(out, top[key], tensor, name)
             continue
         match = _LAYER_KEY.match(key)
         if match is None:
             unknown.append(name)
             continue
         layer, rest = match.groups()
-        prefix = f"layers.{int(layer)}."
-        if rest == _FUSED_QKV:
-            if tensor.ndim != 2 or tensor.shape[0] != 3 * hidden_size:
-                raise UserError(f"{name} has shape {tuple(tensor.shape)}, expected ({3 * hidden_size}, {hidden_size})")
+        prefix = f"encoder.layer.{int(layer)}." if absolute else f"layers.{int(layer)}."
+        if rest == _FUSED_QKV or (absolute and rest == _FUSED_QKV_BIAS):
+            if tensor.shape[0] != 3 * hidden_size or tensor.ndim != (2 if rest == _FUSED_QKV else 1):
+                raise UserError(f"{name} has shape {tuple(tensor.shape)}, expected ({3 * hidden_size}, {hidden_size})"
+                                if rest == _FUSED_QKV else f"{name} has shape {tuple(tensor.shape)}, expected "
+                                f"({3 * hidden_size},)")
+            kind = rest.rsplit(".", 1)[1]
             # rows are ordered (three, heads, head_dim): all of q, then all of k, then all of v
-            for part, chunk in zip(("q", "k", "v"), torch.chunk(tensor, 3, dim=0)):
-                _put(out, f"{prefix}self_attn.{part}_proj.weight", chunk, name)
-        elif rest in _PER_LAYER:
-            _put(out, prefix + _PER_LAYER[rest], tensor, name)
+            names = ("query", "key", "value") if absolute else ("q", "k", "v")
+            for part, chunk in zip(names, torch.chunk(tensor, 3, dim=0)):
+                target = f"attention.self.{part}.{kind}" if absolute else f"self_attn.{part}_proj.{kind}"
+                _put(out, prefix + target, chunk, name)
+        elif rest in per_layer:
+            _put(out, prefix + per_layer[rest], tensor, name)
         else:
             unknown.append(name)
     return ConvertedWeights(out, unused, unknown)
@@ -308,22 +393,27 @@ def load_nomic_model(folder: str | Path):
     parameter of the model comes from the file.
     """
     import torch
-    from transformers import NomicBertConfig, NomicBertModel
+    from transformers import BertConfig, BertModel, NomicBertConfig, NomicBertModel
 
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise UserError(f"no config.json in {folder}; give the folder of a NomicBERT checkpoint")
     original = json.loads(config_path.read_text(encoding="utf-8"))
-    config = NomicBertConfig(**translate_config(original))
-    weights = convert_state_dict(read_safetensors(folder), config.hidden_size)
+    kwargs = translate_config(original)
+    variant = model_variant(original)
+    config_cls, model_cls = (BertConfig, BertModel) if variant == ABSOLUTE else (NomicBertConfig, NomicBertModel)
+    config = config_cls(**kwargs)
+    weights = convert_state_dict(read_safetensors(folder), config.hidden_size, variant)
     if weights.unknown:
         raise UserError(f"{folder}: {len(weights.unknown)} tensors have no place in the native model: {_few(weights.unknown)}")
     if weights.unused:
         log.info("NomicBERT: not loading %d tensors the embedding model does not use (%s)", len(weights.unused), _few(weights.unused, 3))
 
-    model = NomicBertModel(config, add_pooling_layer=False)
+    model = model_cls(config, add_pooling_layer=False)
     expected = model.state_dict()
+    if variant == ABSOLUTE:
+        _zero_absent_biases(weights.tensors, expected, {**ORIGINAL_DEFAULTS, **original}, folder)
     word = "embeddings.word_embeddings.weight"
     if word in weights.tensors and weights.tensors[word].shape[0] < expected[word].shape[0]:
         # the original model pads its vocabulary (pad_vocab_size_multiple) with rows nobody uses
@@ -344,6 +434,22 @@ def load_nomic_model(folder: str | Path):
     model.load_state_dict({k: v.to(torch.float32) for k, v in weights.tensors.items()}, strict=True)
     model.eval()
     return model, original
+
+
+def _zero_absent_biases(tensors: dict, expected: dict, cfg: Mapping[str, Any], folder: Path) -> None:
+    """BertModel always has biases; where the original config declares a layer bias-free, the bias is an
+    exact zero (never left at random init). A bias the config declares but the file lacks is an error."""
+    import torch
+
+    for key, shape in ((k, v.shape) for k, v in expected.items()):
+        match = re.match(r"^encoder\.layer\.\d+\.(.+)$", key)
+        flag = _ABSOLUTE_BIAS_FLAGS.get(match.group(1)) if match else None
+        if flag is None:
+            continue
+        if key in tensors and not cfg[flag]:
+            raise UserError(f"{folder}: config.json says {flag}=false but the checkpoint has a bias for {key}")
+        if key not in tensors and not cfg[flag]:
+            tensors[key] = torch.zeros(shape)
 
 
 def resolve_checkpoint(model_id_or_path: str | Path, revision: str | None = None) -> Path:
@@ -463,6 +569,8 @@ def load_nomic_sentence_transformer(model_id_or_path: str | Path, revision: str 
     max_len = st_config.get("max_seq_length")
     if max_len is None:
         max_len = min(int(model.config.max_position_embeddings), int(getattr(tokenizer, "model_max_length", 10**9)))
+    if model_variant(original) == ABSOLUTE and max_len > model.config.max_position_embeddings:
+        max_len = int(model.config.max_position_embeddings)  # learned positions end there
     limit = exact_length_limit(original)
     if limit is not None and max_len > limit:
         log.warning("NomicBERT: inputs truncated to %d tokens (the original switches to dynamic-NTK rotary beyond)", limit)

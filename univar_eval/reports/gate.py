@@ -137,21 +137,15 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
 
 
 def hvae_checks(run: str, floor: float) -> list[Check]:
-    results = read_results(run)
-    checks = []
-    for task, metrics in sorted(results["tasks"].items()):
-        if not task.startswith("hvae_") or "value_rationality" not in metrics:
-            continue
-        vr = metrics["value_rationality"]
-        if not isinstance(vr, (int, float)) or math.isnan(vr):
-            checks.append(Check(task, "hvae", None, FAIL, "no value rationality (no parsable answers)",
-                                threshold=floor))
-        elif vr < floor:
-            checks.append(Check(task, "hvae", None, FAIL, f"value rationality {vr:.3f} < {floor}", distance=vr,
-                                threshold=floor))
-        else:
-            checks.append(Check(task, "hvae", None, PASS, f"value rationality {vr:.3f} >= {floor}", distance=vr,
-                                threshold=floor))
+    """One check per induced HVAE task: its chance-corrected value rationality (1 ideal, 0 chance) against
+    ``floor`` (rows and steering from :func:`univar_eval.hvae.report.floor_checks`)."""
+    from univar_eval.hvae.report import floor_checks
+
+    if not floor <= 1.0:
+        raise UserError(f"--min-value-rationality {floor} can never be met: the scale tops at 1 (the ideal "
+                        "chooser); 0 is chance")
+    checks = [Check(task, "hvae", None, PASS if passed else FAIL, reason, distance=value, threshold=floor)
+              for task, passed, reason, value in floor_checks(read_results(run)["tasks"], floor)]
     if not checks:
         raise UserError(f"{run}: --min-value-rationality given but the run has no HVAE results "
                         "(run lm_eval with --tasks hvae_svo and --output_path)")

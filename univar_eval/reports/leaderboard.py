@@ -7,7 +7,7 @@ Columns, in a stable order:
   without one;
 * per questionnaire: the cross-language spread (mean distance between the model's
   languages);
-* per HVAE task: value rationality (from lm-eval's results);
+* per HVAE task: angle error, value rationality and steering (from lm-eval's results);
 * the ValueLex profile: the six subdimension orientations (from lm-eval's results).
 
 The header records the encoder, translator and questionnaire versions; runs made with
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.harness.results import read_results
+from univar_eval.hvae.report import leaderboard_cells as hvae_leaderboard_cells
 from univar_eval.reports.compare import cross_language, reference_distances
 from univar_eval.reports.runs import load_run, run_label
 from univar_eval.storage.bank import Bank
@@ -60,9 +61,7 @@ def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | Non
                 cells[f"{d.task} dispersion"] = dispersion(d.embeddings) if len(d) >= 2 else None
         for q, info in cross_language(dists, metric=metric, min_answers=min_answers).items():
             cells[f"{q} cross-language spread"] = info["spread"]
-        for task, metrics in sorted(results["tasks"].items()):
-            if task.startswith("hvae_") and "value_rationality" in metrics:
-                cells[f"{task} value_rationality"] = metrics["value_rationality"]
+        cells.update(hvae_leaderboard_cells(results["tasks"]))  # angle error, value rationality, steering
         for name, value in sorted(results["tasks"].get(VALUELEX_TASK, {}).items()):
             if name.startswith("orientation_"):
                 cells[f"valuelex {name}"] = value

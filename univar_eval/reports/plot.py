@@ -279,8 +279,11 @@ def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, fl
             if not (isinstance(v, (int, float)) and v == v):
                 ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(range(len(TARGETS)), TARGETS)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("value rationality")
+    lowest = min([0.0] + [v for row in table for v in (row["targets"].get(t, {}).get("value_rationality")
+                                                      for t in TARGETS) if isinstance(v, (int, float)) and v == v])
+    ax.set_ylim(min(-0.1, lowest - 0.05), 1.05)  # chance-corrected: below 0 is worse than chance
+    ax.axhline(0.0, color="black", lw=0.8, ls="--", label="chance")
+    ax.set_ylabel("value rationality (1 ideal, 0 chance)")
     ax.set_title("HVAE: value rationality per target value")
     ax.legend(fontsize=8)
     return _save(fig, path, dpi)

@@ -1,21 +1,31 @@
 """Step: identification. UniVaR's validation protocol: can an encoder tell models (and languages) apart by values?
 
 Every embedded QA pair is one input, labelled ``f"{model}${lang}"`` (UniVaR's label).
-The embeddings are frozen; a seeded stratified split holds out ``test_size`` of each
-label, and two classifiers are scored on the held-out part:
+As in UniVaR's ``downstream_eval.py``, **each question source is evaluated on its own**
+(PVQ, WVS, GLOBE, situations, the control): value sets and the control are never pooled
+under one label, and the report has one block per source. Within a source the embeddings
+are frozen, split per label, and two classifiers are scored on the held-out part:
 
+* **split** (``split="paper"``, the default): the paper's fixed per-label train/test counts
+  (:data:`PAPER_SPLIT`: 128/40 PVQ, 201/50 WVS, 54/30 GLOBE, 1000/250 situations, 735/250
+  control), drawn at random within each ``model$lang`` label, when every label of the source
+  has that many answers; otherwise a seeded stratified split holding out ``test_size``
+  (20 %) of each label. The report says which one was used and why. ``split="question"``
+  holds out ``test_size`` of the *questions* instead, so that no question is in both train and
+  test: a stricter variant, not the paper's protocol.
 * **kNN** (cosine similarity, ``k`` = 50 as in the paper): majority vote of the ``k``
   most similar training inputs, ties broken by the summed similarity of the tied
   labels. ``k`` is capped at the training size of the smallest label, so a label with
   few examples is not out-voted just because ``k`` exceeds its size. Accuracy and
   weighted F1.
 * **linear probe**: softmax regression (one linear layer), Adam lr 2e-3, 20 epochs,
-  batch 512 (the paper's recipe), trained with torch on CPU from a zero start with a
-  seeded shuffle, so it is deterministic. Accuracy at 1/5/10 and weighted F1.
+  batch 512, the learning rate decayed by UniVaR's ``LambdaLR`` factor ``1 - epoch / epochs``
+  stepped once per epoch; trained with torch on CPU from a zero start with a seeded shuffle,
+  so it is deterministic. Accuracy at 1/5/10 (only the ``k`` below the number of labels:
+  acc@k is 1 by construction otherwise) and weighted F1.
 
-Chance is ``1 / number of labels`` (``min(k, labels) / labels`` for acc@k). An encoder
-that separates models by values scores well above chance here; run it on non-value
-(control) questions too, to see how much of that is style.
+Chance is ``1 / number of labels`` (``k / labels`` for acc@k). An encoder that separates
+models by values scores well above chance on the value sources and much less on the control.
 
 Inputs are gathered by :func:`gather`: lm-eval output, UniVaR CSV files and QA JSONL
 (anything ``univar-eval bank add`` accepts, embedded with the chosen encoder), run
@@ -42,6 +52,12 @@ DEFAULT_K = 50
 TOP_KS = (1, 5, 10)
 FEW_STEPS = 100  # fewer probe steps than this earn a note under the table
 
+#: UniVaR's per-label (train, test) counts of each question source (paper, Table 4; downstream_eval.py).
+PAPER_SPLIT: dict[str, tuple[int, int]] = {"pvq": (128, 40), "wvs": (201, 50), "globe": (54, 30),
+                                           "situations": (1000, 250), "control": (735, 250)}
+SPLITS = ("paper", "question")
+DEFAULT_TEST_SIZE = 0.2
+
 
 # -- inputs ------------------------------------------------------------------------------------------------
 @dataclass
@@ -55,10 +71,29 @@ class LabelledSet:
     embeddings: np.ndarray
     encoder: dict
     origin: str
+    questions: list | None = None  # the question key of each row (see question_keys), for split="question"
 
     @property
     def label(self) -> str:
         return f"{self.model}${self.lang}"
+
+    @property
+    def source(self) -> str:
+        """The question source (questionnaire) the answers belong to; sets are evaluated per source."""
+        if self.questionnaire:
+            return str(self.questionnaire)
+        parts = (self.task or "").split("_")
+        return parts[1] if len(parts) >= 3 and parts[0] == "univar" else (self.task or "unknown")
+
+
+def question_keys(records: list[dict]) -> list | None:
+    """The question of each record: the questionnaire's item id (shared by every model and language of our
+    questionnaires), else the question text; None when the records carry neither."""
+    if records and all(r.get("id") is not None and ":" not in str(r.get("id")) for r in records):
+        return [str(r["id"]) for r in records]  # our item ids ("pvq-sd_thought-01"), not file:line positions
+    if records and all(isinstance(r.get("question"), str) for r in records):
+        return [" ".join(r["question"].split()).lower() for r in records]
+    return None
 
 
 def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSet:
@@ -66,7 +101,7 @@ def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSe
     name = model or m.get("model") or origin
     return LabelledSet(model=str(name), lang=str(m.get("lang")), task=m.get("task"),
                        questionnaire=m.get("questionnaire"), embeddings=np.asarray(dist.embeddings, np.float32),
-                       encoder=m.get("encoder") or {}, origin=origin)
+                       encoder=m.get("encoder") or {}, origin=origin, questions=question_keys(dist.records))
 
 
 def from_bank(path: str | Path) -> list[LabelledSet]:
@@ -77,7 +112,8 @@ def from_bank(path: str | Path) -> list[LabelledSet]:
     entries = bank.entries()
     if not entries:
         raise UserError(f"bank {bank.path} is empty; add entries with 'univar-eval bank add'")
-    return [from_distribution(bank.load(e), f"{bank.path}:{e['model']}/{e['task']}", model=e["model"])
+    # with the answers: their question ids serve --split question
+    return [from_distribution(bank.load(e, with_answers=True), f"{bank.path}:{e['model']}/{e['task']}", model=e["model"])
             for e in entries]
 
 
@@ -164,6 +200,21 @@ def dataset(sets: list[LabelledSet]) -> tuple[np.ndarray, np.ndarray, list[str]]
     return x, y, names
 
 
+def by_source(sets: list[LabelledSet]) -> dict[str, list[LabelledSet]]:
+    """The sets grouped by question source, in a stable order (value sources first, the control last)."""
+    groups: dict[str, list[LabelledSet]] = {}
+    for s in sets:
+        groups.setdefault(s.source, []).append(s)
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0] == "control", kv[0])))
+
+
+def questions_of(sets: list[LabelledSet]) -> np.ndarray | None:
+    """The question key of every row of the stacked sets, or None when a set does not say."""
+    if any(s.questions is None or len(s.questions) != len(s.embeddings) for s in sets):
+        return None
+    return np.array([q for s in sets for q in s.questions], dtype=object)
+
+
 # -- split -------------------------------------------------------------------------------------------------
 def stratified_split(y: np.ndarray, test_size: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded split holding out ``round(test_size * n)`` rows of every label (at least one, never all)."""
@@ -180,6 +231,70 @@ def stratified_split(y: np.ndarray, test_size: float = 0.2, seed: int = 0) -> tu
         test.append(rows[:n_test])
         train.append(rows[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def fixed_split(y: np.ndarray, n_train: int, n_test: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """UniVaR's split: ``n_test`` and ``n_train`` rows drawn at random within every label (rows beyond
+    ``n_train + n_test`` are left out). Every label needs ``n_train + n_test`` rows."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        rows = np.flatnonzero(y == c)
+        if len(rows) < n_train + n_test:
+            raise UserError(f"label #{c} has {len(rows)} examples; the fixed split needs {n_train + n_test}")
+        rows = rows[rng.permutation(len(rows))]
+        test.append(rows[:n_test])
+        train.append(rows[n_test:n_test + n_train])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def question_split(y: np.ndarray, questions: np.ndarray, test_size: float = DEFAULT_TEST_SIZE,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out ``round(test_size * questions)`` whole questions (at least one, never all): every answer to a
+    held-out question, from every label, is in test, so no question is in both train and test."""
+    if not 0.0 < test_size < 1.0:
+        raise UserError(f"--test-size must be between 0 and 1 (got {test_size})")
+    unique = np.array(sorted(set(questions.tolist())), dtype=object)
+    if len(unique) < 2:
+        raise UserError("the question split needs two or more distinct questions")
+    rng = np.random.default_rng(seed)
+    n_test = int(min(max(round(test_size * len(unique)), 1), len(unique) - 1))
+    held_out = set(unique[rng.permutation(len(unique))[:n_test]].tolist())
+    is_test = np.array([q in held_out for q in questions.tolist()], dtype=bool)
+    train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    for c in np.unique(y):
+        if not np.any(y[train] == c) or not np.any(y[test] == c):
+            raise UserError(f"label #{c} has no answers on one side of the question split; "
+                            "it needs answers to more questions (or use the default split)")
+    return train, test
+
+
+def choose_split(y: np.ndarray, source: str, *, split: str = "paper", test_size: float = DEFAULT_TEST_SIZE,
+                 seed: int = 0, questions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The train/test rows of one source and a description of the split used (kind, counts, why)."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; use {' or '.join(SPLITS)}")
+    if split == "question":
+        if questions is None:
+            raise UserError(f"{source}: the question split needs the question of every answer, and some inputs "
+                            "do not record it; use the default split")
+        train, test = question_split(y, questions, test_size, seed)
+        return train, test, {"kind": "question", "test_size": test_size, "seed": seed,
+                             "n_questions": len(set(questions.tolist())),
+                             "n_test_questions": len(set(questions[test].tolist())),
+                             "note": f"{len(set(questions[test].tolist()))} of {len(set(questions.tolist()))} "
+                                     "questions held out, none in both train and test (stricter than the paper)"}
+    smallest = int(np.bincount(y).min()) if len(y) else 0
+    counts = PAPER_SPLIT.get(source)
+    if counts and smallest >= sum(counts):
+        train, test = fixed_split(y, *counts, seed=seed)
+        return train, test, {"kind": "paper", "n_train_per_label": counts[0], "n_test_per_label": counts[1],
+                             "seed": seed, "note": f"the paper's fixed {counts[0]}/{counts[1]} per label"}
+    why = (f"the paper's {counts[0]}/{counts[1]} per label needs {sum(counts)} answers per label, the smallest "
+           f"label has {smallest}" if counts else f"the paper has no fixed counts for {source!r}")
+    train, test = stratified_split(y, test_size, seed)
+    return train, test, {"kind": "stratified", "test_size": test_size, "seed": seed,
+                         "note": f"{round(100 * (1 - test_size))}/{round(100 * test_size)} per label ({why})"}
 
 
 # -- metrics -----------------------------------------------------------------------------------------------
@@ -267,8 +382,12 @@ def train_probe(train_x: np.ndarray, train_y: np.ndarray, n_labels: int, *, epoc
         layer.weight.zero_()
         layer.bias.zero_()
     opt = torch.optim.Adam(layer.parameters(), lr=lr)
+    # UniVaR's schedule (downstream_eval.py): LambdaLR with factor 1 - epoch / n_epochs, stepped once per epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 1.0 - epoch / epochs)
     loss_fn = torch.nn.CrossEntropyLoss()
+    rates = []
     for _ in range(epochs):
+        rates.append(opt.param_groups[0]["lr"])
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), batch_size):
             idx = order[start:start + batch_size]
@@ -276,64 +395,99 @@ def train_probe(train_x: np.ndarray, train_y: np.ndarray, n_labels: int, *, epoc
             loss = loss_fn(layer(x[idx]), y[idx])
             loss.backward()
             opt.step()
+        schedule.step()
 
     def logits(z: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return layer(torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))).numpy()
 
+    logits.learning_rates = rates  # the rate of each epoch, for the report and the tests
     return logits
 
 
 # -- the protocol ------------------------------------------------------------------------------------------
-def identify(x: np.ndarray, y: np.ndarray, names: list[str], *, k: int = DEFAULT_K, test_size: float = 0.2,
-             seed: int = 0, epochs: int = PROBE_EPOCHS, lr: float = PROBE_LR,
-             batch_size: int = PROBE_BATCH) -> dict:
-    """kNN and linear-probe identification of ``names[y]`` from ``x`` on a seeded held-out split."""
+def top_ks(n_labels: int) -> list[int]:
+    """The acc@k worth reporting: k = 1 always, larger k only below the number of labels (else it is 1 by
+    construction)."""
+    return [t for t in TOP_KS if t == 1 or t < n_labels]
+
+
+def identify(x: np.ndarray, y: np.ndarray, names: list[str], *, k: int = DEFAULT_K,
+             test_size: float = DEFAULT_TEST_SIZE, seed: int = 0, epochs: int = PROBE_EPOCHS, lr: float = PROBE_LR,
+             batch_size: int = PROBE_BATCH, source: str = "unknown", split: str = "paper",
+             questions: np.ndarray | None = None) -> dict:
+    """kNN and linear-probe identification of ``names[y]`` from ``x`` (one question source) on a seeded
+    held-out split (:func:`choose_split`)."""
     n_labels = len(names)
     if n_labels < 2:
         raise UserError(f"identification needs two labels (model$lang) or more; the inputs have only "
                         f"{', '.join(names) or 'none'}")
-    train, test = stratified_split(y, test_size, seed)
+    train, test, split_info = choose_split(y, source, split=split, test_size=test_size, seed=seed, questions=questions)
     k_used = effective_k(k, y[train])
     knn_pred = knn_predict(x[train], y[train], x[test], k_used, n_labels)
-    logits = train_probe(x[train], y[train], n_labels, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)(x[test])
+    probe = train_probe(x[train], y[train], n_labels, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    logits = probe(x[test])
     probe_pred = np.argmax(logits, axis=1)
     train_counts, test_counts = np.bincount(y[train], minlength=n_labels), np.bincount(y[test], minlength=n_labels)
     return {
+        "source": source,
         "n_labels": n_labels,
         "n_train": int(len(train)),
         "n_test": int(len(test)),
         "chance": 1.0 / n_labels,
-        "split": {"test_size": test_size, "seed": seed, "stratified": True},
+        "split": split_info,
         "knn": {"k": k_used, "k_requested": k, "accuracy": accuracy(y[test], knn_pred),
                 "weighted_f1": weighted_f1(y[test], knn_pred, n_labels)},
-        "probe": {**{f"acc@{t}": accuracy_at_k(logits, y[test], t) for t in TOP_KS},
+        "probe": {**{f"acc@{t}": accuracy_at_k(logits, y[test], t) for t in top_ks(n_labels)},
                   "weighted_f1": weighted_f1(y[test], probe_pred, n_labels),
-                  "epochs": epochs, "lr": lr, "batch_size": batch_size,
+                  "epochs": epochs, "lr": lr, "batch_size": batch_size, "schedule": "LambdaLR 1 - epoch/epochs",
                   "steps": epochs * -(-len(train) // batch_size)},
         "labels": [{"label": n, "n_train": int(train_counts[i]), "n_test": int(test_counts[i])}
                    for i, n in enumerate(names)],
     }
 
 
+def identify_sources(sets: list[LabelledSet], **kwargs) -> dict[str, dict]:
+    """:func:`identify` on each question source separately: ``{source: report}``. A source with a single
+    label gets ``{"source", "skipped": why}``; if no source has two labels the inputs are refused."""
+    reports: dict[str, dict] = {}
+    for source, group in by_source(sets).items():
+        x, y, names = dataset(group)
+        if len(names) < 2:
+            reports[source] = {"source": source, "skipped": f"only one label ({names[0]}); needs two or more"}
+            continue
+        reports[source] = identify(x, y, names, source=source, questions=questions_of(group), **kwargs)
+    if all("skipped" in r for r in reports.values()):
+        raise UserError("identification needs two labels (model$lang) or more within one question source; "
+                        + "; ".join(f"{s}: {r['skipped']}" for s, r in reports.items()))
+    return reports
+
+
 def format_report(report: dict) -> str:
-    """A small table: each metric beside its chance level."""
+    """One source's block: each metric beside its chance level."""
+    if "skipped" in report:
+        return f"source {report['source']}: skipped, {report['skipped']}"
     n = report["n_labels"]
     knn, probe = report["knn"], report["probe"]
     rows = [("kNN accuracy", knn["accuracy"], 1 / n), ("kNN weighted F1", knn["weighted_f1"], 1 / n)]
-    rows += [(f"probe acc@{t}", probe[f"acc@{t}"], min(t, n) / n) for t in TOP_KS]
+    rows += [(f"probe acc@{t}", probe[f"acc@{t}"], t / n) for t in TOP_KS if f"acc@{t}" in probe]
     rows += [("probe weighted F1", probe["weighted_f1"], 1 / n)]
     enc = report.get("encoder") or {}
-    head = (f"identification of {n} labels (model$lang), encoder {enc.get('name')} "
-            f"(fingerprint {enc.get('fingerprint_id')})\n"
-            f"{report['n_train']} train / {report['n_test']} held-out inputs "
-            f"(stratified, test size {report['split']['test_size']}, seed {report['split']['seed']}); "
+    split = report["split"]
+    head = (f"source {report.get('source', 'unknown')}: identification of {n} labels (model$lang), encoder "
+            f"{enc.get('name')} (fingerprint {enc.get('fingerprint_id')})\n"
+            f"{report['n_train']} train / {report['n_test']} held-out inputs; split: {split['kind']}, "
+            f"{split['note']}, seed {split['seed']}\n"
             f"kNN k={knn['k']}" + (f" (capped from {knn['k_requested']})" if knn["k"] != knn["k_requested"] else "")
-            + f"; probe {probe['epochs']} epochs, Adam lr {probe['lr']:g}, batch {probe['batch_size']}")
+            + f"; probe {probe['epochs']} epochs, Adam lr {probe['lr']:g} decayed by 1 - epoch/{probe['epochs']}, "
+              f"batch {probe['batch_size']}")
     width = max(len(r[0]) for r in rows)
     lines = [head, "", f"{'metric':<{width}}  {'score':>7}  {'chance':>7}"]
     lines += [f"{name:<{width}}  {100 * v:6.2f}%  {100 * c:6.2f}%" for name, v, c in rows]
     lines += ["", f"chance level: 1/{n} = {100 / n:.2f}%"]
+    hidden = [f"acc@{t}" for t in TOP_KS if f"acc@{t}" not in probe]
+    if hidden:
+        lines.append(f"({' and '.join(hidden)} not shown: with {n} labels they are 1 by construction)")
     if probe.get("steps", FEW_STEPS) < FEW_STEPS:
         lines.append(f"note: the probe took only {probe['steps']} optimiser steps (the paper's recipe assumes "
                      "thousands of inputs); on small data try a larger --epochs")
