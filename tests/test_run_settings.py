@@ -84,14 +84,20 @@ def test_artifact_dir_cli_and_python_api(tmp_path):
     assert run_model_name(RunSettings(), ["x.py", "-a", "pretrained=p/q"]) is None
 
 
-def test_task_manager_without_a_model_name_warns_once(caplog, monkeypatch, tmp_path):
+def test_unknown_model_name_warns_once(caplog, monkeypatch):
+    monkeypatch.setattr(task_base, "_warned_unknown_model", False)
+    monkeypatch.setattr(task_base.sys, "argv", ["notebook.py"])
+    with caplog.at_level(logging.WARNING, logger="univar_eval"):
+        task_base._warn_if_model_unknown(RunSettings(model="named"))
+        assert not caplog.text
+        for _ in range(3):  # one call per task
+            task_base._warn_if_model_unknown(RunSettings())
+    assert caplog.text.count("model's name is unknown") == 1
+
+
+def test_task_manager_passes_the_model_setting(caplog, monkeypatch):
     from lm_eval.tasks import TaskManager
 
-    monkeypatch.setattr(task_base, "_warned_unknown_model", False)
-    with caplog.at_level(logging.WARNING, logger="univar_eval"):
-        TaskManager(metadata={"encoder": "minilm"}).load(["univar_pvq_eng", "univar_pvq_deu"])
-    assert caplog.text.count("model's name is unknown") == 1
-    caplog.clear()
     monkeypatch.setattr(task_base, "_warned_unknown_model", False)
     with caplog.at_level(logging.WARNING, logger="univar_eval"):
         tasks = TaskManager(metadata={"encoder": "minilm", "model": "my-model"}).load(["univar_pvq_eng"])["tasks"]
