@@ -9,6 +9,7 @@ PVQ with 7 documents splits 4/3, so rank 1 is padded; HVAE's angle needs all six
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -96,3 +97,21 @@ def test_hvae_angle_from_both_ranks_items(two_ranks):
     assert res["n_complete,none"] == 1 and res["unparsed_rate,none"] == 0.0
     assert res["svo_angle,none"] == pytest.approx(37.48, abs=0.01)
     assert res["category,none"] == "prosocial"
+
+
+def test_tensor_parallel_processes_other_than_local_rank_0_do_not_analyse(tmp_path, monkeypatch):
+    """Under torchrun tensor parallelism every process reports rank 0 and aggregates; lm-eval keeps
+    LOCAL_RANK 0's results only, so the others must not embed or write."""
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(metadata={"encoder": "minilm", "output": str(tmp_path), "model": "tp-model"})
+    task = tm.load(["univar_pvq_eng"])["tasks"]["univar_pvq_eng"]
+    docs = list(task.test_docs())[:2]
+    per_doc = [task.process_results(d, [[a]]) for d, a in zip(docs, fixed.PVQ_ANSWERS)]
+    raw = {name: [d[name] for d in per_doc] for name in per_doc[0]}
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert math.isnan(task.aggregation()["n_answers"](raw["n_answers"]))
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert task.aggregation()["n_answers"](raw["n_answers"]) == 2
+    assert len(list(tmp_path.glob("univar_*/univar_pvq_eng"))) == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -96,7 +97,12 @@ class TaskLevelTask(ConfigurableTask):
 
     def _aggregate(self, name: str, items: list):
         if items and isinstance(items[0], dict):
-            self._analysis = self.analyse(sorted(items, key=lambda r: r.get("doc_index", 0)))
+            if int(os.environ.get("LOCAL_RANK") or 0) != 0:
+                # Tensor parallel under torchrun: every process reports rank 0 and aggregates, but lm-eval
+                # keeps only LOCAL_RANK 0's results; the others neither embed nor write anything.
+                self._analysis = {}
+            else:
+                self._analysis = self.analyse(sorted(items, key=lambda r: r.get("doc_index", 0)))
         if self._analysis is None:
             raise RuntimeError(f"{self.config.task}: metric {name} aggregated before the answers were analysed")
         return self._analysis.get(name, float("nan"))
