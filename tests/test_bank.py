@@ -64,6 +64,10 @@ def test_bank_add_list_show_remove_from_jsonl(tmp_path, capsys, minilm):
     assert entry["questionnaire_version"] == load("pvq", "eng").version
     assert entry["encoder"]["name"] == "minilm" and entry["encoder"]["dimension"] == 384
     assert entry["sha256"] == storage.sha256_file(bank_dir / entry["array"])
+    assert entry["answers_sha256"] == storage.sha256_file(bank_dir / entry["answers"])
+    assert json.loads((bank_dir / "bank.json").read_text())["format"] == "univar-eval/bank/2"
+    # no id in the JSONL: none is invented from the file's name (answers pair by question text)
+    assert "id" not in storage.read_jsonl(bank_dir / entry["answers"])[0]
     emb = bank.load(entry).embeddings
     assert emb.shape == (30, 384)
     assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=2e-3)  # float16 on disk
@@ -98,6 +102,11 @@ def test_univar_released_csv_layout(tmp_path, minilm):
     # already English: recorded as translated by UniVaR's NLLB-200 3.3B, never translated again
     assert zho["translator"] == {"name": "nllb-3.3b", "applied_by": "source"}
     assert zho["questionnaire_version"].startswith("external:")
+    # two models' CSVs pair by question text, whatever the files are called
+    aya = bank.load(zho, with_answers=True)
+    res = reference_distances(aya, bank, against=["chatglm3-6b"], min_answers=5, n_permutations=0,
+                              allow_other_questions=True)
+    assert res["references"]["chatglm3-6b"]["details"]["paired_questions"] == 12
     assert bank.entry("aya-101", "univar_pvq_eng")["translator"] == {"name": "none"}
 
 
@@ -249,3 +258,49 @@ def test_lm_eval_task_accepts_a_bank_made_with_the_same_local_translator(tmp_pat
     tasks = TaskManager(metadata={"encoder": "minilm", "translator": str(folder), "bank": str(bank.path)}).load(
         ["univar_pvq_zho"])["tasks"]
     assert "mmd@ref" in tasks["univar_pvq_zho"].aggregation()
+
+
+CONCURRENT_ADD = """
+import sys
+import numpy as np
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution
+model = sys.argv[2]
+for i in range(4):
+    e = np.random.default_rng(i).normal(size=(6, 8)).astype(np.float32)
+    m = {"task": f"univar_pvq_t{i}", "lang": "eng", "encoder": {"name": "fake", "dimension": 8,
+         "fingerprint": [0.0] * 8, "fingerprint_id": "fp"}}
+    Bank(sys.argv[1], create=True).add(ValueDistribution(e, [{"i": j} for j in range(6)], m), model=model, source="p")
+"""
+
+
+def test_concurrent_adds_keep_every_entry_and_clean_none_of_the_others_files(tmp_path):
+    """Orphan cleaning runs under the lock every write takes, so a concurrent add never loses a file."""
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT_ADD, str(tmp_path / "bank"), m]) for m in ("p1", "p2")]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    bank = Bank(tmp_path / "bank")
+    assert [(e["model"], e["task"]) for e in bank.entries()] == [
+        (m, f"univar_pvq_t{i}") for m in ("p1", "p2") for i in range(4)]
+    for e in bank.entries():
+        assert bank.load(e).embeddings.shape == (6, 8)
+    files = sorted(p.relative_to(bank.path).as_posix() for p in (bank.path / "entries").rglob("*") if p.is_file())
+    assert files == sorted(e[k] for e in bank.entries() for k in ("array", "answers"))
+
+
+def test_safetensors_header_bombs_and_symlinked_arrays_are_refused(tmp_path):
+    bank = Bank(tmp_path / "bank", create=True)
+    entry = bank.add(random_dist(), model="m1", source="test")
+    path = bank.path / entry["array"]
+    path.write_bytes((2 ** 62).to_bytes(8, "little") + b"{}")  # a header claiming exabytes
+    with pytest.raises(UserError, match="corrupt safetensors header"):
+        storage.load_array(path)
+    outside = tmp_path / "outside.safetensors"
+    storage.save_array(outside, np.ones((20, 8)))
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(UserError, match="^damaged bank: .*leads outside the bank"):
+        Bank(bank.path)
+    assert outside.exists()

@@ -2,8 +2,13 @@
 
 Each sub-command lives in the module of the step it drives and registers itself
 through a ``register(subparsers)`` function that sets ``func`` on its parser;
-this file only lists them. Bad input ends with one ``error: ...`` line and exit
-code 2.
+this file only lists them.
+
+Exit codes: 0 success or pass; 1 a verdict failed (and nothing else); 2 bad input,
+a damaged file or any unexpected error, always as one ``error: ...`` line (an
+unexpected error adds "rerun with -v for the traceback", and ``-v`` prints it);
+130 interrupted; 141 the reader of the output went away (``... | head``), quietly,
+as Unix tools do.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import traceback
 
 from univar_eval import __version__
 from univar_eval.errors import UserError
@@ -48,13 +55,36 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``univar-eval bank list | head -1``): stop quietly; point stdout at
+        # /dev/null so the interpreter's final flush does not complain either
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing to redirect
+            pass
+        return 141
+    except Exception as e:  # noqa: BLE001 - the one place that turns a crash into one line and exit 2
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: unexpected {type(e).__name__}: {one_line(str(e))}"
+              + ("" if args.verbose else "; rerun with -v (univar-eval -v ...) for the traceback"), file=sys.stderr)
+        return 2
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line (newlines and other control characters become spaces), at most ``limit`` long."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ def register(sub) -> None:
     add.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
     add.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     add.add_argument("--batch-size", type=int, help="encoder batch size")
-    add.add_argument("--no-replace", action="store_true", help="refuse to overwrite existing entries")
+    add.add_argument("--no-replace", action="store_true",
+                     help="refuse to replace existing entries (by default an entry of the same model and task is "
+                          "replaced, and the output says so with the old and new counts)")
     add.add_argument("--no-reuse", action="store_true", help="re-embed even when the run's artifacts match")
     add.set_defaults(func=cmd_add)
 
@@ -38,12 +40,19 @@ def register(sub) -> None:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.set_defaults(func=cmd_list)
 
-    show = bsub.add_parser("show", help="show one model's entries (or one entry) in full")
+    show = bsub.add_parser("show", help="show one model's entries (or one entry, or all) in full")
     show.add_argument("--bank", required=True)
-    show.add_argument("model")
+    show.add_argument("model", nargs="?", help="the model (default: every entry)")
     show.add_argument("--task")
-    show.add_argument("--verify", action="store_true", help="check every array against its sha256")
+    show.add_argument("--verify", action="store_true",
+                      help="check every array and answers file against its sha256")
+    show.add_argument("--fix", action="store_true",
+                      help="remove files that no entry names (left by an interrupted 'bank add'), under the lock")
     show.set_defaults(func=cmd_show)
+
+    up = bsub.add_parser("upgrade", help="bring a bank of an older format to the current one (adds checksums)")
+    up.add_argument("bank", metavar="DIR")
+    up.set_defaults(func=cmd_upgrade)
 
     rm = bsub.add_parser("remove", help="remove a model's entries (all, one task, or one language)")
     rm.add_argument("--bank", required=True)
@@ -75,6 +84,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     from univar_eval.storage.bank import Bank
     from univar_eval.storage.sources import collect, to_distribution
 
+    if args.name is not None and not args.name.strip():
+        raise UserError("--name is empty; give the reference model's name, or leave --name out to use the model "
+                        "the source names")
     bank = Bank(args.bank, create=True)
     bank_encoder = (bank.encoder() or {}).get("name")
     overrides = {k: v for k, v in {"encoder": args.encoder or bank_encoder, "translator": args.translator,
@@ -88,8 +100,17 @@ def cmd_add(args: argparse.Namespace) -> int:
                                        translator=args.translator)
         items.append((dist, g.model, g.source))
         how.append("reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}")
-    for entry, note in zip(bank.add_many(items, replace=not args.no_replace), how):
-        print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})")
+    added = bank.add_many(items, replace=not args.no_replace)
+    old_of = {id(new): old for old, new in bank.replaced}
+    for entry, note in zip(added, how):
+        old = old_of.get(id(entry))
+        if old is None:
+            print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})")
+        else:
+            print(f"replaced {entry['model']} / {entry['task']}: {old['n_answers']} answers before, "
+                  f"{entry['n_answers']} now ({note})")
+    if bank.cleaned:
+        print(f"removed {len(bank.cleaned)} orphaned file(s) no entry named (left by an interrupted write)")
     print(f"bank {bank.path}: {len(bank.entries())} entries, {len(bank.models())} models")
     return 0
 
@@ -116,18 +137,40 @@ def cmd_show(args) -> int:
     from univar_eval.storage.bank import Bank
 
     bank = Bank(args.bank)
-    entries = [bank.entry(args.model, args.task)] if args.task else bank.entries(model=args.model)
-    if not entries:
-        raise UserError(f"bank {bank.path} has no entries for {args.model!r}; see 'univar-eval bank list --bank "
-                        f"{args.bank}'")
+    if args.model is None and args.task:
+        raise UserError("--task needs a MODEL")
+    if args.model is None:
+        entries = bank.entries()
+    else:
+        entries = [bank.entry(args.model, args.task)] if args.task else bank.entries(model=args.model)
+        if not entries:
+            raise UserError(f"bank {bank.path} has no entries for {args.model!r}; see 'univar-eval bank list "
+                            f"--bank {args.bank}'")
+    if args.fix:
+        cleaned = bank.fix()
+        print(f"removed {len(cleaned)} orphaned file(s) no entry named" + (f": {', '.join(cleaned)}" if cleaned
+                                                                          else ""))
     for e in entries:
         if args.verify:
-            bank.load(e)  # raises on a damaged file
+            bank.load(e)  # raises on a damaged array or answers file
         shown = {k: v for k, v in e.items() if k != "encoder"}
         shown["encoder"] = {k: v for k, v in e["encoder"].items() if k != "fingerprint"}
         print(json.dumps(shown, indent=2, ensure_ascii=False))
     if args.verify:
-        print(f"all {len(entries)} arrays match their sha256")
+        print(f"all {len(entries)} arrays match their sha256 (and so do their answers files)")
+    return 0
+
+
+def cmd_upgrade(args) -> int:
+    from univar_eval.storage.bank import FORMAT, Bank
+
+    bank = Bank(args.bank)
+    was = bank.format
+    changed = bank.upgrade()
+    if was == FORMAT:
+        print(f"bank {bank.path} is already in format {FORMAT}; nothing to do")
+    else:
+        print(f"upgraded bank {bank.path} from {was} to {FORMAT}: {changed} entries gained an answers checksum")
     return 0
 
 

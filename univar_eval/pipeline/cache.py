@@ -4,13 +4,16 @@ One database file per kind under the cache folder: ``$UNIVAR_EVAL_CACHE``, else
 ``$XDG_CACHE_HOME/univar-eval``, else ``~/.cache/univar-eval``. Keys are a namespace
 (the translation model and source language, or the encoder's fingerprint id) and the
 sha256 of the text; values are text (translations) or raw little-endian float32 bytes
-(embeddings; never pickle). ``UNIVAR_EVAL_CACHE=off`` disables caching.
+(embeddings; never pickle), each stored with the sha256 of (namespace, key, value): a value
+that does not match its checksum (overwritten, bit rot) is dropped and recomputed, never used.
+``UNIVAR_EVAL_CACHE=off`` disables caching.
 A cache that cannot be opened (read-only disk, corrupt file) is skipped with a warning:
 caching only ever saves time, it never stops a run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -38,6 +41,18 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def value_checksum(namespace: str, key: str, value: bytes) -> str:
+    """The checksum stored beside each value: binds the value to its namespace and key."""
+    h = hashlib.sha256()
+    for part in (namespace.encode("utf-8"), key.encode("utf-8"), value):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
+
+
+TABLE = "kv_checked"
+
+
 class KeyValueCache:
     """A (namespace, text-hash) -> bytes store in one SQLite file; safe across threads and processes."""
 
@@ -51,8 +66,9 @@ class KeyValueCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
-                         " PRIMARY KEY (ns, key))")
+            # table "kv" of older releases had no checksums: its values are never read
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (ns TEXT NOT NULL, key TEXT NOT NULL, "
+                         "value BLOB NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (ns, key))")
             conn.commit()
             self._conn = conn
         except (sqlite3.Error, OSError) as e:
@@ -73,21 +89,38 @@ class KeyValueCache:
                 for start in range(0, len(unique), 500):
                     chunk = unique[start:start + 500]
                     marks = ",".join("?" * len(chunk))
-                    rows = self._conn.execute(f"SELECT key, value FROM kv WHERE ns = ? AND key IN ({marks})",
-                                              [namespace, *chunk])
-                    found.update({k: bytes(v) for k, v in rows})
+                    rows = self._conn.execute(f"SELECT key, value, sha256 FROM {TABLE} WHERE ns = ? AND key IN "
+                                              f"({marks})", [namespace, *chunk])
+                    found.update({k: bytes(v) for k, v, digest in rows
+                                  if isinstance(v, bytes) and digest == value_checksum(namespace, k, bytes(v))})
             except sqlite3.Error as e:
                 log.warning("univar-eval: cache read failed (%s); recomputing", e)
                 return {}
+        bad = len(unique) - len(found) - self._absent(namespace, [k for k in unique if k not in found])
+        if bad:
+            log.warning("univar-eval: %d cached value(s) in %s failed their checksum; recomputing them", bad, self.path)
         return found
+
+    def _absent(self, namespace: str, keys: list[str]) -> int:
+        """How many of ``keys`` have no row at all (the rest of the missing ones failed their checksum)."""
+        if not keys or not self._conn:
+            return len(keys)
+        present = 0
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                present += self._conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE ns = ? AND key IN ({marks})",
+                                              [namespace, *chunk]).fetchone()[0]
+        return len(keys) - present
 
     def put_many(self, namespace: str, items: Iterable[tuple[str, bytes]]) -> None:
         if not self._conn:
             return
         with self._lock:
             try:
-                self._conn.executemany("INSERT OR REPLACE INTO kv (ns, key, value) VALUES (?, ?, ?)",
-                                       [(namespace, k, v) for k, v in items])
+                self._conn.executemany(f"INSERT OR REPLACE INTO {TABLE} (ns, key, value, sha256) VALUES (?, ?, ?, ?)",
+                                       [(namespace, k, v, value_checksum(namespace, k, v)) for k, v in items])
                 self._conn.commit()
             except sqlite3.Error as e:
                 log.warning("univar-eval: cache write failed (%s); results are not cached", e)
@@ -97,8 +130,8 @@ class KeyValueCache:
             return 0
         with self._lock:
             if namespace is None:
-                return int(self._conn.execute("SELECT COUNT(*) FROM kv").fetchone()[0])
-            return int(self._conn.execute("SELECT COUNT(*) FROM kv WHERE ns = ?", [namespace]).fetchone()[0])
+                return int(self._conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0])
+            return int(self._conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE ns = ?", [namespace]).fetchone()[0])
 
 
 _OPEN: dict[str, KeyValueCache] = {}
@@ -123,7 +156,9 @@ def cached_encode(encoder, texts: Sequence[str], *, batch_size: int = 32, progre
     keys = [text_key(t) for t in texts]
     found = cache.get_many(namespace, keys)
     dim = encoder.dimension
-    missing = [i for i, k in enumerate(keys) if k not in found or len(found[k]) != 4 * dim]
+    found = {k: v for k, v in found.items()
+             if len(v) == 4 * dim and np.isfinite(np.frombuffer(v, dtype="<f4")).all()}
+    missing = [i for i, k in enumerate(keys) if k not in found]
     out = np.empty((len(texts), dim), dtype=np.float32)
     if missing:
         todo = list(dict.fromkeys(texts[i] for i in missing))

@@ -68,8 +68,7 @@ def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answer
             continue
         ref = bank.load(e, with_answers=True)
         r = distance_mod.compare_sets(dist.embeddings, ref.embeddings, metric, n_permutations=n_permutations,
-                                      n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(dist),
-                                      groups_y=question_ids(ref))
+                                      n_bootstrap=n_bootstrap, seed=seed, **pairing_keys(dist, ref))
         result["references"][e["model"]] = {**r.to_dict(), "status": "ok"}
     scored = {m: r["distance"] for m, r in result["references"].items() if r["status"] == "ok"}
     result["nearest"] = min(scored, key=lambda m: (scored[m], m)) if scored else None
@@ -77,9 +76,27 @@ def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answer
 
 
 def question_ids(dist: ValueDistribution) -> list | None:
-    """The question id of each answer (None when the records do not say): the pairing key of comparisons."""
-    ids = [r.get("id") for r in dist.records]
-    return ids if ids and all(i is not None for i in ids) else None
+    """The question id of each answer (None where a record has none; None when none has one)."""
+    ids = [r.get("id") if isinstance(r.get("id"), (str, int)) and not isinstance(r.get("id"), bool) else None
+           for r in dist.records]
+    return ids if any(i is not None for i in ids) else None
+
+
+def question_texts(dist: ValueDistribution) -> list | None:
+    """The question text of each answer, whitespace normalised (None where a record has none)."""
+    texts = [" ".join(q.split()) or None if isinstance(q := r.get("question"), str) else None for r in dist.records]
+    return texts if any(t is not None for t in texts) else None
+
+
+def pairing_keys(x: ValueDistribution, y: ValueDistribution) -> dict:
+    """How the answers of two sets are paired: by question id when both sets carry ids they share, else by
+    the question text (whitespace normalised); with neither, the sets are independent samples (the report's
+    ``paired_questions`` is then 0)."""
+    for key in (question_ids, question_texts):
+        gx, gy = key(x), key(y)
+        if gx and gy and ({g for g in gx if g is not None} & {g for g in gy if g is not None}):
+            return {"groups_x": gx, "groups_y": gy}
+    return {"groups_x": None, "groups_y": None}
 
 
 def _insufficient(n_x: int, n_y: int) -> dict:
@@ -119,8 +136,7 @@ def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None 
                     rows.append(_row(a, d, b, _insufficient(len(d), len(other))))
                     continue
                 r = distance_mod.compare_sets(d.embeddings, other.embeddings, metric, n_permutations=n_permutations,
-                                              n_bootstrap=n_bootstrap, seed=seed, groups_x=question_ids(d),
-                                              groups_y=question_ids(other))
+                                              n_bootstrap=n_bootstrap, seed=seed, **pairing_keys(d, other))
                 rows.append(_row(a, d, b, {**r.to_dict(), "status": "ok"}))
     _attach_control(rows)
     spread = {label: cross_language(dists, metric=metric, min_answers=min_answers) for label, dists in runs.items()}
@@ -131,7 +147,8 @@ def _row(label: str, d: ValueDistribution, reference: str, r: dict) -> dict:
     return {"run": label, "task": d.task, "questionnaire": d.manifest.get("questionnaire"), "lang": d.lang,
             "reference": reference, "distance": r["distance"], "p_value": r.get("p_value"),
             "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "n": r.get("n_x"), "n_ref": r.get("n_y"),
-            "status": r["status"]}
+            "status": r["status"],
+            "paired_questions": (r.get("details") or {}).get("paired_questions", 0) if r["status"] == "ok" else None}
 
 
 def _attach_control(rows: list[dict]) -> None:
@@ -228,6 +245,10 @@ def format_table(report: dict, markdown: bool = False) -> str:
             lines.append(("" if not markdown else "\n") +
                          f"{label} {q}: cross-language spread {_fmt(info['spread'])} over {len(info['languages'])} "
                          f"languages ({', '.join(info['languages'])})")
+    unpaired = [f"{r['run']} / {r['task']} vs {r['reference']}" for r in rows if r.get("paired_questions") == 0]
+    if unpaired:
+        lines.append(f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
+                     "were compared as independent samples.")
     if any(r["questionnaire"] == CONTROL for r in rows):
         lines.append("vs control: the value-set distance divided by the non-value control's distance to the same "
                      "reference; well above 1 means the models differ in values, not only in style.")

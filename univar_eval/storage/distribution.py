@@ -70,11 +70,21 @@ class ValueDistribution:
     @classmethod
     def load(cls, folder: str | Path, *, verify: bool = True) -> "ValueDistribution":
         folder = Path(folder)
-        manifest = read_json(folder / MANIFEST_FILE)
-        emb = load_array(folder / EMBEDDINGS_FILE, expected_sha256=manifest.get("sha256") if verify else None)
+        manifest = read_json(folder / MANIFEST_FILE, finite=True)
+        if not isinstance(manifest, dict):
+            raise UserError(f"{folder / MANIFEST_FILE}: not a value-distribution manifest (expected a JSON object); "
+                            "the run folder is damaged: rerun the task")
+        digest = manifest.get("sha256")
+        if verify and not (isinstance(digest, str) and len(digest) == 64):
+            raise UserError(f"{folder / MANIFEST_FILE}: no sha256 for the embeddings, so they cannot be verified; "
+                            "the run folder is damaged: rerun the task")
+        emb = load_array(folder / EMBEDDINGS_FILE, expected_sha256=digest if verify else None)
         records = read_jsonl(folder / ANSWERS_FILE)
         if len(records) != len(emb):
             raise UserError(f"{folder}: {len(records)} answers but {len(emb)} embeddings; the run folder is damaged")
+        if verify and not np.isfinite(emb).all():
+            raise UserError(f"{folder / EMBEDDINGS_FILE}: holds NaN or infinite embeddings; the run folder is "
+                            "damaged: rerun the task")
         return cls(np.asarray(emb, dtype=np.float32), records, manifest)
 
 

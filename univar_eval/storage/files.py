@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -21,16 +21,33 @@ import numpy as np
 from univar_eval.errors import UserError
 
 
+#: Temporary files are named ``.<target name>.<random hex>.tmp`` (what orphan cleaning looks for).
+TMP_SUFFIX = ".tmp"
+
+
+def _create_temp(folder: Path, name: str) -> Path:
+    """A new empty file ``.<name>.<hex>.tmp`` in ``folder``, created with the umask's permissions
+    (as ``open()`` would; ``mkstemp`` would force 0600)."""
+    for _ in range(100):
+        path = folder / f".{name}.{secrets.token_hex(6)}{TMP_SUFFIX}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise OSError(f"cannot create a temporary file in {folder}")
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temp(target.parent, target.name)
+    mode = tmp_path.stat().st_mode & 0o777  # what the umask allows; a writer may have re-created the file
     try:
         yield tmp_path
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -63,28 +80,66 @@ def write_jsonl(target: str | os.PathLike, records: Iterable[dict]) -> None:
     write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    path = Path(path)
+def _decode(raw: bytes, path: Path, lineno: int) -> str:
+    """One line of UTF-8 text (a byte-order mark at the start of the file is dropped)."""
+    if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start + 1} of the line); "
+                        "save the file as UTF-8") from None
+
+
+def check_utf8(path: str | os.PathLike) -> None:
+    """Raise the UserError naming the first line of ``path`` that is not valid UTF-8 (if any)."""
+    path = Path(path)
+    with _open_lines(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            _decode(raw, path, lineno)
+
+
+def _open_lines(path: Path):
+    try:
+        return path.open("rb")
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a folder, not a file") from None
+
+
+def read_json(path: str | os.PathLike, *, finite: bool = False) -> Any:
+    """Read a JSON file (UTF-8, a BOM allowed). ``finite``: refuse NaN and Infinity (stored data)."""
+    path = Path(path)
+    with _open_lines(path) as fh:
+        text = "".join(_decode(raw, path, lineno) for lineno, raw in enumerate(fh, 1))
+    try:
+        return json.loads(text, parse_constant=_no_constant if finite else None)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); restore it or rebuild it") from None
+    except ValueError as e:
+        raise UserError(f"{path}: {e}; restore it or rebuild it") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not allowed in JSON")
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSONL file; a malformed line raises a UserError naming file and line."""
+    """Read a JSONL file (UTF-8, a BOM allowed); a malformed line raises a UserError naming file and line."""
     path = Path(path)
     records = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with _open_lines(path) as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = _decode(raw, path, lineno)
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise UserError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+            except RecursionError:
+                raise UserError(f"{path}:{lineno}: JSON nested too deeply") from None
             if not isinstance(record, dict):
                 raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             records.append(record)
@@ -133,7 +188,11 @@ def load_array(path: str | os.PathLike, *, expected_sha256: str | None = None, m
             return _mmap_safetensors(path)
         from safetensors.numpy import load_file
 
-        return load_file(str(path))["embeddings"]
+        array = load_file(str(path))["embeddings"]
+        if array.ndim != 2:
+            raise UserError(f"{path}: embeddings have shape {list(array.shape)}; expected 2-D (answers x "
+                            "dimensions); rebuild it")
+        return array
     except UserError:
         raise
     except Exception as e:  # safetensors raises several types for corrupt files
@@ -149,15 +208,25 @@ def _mmap_safetensors(path: Path) -> np.ndarray:
         n = int.from_bytes(fh.read(8), "little")
         if n <= 0 or n > 100_000_000:
             raise UserError(f"{path}: corrupt safetensors header; rebuild it")
-        header = json.loads(fh.read(n))
-    info = header.get("embeddings")
+        try:
+            header = json.loads(fh.read(n))
+        except (ValueError, RecursionError):
+            raise UserError(f"{path}: corrupt safetensors header; rebuild it") from None
+    info = header.get("embeddings") if isinstance(header, dict) else None
     if info is None:
         raise UserError(f"{path}: no 'embeddings' tensor in the file")
-    dtype = _ST_DTYPES.get(info["dtype"])
+    try:
+        dtype_name, (start, end), shape = info["dtype"], info["data_offsets"], tuple(info["shape"])
+        if not all(isinstance(v, int) and v >= 0 for v in (start, end, *shape)):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{path}: corrupt safetensors header; rebuild it") from None
+    dtype = _ST_DTYPES.get(dtype_name)
     if dtype is None:
-        raise UserError(f"{path}: unsupported dtype {info['dtype']}")
-    start, end = info["data_offsets"]
-    shape = tuple(info["shape"])
+        raise UserError(f"{path}: unsupported dtype {dtype_name}")
+    if len(shape) != 2:
+        raise UserError(f"{path}: embeddings have shape {list(shape)}; expected 2-D (answers x dimensions); "
+                        "rebuild it")
     expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if end - start != expected or path.stat().st_size < 8 + n + end:
         raise UserError(f"{path}: file is truncated; rebuild it")

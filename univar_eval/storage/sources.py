@@ -24,8 +24,9 @@ from univar_eval.errors import UserError
 from univar_eval.pipeline import answers as answers_mod
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.settings import RunSettings
+from univar_eval.storage.bank import check_model, check_task
 from univar_eval.storage.distribution import ValueDistribution
-from univar_eval.storage.files import read_json, read_jsonl
+from univar_eval.storage.files import check_utf8, read_json, read_jsonl
 
 log = logging.getLogger("univar_eval")
 
@@ -122,16 +123,26 @@ def from_univar_csv(file: Path, model: str | None, questionnaire: str | None) ->
             raise UserError(f"{file}: cannot tell which questionnaire the folder {folder!r} holds; "
                             f"pass --questionnaire ({', '.join(questionnaire_mod.QUESTIONNAIRES)})")
     by_lang: dict[str, list[dict]] = {}
-    with open(file, newline="", encoding="utf-8") as fh:
+    with open(file, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        missing = {"question", "answer", "lang"} - set(reader.fieldnames or [])
-        if missing:
-            raise UserError(f"{file}: missing column(s) {', '.join(sorted(missing))}; "
-                            "UniVaR QA files have question,answer,lang")
-        for lineno, row in enumerate(reader, 2):
-            lang = normalise_lang(row["lang"], f"{file}:{lineno}")
-            by_lang.setdefault(lang, []).append({"id": f"{file.stem}:{lineno}", "lang": lang,
-                                                 "question": row["question"], "answer": row["answer"]})
+        try:
+            missing = {"question", "answer", "lang"} - set(reader.fieldnames or [])
+            if missing:
+                raise UserError(f"{file}: missing column(s) {', '.join(sorted(missing))}; "
+                                "UniVaR QA files have question,answer,lang")
+            for row in reader:
+                where = f"{file}:{reader.line_num}"
+                if None in row or any(row[k] is None for k in ("question", "answer", "lang")):
+                    raise UserError(f"{where}: wrong number of columns")
+                lang = normalise_lang(row["lang"], where)
+                # no id: answers pair by their question's text, never by the file's name or line
+                by_lang.setdefault(lang, []).append({"lang": lang, "question": row["question"],
+                                                     "answer": row["answer"]})
+        except UnicodeDecodeError:
+            check_utf8(file)  # names the line
+            raise
+        except csv.Error as e:
+            raise UserError(f"{file}:{reader.line_num}: not a readable CSV row ({e})") from None
     return [Group(model=model, task=f"univar_{questionnaire}_{lang}", questionnaire=questionnaire, lang=lang,
                   records=recs, questionnaire_version=external_version(None, lang, [r["question"] for r in recs]),
                   translated_by=UNIVAR_TRANSLATOR if lang != "eng" else None, source=str(file))
@@ -142,17 +153,27 @@ def from_univar_csv(file: Path, model: str | None, questionnaire: str | None) ->
 def from_jsonl(file: Path, model: str | None, questionnaire: str | None, translated_by: str | None) -> list[Group]:
     by_key: dict[tuple, list[dict]] = {}
     for lineno, r in enumerate(read_jsonl(file), 1):
+        where = f"{file}:{lineno}"
         for key in ("question", "answer", "lang"):
             if not isinstance(r.get(key), str):
-                raise UserError(f"{file}:{lineno}: needs a text field {key!r} (records are "
+                raise UserError(f"{where}: needs a text field {key!r} (records are "
                                 "{model, lang, question, answer})")
+        for key in ("model", "task", "questionnaire"):
+            if r.get(key) is not None and not isinstance(r[key], str):
+                raise UserError(f"{where}: {key!r} must be text, not {type(r[key]).__name__}")
+        rid = r.get("id")
+        if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (str, int))):
+            raise UserError(f"{where}: 'id' must be text or a whole number, not {type(rid).__name__}")
         name = model or r.get("model")
         if not name:
-            raise UserError(f"{file}:{lineno}: no 'model' field; add one or pass --name")
-        lang = normalise_lang(r["lang"], f"{file}:{lineno}")
-        q = r.get("questionnaire") or questionnaire or _questionnaire_of_task(r.get("task", "")) or "custom"
-        task = r.get("task") or f"univar_{q}_{lang}"
-        by_key.setdefault((name, task, q, lang), []).append({**r, "lang": lang, "id": r.get("id", f"{file.name}:{lineno}")})
+            raise UserError(f"{where}: no 'model' field; add one or pass --name")
+        check_model(name, where)
+        lang = normalise_lang(r["lang"], where)
+        q = r.get("questionnaire") or questionnaire or _questionnaire_of_task(r.get("task") or "") or "custom"
+        check_task(q, f"{where}: questionnaire")
+        task = check_task(r.get("task") or f"univar_{q}_{lang}", where)
+        # without an id, answers pair by their question's text, never by the file's name or line
+        by_key.setdefault((name, task, q, lang), []).append({**r, "lang": lang})
     return [Group(model=name, task=task, questionnaire=q, lang=lang, records=recs,
                   questionnaire_version=external_version(q, lang, [r["question"] for r in recs]),
                   translated_by=translated_by if lang != "eng" else None, source=str(file))
@@ -182,6 +203,14 @@ def collect(sources: list[str], *, model: str | None, questionnaire: str | None 
             raise UserError(f"{src}: not lm-eval samples, UniVaR CSV files or a JSONL of QA records")
     if not groups:
         raise UserError(f"no answers found in {', '.join(sources)}")
+    langs: dict[tuple, set] = {}
+    for g in groups:
+        langs.setdefault((g.model, g.task), set()).add(g.lang)
+    for (name, task), ls in langs.items():
+        if len(ls) > 1:
+            raise UserError(f"{name} / {task} comes in {len(ls)} languages ({', '.join(sorted(ls))}) but a bank "
+                            "entry holds one language: give each language its own task (or leave 'task' out: "
+                            "it defaults to univar_<questionnaire>_<lang>)")
     return groups
 
 
