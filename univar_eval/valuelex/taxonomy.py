@@ -82,7 +82,15 @@ def load_stems() -> list[dict]:
 
 
 def load_exemplars() -> list[dict]:
+    """Written exemplars of both poles of every subdimension: first-person statements (plain and in
+    an aligned assistant's register: refusals, hedges, negations, several sentences)."""
     return _read_jsonl("exemplars.jsonl")
+
+
+def load_stem_exemplars() -> list[dict]:
+    """Written completions of both poles for each projective stem (``stem_id``, ``completion``)."""
+    stems = {s["id"]: s["stem"] for s in load_stems()}
+    return [{**r, "stem": stems[r["stem_id"]]} for r in _read_jsonl("stem_exemplars.jsonl")]
 
 
 def load_dataset(part: str | None = None, **_metadata):
