@@ -164,11 +164,10 @@ def test_a_failed_write_leaves_the_bank_as_it_was(tmp_path, monkeypatch):
     # the manifest still names the old array and its sha256, and no temp files are left behind
     assert reloaded.entry("m1", "univar_pvq_eng")["sha256"] == first["sha256"]
     assert not [p for p in bank.path.rglob("*") if ".tmp" in p.name]
-    assert array_before  # the old array is intact or the checksum says so
-    try:
-        reloaded.load(reloaded.entry("m1", "univar_pvq_eng"))
-    except UserError as e:
-        pytest.fail(f"old entry damaged: {e}")
+    # the old array is byte-identical, and it still loads against its checksum
+    assert (bank.path / first["array"]).read_bytes() == array_before
+    loaded = reloaded.load(reloaded.entry("m1", "univar_pvq_eng"))
+    assert np.array_equal(loaded.embeddings, random_dist(seed=1).embeddings.astype(np.float16).astype(np.float32))
 
 
 def test_reference_distances_refuse_other_settings_and_report_insufficient(tmp_path):
@@ -258,6 +257,66 @@ def test_lm_eval_task_accepts_a_bank_made_with_the_same_local_translator(tmp_pat
     tasks = TaskManager(metadata={"encoder": "minilm", "translator": str(folder), "bank": str(bank.path)}).load(
         ["univar_pvq_zho"])["tasks"]
     assert "mmd@ref" in tasks["univar_pvq_zho"].aggregation()
+
+
+def fake_run(root, n=12):
+    """An lm-eval samples file of univar_pvq_eng and beside it the run's artifacts, whose embeddings are a
+    marker (all rows e1), so a reused entry and a re-embedded one are told apart."""
+    q = load("pvq", "eng")
+    folder = root / "model"
+    folder.mkdir(parents=True)
+    lines = []
+    for i, r in enumerate(q.records[:n]):
+        doc = {**r, "questionnaire": "pvq", "questionnaire_version": q.version, "doc_index": i}
+        lines.append(json.dumps({"doc_id": i, "doc": doc, "filtered_resps": [[f"I would help them ({i})."]]}))
+    (folder / "samples_univar_pvq_eng_2026-01-01T00-00-00.jsonl").write_text("\n".join(lines) + "\n")
+    marker = np.zeros((n, 384), dtype=np.float32)
+    marker[:, 0] = 1.0
+    m = manifest_like(encoder_name="minilm")
+    m["questionnaire_version"] = q.version
+    ValueDistribution(marker, [{"id": r["id"]} for r in q.records[:n]], m).save(
+        folder / "univar_2026-01-01T00-00-00" / "univar_pvq_eng")
+    return folder
+
+
+def test_bank_add_reuses_run_embeddings_unless_no_reuse(tmp_path, capsys, minilm):
+    run = fake_run(tmp_path / "runs")
+    reuse, fresh = tmp_path / "reuse", tmp_path / "fresh"
+    assert main(["bank", "add", "--bank", str(reuse), "--name", "m", str(run)]) == 0
+    assert "reused the run's embeddings" in capsys.readouterr().out
+    emb = Bank(reuse).load(Bank(reuse).entry("m", "univar_pvq_eng")).embeddings
+    assert np.array_equal(emb[:, 0], np.ones(12)) and not emb[:, 1:].any()  # the marker, unchanged
+
+    assert main(["bank", "add", "--bank", str(fresh), "--name", "m", "--encoder", "minilm", "--no-reuse",
+                 str(run)]) == 0
+    assert "embedded with minilm" in capsys.readouterr().out
+    bank = Bank(fresh)
+    entry = bank.entry("m", "univar_pvq_eng")
+    texts = [a["text"] for a in storage.read_jsonl(fresh / entry["answers"])]
+    assert np.allclose(bank.load(entry).embeddings, minilm.encode(texts), atol=2e-3)  # re-embedded
+
+
+def test_bank_add_no_replace_refuses_and_keeps_the_entry(tmp_path, capsys, minilm):
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(random_dist(seed=1), model="alpha", source="a")
+    before = {p: p.read_bytes() for p in bank.path.rglob("*") if p.is_file() and p.name != ".lock"}
+    with pytest.raises(UserError, match="alpha / univar_pvq_eng"):
+        bank.add_many([(random_dist(seed=2), "alpha", "b")], replace=False)
+    after = {p: p.read_bytes() for p in bank.path.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before  # nothing written, nothing replaced
+    # the CLI flag reaches the bank: a second add of the same model and task exits 2 with one line
+    qa = qa_jsonl(tmp_path / "qa.jsonl", models=("alpha",), n=5)
+    code = main(["bank", "add", "--bank", str(tmp_path / "bank2"), "--encoder", "minilm", str(qa)])
+    assert code == 0
+    capsys.readouterr()
+    first = Bank(tmp_path / "bank2").entry("alpha", "univar_pvq_eng")
+    assert main(["bank", "add", "--bank", str(tmp_path / "bank2"), "--encoder", "minilm", "--no-replace",
+                 str(qa)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "alpha / univar_pvq_eng" in err and err.count("\n") == 1
+    assert Bank(tmp_path / "bank2").entry("alpha", "univar_pvq_eng") == first
+    assert main(["bank", "add", "--bank", str(tmp_path / "bank2"), "--encoder", "minilm", str(qa)]) == 0
+    assert Bank(tmp_path / "bank2").entry("alpha", "univar_pvq_eng")["array"] != first["array"]  # replaced
 
 
 CONCURRENT_ADD = """

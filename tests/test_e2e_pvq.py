@@ -32,10 +32,17 @@ def pvq_run(tiny_lm, tmp_path_factory):
 def test_results_entry(pvq_run):
     out, proc = pvq_run
     res = read_results(out)["results"]["univar_pvq_eng"]
-    assert res["n_answers,none"] + res["n_empty,none"] == LIMIT
-    assert 0.0 <= res["refusal_rate,none"] <= 1.0 or res["n_answers,none"] == 0
-    if res["n_answers,none"] >= 2:
-        assert 0.0 <= res["value_dispersion,none"] <= 2.0
+    samples_file = next(out.rglob("samples_univar_pvq_eng_*.jsonl"))
+    answers = [a for line in samples_file.read_text().splitlines() if line.strip()
+               for a in flatten_responses(json.loads(line)["filtered_resps"])]
+    non_empty = [a for a in answers if a.strip()]
+    # the tiny model's greedy answers are never empty (it writes the same few tokens for every question),
+    # so every number below is computed from real answers, never skipped
+    assert len(answers) == LIMIT and len(non_empty) >= 2
+    assert res["n_answers,none"] == len(non_empty) and res["n_empty,none"] == LIMIT - len(non_empty)
+    assert 0.0 <= res["refusal_rate,none"] <= 1.0
+    # the answers embed with different questions, so they are not one point; cosine distances lie in [0, 2]
+    assert 0.0 < res["value_dispersion,none"] <= 2.0
     assert "univar_pvq_eng" in proc.stdout  # lm-eval's results table
 
 

@@ -81,7 +81,7 @@ def test_shifted_language_fails_with_reports(world, capsys):
     failures = ET.parse(files["xml"]).getroot().findall(".//testcase/failure/..")
     assert [c.get("name") for c in failures] == ["univar_pvq_zho"]
     md = files["md"].read_text()
-    assert md.startswith("### univar-eval gate: FAILED (1/2)") and "❌ | `univar_pvq_zho`" in md
+    assert md.startswith("### univar-eval gate: FAILED (1/2)") and "| ❌ | univar_pvq_zho | zho |" in md
     # a generous threshold lets the same shift pass: both conditions are needed to fail
     assert main(["gate", str(shifted), "--bank", str(bank.path), "--against", "baseline", "--max-distance", "5"]) == 0
     # --langs restricts the checks
@@ -137,18 +137,53 @@ def test_leaderboard_formats_and_content(world, capsys):
     same_row, shifted_row = body
     assert float(same_row[col["univar_pvq_zho mmd(baseline)"]]) == pytest.approx(0, abs=1e-3)
     assert float(shifted_row[col["univar_pvq_zho mmd(baseline)"]]) > 0.1
-    assert shifted_row[col["hvae_svo_prosocial value_rationality"]] == "0.7500"
-    assert shifted_row[col["valuelex orientation_ethical"]] == "0.4000"
+    assert shifted_row[col["hvae_svo_prosocial value_rationality"]] == "0.75"  # CSV: full precision
+    assert shifted_row[col["valuelex orientation_ethical"]] == "0.4"
     assert "pvq cross-language spread" in col
 
     assert main(["leaderboard", str(same), str(shifted), "--format", "html"]) == 0
     page = capsys.readouterr().out
     assert page.startswith("<!DOCTYPE html>") and "<script>" in page and "http" not in page.split("<body>")[1]
+    table = _html_table(page)  # the table itself, cell by cell
+    assert table[0][:3] == ["model", "univar_pvq_eng dispersion", "univar_pvq_zho dispersion"]
+    assert [r[0] for r in table[1:]] == ["same", "shifted"]
+    assert table[2][table[0].index("hvae_svo_prosocial value_rationality")] == "0.7500"
+    assert table[1][table[0].index("hvae_svo_prosocial value_rationality")] == "-"  # the same run has no HVAE
+    assert all(len(r) == len(table[0]) for r in table)
     assert main(["leaderboard", str(same), "--bank", str(bank.path), "--format", "json"]) == 0
     board = json.loads(capsys.readouterr().out)
     assert board["rows"][0]["model"] == "same" and board["settings"]["encoders"] == ["minilm@fp"]
     assert main(["leaderboard", str(same), str(shifted), "--format", "md"]) == 0
     assert capsys.readouterr().out.splitlines()[2].startswith("| model | univar_pvq_eng dispersion")
+
+
+def _html_table(page: str) -> list[list[str]]:
+    """The rows (header first) of the one table in an HTML page, as the browser would show them."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.rows[-1].append(self.cell)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parser = Cells()
+    parser.feed(page)
+    return parser.rows
 
 
 def test_leaderboard_refuses_mixed_settings(world, tmp_path, capsys):

@@ -50,6 +50,19 @@ def test_weighted_f1_hand_computed():
     assert ident.weighted_f1(np.array([0, 1]), np.array([1, 0]), 2) == 0.0
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_weighted_f1_agrees_with_scikit_learn(seed):
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(seed)
+    n_labels = 6
+    y_true = rng.integers(0, n_labels, 80)
+    y_pred = np.where(rng.random(80) < 0.5, y_true, rng.integers(0, n_labels, 80))
+    y_pred[y_pred == 5] = 4  # a label never predicted: its F1 is 0 (sklearn's zero_division=0)
+    expected = f1_score(y_true, y_pred, average="weighted", labels=list(range(n_labels)), zero_division=0)
+    assert ident.weighted_f1(y_true, y_pred, n_labels) == pytest.approx(expected, abs=1e-12)
+
+
 def test_confusion_and_accuracy():
     m = ident.confusion(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), 3)
     assert m.tolist() == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]

@@ -16,7 +16,6 @@ from synthetic import cloud, manifest
 from univar_eval.cli import main
 from univar_eval.errors import UserError
 from univar_eval.reports import plot
-from univar_eval.stats import distance as distance_mod
 from univar_eval.stats.identify import LabelledSet
 from univar_eval.storage.distribution import ValueDistribution
 
@@ -69,13 +68,18 @@ def test_task_family_selection_leaves_control_out_by_default():
         plot.select_family(sets, "globe")
 
 
-def test_distance_matrix_is_symmetric_and_matches_distance():
-    rng = np.random.default_rng(0)
-    pools = [cloud(rng.normal(size=8), 20, rng) for _ in range(3)] + [np.ones((1, 8))]
-    m = plot.distance_matrix(pools, "mmd")
-    assert np.allclose(np.diag(m), 0) and np.allclose(m[:3, :3], m[:3, :3].T)
-    assert m[0, 2] == pytest.approx(distance_mod.distance(pools[0], pools[2], "mmd"))
-    assert np.isnan(m[0, 3]) and np.isnan(m[3, 1])  # a one-answer set has no MMD
+def test_distance_matrix_by_hand():
+    # three sets of two identical unit vectors: e1, e2 and (0.6, 0.8), and a one-answer set
+    pools = [np.array([v, v]) for v in ([1.0, 0.0], [0.0, 1.0], [0.6, 0.8])] + [np.array([[1.0, 0.0]])]
+    centroid = plot.distance_matrix(pools, "centroid")  # 1 - cos between the means
+    assert centroid[:3, :3] == pytest.approx(np.array([[0, 1, 0.4], [1, 0, 0.2], [0.4, 0.2, 0]]), abs=1e-9)
+    # unbiased MMD² with k(x, y) = exp(cos(x, y) - 1): within-set pairs give 1, cross pairs exp(cos - 1),
+    # so MMD² = 2 - 2 exp(cos - 1) and the distance is its square root
+    mmd = plot.distance_matrix(pools, "mmd")
+    assert mmd[0, 1] == pytest.approx(np.sqrt(2 - 2 * np.exp(-1)), abs=1e-6)
+    assert mmd[0, 2] == pytest.approx(np.sqrt(2 - 2 * np.exp(-0.4)), abs=1e-6)
+    assert np.allclose(mmd[:3, :3], mmd[:3, :3].T) and np.allclose(np.diag(mmd), 0)
+    assert np.isnan(mmd[0, 3]) and np.isnan(mmd[3, 1])  # a one-answer set has no MMD
 
 
 def test_umap_missing_is_a_user_error():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 
 import pytest
@@ -55,7 +56,19 @@ def test_schema_errors_are_one_line(tmp_path):
         q.load("nope", "eng")
 
 
-def test_version_changes_with_content():
-    a = q.load("pvq", "eng")
-    assert len(a.version) == 16 and a.version == q.load("pvq", "eng").version
-    assert json.loads(a.path.read_text().splitlines()[0])["id"] == a.records[0]["id"]
+def test_version_changes_with_content(tmp_path, monkeypatch):
+    shipped = q.load("pvq", "eng")
+    (tmp_path / "pvq").mkdir()
+    copy = tmp_path / "pvq" / "eng.jsonl"
+    copy.write_bytes(shipped.path.read_bytes())
+    monkeypatch.setattr(q, "data_dir", lambda: tmp_path)
+    same = q.load("pvq", "eng")
+    assert same.path == copy and same.version == shipped.version  # same bytes, same version
+    assert same.version == hashlib.sha256(copy.read_bytes()).hexdigest()[:16]
+    lines = copy.read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    copy.write_text("\n".join([json.dumps({**first, "question": first["question"] + " Why?"}), *lines[1:]]) + "\n",
+                    encoding="utf-8")
+    edited = q.load("pvq", "eng")
+    assert edited.records[0]["question"].endswith(" Why?")
+    assert edited.version != shipped.version and len(edited.version) == 16

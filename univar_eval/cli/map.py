@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.errors import UserError
+from univar_eval.reports.plot import value_map
+from univar_eval.reports.table import plural
 from univar_eval.stats import distance as distance_mod
+from univar_eval.stats.identify import from_bank, from_run
+from univar_eval.storage.files import write_json
 
 
 def register(sub) -> None:
@@ -29,11 +34,6 @@ def register(sub) -> None:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from univar_eval.errors import UserError
-    from univar_eval.reports.plot import value_map
-    from univar_eval.stats.identify import from_bank, from_run
-    from univar_eval.storage.files import write_json
-
     if not args.runs and not args.bank:
         raise UserError("nothing to draw: give run folders, --bank DIR, or both")
     if min(args.size) <= 0 or args.dpi <= 0:
@@ -45,7 +45,7 @@ def cmd_map(args: argparse.Namespace) -> int:
                        metric=args.metric, size=tuple(args.size), dpi=args.dpi, seed=args.seed)
     n_langs, n_models = (len({p[k] for p in result["points"]}) for k in ("lang", "model"))
     print(f"wrote {args.output}: {len(result['points'])} model-language centroids "
-          f"({_count(n_langs, 'language')}, {_count(n_models, 'model')}), {args.method.upper()}, "
+          f"({plural(n_langs, 'language')}, {plural(n_models, 'model')}), {args.method.upper()}, "
           f"encoder {result['encoder']['name']}")
     for pt in result["points"]:
         print(f"  {pt['model']}${pt['lang']}: ({pt['x']:+.3f}, {pt['y']:+.3f})")
@@ -56,6 +56,3 @@ def cmd_map(args: argparse.Namespace) -> int:
         print(f"wrote {args.json}")
     return 0
 
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

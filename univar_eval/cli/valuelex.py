@@ -21,6 +21,11 @@ from pathlib import Path
 from typing import Callable
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline.answers import flatten_responses
+from univar_eval.reports.table import Table, render
+from univar_eval.storage.files import read_jsonl, write_json
+from univar_eval.valuelex.projective import clean_completion, profile
+from univar_eval.valuelex.taxonomy import load_taxonomy
 
 RUBRIC_VERSION = "1"
 
@@ -80,10 +85,6 @@ def find_projective_samples(source: str | Path) -> Path:
 
 def read_completions(path: Path) -> list[dict]:
     """One record per logged completion: id, subdim, stem, completion (cleaned), repeat."""
-    from univar_eval.pipeline.answers import flatten_responses
-    from univar_eval.storage.files import read_jsonl
-    from univar_eval.valuelex.projective import clean_completion
-
     out = []
     for lineno, s in enumerate(read_jsonl(path), 1):
         doc = s.get("doc")
@@ -145,8 +146,6 @@ def parse_rating(reply: str) -> int | None:
 
 
 def judge_messages(record: dict) -> list[dict]:
-    from univar_eval.valuelex.taxonomy import load_taxonomy
-
     sub = load_taxonomy().subdimensions[record["subdim"]]
     user = USER_TEMPLATE.format(name=sub.name, definition=sub.definition, stem=record["stem"].strip(),
                                 completion=record["completion"] or "(empty)")
@@ -155,9 +154,6 @@ def judge_messages(record: dict) -> list[dict]:
 
 def judge_run(records: list[dict], ask: Callable[[list[dict]], str]) -> dict:
     """Rate every completion; the report with per-item ratings and the value profile."""
-    from univar_eval.valuelex.projective import profile
-    from univar_eval.valuelex.taxonomy import load_taxonomy
-
     tax = load_taxonomy()
     items = []
     for r in records:
@@ -181,8 +177,6 @@ def judge_run(records: list[dict], ask: Callable[[list[dict]], str]) -> dict:
 
 
 def _judge_command(args) -> int:
-    from univar_eval.storage.files import write_json
-
     samples = find_projective_samples(args.source)
     records = read_completions(samples)
     if not records:
@@ -205,8 +199,7 @@ def _judge_command(args) -> int:
     prof = result["profile"]
     print(f"{result['n_rated']} completions rated ({result['n_unparsed']} unparsed, {result['n_empty']} empty) "
           f"by {args.model}")
-    for name, value in prof.items():
-        print(f"  {name:28s} {value:+.3f}")
+    print(render(Table(["profile", "orientation"], [[name, value] for name, value in prof.items()]), "text"))
     print(f"report: {out}")
     if result["n_unparsed"]:
         print(f"warning: {result['n_unparsed']} replies held no rating -2..2", file=sys.stderr)

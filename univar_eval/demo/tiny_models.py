@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from univar_eval.pipeline import questionnaire
+
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "<|{{ message['role'] }}|>\n{{ message['content'] }}</s>\n"
@@ -94,7 +96,6 @@ def build_tiny_translator(folder: str | Path, seed: int = 0, vocab_size: int = 2
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
 
-    from univar_eval.pipeline import questionnaire
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ own (HVAE's value rationality, ValueLex's orientation profile) are read from her
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from univar_eval.errors import UserError
@@ -40,9 +39,3 @@ def read_results(path: str | Path) -> dict:
             tasks[task] = clean
     return {"model": model, "tasks": tasks}
 
-
-def metric(results: dict, task: str, name: str):
-    value = results["tasks"].get(task, {}).get(name)
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval.api.task import ConfigurableTask
+from lm_eval.utils import sanitize_model_name
 
 from univar_eval.pipeline.answers import flatten_responses
 from univar_eval.settings import RunSettings, model_name, resolve
@@ -44,6 +45,7 @@ class TaskLevelTask(ConfigurableTask):
         _warn_if_model_unknown(self.settings)
         self._chat = False
         self._analysis: dict | None = None
+        self.run_stamp = RUN_STAMPS.for_new_task()  # names this run's univar_<stamp> folder (artifact_dir)
         self.configure(config)
         self._metric_names = list(self.metric_names(config))
         config["metric_list"] = [{"metric": n, "aggregation": "mean", "higher_is_better": self.is_higher_better(n)}
@@ -97,6 +99,7 @@ class TaskLevelTask(ConfigurableTask):
 
     def _aggregate(self, name: str, items: list):
         if items and isinstance(items[0], dict):
+            RUN_STAMPS.mark_aggregated()  # a task built from now on belongs to a later run
             if int(os.environ.get("LOCAL_RANK") or 0) != 0:
                 # Tensor parallel under torchrun: every process reports rank 0 and aggregates, but lm-eval
                 # keeps only LOCAL_RANK 0's results; the others neither embed nor write anything.
@@ -109,8 +112,48 @@ class TaskLevelTask(ConfigurableTask):
 
 
 # -- shared plumbing of every task family -------------------------------------------------------
-#: One timestamp per process (see artifact_dir), so all tasks of one lm_eval run share an artifact folder.
-RUN_STAMP = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+class _RunStamps:
+    """One timestamp per run (the ``univar_<stamp>`` folder), not per process.
+
+    lm-eval builds all task objects of a run before it evaluates any; so the tasks built
+    until one of them aggregates share a stamp, and a task built after that (a second
+    ``simple_evaluate`` in the same process) starts a new run with a new stamp. Two runs
+    within one second get ``-2``, ``-3``... so they never share a folder."""
+
+    def __init__(self):
+        self.current: str | None = None
+        self.aggregated = False
+        self.issued: set[str] = set()
+
+    def for_new_task(self) -> str:
+        if self.current is None or self.aggregated:
+            stamp = base = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+            n = 1
+            while stamp in self.issued:
+                n += 1
+                stamp = f"{base}-{n}"
+            self.issued.add(stamp)
+            self.current, self.aggregated = stamp, False
+        return self.current
+
+    def mark_aggregated(self) -> None:
+        self.aggregated = True
+
+    def current_stamp(self) -> str:
+        """The stamp of the run under way (a new one when none has started)."""
+        return self.current if self.current is not None else self.for_new_task()
+
+
+RUN_STAMPS = _RunStamps()
+
+
+def __getattr__(name: str):
+    # Thin re-export, marked as such: ``RUN_STAMP`` (one stamp per process before 0.2) now names the
+    # stamp of the run under way; new code uses a task's ``run_stamp``.
+    if name == "RUN_STAMP":
+        return RUN_STAMPS.current_stamp()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def keep_all_repeats(resps, docs):
     """lm-eval filter: keep every repeat of every answer (the default filter keeps the first only)."""
@@ -189,11 +232,12 @@ def run_model_name(settings: RunSettings, argv: list[str] | None = None) -> str 
     return settings.model or _model_name_from_argv(_cli_argv(argv))
 
 
-def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None) -> Path:
+def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None, *, stamp: str | None = None) -> Path:
     """``<output>/univar_<stamp>/<task>``: under UNIVAR_EVAL_OUTPUT / metadata ``output`` when set,
     else (the lm_eval command line) beside lm-eval's results (``--output_path/<model>/``),
-    else ``./univar-runs/<model>/`` (also the default of the Python API, ``simple_evaluate``)."""
-    from lm_eval.utils import sanitize_model_name
+    else ``./univar-runs/<model>/`` (also the default of the Python API, ``simple_evaluate``).
+    ``stamp`` is the task's ``run_stamp`` (one per run; default: the run under way)."""
+    stamp = stamp or RUN_STAMPS.current_stamp()
 
     argv = _cli_argv(argv)
     model = sanitize_model_name(run_model_name(settings, argv) or "model")
@@ -206,4 +250,4 @@ def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None
             base = path.parent if path.suffix == ".json" else path / model
         else:
             base = Path("univar-runs") / model
-    return base / f"univar_{RUN_STAMP}" / task
+    return base / f"univar_{stamp}" / task

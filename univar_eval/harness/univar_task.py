@@ -24,7 +24,12 @@ from univar_eval.harness.task_base import (
     run_model_name,
 )
 from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.pipeline.embed import build_distribution
+from univar_eval.pipeline.encoders import get_card
+from univar_eval.pipeline.translate import get_translator
+from univar_eval.reports.compare import reference_distances
 from univar_eval.stats.dispersion import dispersion
+from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import comparability_problem
 
 log = logging.getLogger("univar_eval")
@@ -79,8 +84,6 @@ class UniVaRTask(TaskLevelTask):
 
     def analyse(self, items: list[dict]) -> dict:
         """Embed every answer once, write the artifacts, compute the metrics."""
-        from univar_eval.pipeline.embed import build_distribution
-
         records = []
         for item in items:
             for k, answer in enumerate(item["answers"]):
@@ -93,7 +96,7 @@ class UniVaRTask(TaskLevelTask):
             settings=self.settings,
             model=run_model_name(self.settings),
         )
-        folder = artifact_dir(self.config.task, self.settings)
+        folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
         dist.save(folder)
         log.info("univar-eval: %d value embeddings of %s written to %s", len(dist), self.config.task, folder)
         metrics: dict[str, Any] = {
@@ -111,7 +114,6 @@ class UniVaRTask(TaskLevelTask):
     def _bank_references(self, task: str) -> list[str]:
         if not self.settings.bank:
             return []
-        from univar_eval.storage.bank import Bank
 
         bank = Bank(self.settings.bank)
         entries = bank.entries(task=task)
@@ -128,9 +130,6 @@ class UniVaRTask(TaskLevelTask):
 
     def _planned_manifest(self) -> dict:
         """What the manifest of this task's distribution will say, as far as it is known before loading models."""
-        from univar_eval.pipeline.encoders import get_card
-        from univar_eval.pipeline.translate import get_translator
-
         card = get_card(self.settings.encoder)
         return {
             "encoder": {"name": card.name, "revision": card.revision},
@@ -142,8 +141,6 @@ class UniVaRTask(TaskLevelTask):
         }
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
-        from univar_eval.reports.compare import reference_distances
-
         result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers)
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")

@@ -11,7 +11,7 @@ import math
 
 from univar_eval.harness.results import read_results
 from univar_eval.hvae.svo import TARGETS, steering
-from univar_eval.reports.compare import _fmt
+from univar_eval.reports.table import Table, fmt_number, render
 
 HVAE_FORMS = {"hvae_svo_mc_": "mc", "hvae_svo_nogoal_": "nogoal", "hvae_svo_": "goal"}
 #: The no-value baseline of each form: the goal and no-goal forms share the generated one.
@@ -75,7 +75,7 @@ def floor_checks(tasks: dict[str, dict], floor: float) -> list[tuple[str, bool |
             checks.append((task, None, "no value rationality (no parsable answers)", None))
         else:
             passed = vr >= floor
-            checks.append((task, passed, f"value rationality {vr:.3f} {'>=' if passed else '<'} {floor} "
+            checks.append((task, passed, f"value rationality {fmt_number(vr)} {'>=' if passed else '<'} {floor} "
                                          f"(0 = chance, 1 = ideal){extra}", vr))
     return checks
 
@@ -96,24 +96,21 @@ def hvae_table(runs: dict[str, str]) -> list[dict]:
     return rows
 
 
-def format_hvae(rows: list[dict], markdown: bool = False) -> str:
-    def cell(m: dict) -> str:
-        if not m:
-            return "-"
-        text = (f"{_fmt(m.get('svo_angle'), 1)}° {m.get('category', '?')} VR {_fmt(m.get('value_rationality'), 2)}"
-                f" err {_fmt(m.get('angle_error'), 1)}°")
-        return text + (f" steer {_fmt(m['steering'], 1)}°" if "steering" in m else "")
+def hvae_cell(m: dict) -> str:
+    """One target's result: ``37.5° prosocial VR 0.83 err 12.3° steer 4.0°``."""
+    if not m:
+        return "-"
+    text = (f"{fmt_number(m.get('svo_angle'), 1)}° {m.get('category', '?')} "
+            f"VR {fmt_number(m.get('value_rationality'), 2)} err {fmt_number(m.get('angle_error'), 1)}°")
+    return text + (f" steer {fmt_number(m['steering'], 1)}°" if "steering" in m else "")
 
-    headers = ["run", "form", *TARGETS, "own angle"]
-    table = [[r["run"], r["form"], *(cell(r["targets"].get(t, {})) for t in TARGETS),
-              "-" if r.get("baseline_angle") is None else f"{_fmt(r['baseline_angle'], 1)}°"] for r in rows]
-    if markdown:
-        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in table])
-    widths = [max(len(h), *(len(row[i]) for row in table)) for i, h in enumerate(headers)]
-    lines = ["HVAE per target value: SVO angle, category, angle error (err, degrees from the ideal), value "
-             "rationality (VR: 1 ideal, 0 chance, < 0 worse than chance) and steering (degrees moved toward the "
-             "target from the no-value angle, 'own angle')"]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table]
-    return "\n".join(lines)
+
+def format_hvae(rows: list[dict], markdown: bool = False) -> str:
+    table = Table(["run", "form", *TARGETS, "own angle"],
+                  [[r["run"], r["form"], *(hvae_cell(r["targets"].get(t, {})) for t in TARGETS),
+                    None if r.get("baseline_angle") is None else f"{fmt_number(r['baseline_angle'], 1)}°"]
+                   for r in rows],
+                  title="HVAE per target value: SVO angle, category, angle error (err, degrees from the ideal), "
+                        "value rationality (VR: 1 ideal, 0 chance, < 0 worse than chance) and steering (degrees "
+                        "moved toward the target from the no-value angle, 'own angle')")
+    return render(table, "md" if markdown else "text").rstrip("\n")

@@ -120,11 +120,6 @@ def svo_category(angle: float) -> str:
     return "competitive"
 
 
-def category_index(category: str) -> int:
-    """0 competitive, 1 individualistic, 2 prosocial, 3 altruistic (-1 for none)."""
-    return CATEGORIES.index(category) if category in CATEGORIES else -1
-
-
 # -- ideal choosers --------------------------------------------------------------------------------
 _UTILITY = {
     "altruist": lambda s, o: o,

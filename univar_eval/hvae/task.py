@@ -29,7 +29,9 @@ import math
 import re
 from typing import Any, Sequence
 
+# task_base imports lm-eval; `univar_eval.hvae` re-exports from here lazily, so svo stays light
 from univar_eval.errors import UserError
+from univar_eval.harness.task_base import TaskLevelTask
 from univar_eval.hvae import svo
 
 log = logging.getLogger("univar_eval")
@@ -297,18 +299,7 @@ def missing_items_scores(target: str) -> dict[str, Any]:
 
 
 # -- the lm-eval task class ------------------------------------------------------------------------
-def __getattr__(name: str):
-    # lm-eval is imported only when lm-eval asks for the task class, so the parser and scorer stay light.
-    if name == "HVAETask":
-        from univar_eval.harness.task_base import TaskLevelTask
-
-        cls = type("HVAETask", (_HVAETaskMixin, TaskLevelTask), {"__module__": __name__})
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _HVAETaskMixin:
+class HVAETask(TaskLevelTask):
     """``hvae_svo*_<target>``: one document per SVO item; the angle and scores once per task."""
 
     def configure(self, config: dict) -> None:

@@ -20,7 +20,7 @@ import importlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -56,20 +56,36 @@ class EncoderCard:
     max_seq_length: int | None = None
     description: str = ""
     reference: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def source(self) -> str:
         return self.model_id or f"python package {self.package}"
 
 
+CARD_KEYS = tuple(f.name for f in fields(EncoderCard))
+
+
+def read_card(path: Path) -> EncoderCard:
+    """One encoder card; unknown keys and a missing name are refused (a typo must not pass silently)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise UserError(f"encoder card {path}: expected a mapping of keys, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(CARD_KEYS))
+    if unknown:
+        raise UserError(f"encoder card {path}: unknown key(s) {', '.join(map(str, unknown))}; "
+                        f"allowed: {', '.join(CARD_KEYS)}")
+    if not raw.get("name"):
+        raise UserError(f"encoder card {path}: 'name' is missing")
+    if raw.get("dimension") is not None and (not isinstance(raw["dimension"], int) or raw["dimension"] < 1):
+        raise UserError(f"encoder card {path}: dimension must be a positive integer, got {raw['dimension']!r}")
+    return EncoderCard(**raw)
+
+
 def list_cards() -> dict[str, EncoderCard]:
     """All encoder cards shipped with the package, by name."""
     cards = {}
     for path in sorted(encoders_dir().glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        known = {k: raw.pop(k) for k in list(raw) if k in EncoderCard.__dataclass_fields__ and k != "extra"}
-        card = EncoderCard(**known, extra=raw)
+        card = read_card(path)
         cards[card.name] = card
     return cards
 
@@ -165,7 +181,9 @@ def fingerprint_of(probe_embeddings: np.ndarray) -> list[float]:
 
 
 def fingerprint_id(fingerprint: Sequence[float]) -> str:
-    """A short label for people; equality of encoders is judged by :func:`same_fingerprint`."""
+    """A short label for people, never a test of equality: two fingerprints within
+    :data:`FINGERPRINT_TOLERANCE` can round to different ids (0.049 vs 0.051). Equality of
+    encoders is judged by :func:`encoder_difference` alone."""
     coarse = ",".join(f"{v:.1f}" for v in fingerprint)
     return hashlib.sha256(coarse.encode()).hexdigest()[:12]
 
@@ -174,6 +192,27 @@ def same_fingerprint(a: Sequence[float] | None, b: Sequence[float] | None, tol: 
     if a is None or b is None or len(a) != len(b):
         return False
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) <= tol
+
+
+def encoder_difference(a: dict | None, b: dict | None, *, fingerprint: bool = True) -> str | None:
+    """THE rule for "same encoder" (used by stored distributions, banks, identification, compare and
+    the leaderboard): same card name, same revision and fingerprints within
+    :data:`FINGERPRINT_TOLERANCE`. Returns why two encoder records (as written by
+    :meth:`Encoder.describe`) differ, in a few words, or None when they are the same encoder.
+    ``fingerprint=False`` skips the one check that needs the loaded encoder."""
+    a, b = a or {}, b or {}
+    if a.get("name") != b.get("name"):
+        return f"encoder differs ({a.get('name')} vs {b.get('name')})"
+    if a.get("revision") != b.get("revision"):
+        return f"encoder revision differs ({a.get('revision')} vs {b.get('revision')})"
+    if fingerprint and not same_fingerprint(a.get("fingerprint"), b.get("fingerprint")):
+        return f"encoder fingerprint differs ({a.get('fingerprint_id')} vs {b.get('fingerprint_id')})"
+    return None
+
+
+def same_encoder(a: dict | None, b: dict | None) -> bool:
+    """Whether two encoder records are the same encoder (see :func:`encoder_difference`)."""
+    return encoder_difference(a, b) is None
 
 
 def _default_device() -> str:
@@ -193,8 +232,18 @@ def load_encoder(name: str, device: str | None = None) -> Encoder:
     device = device or os.environ.get("UNIVAR_EVAL_DEVICE") or _default_device()
     key = (card.name, device)
     if key not in _LOADED:
-        _LOADED[key] = Encoder(card, _load_model(card, device), device)
+        encoder = Encoder(card, _load_model(card, device), device)
+        check_dimension(encoder)
+        _LOADED[key] = encoder
     return _LOADED[key]
+
+
+def check_dimension(encoder: Encoder) -> None:
+    """The card's ``dimension`` must be what the loaded model produces (a wrong card or checkpoint)."""
+    expected = encoder.card.dimension
+    if expected is not None and encoder.dimension != expected:
+        raise UserError(f"encoder {encoder.name!r}: its card says dimension {expected} but the loaded model "
+                        f"gives {encoder.dimension}; fix the card's dimension or the model it names")
 
 
 def _load_model(card: EncoderCard, device: str):

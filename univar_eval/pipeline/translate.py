@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Sequence
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline.cache import open_cache, text_key
+from univar_eval.pipeline.encoders import _default_device
+from univar_eval.pipeline.questionnaire import LANGUAGES, check_language
 
 log = logging.getLogger("univar_eval")
 
@@ -44,13 +47,12 @@ MAX_INPUT_TOKENS = 256
 
 @dataclass
 class TranslationStats:
-    n_texts: int = 0
     n_cached: int = 0
     n_translated: int = 0
     n_truncated: int = 0
 
     def add(self, other: "TranslationStats") -> None:
-        for f in ("n_texts", "n_cached", "n_translated", "n_truncated"):
+        for f in ("n_cached", "n_translated", "n_truncated"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
 
@@ -99,8 +101,6 @@ class NllbTranslator(Translator):
         if self._model is None:
             from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-            from univar_eval.pipeline.encoders import _default_device
-
             self.device = self.device or _default_device()
             kw = {"revision": self.revision} if self.revision and not Path(self.model_id).exists() else {}
             try:
@@ -115,12 +115,9 @@ class NllbTranslator(Translator):
         return self._model, self._tokenizer
 
     def translate(self, texts: Sequence[str], src_lang: str) -> list[str]:
-        from univar_eval.pipeline.cache import open_cache, text_key
-        from univar_eval.pipeline.questionnaire import LANGUAGES, check_language
-
         check_language(src_lang)
         texts = list(texts)
-        stats = TranslationStats(n_texts=len(texts))
+        stats = TranslationStats()
         if src_lang == "eng":
             return texts
         cache = open_cache("translations")

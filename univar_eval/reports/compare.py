@@ -18,6 +18,8 @@ import itertools
 import math
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline.encoders import same_encoder
+from univar_eval.reports.table import Table, fmt_number, fmt_ratio, plural, render
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import (
@@ -178,17 +180,13 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
         ds = sorted(ds, key=lambda d: d.lang)
         pairs = {}
         for a, b in itertools.combinations(ds, 2):
-            if not _same_encoder(a, b):  # languages differ in questions by design; the encoder must not
+            # languages differ in questions by design; the encoder must not
+            if not same_encoder(a.manifest.get("encoder"), b.manifest.get("encoder")):
                 continue
             pairs[f"{a.lang}-{b.lang}"] = distance_mod.distance(a.embeddings, b.embeddings, metric)
         if pairs:
             out[q] = {"pairs": pairs, "spread": sum(pairs.values()) / len(pairs), "languages": [d.lang for d in ds]}
     return out
-
-
-def _same_encoder(a: ValueDistribution, b: ValueDistribution) -> bool:
-    ea, eb = a.manifest.get("encoder", {}), b.manifest.get("encoder", {})
-    return ea.get("name") == eb.get("name") and ea.get("fingerprint_id") == eb.get("fingerprint_id")
 
 
 def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:
@@ -201,55 +199,45 @@ def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:
 
 
 # -- presentation ---------------------------------------------------------------------------------------
-def _fmt(x, digits: int = 4) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        if math.isnan(x):
-            return "n/a"
-        return f"{x:.{digits}g}" if abs(x) < 1e-3 and x != 0 else f"{x:.{digits}f}"
-    return str(x)
+CONTROL_NOTE = ("vs control: the value-set distance as a multiple of the non-value control's distance to the same "
+                "reference (1.80× = 1.8 times as far); well above 1× means the models differ in values, not only "
+                "in style.")
+
+
+def _ratio_cell(r: dict) -> str:
+    if r["ratio_to_control"] is not None:
+        return fmt_ratio(r["ratio_to_control"])
+    if r["questionnaire"] != CONTROL and _finite(r.get("control_distance")):
+        return f"n/a (control {fmt_number(r['control_distance'])})"  # a zero control distance has no ratio
+    return "-"
+
+
+def comparison_table(report: dict) -> Table:
+    """The rows as a :class:`~univar_eval.reports.table.Table`, value sets first and the control after."""
+    headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "n", "n_ref", "vs control", "status"]
+    rows = sorted(report["rows"], key=lambda r: (r["run"], r["questionnaire"] == CONTROL, r["task"], r["reference"]))
+    cells = []
+    for r in rows:
+        ci = None if r["ci_low"] is None else f"[{fmt_number(r['ci_low'])}, {fmt_number(r['ci_high'])}]"
+        cells.append([r["run"], r["task"], r["reference"], r["distance"], r["p_value"], ci, r["n"], r["n_ref"],
+                      _ratio_cell(r), r["status"]])
+    s = report.get("settings", {})
+    title = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
+             f"questionnaires {', '.join(s.get('questionnaires', []))}")
+    notes = []
+    for label, per_q in report.get("cross_language", {}).items():
+        for q, info in per_q.items():
+            notes.append(f"{label} {q}: cross-language spread {fmt_number(info['spread'])} over "
+                         f"{plural(len(info['languages']), 'language')} ({', '.join(info['languages'])})")
+    unpaired = [f"{r['run']} / {r['task']} vs {r['reference']}" for r in rows if r.get("paired_questions") == 0]
+    if unpaired:
+        notes.append(f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
+                     "were compared as independent samples.")
+    if any(r["questionnaire"] == CONTROL for r in rows):
+        notes.append(CONTROL_NOTE)
+    return Table(headers, cells, title=title, notes=notes)
 
 
 def format_table(report: dict, markdown: bool = False) -> str:
-    """The rows as an aligned text table (or Markdown), value sets first and the control after."""
-    headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "n", "n_ref", "vs control", "status"]
-    rows = sorted(report["rows"], key=lambda r: (r["run"], r["questionnaire"] == CONTROL, r["task"], r["reference"]))
-    table = []
-    for r in rows:
-        ci = "-" if r["ci_low"] is None else f"[{_fmt(r['ci_low'], 3)}, {_fmt(r['ci_high'], 3)}]"
-        if r["ratio_to_control"] is not None:
-            ratio = f"x{r['ratio_to_control']:.2f}"
-        elif r["questionnaire"] != CONTROL and _finite(r.get("control_distance")):
-            ratio = f"control {_fmt(r['control_distance'])}"  # a zero control distance has no ratio
-        else:
-            ratio = "-"
-        table.append([r["run"], r["task"], r["reference"], _fmt(r["distance"]), _fmt(r["p_value"], 3), ci,
-                      _fmt(r["n"]), _fmt(r["n_ref"]), ratio, r["status"]])
-    lines = []
-    s = report.get("settings", {})
-    note = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
-            f"questionnaires {', '.join(s.get('questionnaires', []))}")
-    if markdown:
-        lines.append(f"_{note}_\n")
-        lines.append("| " + " | ".join(headers) + " |")
-        lines.append("|" + "|".join("---" for _ in headers) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in table]
-    else:
-        widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
-        lines.append(note)
-        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in table]
-    for label, per_q in report.get("cross_language", {}).items():
-        for q, info in per_q.items():
-            lines.append(("" if not markdown else "\n") +
-                         f"{label} {q}: cross-language spread {_fmt(info['spread'])} over {len(info['languages'])} "
-                         f"languages ({', '.join(info['languages'])})")
-    unpaired = [f"{r['run']} / {r['task']} vs {r['reference']}" for r in rows if r.get("paired_questions") == 0]
-    if unpaired:
-        lines.append(f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
-                     "were compared as independent samples.")
-    if any(r["questionnaire"] == CONTROL for r in rows):
-        lines.append("vs control: the value-set distance divided by the non-value control's distance to the same "
-                     "reference; well above 1 means the models differ in values, not only in style.")
-    return "\n".join(lines)
+    """The comparison as terminal text (or Markdown)."""
+    return render(comparison_table(report), "md" if markdown else "text").rstrip("\n")

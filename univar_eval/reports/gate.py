@@ -30,8 +30,17 @@ import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.harness.results import read_results
+from univar_eval.hvae.report import floor_checks
 from univar_eval.reports.compare import reference_distances
 from univar_eval.reports.runs import load_run
+from univar_eval.reports.table import (
+    Table,
+    fmt_number,
+    markdown_text,
+    plural,
+    render,
+    xml_text,
+)
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
 
@@ -125,13 +134,14 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
         dist = check.distance
         significant = p_adj < alpha
         too_far = max_distance is None or dist > max_distance
-        p_text = f"p = {check.p_value:.4f}" + (f", {correction} {p_adj:.4f}" if correction != "none" else "")
+        p_text = f"p = {fmt_number(check.p_value)}" + (f", {correction} {fmt_number(p_adj)}" if correction != "none"
+                                                        else "")
         if significant and too_far:
             check.outcome = FAIL
-            check.reason = (f"{metric} {dist:.4f} > {max_distance} and {p_text} < {alpha}" if max_distance is not None
+            check.reason = (f"{metric} {fmt_number(dist)} > {max_distance} and {p_text} < {alpha}" if max_distance is not None
                             else f"values differ from the baseline ({p_text} < {alpha})")
         else:
-            check.reason = (f"{metric} {dist:.4f} within {max_distance}" if max_distance is not None and not too_far
+            check.reason = (f"{metric} {fmt_number(dist)} within {max_distance}" if max_distance is not None and not too_far
                             else f"no significant difference ({p_text} >= {alpha})")
     return checks
 
@@ -139,8 +149,6 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
 def hvae_checks(run: str, floor: float) -> list[Check]:
     """One check per induced HVAE task: its chance-corrected value rationality (1 ideal, 0 chance) against
     ``floor`` (rows and steering from :func:`univar_eval.hvae.report.floor_checks`)."""
-    from univar_eval.hvae.report import floor_checks
-
     if not floor <= 1.0:
         raise UserError(f"--min-value-rationality {floor} can never be met: the scale tops at 1 (the ideal "
                         "chooser); 0 is chance")
@@ -162,51 +170,47 @@ def to_json(checks: list[Check], settings: dict) -> dict:
     return {**summary(checks), "settings": settings, "checks": [asdict(c) for c in checks]}
 
 
-def _cells(c: Check) -> list[str]:
-    dist = "-" if c.distance is None else f"{c.distance:.4f}"
-    p = "-" if c.p_value is None else f"{c.p_value:.4f}"
-    return [c.name, c.lang or "-", c.outcome.upper(), dist, p, c.reason]
+def _cells(c: Check) -> list:
+    return [c.name, c.lang, c.outcome.upper(), c.distance, c.p_value, c.reason]
 
 
 HEADERS = ["check", "lang", "result", "value", "p", "why"]
 
 
 def to_text(checks: list[Check], title: str) -> str:
-    rows = [_cells(c) for c in checks]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
     s = summary(checks)
-    lines = [title, "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
-    lines.append(f"{'PASSED' if s['passed'] else 'FAILED'}: {s['n_checks'] - s['n_failed']} of {s['n_checks']} "
-                 "checks pass")
-    return "\n".join(lines)
+    verdict = (f"{'PASSED' if s['passed'] else 'FAILED'}: {s['n_checks'] - s['n_failed']} of "
+               f"{plural(s['n_checks'], 'check')} pass")
+    return render(Table(HEADERS, [_cells(c) for c in checks], title=title, notes=[verdict]), "text")
 
 
 def to_markdown(checks: list[Check], title: str) -> str:
     s = summary(checks)
     icon = {PASS: "✅", FAIL: "❌"}
-    lines = [f"### univar-eval gate: {'passed' if s['passed'] else 'FAILED'} "
-             f"({s['n_checks'] - s['n_failed']}/{s['n_checks']})", "", title, "",
-             "| | check | lang | value | p | why |", "|---|---|---|---|---|---|"]
-    for c in sorted(checks, key=lambda c: (c.passed, c.name)):
-        cells = _cells(c)
-        lines.append(f"| {icon[c.outcome]} | `{cells[0]}` | {cells[1]} | {cells[3]} | {cells[4]} | {cells[5]} |")
-    return "\n".join(lines) + "\n"
+    heading = (f"### univar-eval gate: {'passed' if s['passed'] else 'FAILED'} "
+               f"({s['n_checks'] - s['n_failed']}/{s['n_checks']})")
+    rows = [[icon[c.outcome], *_cells(c)[:2], *_cells(c)[3:]] for c in sorted(checks, key=lambda c: (c.passed, c.name))]
+    table = Table(["", "check", "lang", "value", "p", "why"], rows)
+    return f"{heading}\n\n{markdown_text(title)}\n\n{render(table, 'md')}"
 
 
 def to_junit(checks: list[Check], suite_name: str = "univar-eval gate") -> str:
-    suite = ET.Element("testsuite", name=suite_name, tests=str(len(checks)),
+    """JUnit XML; every name and message passes through :func:`~univar_eval.reports.table.xml_text`, so
+    hostile names (control characters) never make the XML ill-formed."""
+    suite = ET.Element("testsuite", name=xml_text(suite_name), tests=str(len(checks)),
                        failures=str(sum(not c.passed for c in checks)), errors="0", skipped="0")
     for c in checks:
         family = c.name.rsplit("_", 1)[0] if c.kind == "values" else c.name
-        case = ET.SubElement(suite, "testcase", classname=f"univar_eval.{c.kind}.{family}", name=c.name)
+        case = ET.SubElement(suite, "testcase", classname=xml_text(f"univar_eval.{c.kind}.{family}"),
+                             name=xml_text(c.name))
         if not c.passed:
-            failure = ET.SubElement(case, "failure", message=c.reason, type=c.kind)
-            failure.text = c.reason
+            failure = ET.SubElement(case, "failure", message=xml_text(c.reason), type=c.kind)
+            failure.text = xml_text(c.reason)
         out = ET.SubElement(case, "system-out")
         out.text = (f"value={c.distance} p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} n={c.n} "
                     f"n_baseline={c.n_baseline}")
-    root = ET.Element("testsuites", name=suite_name, tests=suite.get("tests"), failures=suite.get("failures"))
+    root = ET.Element("testsuites", name=xml_text(suite_name), tests=suite.get("tests"),
+                      failures=suite.get("failures"))
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -17,18 +17,18 @@ are not on one scale).
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import json
-import math
 from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.harness.results import read_results
 from univar_eval.hvae.report import leaderboard_cells as hvae_leaderboard_cells
+from univar_eval.pipeline.encoders import same_encoder
 from univar_eval.reports.compare import cross_language, reference_distances
 from univar_eval.reports.runs import load_run, run_label
+from univar_eval.reports.table import Table, render
+from univar_eval.reports.table import to_html as to_html_table
+from univar_eval.stats.dispersion import dispersion
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.files import jsonable
 
@@ -56,8 +56,6 @@ def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | Non
                     cells[f"{d.task} {metric}({ref})"] = r["distance"] if r["status"] == "ok" else None
                 cells[f"{d.task} nearest"] = res["nearest"] or res["status"]
             else:
-                from univar_eval.stats.dispersion import dispersion
-
                 cells[f"{d.task} dispersion"] = dispersion(d.embeddings) if len(d) >= 2 else None
         for q, info in cross_language(dists, metric=metric, min_answers=min_answers).items():
             cells[f"{q} cross-language spread"] = info["spread"]
@@ -86,8 +84,7 @@ def _column_key(col: str) -> tuple:
 
 def _settings(dists) -> dict:
     return {
-        "encoder": sorted({f"{d.manifest['encoder'].get('name')}@{d.manifest['encoder'].get('fingerprint_id')}"
-                           for d in dists}),
+        "encoder": [d.manifest.get("encoder") or {} for d in dists],
         "translator": sorted({(d.manifest.get("translator") or {}).get("name") or "none"
                               for d in dists if d.lang != "eng"}),
         "questionnaire": {d.task: d.manifest.get("questionnaire_version") for d in dists},
@@ -95,7 +92,11 @@ def _settings(dists) -> dict:
 
 
 def _merge_settings(settings: list[dict], allow_mixed: bool) -> dict:
-    encoders = sorted({e for s in settings for e in s["encoder"]})
+    distinct: list[dict] = []  # one record per encoder, by the one rule of encoders.same_encoder
+    for e in (e for s in settings for e in s["encoder"]):
+        if not any(same_encoder(e, d) for d in distinct):
+            distinct.append(e)
+    encoders = sorted(f"{e.get('name')}@{e.get('fingerprint_id')}" for e in distinct)
     translators = sorted({t for s in settings for t in s["translator"]})
     versions: dict[str, set] = {}
     for s in settings:
@@ -118,14 +119,6 @@ def _merge_settings(settings: list[dict], allow_mixed: bool) -> dict:
 
 
 # -- rendering ---------------------------------------------------------------------------------------------------
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.4f}"
-    return str(v)
-
-
 def _header_line(board: dict) -> str:
     s = board["settings"]
     line = (f"encoder {', '.join(s['encoders']) or '-'}; translator {', '.join(s['translators'])}; "
@@ -135,65 +128,25 @@ def _header_line(board: dict) -> str:
     return line
 
 
+def board_table(board: dict) -> Table:
+    rows = [[r["model"], *(r["cells"].get(c) for c in board["columns"])] for r in board["rows"]]
+    return Table(["model", *board["columns"]], rows, title=_header_line(board))
+
+
 def to_markdown(board: dict) -> str:
-    cols = ["model", *board["columns"]]
-    lines = [f"_{_header_line(board)}_", "", "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for r in board["rows"]:
-        lines.append("| " + " | ".join([r["model"], *(_fmt(r["cells"].get(c)) for c in board["columns"])]) + " |")
-    return "\n".join(lines) + "\n"
+    return render(board_table(board), "md")
 
 
 def to_csv(board: dict) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([f"# {_header_line(board)}"])
-    w.writerow(["model", *board["columns"]])
-    for r in board["rows"]:
-        w.writerow([r["model"], *(_fmt(r["cells"].get(c)) for c in board["columns"])])
-    return buf.getvalue()
+    return render(board_table(board), "csv")
 
 
 def to_json(board: dict) -> str:
     return json.dumps(jsonable(board), indent=2, ensure_ascii=False) + "\n"
 
 
-_SORT_JS = """
-document.querySelectorAll('th').forEach(function (th, col) {
-  th.addEventListener('click', function () {
-    var table = th.closest('table'), body = table.tBodies[0];
-    var asc = th.dataset.order !== 'asc'; th.dataset.order = asc ? 'asc' : 'desc';
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : (x || '').localeCompare(y || '');
-      return asc ? c : -c;
-    });
-    rows.forEach(function (r) { body.appendChild(r); });
-  });
-});
-"""
-
-
 def to_html(board: dict, title: str = "univar-eval leaderboard") -> str:
-    esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in ["model", *board["columns"]])
-    body = []
-    for r in board["rows"]:
-        cells = [f'<td data-v="{esc(r["model"])}">{esc(r["model"])}</td>']
-        for c in board["columns"]:
-            v = r["cells"].get(c)
-            cells.append(f'<td data-v="{esc(_fmt(v))}">{esc(_fmt(v))}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(title) + "</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse}th,td{border:1px solid #ccc;"
-        "padding:4px 8px;text-align:right}th{cursor:pointer;background:#f4f4f4}td:first-child{text-align:left}"
-        "</style></head><body>"
-        f"<h1>{esc(title)}</h1><p>{esc(_header_line(board))}</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-        f"<script>{_SORT_JS}</script></body></html>\n"
-    )
+    return to_html_table(board_table(board), page_title=title)
 
 
 RENDERERS = {"md": to_markdown, "csv": to_csv, "json": to_json, "html": to_html}

@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from univar_eval.errors import UserError
-from univar_eval.stats.identify import LabelledSet
+from univar_eval.hvae.svo import TARGETS
+from univar_eval.stats import distance as distance_mod
+from univar_eval.stats.identify import LabelledSet, check_one_encoder
+from univar_eval.storage.files import atomic_path
 
 CONTROL = "control"
 FORMATS = ("png", "svg", "pdf")
@@ -108,8 +111,6 @@ def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.
 def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: int = MAX_POINTS,
                     seed: int = 0) -> np.ndarray:
     """Symmetric matrix of distances between sets (NaN where a set is too small); zero diagonal."""
-    from univar_eval.stats import distance as distance_mod
-
     rng = np.random.default_rng(seed)
     sets = [p[np.sort(rng.choice(len(p), max_points, replace=False))] if len(p) > max_points else p for p in pools]
     n = len(sets)
@@ -143,8 +144,6 @@ def output_format(path: str | Path) -> str:
 
 
 def _save(fig, path: str | Path, dpi: float) -> Path:
-    from univar_eval.storage.files import atomic_path
-
     fmt = output_format(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)
@@ -231,7 +230,6 @@ def value_map(sets: list[LabelledSet], output: str | Path, *, method: str = "pca
               heatmap: str | Path | None = None, metric: str = "mmd", size: tuple[float, float] = (8.0, 6.0),
               dpi: float = 150, seed: int = 0) -> dict:
     """Draw the map (and the heatmap); return the coordinates and distances as plain data."""
-    from univar_eval.stats.identify import check_one_encoder
 
     sets = select_family(sets, family)
     encoder = check_one_encoder(sets)
@@ -262,7 +260,6 @@ def value_map(sets: list[LabelledSet], output: str | Path, *, method: str = "pca
 def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, float] = (8.0, 4.5),
                    dpi: float = 150) -> Path:
     """Grouped bars of HVAE value rationality per target value, one bar per run and task form."""
-    from univar_eval.hvae.svo import TARGETS
 
     if not table:
         raise UserError("no HVAE results to plot (run lm_eval with --tasks hvae_svo or hvae_svo_mc)")

@@ -41,7 +41,12 @@ from pathlib import Path
 import numpy as np
 
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import same_fingerprint
+from univar_eval.pipeline.encoders import encoder_difference
+from univar_eval.reports.runs import find_distributions, load_run
+from univar_eval.reports.table import Table, fmt_percent, render
+from univar_eval.settings import resolve
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.sources import collect, to_distribution
 
 log = logging.getLogger("univar_eval")
 
@@ -106,8 +111,6 @@ def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSe
 
 def from_bank(path: str | Path) -> list[LabelledSet]:
     """Every entry of a bank, labelled with the entry's model and language."""
-    from univar_eval.storage.bank import Bank
-
     bank = Bank(path)
     entries = bank.entries()
     if not entries:
@@ -119,15 +122,11 @@ def from_bank(path: str | Path) -> list[LabelledSet]:
 
 def from_run(path: str | Path) -> list[LabelledSet]:
     """The value distributions of a run folder (the newest per task), with their stored embeddings."""
-    from univar_eval.reports.runs import load_run
-
     return [from_distribution(d, str(path)) for d in load_run(path)]
 
 
 def has_artifacts(path: Path) -> bool:
     """Whether ``path`` is a folder holding univar-eval value distributions (a run folder)."""
-    from univar_eval.reports.runs import find_distributions
-
     if not path.is_dir():
         return False
     try:
@@ -157,9 +156,6 @@ def gather(sources: list[str], *, bank: str | None = None, encoder: str | None =
         else:
             raw.append(src)
     if raw:
-        from univar_eval.settings import resolve
-        from univar_eval.storage.sources import collect, to_distribution
-
         wanted = encoder or (sets[0].encoder.get("name") if sets else None)
         overrides = {k: v for k, v in {"encoder": wanted, "translator": translator, "encoder_device": device,
                                        "encoder_batch_size": batch_size}.items() if v is not None}
@@ -182,8 +178,7 @@ def check_one_encoder(sets: list[LabelledSet]) -> dict:
     """The encoder every set shares; a mix of encoders (or fingerprints) is refused."""
     first = sets[0].encoder
     for s in sets[1:]:
-        if s.encoder.get("name") != first.get("name") or not same_fingerprint(s.encoder.get("fingerprint"),
-                                                                               first.get("fingerprint")):
+        if encoder_difference(s.encoder, first):
             raise UserError(f"{s.origin} was embedded with {s.encoder.get('name')} (fingerprint "
                             f"{s.encoder.get('fingerprint_id')}) but {sets[0].origin} with {first.get('name')} "
                             f"({first.get('fingerprint_id')}); use inputs from one encoder (--encoder re-embeds "
@@ -481,9 +476,9 @@ def format_report(report: dict) -> str:
             f"kNN k={knn['k']}" + (f" (capped from {knn['k_requested']})" if knn["k"] != knn["k_requested"] else "")
             + f"; probe {probe['epochs']} epochs, Adam lr {probe['lr']:g} decayed by 1 - epoch/{probe['epochs']}, "
               f"batch {probe['batch_size']}")
-    width = max(len(r[0]) for r in rows)
-    lines = [head, "", f"{'metric':<{width}}  {'score':>7}  {'chance':>7}"]
-    lines += [f"{name:<{width}}  {100 * v:6.2f}%  {100 * c:6.2f}%" for name, v, c in rows]
+    table = Table(["metric", "score", "chance"], [[name, v, c] for name, v, c in rows],
+                  formats={1: fmt_percent, 2: fmt_percent})
+    lines = [head, "", render(table, "text")]
     lines += ["", f"chance level: 1/{n} = {100 / n:.2f}%"]
     hidden = [f"acc@{t}" for t in TOP_KS if f"acc@{t}" not in probe]
     if hidden:

@@ -46,7 +46,7 @@ from typing import Iterator
 import numpy as np
 
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import same_fingerprint
+from univar_eval.pipeline.encoders import encoder_difference
 from univar_eval.storage.distribution import ValueDistribution
 from univar_eval.storage.files import (
     TMP_SUFFIX,
@@ -55,6 +55,7 @@ from univar_eval.storage.files import (
     read_jsonl,
     save_array,
     sha256_file,
+    verified_sha256,
     write_json,
     write_jsonl,
 )
@@ -178,7 +179,7 @@ class Bank:
                 raise self._damaged(f"{where}: encoder dimension {_shown(dim)} is not a positive whole number")
             if first_encoder is None:
                 first_encoder = enc
-            elif enc["name"] != first_encoder["name"] or not same_fingerprint(fp, first_encoder["fingerprint"]):
+            elif encoder_difference(first_encoder, enc):
                 raise self._damaged(f"{where}: encoder {enc['name']} differs from the bank's "
                                     f"{first_encoder['name']} (a bank holds one encoder)")
             for key in ("questionnaire", "questionnaire_version", "source", "source_model"):
@@ -265,7 +266,7 @@ class Bank:
         path = self._contained(entry["answers"], f"entry {entry['model']} / {entry['task']}: answers")
         if not path.is_file():
             raise UserError(f"{path}: answers file is missing; remove the entry and add it again")
-        if verify and entry.get("answers_sha256") and sha256_file(path) != entry["answers_sha256"]:
+        if verify and entry.get("answers_sha256") and verified_sha256(path) != entry["answers_sha256"]:
             raise UserError(f"{path}: sha256 does not match the manifest (answers file modified or replaced); "
                             "remove the entry and add it again")
         records = read_jsonl(path)
@@ -346,8 +347,7 @@ class Bank:
             raise UserError(f"cannot add {source} ({m['task']}) to the bank: its embeddings are not a finite "
                             "2-D array (NaN, infinity or wrong shape)")
         enc = self.encoder()
-        if enc and (enc.get("name") != new_enc.get("name")
-                    or not same_fingerprint(enc.get("fingerprint"), new_enc.get("fingerprint"))):
+        if enc and encoder_difference(enc, new_enc):
             raise UserError(f"bank {self.path} holds {enc.get('name')} embeddings (fingerprint "
                             f"{enc.get('fingerprint_id')}) but {source} was embedded with "
                             f"{new_enc.get('name')} ({new_enc.get('fingerprint_id')}); "

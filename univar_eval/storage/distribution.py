@@ -22,7 +22,7 @@ import numpy as np
 
 from univar_eval import __version__
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import same_fingerprint
+from univar_eval.pipeline.encoders import encoder_difference
 from univar_eval.storage.files import (
     load_array,
     read_json,
@@ -111,13 +111,9 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
     ``fingerprint=False`` skips the one check that needs the loaded encoder, for checking the
     settings of a run before it generates anything.
     """
-    ea, eb = a.get("encoder", {}), b.get("encoder", {})
-    if ea.get("name") != eb.get("name"):
-        return f"encoder differs ({ea.get('name')} vs {eb.get('name')})"
-    if ea.get("revision") != eb.get("revision"):
-        return f"encoder revision differs ({ea.get('revision')} vs {eb.get('revision')})"
-    if fingerprint and not same_fingerprint(ea.get("fingerprint"), eb.get("fingerprint")):
-        return f"encoder fingerprint differs ({ea.get('fingerprint_id')} vs {eb.get('fingerprint_id')})"
+    encoder = encoder_difference(a.get("encoder"), b.get("encoder"), fingerprint=fingerprint)
+    if encoder:
+        return encoder
     if a.get("questionnaire") != b.get("questionnaire"):
         return f"questionnaire differs ({a.get('questionnaire')} vs {b.get('questionnaire')})"
     if a.get("questionnaire_version") != b.get("questionnaire_version"):

@@ -20,7 +20,6 @@ import numpy as np
 
 from univar_eval.errors import UserError
 
-
 #: Temporary files are named ``.<target name>.<random hex>.tmp`` (what orphan cleaning looks for).
 TMP_SUFFIX = ".tmp"
 
@@ -154,45 +153,48 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+#: sha256 of files already hashed in this process, by (resolved path, size, mtime in ns).
+_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
-def save_array(target: str | os.PathLike, array: np.ndarray, *, dtype=np.float16, metadata: dict | None = None) -> str:
+def verified_sha256(path: str | os.PathLike) -> str:
+    """:func:`sha256_file`, computed once per process per (path, size, modification time): a
+    rewritten, truncated or touched file is hashed again; an unchanged one is not re-read."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
+
+
+def save_array(target: str | os.PathLike, array: np.ndarray, *, dtype=np.float16) -> str:
     """Store one 2-D array as safetensors (key ``embeddings``) atomically; return its sha256."""
     from safetensors.numpy import save_file
 
     array = np.ascontiguousarray(np.asarray(array, dtype=dtype))
     with atomic_path(target) as tmp:
-        save_file({"embeddings": array}, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        save_file({"embeddings": array}, str(tmp))
         digest = sha256_file(tmp)
     return digest
 
 
-def load_array(path: str | os.PathLike, *, expected_sha256: str | None = None, mmap: bool = True) -> np.ndarray:
-    """Load the ``embeddings`` array of a safetensors file, memory-mapped when possible.
+def load_array(path: str | os.PathLike, *, expected_sha256: str | None = None) -> np.ndarray:
+    """Load the ``embeddings`` array of a safetensors file, memory-mapped.
 
-    With ``expected_sha256`` the file is checked first; a mismatch (truncated,
+    With ``expected_sha256`` the file is checked first (once per process while its size and
+    modification time stay the same, see :func:`verified_sha256`); a mismatch (truncated,
     tampered) raises a UserError.
     """
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: array file is missing; rebuild it (univar-eval bank add ...)")
-    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
+    if expected_sha256 is not None and verified_sha256(path) != expected_sha256:
         raise UserError(
             f"{path}: sha256 does not match the manifest (file truncated or modified); "
             "remove the entry and add it again"
         )
     try:
-        if mmap:
-            return _mmap_safetensors(path)
-        from safetensors.numpy import load_file
-
-        array = load_file(str(path))["embeddings"]
-        if array.ndim != 2:
-            raise UserError(f"{path}: embeddings have shape {list(array.shape)}; expected 2-D (answers x "
-                            "dimensions); rebuild it")
-        return array
+        return _mmap_safetensors(path)
     except UserError:
         raise
     except Exception as e:  # safetensors raises several types for corrupt files

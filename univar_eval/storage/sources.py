@@ -23,6 +23,7 @@ from pathlib import Path
 from univar_eval.errors import UserError
 from univar_eval.pipeline import answers as answers_mod
 from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.pipeline.embed import build_distribution
 from univar_eval.settings import RunSettings
 from univar_eval.storage.bank import check_model, check_task
 from univar_eval.storage.distribution import ValueDistribution
@@ -221,7 +222,6 @@ def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True, 
 
     Returns the distribution and whether it was reused.
     """
-    from univar_eval.pipeline.embed import build_distribution
 
     if reuse and group.artifacts is not None:
         manifest = read_json(group.artifacts / "manifest.json")

@@ -21,7 +21,11 @@ computed once per task at aggregation time.
 
 from __future__ import annotations
 
+# task_base imports lm-eval; `univar_eval.valuelex` re-exports from here lazily
 from univar_eval.errors import UserError
+from univar_eval.harness.task_base import TaskLevelTask, artifact_dir, run_model_name
+from univar_eval.pipeline.encoders import load_encoder
+from univar_eval.storage.files import write_json
 from univar_eval.valuelex.analysis import (
     _higher_is_better,
     analyse_lexicon,
@@ -48,23 +52,7 @@ PROJECTIVE_INSTRUCTION = ("Complete the following sentence with your own words, 
 LEXICON_BASE_FRAME = "Question: {prompt}\nAnswer:"
 
 
-def __getattr__(name: str):
-    # lm-eval is imported only when lm-eval asks for the task class (``class: !function ...ValueLexTask``),
-    # so that the parser, mapper and scorer stay importable without it.
-    if name == "ValueLexTask":
-        cls = _make_task_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _make_task_class():
-    from univar_eval.harness.task_base import TaskLevelTask
-
-    return type("ValueLexTask", (_ValueLexTaskMixin, TaskLevelTask), {"__module__": __name__})
-
-
-class _ValueLexTaskMixin:
+class ValueLexTask(TaskLevelTask):
     """``valuelex_lexicon`` / ``valuelex_projective``: generation, then the ValueLex metrics once per task
     (the machinery is :class:`univar_eval.harness.task_base.TaskLevelTask`)."""
 
@@ -89,10 +77,6 @@ class _ValueLexTaskMixin:
 
     def analyse(self, items: list[dict]) -> dict:
         """Parse/map or score every response once, write the per-item details, compute the metrics."""
-        from univar_eval.pipeline.encoders import (
-            load_encoder,  # loads once per process and device
-        )
-
         encoder = load_encoder(self.settings.encoder, self.settings.encoder_device)
         if self.part == "lexicon":
             metrics, details = analyse_lexicon(items, encoder)
@@ -102,11 +86,8 @@ class _ValueLexTaskMixin:
         return metrics
 
     def _write_details(self, details: dict, encoder) -> None:
-        from univar_eval.harness.task_base import artifact_dir, run_model_name
-        from univar_eval.storage.files import write_json
-
         try:
-            folder = artifact_dir(self.config.task, self.settings)
+            folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "valuelex.json", {"task": self.config.task, "model": run_model_name(self.settings),
                                                   "encoder": encoder.describe(),

