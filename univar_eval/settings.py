@@ -8,7 +8,7 @@ metadata key        environment variable        default
 ==================  ==========================  ==================================================
 encoder             UNIVAR_EVAL_ENCODER         univar-lambda-5
 translator          UNIVAR_EVAL_TRANSLATOR      nllb-600m
-bank                UNIVAR_EVAL_BANK            (none: no distances reported)
+bank                UNIVAR_EVAL_BANK            none (no distances); a folder or hf://ORG/NAME@REV
 output              UNIVAR_EVAL_OUTPUT          next to --output_path, else ./univar-runs/<model>/
 min_answers         UNIVAR_EVAL_MIN_ANSWERS     10
 encoder_batch_size  UNIVAR_EVAL_BATCH_SIZE      32

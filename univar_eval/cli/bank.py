@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from univar_eval.cli import candidates
 from univar_eval.errors import UserError
 from univar_eval.reports.table import plural
 from univar_eval.settings import resolve
@@ -63,10 +64,33 @@ def register(sub) -> None:
     rm.add_argument("--task")
     rm.add_argument("--lang")
     rm.set_defaults(func=cmd_remove)
+    push = bsub.add_parser("push", help="publish a bank as a Hugging Face dataset repository",
+                           description="Uploads bank.json, every entry's array and answers, a SHA256SUMS file and a "
+                                       "dataset card as one commit (huggingface_hub; log in with 'hf auth login' or "
+                                       "set HF_TOKEN). Entry files of an earlier push that the bank no longer names "
+                                       "are deleted in the same commit.")
+    push.add_argument("folder", metavar="DIR", help="the bank folder")
+    push.add_argument("--repo", required=True, metavar="ORG/NAME", help="dataset repository (created when missing)")
+    push.add_argument("--branch", help="push to this branch (default: main)")
+    push.add_argument("--message", help="commit message (default: entries, models and encoder)")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    push.add_argument("--dry-run", action="store_true", help="check the bank and list what would be uploaded")
+    push.set_defaults(func=cmd_push)
+
+    pull = bsub.add_parser("pull", help="fetch a published bank into a folder (checked against its sha256)",
+                           description="Fetches ORG/NAME at REVISION (default main) through huggingface_hub (its "
+                                       "cache and HF_HUB_OFFLINE apply), copies the files into DIR, checks every "
+                                       "sha256 and records the repository and commit in DIR/origin.json. When DIR "
+                                       "holds a bank already, the entries are added to it as 'bank add' adds them "
+                                       "(entries made with another encoder are refused).")
+    pull.add_argument("repo", metavar="ORG/NAME[@REVISION]")
+    pull.add_argument("folder", metavar="DIR")
+    pull.add_argument("--no-replace", action="store_true", help="refuse to overwrite entries DIR already has")
+    pull.set_defaults(func=cmd_pull)
     bank.set_defaults(func=lambda a: (bank.print_help(), 2)[1])
 
     cmp_ = sub.add_parser("compare", help="distances between runs and reference models, per task and language")
-    cmp_.add_argument("runs", nargs="+", metavar="RUN", help="run folders (lm-eval --output_path, or univar_<time>)")
+    cmp_.add_argument("runs", nargs="+", metavar="CANDIDATE", help=candidates.SOURCES_HELP)
     cmp_.add_argument("--bank", help="reference bank (without it, the runs are compared with each other)")
     cmp_.add_argument("--against", nargs="+", metavar="MODEL", help="only these reference models")
     cmp_.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
@@ -79,7 +103,10 @@ def register(sub) -> None:
                            "released data); the report says so")
     cmp_.add_argument("--format", choices=("table", "md", "json"), default="table")
     cmp_.add_argument("-o", "--output", help="also write the JSON report here")
+    cmp_.add_argument("--by-value", action="store_true",
+                      help="add the per-value breakdown of every distance (as univar-eval drift shows it)")
     cmp_.add_argument("--hvae-plot", metavar="PNG", help="bar plot of HVAE value rationality per target value")
+    candidates.add_options(cmp_)
     cmp_.set_defaults(func=cmd_compare)
 
 
@@ -119,9 +146,9 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args) -> int:
-    from univar_eval.storage.bank import Bank
+    from univar_eval.storage.hub import open_bank
 
-    bank = Bank(args.bank)
+    bank = open_bank(args.bank)
     entries = bank.entries()
     if args.json:
         print(json.dumps([{k: e[k] for k in ("model", "task", "lang", "n_answers")} for e in entries], indent=2))
@@ -138,9 +165,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from univar_eval.storage.bank import Bank
+    from univar_eval.storage.hub import open_bank
 
-    bank = Bank(args.bank)
+    bank = open_bank(args.bank)
     if args.model is None and args.task:
         raise UserError("--task needs a MODEL")
     if args.model is None:
@@ -186,20 +213,48 @@ def cmd_remove(args) -> int:
     return 0
 
 
+def cmd_push(args) -> int:
+    from univar_eval.storage import hub
+
+    if args.dry_run:
+        repo, _ = hub.parse_spec(args.repo)
+        plan = hub.plan_push(args.folder, repo)
+        print(f"would push to {repo} ({args.branch or 'main'}): {args.message or plan.message}")
+        for name in [*plan.files, hub.CHECKSUMS, hub.CARD]:
+            print(f"  {name}")
+        return 0
+    info = hub.push(args.folder, args.repo, branch=args.branch, message=args.message, private=args.private)
+    print(f"pushed {args.folder} to {args.repo} at commit {info.oid}; pull it with "
+          f"'univar-eval bank pull {args.repo}@{info.oid} DIR' or use --bank {hub.HF_PREFIX}{args.repo}@{info.oid}")
+    return 0
+
+
+def cmd_pull(args) -> int:
+    from univar_eval.storage import hub
+
+    pulled = hub.pull(args.repo, args.folder, replace=not args.no_replace)
+    how = "added to the bank there" if pulled.merged else "a bank of its own"
+    print(f"pulled {pulled.repo}@{pulled.revision}: {pulled.n_entries} entries, every sha256 checked, into "
+          f"{pulled.path} ({how}; revision recorded in {hub.ORIGIN})")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from univar_eval.hvae.report import format_hvae, hvae_table
     from univar_eval.reports.compare import compare_runs, format_table
-    from univar_eval.reports.runs import load_run, run_label
-    from univar_eval.storage.bank import Bank
     from univar_eval.storage.files import jsonable, write_json
+    from univar_eval.storage.hub import open_bank
 
+    bank = open_bank(args.bank) if args.bank else None
     runs, paths = {}, {}
-    for path in args.runs:
-        dists = load_run(path, missing_ok=True)  # a run may have lm-eval results only (HVAE, ValueLex)
-        label = run_label(dists, path) if dists else path
+    # a run may have lm-eval results only (HVAE, ValueLex); other sources are embedded like the bank
+    for cand in candidates.read(args, args.runs, bank, missing_ok=True):
+        label = cand.model if cand.distributions else cand.path
         if label in runs:
-            label = path
-        runs[label], paths[label] = dists, path
+            label = f"{cand.model} ({cand.path})"
+        runs[label] = cand.distributions
+        if cand.is_run:
+            paths[label] = cand.path
     hvae_rows = hvae_table(paths)
     if args.hvae_plot:
         from univar_eval.reports.plot import draw_hvae_bars
@@ -211,12 +266,17 @@ def cmd_compare(args) -> int:
             raise UserError(f"{', '.join(args.runs)}: no univar-eval artifacts nor HVAE results found")
         print(format_hvae(hvae_rows, markdown=args.format == "md"))
         return 0
-    bank = Bank(args.bank) if args.bank else None
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
     report = compare_runs(runs, bank=bank, against=args.against, metric=args.metric, min_answers=min_answers,
                           n_permutations=args.permutations, n_bootstrap=args.bootstrap, seed=args.seed,
                           allow_other_questions=args.allow_other_questions)
     report["hvae"] = hvae_rows
+    by_value = []
+    if args.by_value:  # which values moved, behind each distance
+        from univar_eval.reports.drift import RENDERERS, compare_breakdowns
+
+        by_value = compare_breakdowns(runs, report["rows"], bank=bank, seed=args.seed)
+        report["by_value"] = json.loads(RENDERERS["json"](by_value))
     if args.output:
         write_json(args.output, jsonable(report))
     if args.format == "json":
@@ -224,6 +284,8 @@ def cmd_compare(args) -> int:
         print()
     else:
         print(format_table(report, markdown=args.format == "md"))
+        if by_value:
+            print("\n" + RENDERERS["md" if args.format == "md" else "text"](by_value, top=3))
         if hvae_rows:
             print("\n" + format_hvae(hvae_rows, markdown=args.format == "md"))
     return 0

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from univar_eval.demo.tiny_models import build_tiny_causal_lm
-from univar_eval.pipeline.encoders import list_cards
+from univar_eval.pipeline.encoders import list_cards, shipped_cards
+from univar_eval.pipeline.pins import cards_path, describe_revision
+from univar_eval.pipeline.translate import NLLB_MODELS, get_translator
 from univar_eval.reports.table import Table, render
 from univar_eval.resources import tasks_dir
-from univar_eval.settings import DEFAULT_ENCODER
+from univar_eval.settings import DEFAULT_ENCODER, DEFAULT_TRANSLATOR
 
 
 def register(sub) -> None:
     p = sub.add_parser("tasks-dir", help="print the folder to pass to lm_eval --include_path")
     p.set_defaults(func=_tasks_dir)
 
-    p = sub.add_parser("encoders", help="list the encoder cards")
+    p = sub.add_parser("encoders", help="list the encoder cards and translators, with their revisions (pinned or not)")
     p.set_defaults(func=_encoders)
+
+    p = sub.add_parser("pin", help="pin every downloaded encoder and translator to the full commit hash in the local "
+                                   "hub cache",
+                       description="After the models were downloaded once, looks up the commit each unpinned card "
+                                   "and translator resolves to in the local hub cache (HF_HOME / HF_HUB_CACHE) and "
+                                   "writes those full hashes into a local cards file, which every later run reads: "
+                                   "--cards, else $UNIVAR_EVAL_CARDS, else ~/.config/univar-eval/cards.yaml.")
+    p.add_argument("--cards", metavar="FILE", help="the local cards file to write (default: $UNIVAR_EVAL_CARDS, else "
+                                                   "~/.config/univar-eval/cards.yaml)")
+    p.add_argument("--cache-dir", metavar="DIR", help="hub cache to read (default: huggingface_hub's)")
+    p.set_defaults(func=_pin)
 
     p = sub.add_parser("tiny-model", help="write a tiny random-weight causal LM (offline smoke runs and tests)")
     p.add_argument("folder", help="where to write the model")
@@ -28,9 +41,48 @@ def _tasks_dir(args) -> int:
 
 
 def _encoders(args) -> int:
-    rows = [[name, f"{card.source}@{card.revision}", card.dimension, "yes" if name == DEFAULT_ENCODER else ""]
-            for name, card in list_cards().items()]
-    print(render(Table(["encoder", "model", "dimension", "default"], rows), "text"))
+    shipped = shipped_cards()
+    local = f"pinned by {cards_path()}"
+    rows = []
+    for name, card in list_cards().items():
+        state = local if card.revision != shipped[name].revision else describe_revision(card.revision, package=card.package)
+        rows.append([name, f"{card.source}@{card.revision}", card.dimension, state,
+                     "yes" if name == DEFAULT_ENCODER else ""])
+    print(render(Table(["encoder", "model", "dimension", "revision", "default"], rows), "text"))
+    rows = []
+    for name in NLLB_MODELS:
+        t = get_translator(name)
+        state = local if t.revision != NLLB_MODELS[name][1] else describe_revision(t.revision)
+        rows.append([name, f"{t.model_id}@{t.revision}", state, "yes" if name == DEFAULT_TRANSLATOR else ""])
+    print()
+    print(render(Table(["translator", "model", "revision", "default"], rows), "text"))
+    print("unpinned revisions can change on the hub: download the models once, then run `univar-eval pin`")
+    return 0
+
+
+def _pin(args) -> int:
+    from pathlib import Path
+
+    from univar_eval.errors import UserError
+    from univar_eval.pipeline.pins import cards_path, pin_all
+
+    path = Path(args.cards) if args.cards else cards_path()
+    if path is None:
+        raise UserError("UNIVAR_EVAL_CARDS=off: name the file to write with --cards FILE")
+    results = pin_all(path, args.cache_dir)
+    for r in results:
+        line = f"{r.kind[:-1]:10s} {r.name:22s} {r.model_id}@{r.was}"
+        if r.status == "pinned":
+            line += f" -> {r.revision}"
+        elif r.status == "not downloaded":
+            line += f": not in the hub cache (hf download {r.model_id} --revision {r.was or 'main'}, then pin again)"
+        else:
+            line += f": {r.status}"
+        print(line)
+    n_new = sum(r.status == "pinned" for r in results)
+    missing = sum(r.revision is None for r in results)
+    print(f"wrote {path}: {n_new} pinned now, {missing} not downloaded; every run reads it"
+          + ("" if path == cards_path() else f" once UNIVAR_EVAL_CARDS={path} is set"))
     return 0
 
 

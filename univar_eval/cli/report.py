@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from univar_eval.cli import candidates
 from univar_eval.reports.table import plural
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
@@ -16,7 +17,9 @@ def register(sub) -> None:
     g = sub.add_parser("gate", help="release check: fail when a candidate's values moved away from an approved baseline",
                        description="Exit code 0 when every check passes, 1 when one fails, 2 on usage or input "
                                    "errors.")
-    g.add_argument("run", metavar="RUN", help="the candidate's run folder (lm-eval --output_path)")
+    g.add_argument("run", metavar="CANDIDATE",
+                   help="the candidate: its run folder (lm-eval --output_path), lm-eval samples (with --name), a "
+                        "UniVaR <model>.csv, or a JSONL of {model, lang, question, answer, id}")
     g.add_argument("--bank", help="reference bank holding the baseline (needed for value checks)")
     g.add_argument("--against", metavar="MODEL", help="the approved baseline's name in the bank")
     g.add_argument("--max-distance", type=float,
@@ -33,13 +36,17 @@ def register(sub) -> None:
     g.add_argument("--min-value-rationality", type=float, metavar="X",
                    help="also fail any HVAE task whose chance-corrected value rationality (1 = ideal chooser, 0 = a uniform "
                         "random responder) is below X")
+    g.add_argument("--fail-on-value", nargs="+", metavar="LABEL",
+                   help="also gate on these values alone (e.g. security_personal): one check per task and language")
+    g.add_argument("--plot", metavar="FILE", help="draw each task's per-value drift (value circle for PVQ)")
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
     g.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (for a pull-request comment)")
     g.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per task and language")
+    candidates.add_options(g)
     g.set_defaults(func=cmd_gate)
 
     lb = sub.add_parser("leaderboard", help="one row per model, columns per task and language")
-    lb.add_argument("runs", nargs="+", metavar="RUN", help="run folders, one per model")
+    lb.add_argument("runs", nargs="+", metavar="CANDIDATE", help=candidates.SOURCES_HELP)
     lb.add_argument("--bank", help="reference bank: report distances to its models")
     lb.add_argument("--against", nargs="+", metavar="MODEL", help="only these reference models")
     lb.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
@@ -47,32 +54,54 @@ def register(sub) -> None:
     lb.add_argument("-o", "--output", help="write here instead of printing")
     lb.add_argument("--min-answers", type=int)
     lb.add_argument("--allow-mixed", action="store_true", help="build a table from runs made with different settings")
+    candidates.add_options(lb)
     lb.set_defaults(func=cmd_leaderboard)
 
 
 def cmd_gate(args) -> int:
     from univar_eval.errors import UserError
     from univar_eval.reports import gate
-    from univar_eval.storage.bank import Bank
+    from univar_eval.storage.hub import open_bank
 
     if not args.bank and args.min_value_rationality is None:
         raise UserError("nothing to check: give --bank DIR --against MODEL, and/or --min-value-rationality X")
     if bool(args.bank) != bool(args.against):
         raise UserError("value checks need both --bank DIR and --against MODEL")
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
+    bank = open_bank(args.bank) if args.bank else None
+    if bank is not None and args.against not in bank.models():  # before any answer is embedded
+        raise UserError(f"bank {bank.path} has no model {args.against!r}; it has: {', '.join(bank.models()) or 'none'}")
+    found = candidates.read(args, [args.run], bank, missing_ok=not args.bank)
+    if len(found) != 1:
+        raise UserError(f"{args.run} holds answers of {len(found)} models ({', '.join(c.model for c in found)}); "
+                        "a gate checks one candidate: give one model's answers")
+    candidate = found[0]
     checks = []
-    if args.bank:
-        checks += gate.value_checks(args.run, Bank(args.bank), args.against, max_distance=args.max_distance,
+    if bank is not None:
+        checks += gate.value_checks(args.run, bank, args.against, max_distance=args.max_distance,
                                     alpha=args.alpha, min_answers=min_answers, langs=args.langs, tasks=args.tasks,
                                     metric=args.metric, n_permutations=args.permutations, seed=args.seed,
-                                    correction=args.correction)
+                                    correction=args.correction, dists=candidate.distributions)
     if args.min_value_rationality is not None:
+        if not candidate.is_run:
+            raise UserError(f"--min-value-rationality reads lm-eval's HVAE results, but {args.run} is not a run "
+                            "folder")
         checks += gate.hvae_checks(args.run, args.min_value_rationality)
-    title = (f"candidate {args.run}" + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} "
-                                        f"{args.correction}-corrected"
-                                        + (f", max distance {args.max_distance}" if args.max_distance is not None
-                                           else "") + ")" if args.against else ""))
-    settings = {"run": args.run, "bank": args.bank, "against": args.against, "metric": args.metric,
+    if (args.fail_on_value or args.plot) and not args.bank:
+        raise UserError("--fail-on-value and --plot need --bank DIR --against MODEL")
+    if args.bank:  # per-value drift: reasons name the values that moved most; --fail-on-value; --plot
+        from univar_eval.reports.drift import gate_hooks
+
+        checks = gate_hooks(checks, args.run, bank, args.against, alpha=args.alpha,
+                            max_distance=args.max_distance, correction=args.correction,
+                            fail_on_value=args.fail_on_value, plot=args.plot, langs=args.langs, tasks=args.tasks,
+                            seed=args.seed, dists=candidate.distributions)
+    title = (f"candidate {candidate.model} ({args.run})"
+             + (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} {args.correction}-corrected"
+                + (f", max distance {args.max_distance}" if args.max_distance is not None else "") + ")"
+                if args.against else ""))
+    settings = {"run": args.run, "candidate": candidate.model, "read": candidate.read,
+                "embedded": candidate.embedded, "bank": args.bank, "against": args.against, "metric": args.metric,
                 "alpha": args.alpha, "correction": args.correction, "max_distance": args.max_distance,
                 "min_answers": min_answers,
                 "permutations": args.permutations, "seed": args.seed,
@@ -89,11 +118,13 @@ def cmd_gate(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from univar_eval.reports import leaderboard
-    from univar_eval.storage.bank import Bank
+    from univar_eval.storage.hub import open_bank
 
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
-    board = leaderboard.build(args.runs, bank=Bank(args.bank) if args.bank else None, against=args.against,
-                              min_answers=min_answers, metric=args.metric, allow_mixed=args.allow_mixed)
+    bank = open_bank(args.bank) if args.bank else None
+    found = candidates.read(args, args.runs, bank, missing_ok=True)
+    board = leaderboard.build(args.runs, bank=bank, against=args.against, min_answers=min_answers, metric=args.metric,
+                              allow_mixed=args.allow_mixed, candidates=found)
     text = leaderboard.RENDERERS[args.format](board)
     if args.output:
         write_text(args.output, text)

@@ -13,6 +13,7 @@ with ``custom_dataset: !function univar_eval.harness.univar_task.load_dataset``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from typing import Any
@@ -31,6 +32,7 @@ from univar_eval.reports.compare import reference_distances
 from univar_eval.stats.dispersion import dispersion
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import comparability_problem
+from univar_eval.storage.hub import is_hub_spec, local_bank
 
 log = logging.getLogger("univar_eval")
 
@@ -64,6 +66,8 @@ class UniVaRTask(TaskLevelTask):
         kw = config.get("dataset_kwargs") or {}
         self.questionnaire = kw.get("questionnaire")
         self.lang = kw.get("lang")
+        if is_hub_spec(self.settings.bank):  # hf://ORG/NAME@REV: pulled once into the cache, then a folder
+            self.settings = dataclasses.replace(self.settings, bank=local_bank(self.settings.bank))
         self._references = self._bank_references(config["task"])
 
     def metric_names(self, config: dict) -> list[str]:
@@ -121,6 +125,11 @@ class UniVaRTask(TaskLevelTask):
         # generation would waste them): the same rule as at aggregation, without the encoder
         # fingerprint, which needs the loaded encoder.
         planned = self._planned_manifest()
+        held = (bank.encoder() or {}).get("name")
+        if held and held != planned["encoder"]["name"]:  # a bank is one coordinate system, whatever its tasks
+            raise UserError(f"bank {bank.path} is not comparable with this run: encoder differs (the bank holds {held} "
+                            f"embeddings, this run uses {planned['encoder']['name']}); pass --metadata "
+                            f"'{{\"encoder\": \"{held}\"}}' or use another bank")
         for e in entries:
             problem = comparability_problem(planned, e, fingerprint=False)
             if problem:
@@ -141,7 +150,9 @@ class UniVaRTask(TaskLevelTask):
         }
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
-        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers)
+        # the metrics report distances only: no permutation test, no bootstrap behind them
+        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers,
+                                     n_permutations=0, n_bootstrap=0)
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")
         metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]

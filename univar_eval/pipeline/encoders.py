@@ -15,6 +15,7 @@ pooling) are recognised and never compared silently.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -28,6 +29,7 @@ import numpy as np
 import yaml
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline import pins
 from univar_eval.resources import encoders_dir
 
 log = logging.getLogger(__name__)
@@ -81,13 +83,23 @@ def read_card(path: Path) -> EncoderCard:
     return EncoderCard(**raw)
 
 
-def list_cards() -> dict[str, EncoderCard]:
-    """All encoder cards shipped with the package, by name."""
+def shipped_cards() -> dict[str, EncoderCard]:
+    """All encoder cards shipped with the package, by name, as written (revisions checked, no local pins)."""
     cards = {}
     for path in sorted(encoders_dir().glob("*.yaml")):
         card = read_card(path)
+        pins.check_revision(card.revision, str(path))
         cards[card.name] = card
     return cards
+
+
+def list_cards() -> dict[str, EncoderCard]:
+    """All encoder cards shipped with the package, by name, with the full hashes of the local cards file
+    (``univar-eval pin``) in place of unpinned revisions."""
+    return {name: dataclasses.replace(card, revision=pins.pinned_revision("encoders", name, card.model_id,
+                                                                          card.revision))
+            if card.model_id and not card.package else card
+            for name, card in shipped_cards().items()}
 
 
 def get_card(name: str) -> EncoderCard:
@@ -167,6 +179,7 @@ class Encoder:
             "name": self.name,
             "model_id": self.card.model_id or self.card.package,
             "revision": self.revision,
+            "revision_pinned": pins.is_pinned(self.revision, package=self.card.package),
             "dimension": self.dimension,
             "fingerprint": self.fingerprint,
             "fingerprint_id": fingerprint_id(self.fingerprint),
@@ -203,7 +216,7 @@ def encoder_difference(a: dict | None, b: dict | None, *, fingerprint: bool = Tr
     a, b = a or {}, b or {}
     if a.get("name") != b.get("name"):
         return f"encoder differs ({a.get('name')} vs {b.get('name')})"
-    if a.get("revision") != b.get("revision"):
+    if not pins.same_revision(a.get("revision"), b.get("revision")):
         return f"encoder revision differs ({a.get('revision')} vs {b.get('revision')})"
     if fingerprint and not same_fingerprint(a.get("fingerprint"), b.get("fingerprint")):
         return f"encoder fingerprint differs ({a.get('fingerprint_id')} vs {b.get('fingerprint_id')})"

@@ -32,11 +32,13 @@ from univar_eval.errors import UserError
 from univar_eval.pipeline.cache import open_cache, text_key
 from univar_eval.pipeline.encoders import _default_device
 from univar_eval.pipeline.questionnaire import LANGUAGES, check_language
+from univar_eval.pipeline.pins import is_pinned, pinned_revision
 
 log = logging.getLogger("univar_eval")
 
-#: name -> (hub id, revision). Revisions are the hub's default branch: pin one here when a
-#: release of univar-eval is validated against a specific snapshot.
+#: name -> (hub id, revision). Revisions are the hub's default branch (unpinned): ``univar-eval pin``
+#: writes the commits a user downloaded into the local cards file, which replace them
+#: (see :mod:`univar_eval.pipeline.pins`).
 NLLB_MODELS = {
     "nllb-600m": ("facebook/nllb-200-distilled-600M", "main"),
     "nllb-1.3b": ("facebook/nllb-200-distilled-1.3B", "main"),
@@ -95,7 +97,8 @@ class NllbTranslator(Translator):
 
     def describe(self) -> dict:
         return {"name": self.name, "model_id": self.model_id, "revision": self.revision,
-                "max_input_tokens": self.max_input_tokens, "num_beams": self.num_beams}
+                "revision_pinned": is_pinned(self.revision), "max_input_tokens": self.max_input_tokens,
+                "num_beams": self.num_beams}
 
     def _load(self):
         if self._model is None:
@@ -177,6 +180,7 @@ def get_translator(name: str, device: str | None = None, batch_size: int = 16) -
     if key not in _LOADED:
         if name in NLLB_MODELS:
             model_id, revision = NLLB_MODELS[name]
+            revision = pinned_revision("translators", name, model_id, revision)  # `univar-eval pin`
             _LOADED[key] = NllbTranslator(name=name, model_id=model_id, revision=revision, device=device,
                                           batch_size=batch_size)
         elif Path(name).is_dir():

@@ -25,6 +25,7 @@ from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import (
     ValueDistribution,
     comparability_problem,
+    translator_label,
 )
 
 CONTROL = "control"
@@ -168,7 +169,13 @@ def _finite(x) -> bool:
 
 
 def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_answers: int = 10) -> dict:
-    """Per questionnaire: the distance between every pair of languages of one run, and its mean (the spread)."""
+    """Per questionnaire: the distance between every pair of languages of one run, and its mean (the spread).
+
+    Languages of one questionnaire ask the same questions (shared ids), so each pair is compared
+    like any other comparison (:func:`pairing_keys`, then the paired design of
+    :func:`univar_eval.stats.distance.compare_sets`, distance only); ``design`` names the designs used,
+    and a pair that cannot be compared is listed under ``skipped`` with the reason.
+    """
     by_q: dict[str, list[ValueDistribution]] = {}
     for d in dists:
         if len(d) >= min_answers:
@@ -178,20 +185,27 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
         if len(ds) < 2:
             continue
         ds = sorted(ds, key=lambda d: d.lang)
-        pairs = {}
+        pairs, skipped, design_names = {}, {}, set()
         for a, b in itertools.combinations(ds, 2):
             # languages differ in questions by design; the encoder must not
             if not same_encoder(a.manifest.get("encoder"), b.manifest.get("encoder")):
                 continue
-            pairs[f"{a.lang}-{b.lang}"] = distance_mod.distance(a.embeddings, b.embeddings, metric)
+            r = distance_mod.compare_sets(a.embeddings, b.embeddings, metric, n_permutations=0, n_bootstrap=0,
+                                          **pairing_keys(a, b))
+            if r.problem:
+                skipped[f"{a.lang}-{b.lang}"] = r.problem
+                continue
+            pairs[f"{a.lang}-{b.lang}"] = r.distance
+            design_names.add(r.design)
         if pairs:
-            out[q] = {"pairs": pairs, "spread": sum(pairs.values()) / len(pairs), "languages": [d.lang for d in ds]}
+            out[q] = {"pairs": pairs, "spread": sum(pairs.values()) / len(pairs), "languages": [d.lang for d in ds],
+                      "design": ", ".join(sorted(design_names)), "skipped": skipped}
     return out
 
 
 def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:
     encoders = sorted({(d.manifest.get("encoder") or {}).get("name") or "?" for ds in runs.values() for d in ds})
-    translators = sorted({(d.manifest.get("translator") or {}).get("name") or "none"
+    translators = sorted({translator_label(d.manifest)
                           for ds in runs.values() for d in ds if d.lang != "eng"})
     versions = sorted({f"{d.manifest.get('questionnaire')}@{d.manifest.get('questionnaire_version')}"
                        for ds in runs.values() for d in ds})

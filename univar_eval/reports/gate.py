@@ -43,6 +43,7 @@ from univar_eval.reports.table import (
 )
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution
 
 PASS, FAIL = "pass", "fail"
 
@@ -99,10 +100,13 @@ def permutations_needed(n_checks: int, alpha: float, correction: str, minimum: i
 def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | None, alpha: float,
                  min_answers: int, langs: list[str] | None = None, tasks: list[str] | None = None,
                  metric: str = "mmd", n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
-                 seed: int = 0, correction: str = "holm") -> list[Check]:
+                 seed: int = 0, correction: str = "holm",
+                 dists: list[ValueDistribution] | None = None) -> list[Check]:
+    """``dists``: the candidate's distributions when they were read already (from any source, see
+    :func:`univar_eval.reports.runs.read_candidates`); else the run folder ``run`` is read."""
     if against not in bank.models():
         raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
-    dists = load_run(run)
+    dists = load_run(run) if dists is None else dists
     if langs:
         dists = [d for d in dists if d.lang in langs]
     if tasks:

@@ -25,25 +25,32 @@ from univar_eval.harness.results import read_results
 from univar_eval.hvae.report import leaderboard_cells as hvae_leaderboard_cells
 from univar_eval.pipeline.encoders import same_encoder
 from univar_eval.reports.compare import cross_language, reference_distances
-from univar_eval.reports.runs import load_run, run_label
+from univar_eval.reports.runs import Candidate, load_run, run_label
 from univar_eval.reports.table import Table, render
 from univar_eval.reports.table import to_html as to_html_table
 from univar_eval.stats.dispersion import dispersion
 from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import translator_label
 from univar_eval.storage.files import jsonable
 
 VALUELEX_TASK = "valuelex_projective"
 
 
 def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | None = None, min_answers: int = 10,
-          metric: str = "mmd", allow_mixed: bool = False) -> dict:
+          metric: str = "mmd", allow_mixed: bool = False, candidates: list[Candidate] | None = None) -> dict:
+    """``candidates``: the models read already from any source (see
+    :func:`univar_eval.reports.runs.read_candidates`); else each of ``runs`` is read as a run folder."""
+    if candidates is None:
+        candidates = [Candidate(run_label(d, ""), str(p), d, True)
+                      for p in runs for d in [load_run(p, missing_ok=True)]]
     rows, settings = [], []
-    for path in runs:
-        dists = load_run(path, missing_ok=True)
-        results = read_results(path)
+    for cand in candidates:
+        path, dists = cand.path, cand.distributions
+        results = read_results(path) if cand.is_run else {"model": None, "tasks": {}}
         if not dists and not results["tasks"]:
             raise UserError(f"{path}: neither univar-eval artifacts nor lm-eval results found")
-        model = (run_label(dists, "") if dists else "") or results["model"] or Path(path).name
+        model = cand.model if not cand.is_run else (
+            (run_label(dists, "") if dists else "") or results["model"] or Path(path).name)
         cells: dict[str, object] = {}
         for d in sorted(dists, key=lambda d: d.task):
             if bank is not None:
@@ -85,7 +92,7 @@ def _column_key(col: str) -> tuple:
 def _settings(dists) -> dict:
     return {
         "encoder": [d.manifest.get("encoder") or {} for d in dists],
-        "translator": sorted({(d.manifest.get("translator") or {}).get("name") or "none"
+        "translator": sorted({translator_label(d.manifest)
                               for d in dists if d.lang != "eng"}),
         "questionnaire": {d.task: d.manifest.get("questionnaire_version") for d in dists},
     }

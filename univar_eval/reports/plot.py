@@ -21,6 +21,7 @@ import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.hvae.svo import TARGETS
+from univar_eval.stats import designs
 from univar_eval.stats import distance as distance_mod
 from univar_eval.stats.identify import LabelledSet, check_one_encoder
 from univar_eval.storage.files import atomic_path
@@ -56,6 +57,17 @@ def grouped(sets: list[LabelledSet]) -> tuple[list[tuple[str, str]], list[np.nda
             pools.setdefault((s.model, s.lang), []).append(np.asarray(s.embeddings, dtype=np.float64))
     keys = sorted(pools)
     return keys, [np.vstack(pools[k]) for k in keys]
+
+
+def grouped_question_ids(sets: list[LabelledSet], keys: list[tuple[str, str]]) -> list[list | None]:
+    """For each (model, lang) key, the question of every pooled answer as ``questionnaire:key`` (shared across
+    models and languages), or None when a set does not record them; in the order of :func:`grouped`'s pools."""
+    ids: dict[tuple[str, str], list | None] = {}
+    for s in sets:
+        if len(s.embeddings):
+            key, have = (s.model, s.lang), ids.get((s.model, s.lang), [])
+            ids[key] = None if have is None or s.questions is None else have + [f"{s.source}:{q}" for q in s.questions]
+    return [ids.get(k) for k in keys]
 
 
 def centroids(sets: list[LabelledSet]) -> tuple[list[tuple[str, str]], np.ndarray]:
@@ -109,18 +121,28 @@ def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.
 
 # -- distances ---------------------------------------------------------------------------------------------
 def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: int = MAX_POINTS,
-                    seed: int = 0) -> np.ndarray:
-    """Symmetric matrix of distances between sets (NaN where a set is too small); zero diagonal."""
-    rng = np.random.default_rng(seed)
-    sets = [p[np.sort(rng.choice(len(p), max_points, replace=False))] if len(p) > max_points else p for p in pools]
-    n = len(sets)
+                    seed: int = 0, groups: list[list | None] | None = None) -> np.ndarray:
+    """Symmetric matrix of distances between sets (NaN where a pair cannot be compared); zero diagonal.
+
+    Each pair is compared with :func:`univar_eval.stats.distance.compare_sets` (distance only). With
+    question ids (``groups``, one list per pool) the pair is paired: a seeded subsample of at most
+    ``max_points`` answers a side, drawn by shared question id, so both sides keep the same questions.
+    Without ids each side is subsampled on its own and compared unpaired.
+    """
+    groups = groups or [None] * len(pools)
+    n = len(pools)
     out = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            if min(len(sets[i]), len(sets[j])) < 2:
+            gi, gj = (groups[i], groups[j]) if groups[i] is not None and groups[j] is not None else (None, None)
+            ix, iy = designs.paired_subsample(gi, gj, max_points, seed, n_x=len(pools[i]), n_y=len(pools[j]))
+            if min(len(ix), len(iy)) < 2:
                 out[i, j] = out[j, i] = np.nan
                 continue
-            out[i, j] = out[j, i] = distance_mod.distance(sets[i], sets[j], metric)
+            r = distance_mod.compare_sets(pools[i][ix], pools[j][iy], metric, n_permutations=0, n_bootstrap=0,
+                                          groups_x=None if gi is None else [gi[k] for k in ix],
+                                          groups_y=None if gj is None else [gj[k] for k in iy])
+            out[i, j] = out[j, i] = np.nan if r.problem else r.distance
     return out
 
 
@@ -246,8 +268,8 @@ def value_map(sets: list[LabelledSet], output: str | Path, *, method: str = "pca
               "task_family": family, "map": str(output),
               "points": [{"model": m, "lang": lg, "x": float(p[0]), "y": float(p[1])} for (m, lg), p in zip(keys, xy)]}
     if heatmap:
-        _, pools = grouped(sets)
-        matrix = distance_matrix(pools, metric, seed=seed)
+        group_keys, pools = grouped(sets)
+        matrix = distance_matrix(pools, metric, seed=seed, groups=grouped_question_ids(sets, group_keys))
         labels = [f"{m}${lg}" for m, lg in keys]
         draw_heatmap(matrix, labels, heatmap, metric=metric, size=size, dpi=dpi,
                      title=f"{metric.upper()} between model-language value distributions\n"
@@ -284,3 +306,115 @@ def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, fl
     ax.set_title("HVAE: value rationality per target value")
     ax.legend(fontsize=8)
     return _save(fig, path, dpi)
+
+
+# -- drift: which values moved --------------------------------------------------------------------------
+#: PVQ's 19 values in the order of Schwartz's circle (refined theory), going round once.
+PVQ_CIRCLE = ("sd_thought", "sd_action", "stimulation", "hedonism", "achievement", "power_dominance",
+              "power_resources", "face", "security_personal", "security_societal", "tradition", "conformity_rules",
+              "conformity_interpersonal", "humility", "benevolence_dependability", "benevolence_caring",
+              "universalism_concern", "universalism_nature", "universalism_tolerance")
+#: colours of PVQ's higher-order groups on the circle
+PVQ_GROUP_COLOURS = {"openness_to_change": "#e6902e", "self_enhancement": "#c8453b", "conservation": "#3f76b5",
+                     "self_transcendence": "#3f9b5a"}
+
+
+def _drift_rows(values: list, quantity: str) -> dict[str, tuple[float, float | None, float | None, bool]]:
+    """label -> (magnitude, low, high, significant); insufficient labels are left out."""
+    out = {}
+    for v in values:
+        if v.status != "ok":
+            continue
+        if quantity == "share":
+            mag, lo, hi = v.share, v.share_low, v.share_high
+        else:
+            mag, lo, hi = v.distance, v.ci_low, v.ci_high
+        if mag is None:
+            continue
+        out[v.label] = (max(float(mag), 0.0), None if lo is None else max(float(lo), 0.0),
+                        None if hi is None else max(float(hi), 0.0), bool(v.significant))
+    return out
+
+
+def draw_value_circle(values: list, path: str | Path, *, title: str, groups: dict[str, str] | None = None,
+                      quantity: str = "distance", size: tuple[float, float] = (7.5, 7.5), dpi: float = 150) -> Path:
+    """PVQ's 19 values round Schwartz's circle: one wedge per value whose length is its distance (or share)
+    from the baseline, a whisker for its interval, a black edge and a star when significant. Lengths are
+    magnitudes: a distance says how much a value moved, never in which direction."""
+    output_format(path)
+    fig = _figure(size, dpi)
+    from matplotlib.patches import Patch
+
+    rows = _drift_rows(values, quantity)
+    groups = groups or {}
+    n = len(PVQ_CIRCLE)
+    theta = 2 * np.pi * np.arange(n) / n
+    ax = fig.add_subplot(projection="polar")
+    ax.set_theta_offset(np.pi / 2)  # self-direction at the top, going round clockwise
+    ax.set_theta_direction(-1)
+    top = max([r[2] if r[2] is not None else r[0] for r in rows.values()] + [1e-6])
+    for i, label in enumerate(PVQ_CIRCLE):
+        colour = PVQ_GROUP_COLOURS.get(groups.get(label, ""), "#888888")
+        if label not in rows:
+            ax.text(theta[i], top * 0.08, "n/a", ha="center", va="center", fontsize=7, color="grey")
+            continue
+        mag, lo, hi, sig = rows[label]
+        ax.bar(theta[i], mag, width=2 * np.pi / n * 0.8, color=colour, alpha=0.9 if sig else 0.45,
+               edgecolor="black" if sig else colour, linewidth=1.6 if sig else 0.5, zorder=2)
+        if lo is not None and hi is not None:
+            whisker = "black" if sig else "#555555"
+            ax.plot([theta[i], theta[i]], [lo, hi], color=whisker, lw=1.2 if sig else 0.8, zorder=3)
+            ax.plot([theta[i]], [hi], marker="_", color=whisker, zorder=3)
+        if sig:
+            ax.text(theta[i], (hi if hi is not None else mag) + top * 0.06, "*", ha="center", va="center",
+                    fontsize=15, fontweight="bold", zorder=4)
+    ax.set_xticks(theta, [lb.replace("sd_", "self-direction_").replace("_", "\n", 1) for lb in PVQ_CIRCLE], fontsize=7.5)
+    ax.set_ylim(0, top * 1.18)
+    ax.set_rlabel_position(0)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(alpha=0.3)
+    what = "share of the task's shift" if quantity == "share" else "distance from the baseline (MMD)"
+    ax.set_title(f"{title}\n{what}; whisker: 95% interval; * and black edge: significant (BH)", fontsize=9.5)
+    handles = [Patch(color=c, label=g.replace("_", " ")) for g, c in PVQ_GROUP_COLOURS.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
+    return _save(fig, path, dpi)
+
+
+def draw_value_bars(values: list, path: str | Path, *, title: str, quantity: str = "distance",
+                    size: tuple[float, float] = (8.0, 5.0), dpi: float = 150) -> Path:
+    """One horizontal bar per value label (largest at the top) with its interval; significant ones dark and
+    starred. For questionnaires without Schwartz's circle (WVS themes, GLOBE dimensions, situation domains)."""
+    output_format(path)
+    fig = _figure(size, dpi)
+    rows = _drift_rows(values, quantity)
+    if not rows:
+        raise UserError("no value has enough answers to draw")
+    order = sorted(rows, key=lambda lb: (rows[lb][0], lb))
+    ax = fig.add_subplot()
+    ys = np.arange(len(order))
+    mags = [rows[lb][0] for lb in order]
+    colours = ["#2c5d8f" if rows[lb][3] else "#9bb7d4" for lb in order]
+    ax.barh(ys, mags, color=colours, zorder=2)
+    for y, lb in zip(ys, order):
+        mag, lo, hi, sig = rows[lb]
+        if lo is not None and hi is not None:
+            ax.plot([lo, hi], [y, y], color="black", lw=1.2, zorder=3)
+        if sig:
+            ax.text((hi if hi is not None else mag), y, "  *", va="center", fontsize=12, fontweight="bold")
+    ax.set_yticks(ys, [lb.replace("_", " ") for lb in order], fontsize=8)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("share of the task's shift" if quantity == "share" else "distance from the baseline (MMD)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"{title}\nline: 95% interval; dark and *: significant (BH)", fontsize=9.5)
+    return _save(fig, path, dpi)
+
+
+def draw_drift(result, path: str | Path, *, questionnaire: str | None, title: str, quantity: str = "distance",
+               dpi: float = 150) -> Path:
+    """The value circle for PVQ, bars for the other questionnaires (``result``: a stats.drift.DriftResult)."""
+    if result.design != "per_question":
+        title += "\none answer per question: descriptive (mean answer distance), no interval, no test"
+    if questionnaire == "pvq" and {v.label for v in result.values} <= set(PVQ_CIRCLE):
+        return draw_value_circle(result.values, path, title=title, groups=result.value_groups, quantity=quantity,
+                                 dpi=dpi)
+    return draw_value_bars(result.values, path, title=title, quantity=quantity, dpi=dpi)

@@ -1,4 +1,4 @@
-"""Step: distances. How far apart two value distributions are, with a permutation test and a bootstrap interval.
+"""Step: distances. How far apart two value distributions are, with a permutation test and a paired bootstrap bound.
 
 Three statistics between two sets of embeddings ``X`` (m x d) and ``Y`` (n x d),
 all computed on L2-normalised rows (the encoders' output already is):
@@ -11,42 +11,94 @@ all computed on L2-normalised rows (the encoders' output already is):
               runs (a gate threshold means the same thing everywhere). ``bandwidth="median"``
               switches to the median heuristic on the pooled set (sigma = median pairwise
               distance), which adapts to one comparison but is not comparable across them.
-``frechet``   Fréchet distance between Gaussian fits (the FID formula)
-              ``|mu_x - mu_y|² + tr(S_x + S_y - 2 (S_x S_y)^½)`` with Ledoit-Wolf shrinkage
-              covariances, since a task has fewer answers than dimensions.
+``frechet``   Fréchet distance between Gaussian fits (the FID formula) with Ledoit-Wolf
+              shrinkage covariances (:mod:`univar_eval.stats.frechet`).
 ``centroid``  Cosine distance between the two mean embeddings, ``1 - cos(mean_x, mean_y)``.
 
-:func:`compare_sets` adds a permutation test (seeded; for ``mmd`` and ``centroid`` the
-pooled kernel or Gram matrix is computed once and every permutation is a batched
-quadratic form over index indicators) giving ``p_value = (1 + #{perm >= observed}) / (1 + B)``,
-and a bootstrap interval (resampling each set with replacement; percentile for MMD, bias-corrected
-percentile for the plug-in Fréchet and centroid distances).
+Which distance is reported (the one rule; :mod:`univar_eval.stats.designs` implements it)
+-------------------------------------------------------------------------------------------
+Two answers to one question resemble each other whatever the model, so when both sets carry
+question ids the comparison is paired, and it uses only the questions *both* sides answered:
+answers to a question the other side did not answer are left out and counted
+(``n_left_out_x`` / ``n_left_out_y``), never pooled into a free stratum.
 
-Paired design: when both sets answered the same questions (two models, one questionnaire), two
-answers to one question resemble each other whatever the model, and treating the sets as
-independent samples would make any two models look alike. Given each answer's question id,
-:func:`compare_sets` leaves pairs of answers to the same question out of the MMD sums and
-permutes the set labels within each question.
+``per_question``  (``mmd`` only) at least two answers per question on *both* sides (for at
+                  least half of the shared questions; the others are left out and counted in
+                  ``details["n_few_repeats"]``). Statistic: the mean over the Q shared questions
+                  of each question's unbiased MMD² between the two sides' answers; distance
+                  ``sqrt(max(., 0))``. Permutations relabel answers within each question. It
+                  sees shifts shared across questions and per-question changes alike.
+``shared_shift``  one answer per question on either side (or a metric without a per-question
+                  form). Statistic: MMD² over pairs of answers to *different* questions (pairs
+                  to the same question are left out of every kernel sum); permutations swap
+                  answers within questions. With one answer a side it only sees shifts shared
+                  across questions (a swap within a question cannot tell a model change from
+                  sampling noise), and every result says so in ``note``.
+``unpaired``      no question ids on a side, or ``paired=False`` (``--allow-other-questions``):
+                  a plain two-sample test, free permutations, each side resampled on its own.
+
+Tests and intervals. ``p_value = (1 + #{perm >= observed}) / (1 + B)`` from ``n_permutations``
+seeded permutations of the design. The bootstrap is paired: question ids are drawn with
+replacement and each draw brings both sides' answers to that question (unpaired: each side
+resampled on its own). ``upper`` is the one-sided ``1 - alpha`` upper bound of the distance
+and ``ci_low``/``ci_high`` the two-sided ``ci`` interval: for ``per_question`` the studentised
+(bootstrap-t) interval of the mean over questions, never narrower than the Student-t one; else
+percentile on MMD², which is unbiased, and bias-corrected percentile for the plug-in Fréchet and
+centroid distances. The validation (``benchmarks/validate_gate_stats.py``) checks that a true
+distance at D gives ``upper < D`` (a wrong "pass") at most alpha of the time. With
+``n_permutations=0`` and ``n_bootstrap=0`` only the distance is computed (lm-eval's metric path).
+
+Finite or say why: whenever the distance, p-value or a bound cannot be computed (all answers
+share one question id, no shared question, non-finite embeddings, too few shared questions for
+a bootstrap) it is NaN and ``problem`` holds a one-line reason; a NaN never comes without one.
+:func:`within_noise` gives the baseline's own distance between two halves of its repeats
+(the noise floor).
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
+from scipy.stats import t as t_dist
+
+from univar_eval.stats import resampling
+from univar_eval.stats.designs import (  # noqa: F401  (paired_subsample: part of this module's API)
+    PER_QUESTION,
+    SHARED_SHIFT,
+    UNPAIRED,
+    Design,
+    choose_design,
+    paired_subsample,
+    split_repeats,
+)
+from univar_eval.stats.frechet import PooledFrechet, ledoit_wolf  # noqa: F401  (ledoit_wolf: part of this module's API)
+from univar_eval.stats.frechet import frechet_distance as _frechet_rows
 
 METRICS = ("mmd", "frechet", "centroid")
 DEFAULT_PERMUTATIONS = 1000
 DEFAULT_BOOTSTRAP = 200
+DEFAULT_ALPHA = 0.05
 #: Rows of the batched quadratic forms computed at once (bounds memory: chunk x N floats).
 _CHUNK = 256
+#: Share of bootstrap resamples that must give a finite statistic for a bound to be reported.
+_MIN_FINITE_BOOTSTRAP = 0.9
+
+SHARED_SHIFT_NOTE = ("one answer per question: only shifts shared across questions are testable; ask with repeats "
+                     "(lm-eval `repeats: N` with sampling) to test per-question changes")
+UNPAIRED_NOTE = ("unpaired: the answers are compared as two independent samples, not matched by question "
+                 "(differences in which questions were asked count as differences)")
+
+
+def pooled_note(metric: str) -> str:
+    return (f"{metric} compares the pooled answers to the shared questions: only shifts shared across questions "
+            "are testable; use mmd to test per-question changes")
 
 
 @dataclass
 class DistanceResult:
-    """One comparison: the distance, its permutation p-value and bootstrap interval."""
+    """One comparison: the distance, its permutation p-value, bootstrap interval and upper bound, and its design."""
 
     metric: str
     distance: float
@@ -60,6 +112,14 @@ class DistanceResult:
     n_bootstrap: int
     seed: int
     details: dict = field(default_factory=dict)
+    design: str = UNPAIRED
+    n_questions: int = 0  # shared questions used (0 when unpaired)
+    n_left_out_x: int = 0  # answers whose question the other side did not answer (paired designs)
+    n_left_out_y: int = 0
+    upper: float | None = None  # one-sided (1 - alpha) upper bound of the distance
+    alpha: float = DEFAULT_ALPHA
+    problem: str | None = None  # why a value is NaN (None when everything is finite)
+    note: str | None = None  # what the design can and cannot see
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,68 +205,9 @@ def _forms(k: np.ndarray, wx: np.ndarray, wy: np.ndarray):
     return res[:, 0], res[:, 1], res[:, 2]
 
 
-def _chunks(w: np.ndarray):
-    for start in range(0, len(w), _CHUNK):
-        yield w[start:start + _CHUNK]
-
-
-@functools.lru_cache(maxsize=32)
-def _permutation_indicators(n_total: int, m: int, b: int, seed: int, strata: tuple | None = None) -> np.ndarray:
-    """``b`` seeded random splits of ``n_total`` items into ``m`` and the rest, as 0/1 rows.
-
-    With ``strata`` (one label per item, the first ``m`` items being the first set), labels are
-    exchanged only within a stratum: answers to the same question swap sets, so the per-question
-    make-up of each set is kept (a paired design). Cached: comparisons with the same sizes,
-    strata and seed reuse the same permutations.
-    """
-    rng = np.random.default_rng([seed, n_total, m])
-    if strata is None:
-        idx = np.argsort(rng.random((b, n_total)), axis=1)[:, :m]
-        wx = np.zeros((b, n_total), dtype=np.float32)
-        np.put_along_axis(wx, idx, 1.0, axis=1)
-    else:
-        st = np.asarray(strata, dtype=np.int64)
-        in_x = np.zeros(n_total, dtype=bool)
-        in_x[:m] = True
-        n_x_of = np.bincount(st, weights=in_x, minlength=st.max() + 1).astype(np.int64)
-        order = np.argsort(st[None, :] + rng.random((b, n_total)), axis=1)  # grouped by stratum, shuffled within
-        sorted_st = np.sort(st)
-        start = np.searchsorted(sorted_st, sorted_st, side="left")
-        template = ((np.arange(n_total) - start) < n_x_of[sorted_st]).astype(np.float32)
-        wx = np.zeros((b, n_total), dtype=np.float32)
-        np.put_along_axis(wx, order, np.broadcast_to(template, (b, n_total)), axis=1)
-    wx.setflags(write=False)
-    return wx
-
-
-def question_labels(groups_x, groups_y, m: int, n: int) -> tuple[np.ndarray, tuple | None]:
-    """Labels for masking pairs and strata for permuting, from the question id of each answer.
-
-    Questions asked in both sets become strata (and pairs of answers to the same question are
-    left out of every kernel sum); answers whose question is in one set only share one free
-    stratum. Without ids every item is its own label and permutations are free.
-    """
-    if groups_x is None or groups_y is None:
-        return np.arange(m + n), None
-    gx, gy = list(groups_x), list(groups_y)
-    if len(gx) != m or len(gy) != n:
-        raise ValueError("one question id per embedding is needed")
-    shared = sorted(({g for g in gx if g is not None} & {g for g in gy if g is not None}), key=str)
-    if not shared:
-        return np.arange(m + n), None
-    index = {g: i + 1 for i, g in enumerate(shared)}
-    strata = tuple(index.get(g, 0) for g in gx + gy)
-    labels = np.array([index[g] if g in index else -(i + 1) for i, g in enumerate(gx + gy)])
-    return np.unique(labels, return_inverse=True)[1], strata
-
-
-def _bootstrap_weights(rng: np.random.Generator, m: int, n: int, b: int) -> tuple[np.ndarray, np.ndarray]:
-    wx = np.zeros((b, m + n), dtype=np.float32)
-    wy = np.zeros((b, m + n), dtype=np.float32)
-    rows = np.arange(b)[:, None]
-    np.add.at(wx, (rows, rng.integers(0, m, size=(b, m))), 1.0)
-    np.add.at(wy, (rows, m + rng.integers(0, n, size=(b, n))), 1.0)
-    return wx, wy
+def _chunks(w: np.ndarray, size: int = _CHUNK):
+    for start in range(0, len(w), size):
+        yield w[start:start + size]
 
 
 # -- the statistics ---------------------------------------------------------------------------------
@@ -228,155 +229,336 @@ def centroid_distance(x: np.ndarray, y: np.ndarray) -> float:
     return float(max(1.0 - (mx @ my) / denom, 0.0)) if denom > 0 else 1.0
 
 
-def ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Ledoit-Wolf shrinkage of the covariance of ``x``: returns (centred x, shrinkage s, target mu).
-
-    The estimate is ``(1 - s) S + s mu I`` with ``S = Xc'Xc / n`` and ``mu = tr(S) / d``
-    (Ledoit & Wolf, 2004); computed through the n x n Gram matrix when n < d.
-    """
-    n, d = x.shape
-    xc = x - x.mean(0)
-    gram = xc @ xc.T if n < d else None
-    s_fro2 = float((gram ** 2).sum()) / n ** 2 if gram is not None else float(((xc.T @ xc) ** 2).sum()) / n ** 2
-    trace = float((xc ** 2).sum()) / n
-    mu = trace / d
-    delta = (s_fro2 - 2 * mu * trace + d * mu * mu) / d  # |S - mu I|_F² / d
-    row4 = float(((xc ** 2).sum(1) ** 2).sum())
-    beta = (row4 - n * s_fro2) / (n * n) / d
-    shrink = 1.0 if delta <= 0 else float(np.clip(beta / delta, 0.0, 1.0))
-    return xc, shrink, mu
-
-
-def _sqrt_psd(a: np.ndarray) -> np.ndarray:
-    w, v = np.linalg.eigh((a + a.T) / 2)
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
 def frechet_distance(x: np.ndarray, y: np.ndarray, shrinkage: float | str = "ledoit-wolf") -> float:
-    """Fréchet distance of Gaussian fits with shrunk covariances.
-
-    Exact and fast for n << d: both covariances are ``a I + b S`` with ``S`` living in the
-    span ``Q`` of the centred data, so the trace term is computed in ``Q`` and the
-    orthogonal complement adds ``(d - r) (sqrt(a_x) - sqrt(a_y))²``.
-    ``shrinkage``: "ledoit-wolf" (default) or a fixed number in [0, 1] (0 = sample covariance).
-    """
+    """Fréchet distance of Gaussian fits with shrunk covariances (see :mod:`univar_eval.stats.frechet`)."""
     x, y = _check_sets(x, y)
-    d = x.shape[1]
+    return _frechet_rows(x, y, shrinkage)
 
-    def fit(z):
-        zc, s, mu = ledoit_wolf(z)
-        if shrinkage != "ledoit-wolf":
-            s = float(shrinkage)
-        return zc, s, mu
 
-    xc, sx, mux = fit(x)
-    yc, sy, muy = fit(y)
-    q, _ = np.linalg.qr(np.vstack([xc, yc]).T)  # d x r orthonormal
-    r = q.shape[1]
-    px, py = xc @ q, yc @ q
-    cx = (1 - sx) * (px.T @ px) / len(x) + sx * mux * np.eye(r)
-    cy = (1 - sy) * (py.T @ py) / len(y) + sy * muy * np.eye(r)
-    root = _sqrt_psd(cx)
-    w = np.linalg.eigvalsh(root @ cy @ root)
-    tr_sqrt = float(np.sqrt(np.clip(w, 0, None)).sum())
-    ax, ay = sx * mux, sy * muy
-    complement = (d - r) * (np.sqrt(ax) - np.sqrt(ay)) ** 2
-    mean_term = float(((x.mean(0) - y.mean(0)) ** 2).sum())
-    value = mean_term + float(np.trace(cx) + np.trace(cy)) - 2 * tr_sqrt + complement
-    return max(value, 0.0)
+# -- the statistic of each design, observed, permuted and bootstrapped ---------------------------------
+@dataclass
+class _Draws:
+    observed: float  # the reported statistic (float64)
+    reference: float  # the observed statistic computed the way the permutations are (for ties)
+    permuted: np.ndarray | None = None
+    boot: np.ndarray | None = None
+    details: dict = field(default_factory=dict)
+    #: (ci, alpha) -> (low, high, upper) on the statistic's scale, where the design has its own bootstrap bounds
+    bounds: Callable | None = None
+
+
+def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
+    """Mean over questions of each question's unbiased MMD², as quadratic forms in each question's labels.
+
+    For a question with ``cx`` answers of x and ``cy`` of y, kernel block ``K`` (zero diagonal),
+    row sums ``r`` and labels ``a`` (1 = x): ``t(a) = (A + B + 2C) a'Ka - 2 (B + C) a'r + B 1'K1``
+    with ``A = 1/(cx(cx-1))``, ``B = 1/(cy(cy-1))``, ``C = 1/(cx cy)``.
+    """
+    q = dz.n_questions
+    cx, cy = np.bincount(dz.qx, minlength=q), np.bincount(dz.qy, minlength=q)
+    t_obs = np.empty(q)
+    perm = np.zeros(n_perm) if n_perm else None
+    ref = 0.0
+    patterns = sorted({(int(a), int(b)) for a, b in zip(cx, cy)})
+    for tag, (px, py) in enumerate(patterns):
+        qs = np.flatnonzero((cx == px) & (cy == py))
+        blocks = np.stack([np.vstack([xs[dz.qx == j], ys[dz.qy == j]]) for j in qs])  # (G, c, d)
+        k = kernel_from_gram(blocks @ blocks.transpose(0, 2, 1), sigma)
+        idx = np.arange(px + py)
+        k[:, idx, idx] = 0.0
+        r = k.sum(2)
+        a_, b_, c_ = 1.0 / (px * (px - 1)), 1.0 / (py * (py - 1)), 1.0 / (px * py)
+        form = (k, r, a_ + b_ + 2 * c_, 2 * (b_ + c_), b_ * r.sum(1))
+
+        base = np.zeros((1, len(qs), px + py))
+        base[:, :, :px] = 1.0
+        t_obs[qs] = _question_forms(base, *form)[0]
+        ref += float(t_obs[qs].sum())
+        if n_perm:
+            splits = resampling.within_question_splits(px, py, len(qs), n_perm, seed, tag)
+            for s in range(0, n_perm, 2048):
+                perm[s:s + 2048] += _question_forms(splits[s:s + 2048].astype(np.float64), *form).sum(1)
+    draws = _Draws(float(t_obs.mean()), ref / q, None if perm is None else perm / q)
+    draws.details["per_question"] = t_obs
+    if n_boot:
+        counts = resampling.question_counts(rng, q, n_boot)
+        draws.boot = counts @ t_obs / q
+        draws.bounds = _studentised_bounds(t_obs, counts)
+    return draws
+
+
+def _question_forms(w, k, r, quad, lin, const) -> np.ndarray:
+    """Per-question MMD² for labels ``w`` (batch, G, c) of G questions with kernel blocks ``k`` (G, c, c)."""
+    wt = w.transpose(1, 0, 2)  # (G, batch, c): one matrix product per question
+    return (quad * ((wt @ k) * wt).sum(2) - lin * (wt * r[:, None, :]).sum(2) + const[:, None]).T
+
+
+def _studentised_bounds(t: np.ndarray, counts: np.ndarray) -> Callable:
+    """Bounds for the mean of the per-question values ``t`` from the paired bootstrap ``counts``: the
+    studentised (bootstrap-t) interval, never narrower than the Student-t one.
+
+    The per-question MMD² estimates are skewed, and a low mean comes with a low spread, so the
+    percentile bound is a little too low (wrong-pass rate above alpha in the validation); the
+    bootstrap-t corrects for the skew, the Student-t floor for the small number of questions.
+    """
+    q = len(t)
+    mean, se = float(t.mean()), float(t.std(ddof=1)) / np.sqrt(q) if q > 1 else 0.0
+    m = counts @ t / q
+    var = np.clip(counts @ (t ** 2) / q - m ** 2, 0.0, None) * q / max(q - 1, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pivots = (m - mean) / np.sqrt(var / q)
+    pivots = pivots[np.isfinite(pivots)]
+
+    def bounds(ci: float, alpha: float) -> tuple[float, float, float]:
+        if q < 2 or not len(pivots):
+            return np.nan, np.nan, np.nan
+        tail = (1 - ci) / 2
+        above = lambda level: max(-float(np.quantile(pivots, 1 - level)), t_dist.ppf(level, q - 1))  # noqa: E731
+        below = lambda level: max(float(np.quantile(pivots, level)), t_dist.ppf(level, q - 1))  # noqa: E731
+        return mean - below(1 - tail) * se, mean + above(1 - tail) * se, mean + above(1 - alpha) * se
+
+    return bounds
+
+
+def _sign_flip_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
+    """Shared-shift MMD² with one answer per question a side: ``sum_{q != r} H_qr / (Q (Q - 1))`` with
+    ``H_qr = k(x_q, x_r) + k(y_q, y_r) - k(x_q, y_r) - k(y_q, x_r)``; a permutation flips the signs of
+    questions (swaps their two answers), a paired bootstrap draws questions: ``c'Hc / (Q² - sum c²)``."""
+    q = dz.n_questions
+    x, y = xs[np.argsort(dz.qx)], ys[np.argsort(dz.qy)]
+    kxy = kernel_from_gram(x @ y.T, sigma)
+    h = kernel_from_gram(x @ x.T, sigma) + kernel_from_gram(y @ y.T, sigma) - kxy - kxy.T
+    np.fill_diagonal(h, 0.0)
+    draws = _Draws(float(h.sum() / (q * (q - 1))), 0.0)
+    h32 = h.astype(np.float32)
+    draws.reference = float(((np.ones((1, q), np.float32) @ h32).sum(dtype=np.float64)) / (q * (q - 1)))
+    if n_perm:
+        signs = resampling.sign_flips(q, n_perm, seed)
+        draws.permuted = np.concatenate([np.einsum("ij,ij->i", s @ h32, s, dtype=np.float64)
+                                         for s in _chunks(signs, 4096)]) / (q * (q - 1))
+    if n_boot:
+        c = resampling.question_counts(rng, q, n_boot)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample of one question has no pair
+            draws.boot = np.einsum("ij,ij->i", c @ h, c) / (q * q - (c ** 2).sum(1))
+    return draws
+
+
+def _dense(metric, xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
+    """Any design, ``mmd`` or ``centroid``: batched quadratic forms over the pooled kernel (or Gram) matrix.
+
+    In the shared-shift design pairs of answers to one question are left out of the MMD sums and
+    permutations swap answers within questions; unpaired, each item is its own label.
+    """
+    m, n = len(xs), len(ys)
+    pooled = np.vstack([xs, ys]).astype(np.float32)
+    gram = pooled @ pooled.T
+    paired = dz.name != UNPAIRED
+    labels = np.concatenate([dz.qx, dz.qy]) if paired else np.arange(m + n)
+    if metric == "mmd":
+        k = kernel_from_gram(gram, sigma)
+        k *= (labels[:, None] != labels[None, :])  # no pair of answers to one question (nor an item with itself)
+        onehot = np.zeros((m + n, labels.max() + 1))
+        onehot[np.arange(m + n), labels] = 1.0
+
+        def from_forms(sxx, syy, sxy, wx, wy):
+            return sxx / _pair_counts(wx, onehot) + syy / _pair_counts(wy, onehot) \
+                - 2.0 * sxy / _cross_counts(wx, wy, onehot)
+    else:
+        k = gram
+
+        def from_forms(sxx, syy, sxy, wx, wy):
+            return np.clip(1.0 - sxy / np.sqrt(np.clip(sxx * syy, 1e-24, None)), 0.0, None)
+
+    base = np.zeros((1, m + n), dtype=np.float32)
+    base[0, :m] = 1
+    if metric == "mmd":
+        observed = mmd2_unbiased_masked(xs, ys, dz, sigma) if paired else _mmd2_rows(xs, ys, sigma)
+    else:
+        observed = centroid_distance(xs, ys)
+    draws = _Draws(observed, float(from_forms(*_forms_complementary(k, base), base, 1 - base)[0]))
+    if n_perm:
+        strata = tuple(labels.tolist()) if paired else None
+        wx = resampling.permutation_indicators(m + n, m, n_perm, seed, strata)
+        # every permutation keeps the per-label counts of each set, so the pair counts are the base's
+        draws.permuted = from_forms(*_forms_complementary(k, wx), base, 1 - base)
+    if n_boot:
+        if paired:
+            c = resampling.question_counts(rng, dz.n_questions, n_boot).astype(np.float32)
+            wx = np.hstack([c[:, dz.qx], np.zeros((n_boot, n), np.float32)])
+            wy = np.hstack([np.zeros((n_boot, m), np.float32), c[:, dz.qy]])
+        else:
+            wx, wy = resampling.independent_weights(rng, m, n, n_boot)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            draws.boot = from_forms(*_forms(k, wx, wy), wx, wy)
+    return draws
+
+
+def _frechet(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
+    """Fréchet distance; permutations and resamples share one decomposition of the pooled set."""
+    m, n = len(xs), len(ys)
+    fit = PooledFrechet(np.vstack([xs, ys]))
+    # permutation statistics in single precision (twice as fast), the observed one computed alike for the ties
+    draws = _Draws(_frechet_rows(xs, ys), float(fit(np.arange(m)[None], m + np.arange(n)[None], np.float32)[0]))
+    paired = dz.name != UNPAIRED
+    if n_perm:
+        strata = tuple(np.concatenate([dz.qx, dz.qy]).tolist()) if paired else None
+        wx = resampling.permutation_indicators(m + n, m, n_perm, seed, strata)
+        order = np.argsort(wx == 0, axis=1, kind="stable")  # the m items of x first, then y
+        draws.permuted = fit(order[:, :m], order[:, m:], np.float32)
+    if n_boot:
+        if not paired:
+            draws.boot = fit(rng.integers(0, m, (n_boot, m)), m + rng.integers(0, n, (n_boot, n)))
+        else:
+            counts = resampling.question_counts(rng, dz.n_questions, n_boot).astype(np.int64)
+            rows = [(np.repeat(np.arange(m), c[dz.qx]), m + np.repeat(np.arange(n), c[dz.qy])) for c in counts]
+            boot = np.empty(n_boot)
+            for size in sorted({(len(a), len(b)) for a, b in rows}):  # equal sizes are batched together
+                sel = [i for i, (a, b) in enumerate(rows) if (len(a), len(b)) == size]
+                boot[sel] = fit(np.stack([rows[i][0] for i in sel]), np.stack([rows[i][1] for i in sel])) \
+                    if min(size) >= 2 else np.nan
+            draws.boot = boot
+    return draws
+
+
+def _mmd2_rows(x, y, sigma) -> float:
+    kxx, kyy, kxy = (kernel_from_gram(a @ b.T, sigma) for a, b in ((x, x), (y, y), (x, y)))
+    m, n = len(x), len(y)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2.0 * kxy.sum() / (m * n))
+
+
+def mmd2_unbiased_masked(x, y, dz: Design, sigma: float = 1.0) -> float:
+    """Shared-shift MMD² (float64): the unbiased MMD² over pairs of answers to different questions."""
+    def mean(a, qa, b, qb):
+        k = kernel_from_gram(a @ b.T, sigma)
+        keep = qa[:, None] != qb[None, :]
+        return float((k * keep).sum() / keep.sum())
+
+    return mean(x, dz.qx, x, dz.qx) + mean(y, dz.qy, y, dz.qy) - 2.0 * mean(x, dz.qx, y, dz.qy)
 
 
 # -- tests of difference ------------------------------------------------------------------------------
 def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permutations: int = DEFAULT_PERMUTATIONS,
-                 n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, ci: float = 0.95,
-                 bandwidth: float | str | None = None, groups_x=None, groups_y=None) -> DistanceResult:
-    """Distance between two sets with a permutation p-value and a bootstrap interval.
+                 n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, ci: float = 0.95, alpha: float = DEFAULT_ALPHA,
+                 bandwidth: float | str | None = None, groups_x=None, groups_y=None,
+                 paired: bool = True) -> DistanceResult:
+    """Distance between two sets with a permutation p-value, a paired bootstrap interval and upper bound.
 
-    ``groups_x`` / ``groups_y``: the question id of each answer. When both sets answered the same
-    questions (two models, one questionnaire), answers to one question are more alike than any
-    other pair whatever the model, so the comparison is paired: pairs of answers to the same
-    question are left out of the MMD sums and permutations swap answers within a question.
-    Without ids the sets are treated as independent samples.
+    ``groups_x`` / ``groups_y``: the question id of each answer. The design (per-question,
+    shared-shift or unpaired), the answers it leaves out and the rule for the reported distance
+    are described in the module docstring. ``paired=False`` forces the unpaired design.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     x, y = _check_sets(x, y)
     m, n = len(x), len(y)
+    dz = choose_design(groups_x, groups_y, m, n, paired=paired, per_question=(metric == "mmd"))
+    result = DistanceResult(metric=metric, distance=np.nan, statistic=np.nan,
+                            p_value=np.nan if n_permutations else None,
+                            ci_low=np.nan if n_bootstrap else None, ci_high=np.nan if n_bootstrap else None,
+                            n_x=m, n_y=n, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
+                            design=dz.name, n_questions=dz.n_questions, n_left_out_x=dz.n_left_out_x,
+                            n_left_out_y=dz.n_left_out_y, upper=np.nan if n_bootstrap else None, alpha=alpha,
+                            note=_note(metric, dz))
+    if dz.name != UNPAIRED:
+        result.details["paired_questions"] = dz.n_questions  # kept for readers of the earlier field
+    if dz.n_few_repeats:
+        result.details["n_few_repeats"] = dz.n_few_repeats
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        result.problem = "non-finite embeddings (NaN or infinite values): re-embed the answers"
+        return result
+    if dz.problem:
+        result.problem = dz.problem
+        return result
+    xs, ys = x[dz.x_index], y[dz.y_index]
     rng = np.random.default_rng(seed)
-    details: dict = {}
-    labels, strata = question_labels(groups_x, groups_y, m, n)
-    if strata is not None:
-        details["paired_questions"] = len(set(strata) - {0})
-    if metric in ("mmd", "centroid"):
-        pooled = np.vstack([x, y]).astype(np.float32)
-        gram = pooled @ pooled.T
-        if metric == "mmd":
-            sigma = _bandwidth(x, y, bandwidth, seed)
-            details["bandwidth"] = sigma
-            k = kernel_from_gram(gram, sigma)
-            k *= (labels[:, None] != labels[None, :])  # no pair of answers to one question (nor an item with itself)
-            onehot = np.zeros((m + n, labels.max() + 1))
-            onehot[np.arange(m + n), labels] = 1.0
-
-            def from_forms(sxx, syy, sxy, wx, wy):
-                return sxx / _pair_counts(wx, onehot) + syy / _pair_counts(wy, onehot) \
-                    - 2.0 * sxy / _cross_counts(wx, wy, onehot)
-
-            to_distance: Callable = lambda s: np.sqrt(np.clip(s, 0, None))  # noqa: E731
+    sigma = 1.0
+    if metric == "mmd":
+        sigma = _bandwidth(xs, ys, bandwidth, seed)
+        result.details["bandwidth"] = sigma
+        if dz.name == PER_QUESTION:
+            engine = _per_question_mmd
+        elif dz.name == SHARED_SHIFT and dz.one_to_one:
+            engine = _sign_flip_mmd
         else:
-            k = gram
-
-            def from_forms(sxx, syy, sxy, wx, wy):
-                return np.clip(1.0 - sxy / np.sqrt(np.clip(sxx * syy, 1e-24, None)), 0.0, None)
-
-            to_distance = lambda s: s  # noqa: E731
-        base = np.zeros((1, m + n), dtype=np.float32)
-        base[0, :m] = 1
-        observed = float(from_forms(*_forms(k, base, 1 - base), base, 1 - base)[0])
-        perm_stats = boot_stats = None
-        if n_permutations:
-            wx = _permutation_indicators(m + n, m, n_permutations, seed, strata)
-            sxx, syy, sxy = _forms_complementary(k, wx)
-            # every permutation keeps the per-label counts of each set, so the pair counts are the base's
-            perm_stats = from_forms(sxx, syy, sxy, base, 1 - base)
-        if n_bootstrap:
-            wx, wy = _bootstrap_weights(rng, m, n, n_bootstrap)
-            boot_stats = from_forms(*_forms(k, wx, wy), wx, wy)
+            engine = lambda *a: _dense("mmd", *a)  # noqa: E731
+    elif metric == "centroid":
+        engine = lambda *a: _dense("centroid", *a)  # noqa: E731
     else:
-        observed = frechet_distance(x, y)
-        to_distance = lambda s: s  # noqa: E731
-        pooled = np.vstack([x, y])
-        perm_stats = None
-        if n_permutations:
-            perm_stats = np.empty(n_permutations)
-            for i, row in enumerate(_permutation_indicators(m + n, m, n_permutations, seed, strata)):
-                sel = row.astype(bool)
-                perm_stats[i] = frechet_distance(pooled[sel], pooled[~sel])
-        boot_stats = None
-        if n_bootstrap:
-            boot_stats = np.array([frechet_distance(x[rng.integers(0, m, m)], y[rng.integers(0, n, n)])
-                                   for _ in range(n_bootstrap)])
-    p_value = None
-    if perm_stats is not None:
-        # a tiny tolerance so that ties computed in float32 count as ties
-        p_value = float((1 + np.sum(perm_stats >= observed - 1e-6 * max(1.0, abs(observed)))) / (1 + len(perm_stats)))
-    lo = hi = None
-    if boot_stats is not None:
-        # MMD² is estimated without bias: percentile interval. Fréchet and centroid distances are
-        # plug-in estimates, biased upward with few answers: the percentile interval shifted by the
-        # bootstrap estimate of that bias.
-        alpha = (1 - ci) / 2
-        q = np.quantile(boot_stats, [alpha, 1 - alpha])
-        if metric != "mmd":
-            q = q - (float(np.mean(boot_stats)) - observed)
-        lo, hi = (float(v) for v in to_distance(np.clip(q, 0, None)))
-    return DistanceResult(metric=metric, distance=float(to_distance(observed)), statistic=observed, p_value=p_value,
-                          ci_low=lo, ci_high=hi, n_x=m, n_y=n, n_permutations=n_permutations,
-                          n_bootstrap=n_bootstrap, seed=seed, details=details)
+        engine = _frechet
+    draws = engine(xs, ys, dz, sigma, n_permutations, n_bootstrap, seed, rng)
+    to_distance: Callable = (lambda s: np.sqrt(np.clip(s, 0, None))) if metric == "mmd" else (lambda s: s)
+    result.statistic = draws.observed
+    result.distance = float(to_distance(draws.observed))
+    problems = []
+    if draws.permuted is not None:
+        perm = draws.permuted
+        if np.isfinite(perm).all() and np.isfinite(draws.reference):
+            # a tiny tolerance so that ties computed in another precision count as ties
+            tol = 1e-5 * max(abs(draws.reference), float(np.mean(np.abs(perm))), 1e-300)
+            result.p_value = float((1 + np.sum(perm >= draws.reference - tol)) / (1 + len(perm)))
+        else:
+            problems.append("a permuted statistic is not finite")
+    if draws.boot is not None:
+        boot = draws.boot[np.isfinite(draws.boot)]
+        if len(boot) < _MIN_FINITE_BOOTSTRAP * n_bootstrap or (dz.name != UNPAIRED and dz.n_questions < 2):
+            problems.append(f"only {dz.n_questions} shared question(s): too few for a paired bootstrap bound")
+        else:
+            tail = (1 - ci) / 2
+            q = np.array(draws.bounds(ci, alpha)) if draws.bounds else np.quantile(boot, [tail, 1 - tail, 1 - alpha])
+            if metric != "mmd":
+                # plug-in distances are biased upward with few answers: shift by the bootstrap estimate of the bias
+                q = q - (float(np.mean(boot)) - draws.observed)
+            result.ci_low, result.ci_high, result.upper = (float(v) for v in to_distance(np.clip(q, 0, None)))
+    if not np.isfinite(result.statistic):
+        problems.insert(0, f"the {metric} statistic is not finite")
+    if problems:
+        result.problem = "; ".join(problems)
+    return result
+
+
+def _note(metric: str, dz: Design) -> str | None:
+    if dz.name == UNPAIRED:
+        return UNPAIRED_NOTE
+    if dz.name == SHARED_SHIFT:
+        return pooled_note(metric) if metric != "mmd" and dz.n_repeated else SHARED_SHIFT_NOTE
+    return None
+
+
+def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n_permutations: int = 0,
+                 n_bootstrap: int = DEFAULT_BOOTSTRAP, alpha: float = DEFAULT_ALPHA) -> DistanceResult:
+    """The noise floor: one model's own distance between two halves of its repeats.
+
+    Each question's answers are split in two (seeded; see :func:`designs.split_repeats`) and the
+    halves are compared with :func:`compare_sets` under the same rule (halves with two answers
+    a question or more give the per-question design, halves of one answer the shared-shift one).
+    Each half holds half the answers, so the floor (and its ``upper``) overstates the noise of a
+    full comparison a little: a tolerance above ``upper`` lets a rerun of the model pass.
+    Without question ids or without repeats the distance is NaN and ``problem`` says why.
+    """
+    x = normalise(x)
+    if groups is None:
+        return _unavailable(metric, x, seed, "no question ids: the halves of a model's repeats cannot be matched")
+    a, b = split_repeats(groups, seed)
+    if len(a) < 2 or len(b) < 2:
+        return _unavailable(metric, x, seed, "no repeats: every question has one answer, so the model's own noise "
+                                             "cannot be measured; ask with repeats (lm-eval `repeats: N` with "
+                                             "sampling) or add runs with `bank add --as-repeats`")
+    g = list(groups)
+    result = compare_sets(x[a], x[b], metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
+                          alpha=alpha, groups_x=[g[i] for i in a], groups_y=[g[i] for i in b])
+    result.details["noise_floor"] = True
+    return result
+
+
+def _unavailable(metric, x, seed, problem) -> DistanceResult:
+    return DistanceResult(metric=metric, distance=np.nan, statistic=np.nan, p_value=None, ci_low=None, ci_high=None,
+                          n_x=len(x), n_y=0, n_permutations=0, n_bootstrap=0, seed=seed, problem=problem,
+                          details={"noise_floor": True})
 
 
 def distance(x: np.ndarray, y: np.ndarray, metric: str = "mmd", **kwargs) -> float:
-    """The distance alone (no test, no interval)."""
+    """The unpaired distance alone (no test, no interval); :func:`compare_sets` for the paired designs."""
     if metric == "mmd":
         return float(np.sqrt(max(mmd2_unbiased(x, y, **kwargs), 0.0)))
     if metric == "frechet":

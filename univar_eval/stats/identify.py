@@ -45,7 +45,6 @@ from univar_eval.pipeline.encoders import encoder_difference
 from univar_eval.reports.runs import find_distributions, load_run
 from univar_eval.reports.table import Table, fmt_percent, render
 from univar_eval.settings import resolve
-from univar_eval.storage.bank import Bank
 from univar_eval.storage.sources import collect, to_distribution
 
 log = logging.getLogger("univar_eval")
@@ -110,8 +109,10 @@ def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSe
 
 
 def from_bank(path: str | Path) -> list[LabelledSet]:
-    """Every entry of a bank, labelled with the entry's model and language."""
-    bank = Bank(path)
+    """Every entry of a bank (a folder or ``hf://ORG/NAME@REV``), labelled with the entry's model and language."""
+    from univar_eval.storage.hub import open_bank
+
+    bank = open_bank(str(path))
     entries = bank.entries()
     if not entries:
         raise UserError(f"bank {bank.path} is empty; add entries with 'univar-eval bank add'")

@@ -8,8 +8,8 @@ A distribution is stored as a folder of three files:
                             task, language, translator, counts, model, sha256 of the array
 
 :func:`check_comparable` is the single place that decides whether two
-distributions may be compared (same encoder and fingerprint, questionnaire
-version, translation setting).
+distributions may be compared (same encoder, its revision and fingerprint,
+questionnaire version, translator and its revision).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from univar_eval import __version__
 from univar_eval.errors import UserError
 from univar_eval.pipeline.encoders import encoder_difference
+from univar_eval.pipeline.pins import same_revision
 from univar_eval.storage.files import (
     load_array,
     read_json,
@@ -118,10 +119,23 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
         return f"questionnaire differs ({a.get('questionnaire')} vs {b.get('questionnaire')})"
     if a.get("questionnaire_version") != b.get("questionnaire_version"):
         return f"questionnaire version differs ({a.get('questionnaire_version')} vs {b.get('questionnaire_version')})"
-    ta, tb = (a.get("translator") or {}).get("name"), (b.get("translator") or {}).get("name")
+    tra, trb = a.get("translator") or {}, b.get("translator") or {}
+    ta, tb = tra.get("name"), trb.get("name")
     if a.get("lang") != "eng" and ta != tb:
         return f"translation setting differs ({ta} vs {tb})"
+    # the translator's revision too; text translated before univar-eval read it (UniVaR's released data)
+    # has no known revision and is compared by name
+    external = "source" in (tra.get("applied_by"), trb.get("applied_by"))
+    if a.get("lang") != "eng" and not external and not same_revision(tra.get("revision"), trb.get("revision")):
+        return f"translator revision differs ({ta}@{tra.get('revision')} vs {tb}@{trb.get('revision')})"
     return None
+
+
+def translator_label(manifest: dict) -> str:
+    """The translator of a manifest for people: ``name@revision`` (``name`` when no revision is known)."""
+    t = manifest.get("translator") or {}
+    name = t.get("name") or "none"
+    return f"{name}@{t['revision']}" if t.get("revision") else name
 
 
 def check_comparable(a: dict, b: dict, *, what: str = "bank entry") -> None:

@@ -1,0 +1,149 @@
+"""Validation: size, power and wrong-pass rate of the paired designs on synthetic embeddings.
+
+    python benchmarks/validate_gate_stats.py [--sims 1000] [--permutations 199] [--bootstrap 200] [--questions 60]
+
+Synthetic answers with strong question effects: answer = normalise(c_q + e + shift), question
+centres ``c_q ~ N(0, I/d)``, answer noise ``e ~ N(0, 0.25 I/d)`` (within-question cosine about 0.8,
+across questions about 0), d = 32. Each row is ``--sims`` seeded simulations (new questions, new
+answers each time) of :func:`univar_eval.stats.distance.compare_sets` with its defaults for the
+design that the question ids select, at alpha = 0.05:
+
+* size: identical models, 1 and 3 answers per question, 0 and 20 questions answered by one side only,
+  and 3 answers against 1 (a baseline with repeats, a candidate without: the shared-shift design);
+* power: a shared shift (every answer moved by ``delta`` along one axis), and per-question changes
+  that cancel on average (half the questions moved by ``+delta``, half by ``-delta``);
+* the per-question effect at which 3 answers per question reach power 0.8 (a scan);
+* wrong pass with a tolerance D: at an effect whose true distance equals D (the boundary of
+  "above D", where a wrong pass is most likely) the rate of ``upper < D``. True distances are
+  computed on 3 x 4,000 questions (shared shift) or 3 x 2,000 questions x 20 answers (per question).
+
+Prints one table; every rate comes with its standard error and the check it must pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from univar_eval.stats import distance as D  # noqa: E402
+
+DIM = 32
+ALPHA = 0.05
+NOISE = 0.5
+
+
+def simulate(rng, n_questions: int, repeats: int, one_sided: int, delta: float, kind: str,
+             repeats_y: int | None = None):
+    """(x, y, ids_x, ids_y): x answers n_questions + one_sided questions, y the first n_questions
+    (``repeats`` answers a question, ``repeats_y`` for y when it differs)."""
+    total = n_questions + one_sided
+    centres = rng.normal(size=(total, DIM)) / math.sqrt(DIM)
+    ids_x = [q for q in range(total) for _ in range(repeats)]
+    ids_y = [q for q in range(n_questions) for _ in range(repeats_y or repeats)]
+    x = centres[ids_x] + NOISE * rng.normal(size=(len(ids_x), DIM)) / math.sqrt(DIM)
+    y = centres[ids_y] + NOISE * rng.normal(size=(len(ids_y), DIM)) / math.sqrt(DIM)
+    if delta:
+        sign = np.ones(n_questions) if kind == "shared" else np.where(np.arange(n_questions) < n_questions // 2, 1, -1)
+        y[:, 0] += delta * sign[ids_y]
+    return D.normalise(x), D.normalise(y), ids_x, ids_y
+
+
+def true_distance(delta: float, kind: str, design: str, seeds=(99, 100, 101)) -> float:
+    """The population value of the design's distance: its square averaged over very large simulated comparisons."""
+    values = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        x, y, gx, gy = (simulate(rng, 4000, 1, 0, delta, kind) if design == "shared_shift"
+                        else simulate(rng, 2000, 20, 0, delta, kind))
+        values.append(D.compare_sets(x, y, n_permutations=0, n_bootstrap=0, groups_x=gx, groups_y=gy).statistic)
+    return math.sqrt(max(float(np.mean(values)), 0.0))
+
+
+def rate(args, repeats: int, one_sided: int, delta: float, kind: str, *, tolerance: float | None = None,
+         sims: int | None = None, seed: int = 0, repeats_y: int | None = None) -> tuple[float, str, int]:
+    """Rejection rate (p <= alpha), or with ``tolerance`` the wrong-pass rate (upper < D)."""
+    sims = sims or args.sims
+    hits, design = 0, ""
+    for s in range(sims):
+        rng = np.random.default_rng([seed, repeats, one_sided, int(delta * 1e6), s])
+        x, y, gx, gy = simulate(rng, args.questions, repeats, one_sided, delta, kind, repeats_y)
+        r = D.compare_sets(x, y, n_permutations=0 if tolerance is not None else args.permutations,
+                           n_bootstrap=args.bootstrap if tolerance is not None else 0, seed=s, alpha=ALPHA,
+                           groups_x=gx, groups_y=gy)
+        assert r.problem is None, r.problem
+        design = r.design
+        hits += (r.upper < tolerance) if tolerance is not None else (r.p_value <= ALPHA)
+    return hits / sims, design, sims
+
+
+def se(p: float, n: int) -> float:
+    return math.sqrt(max(p * (1 - p), ALPHA * (1 - ALPHA)) / n)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sims", type=int, default=1000)
+    p.add_argument("--permutations", type=int, default=199)
+    p.add_argument("--bootstrap", type=int, default=200)
+    p.add_argument("--questions", type=int, default=60)
+    p.add_argument("--shared-delta", type=float, default=0.12)
+    p.add_argument("--scan", type=float, nargs="+", default=[0.06, 0.08, 0.1, 0.12, 0.14, 0.16])
+    p.add_argument("--wrong-pass-delta", type=float, default=0.25)
+    args = p.parse_args()
+    start = time.perf_counter()
+    rows = []
+
+    def row(what, repeats, one_sided, delta, kind, check, **kw):
+        value, design, n = rate(args, repeats, one_sided, delta, kind, **kw)
+        err = se(value, n)
+        ok = {"size": value <= ALPHA + 2 * err, "wrong pass": value <= ALPHA + 2 * err}.get(check, True)
+        shown = repeats if not kw.get("repeats_y") else f"{repeats} vs {kw['repeats_y']}"
+        rows.append((what, design, shown, one_sided, kind if delta else "-", f"{delta:g}", n, value, err,
+                     check, "ok" if ok else "FAIL"))
+        print(f"  {what:<11} {design:<13} {shown} ans/q  one-sided {one_sided:>2}  {kind if delta else '-':<8} "
+              f"delta {delta:<5g} n {n}: {value:.3f} ± {err:.3f} ({check}: {rows[-1][-1]})", flush=True)
+        return value
+
+    print(f"{args.questions} shared questions, d = {DIM}, alpha = {ALPHA}, {args.permutations} permutations, "
+          f"{args.bootstrap} paired bootstrap resamples")
+    for repeats in (1, 3):
+        for one_sided in (0, 20):
+            row("size", repeats, one_sided, 0.0, "shared", "size")
+    row("size", 3, 20, 0.0, "shared", "size", repeats_y=1)  # a baseline with repeats, a candidate without
+    for repeats in (1, 3):
+        for one_sided in (0, 20):
+            row("power", repeats, one_sided, args.shared_delta, "shared", "power")
+    row("power", 3, 20, args.shared_delta, "shared", "power", repeats_y=1)
+    for repeats in (1, 3):
+        row("power", repeats, 0, args.scan[-1], "cancel", "power" if repeats == 3 else "hard limit: ~alpha")
+    reached = None
+    for delta in args.scan:
+        if row("scan", 3, 0, delta, "cancel", "power") >= 0.8 and reached is None:
+            reached = delta
+    print(f"per-question changes with 3 answers per question reach power >= 0.8 at delta = {reached} "
+          f"(true per-question distance {true_distance(reached, 'cancel', 'per_question'):.4f})" if reached else
+          "per-question changes: power 0.8 not reached in the scan")
+    for repeats, kind in ((1, "shared"), (3, "shared"), (3, "cancel")):
+        design = "shared_shift" if repeats == 1 else "per_question"
+        tol = true_distance(args.wrong_pass_delta, kind, design)
+        print(f"  true {design} distance at delta {args.wrong_pass_delta} ({kind}): D = {tol:.4f}")
+        row("wrong pass", repeats, 0, args.wrong_pass_delta, kind, "wrong pass", tolerance=tol)
+        if repeats == 1:
+            row("wrong pass", 3, 0, args.wrong_pass_delta, kind, "wrong pass", tolerance=tol, repeats_y=1)
+    print("\n| check | design | answers/q | one-sided | change | delta | sims | rate | SE | criterion | |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join([r[0], r[1], str(r[2]), str(r[3]), r[4], r[5], str(r[6]), f"{r[7]:.3f}", f"{r[8]:.3f}",
+                                 r[9], r[10]]) + " |")
+    print(f"\n{time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

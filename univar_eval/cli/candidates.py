@@ -1,0 +1,72 @@
+"""What ``compare``, ``gate`` and ``leaderboard`` share: candidates from any source, embedded like the bank.
+
+A candidate is a run folder, or any source ``univar-eval bank add`` accepts (lm-eval samples,
+UniVaR CSV, a JSONL of ``{model, lang, question, answer, id}``); answers are embedded with the
+bank's encoder (``--encoder`` without a bank) through the embedding cache, see
+:func:`univar_eval.reports.runs.read_candidates`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from univar_eval.errors import UserError
+from univar_eval.pipeline.translate import NLLB_MODELS
+from univar_eval.reports.runs import Candidate, is_run, read_candidates
+from univar_eval.storage.bank import Bank
+
+SOURCES_HELP = ("run folders (lm-eval --output_path, or univar_<time>), lm-eval samples (with --name), UniVaR "
+                "<model>.csv files or folders, or a JSONL of {model, lang, question, answer, id}")
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("answers from other sources (embedded with the bank's encoder, through the cache)")
+    g.add_argument("--encoder", help="encoder for answers that are not embedded yet (default: the bank's; without a "
+                                     "bank, the run folders'; else UNIVAR_EVAL_ENCODER or univar-lambda-5)")
+    g.add_argument("--name", help="model name of lm-eval samples (a run folder's samples are then embedded again); "
+                                  "for CSV/JSONL it replaces the names in the file")
+    g.add_argument("--questionnaire", help="questionnaire of CSV/JSONL answers when the folder name or the records "
+                                           "do not tell")
+    g.add_argument("--translator", help="translator for non-English answers (default: the bank's, else "
+                                        "UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)")
+    g.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
+    g.add_argument("--device", help="encoder/translator device (cpu, cuda, ...)")
+    g.add_argument("--batch-size", type=int, help="encoder batch size")
+
+
+def bank_translator(bank: Bank | None) -> str | None:
+    """The one translator the bank's non-English entries were made with, when univar-eval can run it by name."""
+    if bank is None:
+        return None
+    names = {(e.get("translator") or {}).get("name") for e in bank.entries() if e["lang"] != "eng"}
+    if len(names) == 1:
+        name = names.pop()
+        return name if name in NLLB_MODELS or name == "none" else None
+    return None
+
+
+def read(args: argparse.Namespace, paths: list[str], bank: Bank | None, *, missing_ok: bool) -> list[Candidate]:
+    """Every candidate in ``paths``, in order: run folders first decide the encoder when there is no bank."""
+    encoder = args.encoder
+    bank_encoder = (bank.encoder() or {}).get("name") if bank is not None else None
+    if encoder and bank_encoder and encoder != bank_encoder:
+        raise UserError(f"--encoder {encoder} but the bank {bank.path} holds {bank_encoder} embeddings; "
+                        "answers must be embedded with the bank's encoder (leave out --encoder)")
+    encoder = encoder or bank_encoder
+    options = {"name": args.name, "questionnaire": args.questionnaire,
+               "translator": args.translator or bank_translator(bank), "translated_by": args.translated_by,
+               "device": args.device, "batch_size": args.batch_size, "missing_ok": missing_ok}
+    if encoder is None:  # no bank: the answers are embedded like the run folders given beside them
+        runs = [c for p in paths if _looks_like_run(p, args.name)
+                for c in read_candidates(p, announce=False, **options)]
+        made_with = {(d.manifest.get("encoder") or {}).get("name") for c in runs for d in c.distributions}
+        encoder = made_with.pop() if len(made_with) == 1 else None
+    out = []
+    for p in paths:
+        out += read_candidates(p, encoder=encoder, **options)
+    return out
+
+
+def _looks_like_run(path: str, name: str | None) -> bool:
+    return not name and Path(path).exists() and is_run(Path(path))

@@ -1,0 +1,355 @@
+"""Step: drift report. Which values moved between a candidate run and a baseline, rendered for people.
+
+:func:`breakdown` labels each answer through its questionnaire (question id -> value, higher-order
+group) and calls :func:`univar_eval.stats.drift.value_drift`; :func:`run_drift` does it for every
+task and language of a run against one bank model. The result is rendered as a terminal table,
+Markdown (for a pull-request comment) or JSON, with the questions that moved most beside it:
+the question and both models' answers, shortened to one line (control characters dropped) and
+rendered by :mod:`univar_eval.reports.table` (which escapes for the terminal and for Markdown).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from univar_eval.errors import UserError
+from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.reports.compare import question_ids
+from univar_eval.reports.runs import load_run
+from univar_eval.reports.table import (
+    Table,
+    fmt_number,
+    markdown_text,
+    render,
+    terminal_text,
+)
+from univar_eval.stats import drift as drift_mod
+from univar_eval.storage.bank import Bank
+from univar_eval.storage.distribution import ValueDistribution, comparability_problem
+
+ANSWER_CHARS = 140
+QUESTION_CHARS = 110
+
+
+# -- labels and the breakdown ----------------------------------------------------------------------------
+def labels_of(dist: ValueDistribution) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Question id -> (value, higher-order group), and id -> question text: from the questionnaire named in
+    the manifest, else from the answers' own ``value`` / ``higher_order`` fields."""
+    labels: dict[str, tuple[str, str]] = {}
+    texts: dict[str, str] = {}
+    name, lang = dist.manifest.get("questionnaire"), dist.lang
+    try:
+        q = questionnaire_mod.load(name, lang) if name in questionnaire_mod.QUESTIONNAIRES and lang else None
+    except UserError:
+        q = None
+    if q is not None:
+        for r in q.records:
+            labels[r["id"]] = (r["value"], r["higher_order"])
+    for r in dist.records:
+        rid = r.get("id")
+        if not isinstance(rid, str):
+            continue
+        if rid not in labels and isinstance(r.get("value"), str):
+            labels[rid] = (r["value"], str(r.get("higher_order") or r["value"]))
+        if isinstance(r.get("question"), str) and rid not in texts:
+            texts[rid] = r["question"]
+    if q is not None:
+        for r in q.records:
+            texts.setdefault(r["id"], r["question"])
+    return labels, texts
+
+
+def breakdown(candidate: ValueDistribution, baseline: ValueDistribution, **kwargs) -> drift_mod.DriftResult:
+    """The per-value drift of ``candidate`` from ``baseline`` (both with their answer records)."""
+    problem = comparability_problem(candidate.manifest, baseline.manifest)
+    if problem:
+        raise UserError(f"{candidate.task}: the candidate and the baseline are not comparable: {problem}")
+    ids_x, ids_y = question_ids(candidate), question_ids(baseline)
+    if not ids_x or not ids_y:
+        raise UserError(f"{candidate.task}: the answers carry no question ids, so no per-value breakdown is "
+                        "possible; rebuild the run (or bank entry) with this version")
+    labels, texts = labels_of(candidate)
+    for k, v in labels_of(baseline)[0].items():
+        labels.setdefault(k, v)
+    if not labels:
+        raise UserError(f"{candidate.task}: no value labels for its questions (questionnaire "
+                        f"{candidate.manifest.get('questionnaire')!r})")
+    grouped = candidate.manifest.get("questionnaire") in drift_mod.GROUPED_QUESTIONNAIRES
+    answers = {"question": texts, "answer_x": [r.get("answer", "") for r in candidate.records],
+               "answer_y": [r.get("answer", "") for r in baseline.records]}
+    return drift_mod.value_drift(candidate.embeddings, baseline.embeddings, ids_x, ids_y, labels, grouped=grouped,
+                                 texts=answers, **kwargs)
+
+
+def run_drift(run: str, bank: Bank, against: str, *, tasks: list[str] | None = None, langs: list[str] | None = None,
+              **kwargs) -> list[dict]:
+    """One breakdown per task and language of ``run`` that the bank holds for ``against``:
+    ``[{"task", "lang", "questionnaire", "candidate", "baseline", "result": DriftResult}]``."""
+    if against not in bank.models():
+        raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
+    dists = [d for d in load_run(run) if d.manifest.get("questionnaire") in questionnaire_mod.VALUE_SETS]
+    if langs:
+        dists = [d for d in dists if d.lang in langs]
+    if tasks:
+        dists = [d for d in dists if d.task in tasks or any(d.task.startswith(t + "_") for t in tasks)]
+    if not dists:
+        raise UserError(f"{run}: no value-set distributions (pvq, wvs, globe, situations) match --tasks/--langs")
+    out = []
+    for d in sorted(dists, key=lambda d: d.task):
+        entries = bank.entries(model=against, task=d.task)
+        if not entries:
+            raise UserError(f"bank {bank.path} has no {d.task} entry for {against}; add it or pick --tasks")
+        ref = bank.load(entries[0], with_answers=True)
+        out.append({"task": d.task, "lang": d.lang, "questionnaire": d.manifest.get("questionnaire"),
+                    "candidate": d.manifest.get("model") or run, "baseline": against,
+                    "result": breakdown(d, ref, **kwargs)})
+    return out
+
+
+def compare_breakdowns(runs: dict[str, list[ValueDistribution]], rows: list[dict], *, bank: Bank | None = None,
+                       **kwargs) -> list[dict]:
+    """The breakdown behind every scored row of ``univar-eval compare`` (a value set, status ok): the run's
+    distribution against the bank entry or the other run named in the row's ``reference``."""
+    out = []
+    for row in rows:
+        if row["status"] != "ok" or row["questionnaire"] not in questionnaire_mod.VALUE_SETS:
+            continue
+        dist = next(d for d in runs[row["run"]] if d.task == row["task"])
+        if bank is not None:
+            ref = bank.load(bank.entry(row["reference"], row["task"]), with_answers=True)
+        else:
+            ref = next(d for d in runs[row["reference"]] if d.task == row["task"])
+        item = {"task": row["task"], "lang": row["lang"], "questionnaire": row["questionnaire"],
+                "candidate": row["run"], "baseline": row["reference"], "result": None}
+        try:
+            item["result"] = breakdown(dist, ref, **kwargs)
+        except UserError as e:  # e.g. an entry that asked other questions: no question-by-question breakdown
+            item["error"] = str(e)
+        out.append(item)
+    return out
+
+
+def moved_most(result: drift_mod.DriftResult, n: int = 3) -> str:
+    """``"moved most: security_personal 0.12, benevolence_caring 0.08"`` (significant values first)."""
+    top = result.top_values(n)
+    if result.design == drift_mod.PER_QUESTION:
+        top = [v for v in top if v.significant] or top[:1]
+    return "moved most: " + ", ".join(f"{v.label} {fmt_number(v.distance)}" for v in top) if top else ""
+
+
+# -- text helpers -----------------------------------------------------------------------------------------
+def clean(text, limit: int) -> str:
+    """One line, printable characters only, at most ``limit`` characters (an ellipsis marks a cut)."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in str(text or "")).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _ci(v) -> str:
+    return "-" if v.ci_low is None else f"[{fmt_number(v.ci_low)}, {fmt_number(v.ci_high)}]"
+
+
+def _share(v) -> str:
+    if v.share is None:
+        return "-"
+    def pct(x):
+        return f"{round(100 * x) + 0:d}"  # + 0: no "-0"
+
+    return f"{pct(v.share)}%" + (f" [{pct(v.share_low)}, {pct(v.share_high)}]" if v.share_low is not None else "")
+
+
+def _p(v) -> str:
+    return "-" if v.p_adjusted is None else fmt_number(v.p_adjusted) + (" *" if v.significant else "")
+
+
+def label_table(rows: list[drift_mod.LabelDrift], tested: bool, what: str = "value") -> Table:
+    if tested:
+        headers = [what, "distance", "95% CI", "share of shift", "p (BH)", "questions", "n", "n_ref", "status"]
+        body = [[v.label, v.distance, _ci(v), _share(v), _p(v), v.n_questions, v.n_x, v.n_y, v.status]
+                for v in rows]
+    else:
+        headers = [what, "mean answer distance", "share", "questions", "n", "n_ref", "status"]
+        body = [[v.label, v.distance, _share(v), v.n_questions, v.n_x, v.n_y, v.status] for v in rows]
+    return Table(headers, body)
+
+
+def moved_table(result: drift_mod.DriftResult, top: int) -> Table:
+    """The questions that moved most, with the question and a typical answer of each side (shortened)."""
+    tested = result.design == drift_mod.PER_QUESTION
+    return Table(["question", "value", "moved", "candidate", "baseline"],
+                 [[f"{clean(mv.id, 80)}: {clean(mv.question, QUESTION_CHARS)}", mv.value, mv.score,
+                   clean(mv.answer_x, ANSWER_CHARS), clean(mv.answer_y, ANSWER_CHARS)]
+                  for mv in result.questions[:top]],
+                 title=("questions that moved most (distance to the baseline's answers / the baseline's spread)"
+                        if tested else "questions that moved most (distance between the answers)"))
+
+
+def _heading(item: dict) -> str:
+    r = item["result"]
+    line = f"{item['task']} ({item['lang']}): {item['candidate']} vs {item['baseline']}"
+    if r is None:
+        return f"{line}: no per-value breakdown: {item.get('error')}"
+    line += f", design {r.design}, {r.n_questions} questions"
+    if r.total_statistic is not None and r.total_p_value is not None:
+        line += (f"; whole task {fmt_number(math.sqrt(max(r.total_statistic, 0.0)))} "
+                 f"(p {fmt_number(r.total_p_value)})")
+    return clean(line, 600)
+
+
+def _tables(item: dict, top: int) -> list[Table]:
+    r = item["result"]
+    tested = r.design == drift_mod.PER_QUESTION
+    values = label_table(r.values, tested)
+    values.notes = ([(f"* significant after Benjamini-Hochberg across the {len(r.values)} values at alpha {r.alpha}; "
+                      "share: the value's part of the sum of per-question MMD² over the task")] if tested
+                    else [f"note: {r.note}"])
+    out = [values]
+    if r.groups:
+        out.append(label_table(r.groups, tested, "group"))
+    return out
+
+
+# -- renderers ----------------------------------------------------------------------------------------------
+def to_text(items: list[dict], top: int = 5) -> str:
+    out = []
+    for item in items:
+        out.append(terminal_text(_heading(item)))
+        if item["result"] is not None:
+            out += [render(t, "text") + "\n" for t in _tables(item, top)]
+            moved = moved_table(item["result"], top)  # stacked: a terminal is too narrow for three texts a row
+            out.append(terminal_text(moved.title) + ":")
+            for question, value, score, answer_x, answer_y in moved.rows:
+                out.append(terminal_text(f"  {question} [{value}] moved {fmt_number(score)}"))
+                out.append(terminal_text(f"    candidate: {answer_x}"))
+                out.append(terminal_text(f"    baseline:  {answer_y}"))
+        out.append("")
+    return "\n".join(out)
+
+
+def to_markdown(items: list[dict], top: int = 5) -> str:
+    out = ["### univar-eval drift: what moved", ""]
+    for item in items:
+        out += [f"#### {markdown_text(_heading(item))}", ""]
+        if item["result"] is not None:
+            out += [render(t, "md") for t in _tables(item, top) + [moved_table(item["result"], top)]]
+    return "\n".join(out)
+
+
+def to_json(items: list[dict]) -> str:
+    payload = []
+    for item in items:
+        if item["result"] is None:
+            payload.append({k: v for k, v in item.items() if k != "result"})
+            continue
+        body = item["result"].to_dict()
+        for mv in body["questions"]:
+            mv.update(question=clean(mv["question"], 4 * QUESTION_CHARS), answer_x=clean(mv["answer_x"], 4 * ANSWER_CHARS),
+                      answer_y=clean(mv["answer_y"], 4 * ANSWER_CHARS))
+        payload.append({k: v for k, v in item.items() if k != "result"} | body)
+    return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+
+
+RENDERERS = {"text": to_text, "md": to_markdown, "json": to_json}
+
+
+# -- the gate's hooks ---------------------------------------------------------------------------------------
+def gate_hooks(checks: list, run: str, bank: Bank, against: str, *, alpha: float, max_distance: float | None,
+               correction: str = "holm", fail_on_value: list[str] | None = None, plot: str | None = None,
+               langs: list[str] | None = None, tasks: list[str] | None = None, seed: int = 0,
+               n_permutations: int = drift_mod.DEFAULT_PERMUTATIONS,
+               min_value_answers: int = drift_mod.DEFAULT_MIN_VALUE_ANSWERS, dists: list | None = None) -> list:
+    """What ``gate`` adds from the breakdown: a failing (or inconclusive) value check's reason names the values
+    that moved most; ``fail_on_value`` adds one check per task and language for each named value (its own
+    within-question permutation p-value, corrected over those checks with ``correction``); ``plot`` draws each
+    task's value circle or bars. Returns the checks, the added ones last."""
+    from univar_eval.reports import gate as gate_mod
+    from univar_eval.reports import plot as plot_mod
+    from univar_eval.stats.drift import PER_QUESTION
+
+    if plot:
+        plot_mod.output_format(plot)
+    wanted = {(c.name, c.lang) for c in checks if c.kind == "values" and not c.passed}
+    items = []
+    for d in (dists if dists is not None else load_run(run)):
+        if d.manifest.get("questionnaire") not in questionnaire_mod.VALUE_SETS:
+            continue
+        if (langs and d.lang not in langs) or (tasks and not any(d.task == t or d.task.startswith(t + "_")
+                                                                 for t in tasks)):
+            continue
+        if not (fail_on_value or plot or (d.task, d.lang) in wanted):
+            continue
+        entries = bank.entries(model=against, task=d.task)
+        item = {"task": d.task, "lang": d.lang, "questionnaire": d.manifest.get("questionnaire"),
+                "candidate": d.manifest.get("model") or run, "baseline": against, "result": None, "error": None}
+        try:
+            if not entries:
+                raise UserError(f"no baseline entry for {against} / {d.task}")
+            item["result"] = breakdown(d, bank.load(entries[0], with_answers=True), n_permutations=n_permutations,
+                                       n_bootstrap=drift_mod.DEFAULT_BOOTSTRAP, seed=seed, alpha=alpha,
+                                       min_value_answers=min_value_answers, top=5)
+        except UserError as e:
+            item["error"] = str(e)
+        items.append(item)
+    by_key = {(i["task"], i["lang"]): i for i in items}
+    for c in checks:
+        item = by_key.get((c.name, c.lang))
+        if c.kind == "values" and not c.passed and item and item["result"] is not None:
+            moved = moved_most(item["result"])
+            if moved:
+                c.reason = f"{c.reason}; {moved}"
+    added, tested = [], []
+    inconclusive = getattr(gate_mod, "INCONCLUSIVE", gate_mod.FAIL)
+    for label in fail_on_value or []:
+        known = [i for i in items if i["result"] is not None and any(v.label == label for v in i["result"].values)]
+        if not known:
+            have = sorted({v.label for i in items if i["result"] is not None for v in i["result"].values})
+            raise UserError(f"--fail-on-value {label}: no task of the run has that value; values: "
+                            f"{', '.join(have) or 'none'}")
+        for i in known:
+            r = i["result"]
+            v = next(v for v in r.values if v.label == label)
+            name = f"{i['task']}:{label}"
+            if v.status != "ok":
+                added.append(gate_mod.Check(name, "values", i["lang"], gate_mod.FAIL,
+                                            f"insufficient answers for {label} ({v.n_x} vs baseline {v.n_y}; need "
+                                            f"{min_value_answers})", n=v.n_x, n_baseline=v.n_y))
+            elif r.design != PER_QUESTION:
+                added.append(gate_mod.Check(name, "values", i["lang"], inconclusive,
+                                            f"{label}: one answer per question, no test for one value (run with "
+                                            f"repeats); mean answer distance {v.distance:.4f}",
+                                            distance=v.distance, n=v.n_x, n_baseline=v.n_y))
+            else:
+                check = gate_mod.Check(name, "values", i["lang"], gate_mod.PASS, "", distance=v.distance,
+                                       p_value=v.p_value, threshold=max_distance, n=v.n_x, n_baseline=v.n_y)
+                added.append(check)
+                tested.append((check, v))
+    for (check, v), p_adj in zip(tested, gate_mod.adjust_p_values([c.p_value for c, _ in tested], correction)):
+        check.p_adjusted = p_adj
+        label = check.name.rsplit(":", 1)[1]
+        p_text = f"p = {check.p_value:.4f}" + (f", {correction} {p_adj:.4f}" if correction != "none" else "")
+        ci = f"95% CI [{v.ci_low:.4f}, {v.ci_high:.4f}]" if v.ci_low is not None else "no interval"
+        if p_adj < alpha and (max_distance is None or v.distance > max_distance):
+            check.outcome = gate_mod.FAIL
+            check.reason = f"{label} moved: distance {v.distance:.4f}, {p_text} < {alpha}"
+        elif max_distance is not None and v.ci_high is not None and v.ci_high <= max_distance:
+            check.reason = f"{label} within {max_distance} ({ci})"
+        elif max_distance is not None:
+            check.outcome = inconclusive
+            check.reason = f"{label}: {ci} reaches {max_distance} and {p_text}: the evidence decides neither way"
+        else:
+            check.reason = f"{label}: no significant change ({p_text} >= {alpha}; {ci})"
+    if plot:
+        drawn = [i for i in items if i["result"] is not None]
+        for i, path in zip(drawn, plot_paths(plot, [i["task"] for i in drawn])):
+            plot_mod.draw_drift(i["result"], path, questionnaire=i["questionnaire"],
+                                title=f"{i['task']}: {i['candidate']} vs {i['baseline']}")
+    return checks + added
+
+
+def plot_paths(plot: str, tasks: list[str]) -> list[str]:
+    """``plot`` itself for one task, ``<stem>_<task><suffix>`` for several."""
+    if len(tasks) == 1:
+        return [plot]
+    path = Path(plot)
+    return [str(path.with_name(f"{path.stem}_{t}{path.suffix}")) for t in tasks]
