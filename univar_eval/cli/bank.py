@@ -124,7 +124,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     bank = Bank(args.bank, create=True)
     bank_encoder = (bank.encoder() or {}).get("name")
     overrides = {k: v for k, v in {"encoder": args.encoder or bank_encoder, "translator": args.translator,
-                                   "device": args.device, "batch_size": args.batch_size}.items() if v is not None}
+                                   "encoder_device": args.device, "encoder_batch_size": args.batch_size}.items() if v is not None}
     settings = resolve(overrides)
     groups = collect(args.sources, model=args.name, questionnaire=args.questionnaire,
                      translated_by=args.translated_by)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -27,7 +29,9 @@ from lm_eval.api.task import ConfigurableTask
 from lm_eval.utils import sanitize_model_name
 
 from univar_eval.pipeline.answers import flatten_responses
-from univar_eval.settings import RunSettings, resolve
+from univar_eval.settings import RunSettings, model_name, resolve
+
+log = logging.getLogger("univar_eval")
 
 
 class TaskLevelTask(ConfigurableTask):
@@ -36,7 +40,9 @@ class TaskLevelTask(ConfigurableTask):
     def __init__(self, config: dict | None = None, **kwargs):
         config = {k: v for k, v in (config or {}).items() if k != "class"}
         metadata = config.get("metadata")
-        self.settings: RunSettings = resolve(metadata if isinstance(metadata, dict) else {})
+        self.settings: RunSettings = resolve(metadata if isinstance(metadata, dict) else {},
+                                             user_keys=_cli_metadata_keys())
+        _warn_if_model_unknown(self.settings)
         self._chat = False
         self._analysis: dict | None = None
         self.run_stamp = RUN_STAMPS.for_new_task()  # names this run's univar_<stamp> folder (artifact_dir)
@@ -70,7 +76,14 @@ class TaskLevelTask(ConfigurableTask):
 
     def record_of(self, doc: dict, results: list) -> dict:
         """The per-document record from lm-eval's raw results (generated texts by default)."""
-        return self.document_record(doc, flatten_responses(results))
+        return self.document_record(doc, flatten_responses(self._without_padding(results)))
+
+    def _without_padding(self, results: list) -> list:
+        """At most ``repeats`` responses per request. In a run of several processes lm-eval evens out
+        the ranks by answering a rank's last request again and appends that answer to the request's
+        responses; ``keep_all_repeats`` would keep the copy, so it is dropped here."""
+        n = int(self.config.repeats or 1)
+        return [r[:n] if isinstance(r, list) else r for r in results]
 
     def process_results(self, doc: dict, results: list) -> dict[str, Any]:
         out: dict[str, Any] = {self._metric_names[0]: self.record_of(doc, results)}
@@ -87,7 +100,12 @@ class TaskLevelTask(ConfigurableTask):
     def _aggregate(self, name: str, items: list):
         if items and isinstance(items[0], dict):
             RUN_STAMPS.mark_aggregated()  # a task built from now on belongs to a later run
-            self._analysis = self.analyse(sorted(items, key=lambda r: r.get("doc_index", 0)))
+            if int(os.environ.get("LOCAL_RANK") or 0) != 0:
+                # Tensor parallel under torchrun: every process reports rank 0 and aggregates, but lm-eval
+                # keeps only LOCAL_RANK 0's results; the others neither embed nor write anything.
+                self._analysis = {}
+            else:
+                self._analysis = self.analyse(sorted(items, key=lambda r: r.get("doc_index", 0)))
         if self._analysis is None:
             raise RuntimeError(f"{self.config.task}: metric {name} aggregated before the answers were analysed")
         return self._analysis.get(name, float("nan"))
@@ -143,6 +161,18 @@ def keep_all_repeats(resps, docs):
 
 
 # -- where artifacts go ---------------------------------------------------------------------------
+def _cli_argv(argv: list[str] | None = None) -> list[str]:
+    """``sys.argv`` when this process is the ``lm_eval`` command line (also ``python -m lm_eval`` and
+    ``accelerate launch -m lm_eval``), else ``[]``: a script's own arguments mean nothing here."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return []
+    exe = Path(argv[0])
+    if exe.name in ("lm_eval", "lm-eval") or (exe.name == "__main__.py" and exe.parent.name == "lm_eval"):
+        return argv
+    return []
+
+
 def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
     for i, a in enumerate(argv):
         for f in flags:
@@ -158,33 +188,59 @@ def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
     return None
 
 
+def _keys_of(vals: list[str]) -> dict[str, str]:
+    """``key=value`` pairs (comma or space separated) or a JSON object, as lm-eval's CLI reads them."""
+    text = " ".join(vals)
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict):
+            return {str(k): str(v) for k, v in parsed.items()}
+    except ValueError:
+        pass
+    return dict(kv.split("=", 1) for kv in re.split(r"[,\s]+", text) if "=" in kv)
+
+
+def _cli_metadata_keys(argv: list[str] | None = None) -> set[str]:
+    """The keys the user typed in ``lm_eval ... --metadata`` (empty outside the command line)."""
+    vals = _argv_value(("--metadata",), _cli_argv(argv))
+    return set(_keys_of(vals)) if vals else set()
+
+
 def _model_name_from_argv(argv: list[str] | None = None) -> str | None:
     argv = sys.argv if argv is None else argv
     vals = _argv_value(("--model_args", "-a"), argv)
     if not vals:
         return None
-    text = " ".join(vals)
-    try:
-        parsed = json.loads(text)
-        if isinstance(parsed, dict):
-            text = ",".join(f"{k}={v}" for k, v in parsed.items())
-    except ValueError:
-        pass
-    items = dict(kv.split("=", 1) for kv in re.split(r"[,\s]+", text) if "=" in kv)
-    for key in ("peft", "delta", "pretrained", "model", "path", "engine"):
-        if key in items:
-            return items[key]
-    return None
+    return model_name(_keys_of(vals))
+
+
+_warned_unknown_model = False
+
+
+def _warn_if_model_unknown(settings: RunSettings) -> None:
+    global _warned_unknown_model
+    if settings.model is None and not _warned_unknown_model and not _model_name_from_argv(_cli_argv()):
+        _warned_unknown_model = True
+        log.warning("univar-eval: the evaluated model's name is unknown (no pretrained/model among the model "
+                    "arguments); the artifacts will say model: null. Name it with metadata {\"model\": \"<name>\"} "
+                    "or UNIVAR_EVAL_MODEL")
+
+
+def run_model_name(settings: RunSettings, argv: list[str] | None = None) -> str | None:
+    """The evaluated model's name: the ``model`` setting (lm-eval merges the model arguments into the
+    metadata), else ``--model_args`` on the lm_eval command line."""
+    return settings.model or _model_name_from_argv(_cli_argv(argv))
 
 
 def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None, *, stamp: str | None = None) -> Path:
     """``<output>/univar_<stamp>/<task>``: under UNIVAR_EVAL_OUTPUT / metadata ``output`` when set,
-    else beside lm-eval's results (``--output_path/<model>/``), else ``./univar-runs/<model>/``.
+    else (the lm_eval command line) beside lm-eval's results (``--output_path/<model>/``),
+    else ``./univar-runs/<model>/`` (also the default of the Python API, ``simple_evaluate``).
     ``stamp`` is the task's ``run_stamp`` (one per run; default: the run under way)."""
-    argv = sys.argv if argv is None else argv
     stamp = stamp or RUN_STAMPS.current_stamp()
 
-    model = sanitize_model_name(_model_name_from_argv(argv) or "model")
+    argv = _cli_argv(argv)
+    model = sanitize_model_name(run_model_name(settings, argv) or "model")
     if settings.output:
         base = Path(settings.output)
     else:

@@ -21,8 +21,8 @@ from typing import Any
 from univar_eval.errors import UserError
 from univar_eval.harness.task_base import (
     TaskLevelTask,
-    _model_name_from_argv,
     artifact_dir,
+    run_model_name,
 )
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.answers import TEXT_FORMAT
@@ -127,7 +127,7 @@ class UniVaRTask(TaskLevelTask):
             questionnaire=self.questionnaire,
             lang=self.lang,
             settings=self.settings,
-            model=_model_name_from_argv(),
+            model=run_model_name(self.settings),
         )
         folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
         dist.save(folder)

@@ -37,19 +37,19 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         questions_en, answers_en = [r["question"] for r in kept], [r["answer"] for r in kept]
         translation = {"name": translated_by, "applied_by": "source"}
     else:
-        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.device)
+        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.encoder_device)
         truncated_before = translator.stats.n_truncated
         questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
                                               translator)
         n_truncated = translator.stats.n_truncated - truncated_before
         translation = translator.describe()
-    encoder = load_encoder(settings.encoder, device=settings.device)
+    encoder = load_encoder(settings.encoder, device=settings.encoder_device)
     texts, n_encoder_truncated = fit_to_encoder(questions_en, answers_en, encoder)
     if n_encoder_truncated:
         log.warning("univar-eval: %d of %d texts of %s (%.0f%%) exceed %s's maximum length of %s tokens; the "
                     "middle of each such question was cut and the answer kept whole", n_encoder_truncated,
                     len(texts), task, 100 * n_encoder_truncated / len(texts), encoder.name, encoder.max_length)
-    embeddings = cached_encode(encoder, texts, batch_size=settings.batch_size)
+    embeddings = cached_encode(encoder, texts, batch_size=settings.encoder_batch_size)
     out_records = []
     for r, text in zip(kept, texts):
         out_records.append({**r, "text": text})
