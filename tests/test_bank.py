@@ -11,6 +11,7 @@ import pytest
 
 from univar_eval.cli import main
 from univar_eval.errors import UserError
+from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.pipeline.cache import cached_encode, open_cache
 from univar_eval.pipeline.questionnaire import load
 from univar_eval.reports.compare import reference_distances
@@ -42,7 +43,7 @@ def manifest_like(encoder_name="minilm", fingerprint=None, task="univar_pvq_eng"
     fp = fingerprint or [0.0] * 8
     return {"task": task, "lang": lang, "questionnaire": "pvq", "questionnaire_version": version,
             "encoder": {"name": encoder_name, "revision": revision, "fingerprint": fp, "fingerprint_id": "x"},
-            "translator": {"name": translator}, "model": "m"}
+            "translator": {"name": translator}, "model": "m", "text_format": TEXT_FORMAT}
 
 
 def random_dist(n=20, d=8, seed=0, **kw):
@@ -104,9 +105,9 @@ def test_univar_released_csv_layout(tmp_path, minilm):
     assert zho["questionnaire_version"].startswith("external:")
     # two models' CSVs pair by question text, whatever the files are called
     aya = bank.load(zho, with_answers=True)
-    res = reference_distances(aya, bank, against=["chatglm3-6b"], min_answers=5, n_permutations=0,
-                              allow_other_questions=True)
-    assert res["references"]["chatglm3-6b"]["details"]["paired_questions"] == 12
+    res = reference_distances(aya, bank, against=["chatglm3-6b"], min_answers=5, n_permutations=0)
+    r = res["references"]["chatglm3-6b"]
+    assert r["design"] == "shared_shift" and r["n_questions"] == 12
     assert bank.entry("aya-101", "univar_pvq_eng")["translator"] == {"name": "none"}
 
 

@@ -93,6 +93,7 @@ def test_every_repeat_is_embedded(tmp_path):
     assert keep_all_repeats([("a", "b"), ("c", "d")], None) == [["a", "b"], ["c", "d"]]
     tm = TaskManager(metadata={"encoder": "minilm", "output": str(tmp_path)})
     task = tm.load(["univar_pvq_eng"])["tasks"]["univar_pvq_eng"]
+    task.config.repeats = 3  # as `repeats: 3` in the YAML
     docs = list(task.test_docs())[:3]
     per_doc = [task.process_results(doc, [[f"I would help, reason {i}.", "", f"No, reason {i}."]])
                for i, doc in enumerate(docs)]

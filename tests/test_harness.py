@@ -22,12 +22,13 @@ def test_metadata_beats_environment_beats_default():
     assert s.translator == "nllb-600m"    # default
     assert resolve({}, environ={}).encoder == DEFAULT_ENCODER == "univar-lambda-5"
     # an empty environment variable counts as unset; metadata numbers given as text are converted
-    assert resolve({"batch_size": "8"}, environ={"UNIVAR_EVAL_ENCODER": ""}) == RunSettings(batch_size=8)
+    assert resolve({"encoder_batch_size": "8"}, environ={"UNIVAR_EVAL_ENCODER": ""}) == RunSettings(
+        encoder_batch_size=8)
 
 
 @pytest.mark.parametrize("metadata, env, name", [
     ({"min_answers": "ten"}, {}, "min_answers"),
-    ({}, {"UNIVAR_EVAL_BATCH_SIZE": "3.5"}, "batch_size"),
+    ({}, {"UNIVAR_EVAL_BATCH_SIZE": "3.5"}, "encoder_batch_size"),
 ])
 def test_integer_settings_refuse_non_integers_in_one_line(metadata, env, name):
     with pytest.raises(UserError) as err:

@@ -85,7 +85,7 @@ def test_gate_prints_p_values_and_distances_as_compare_does():
     check = gate.Check("univar_pvq_eng", "values", "eng", gate.FAIL, "why", distance=3e-05, p_value=1 / 1001)
     row = gate.to_text([check], "title").splitlines()[2]
     assert "<0.0001" in row and "0.0010" in row
-    assert gate.to_text([check], "t").splitlines()[-1] == "FAILED: 0 of 1 check pass"
+    assert gate.to_text([check], "t").splitlines()[-1] == "FAILED: 0 of 1 check pass, 1 fail, 0 inconclusive"
 
 
 # -- hostile names ---------------------------------------------------------------------------------------

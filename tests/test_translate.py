@@ -84,7 +84,7 @@ def test_english_is_never_translated(translator, monkeypatch):
 
 def test_pipeline_records_translator_and_truncation(tiny_translator, minilm, tmp_path, monkeypatch):
     monkeypatch.setenv("UNIVAR_EVAL_CACHE", str(tmp_path / "cache"))
-    settings = RunSettings(encoder="minilm", translator=str(tiny_translator), device="cpu")
+    settings = RunSettings(encoder="minilm", translator=str(tiny_translator), encoder_device="cpu")
     records = [{"question": "你会帮助邻居吗？", "answer": a, "lang": "zho"} for a in ZHO[1:] + ["  "]]
     dist, counts = build_distribution(records, task="univar_pvq_zho", questionnaire=None, lang="zho",
                                       settings=settings, model="m")

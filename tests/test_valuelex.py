@@ -251,7 +251,7 @@ def test_task_metrics_from_given_responses(tmp_path):
     assert m["n_completions"] == 6 and m["n_empty"] == 0
     expected = projective.score_completions([(d["stem"], d["subdim"]) for d in docs],
                                     ["double-check the facts and state my confidence."] * 6,
-                                    load_encoder(proj.settings.encoder, proj.settings.device))
+                                    load_encoder(proj.settings.encoder, proj.settings.encoder_device))
     assert m["orientation_self_competent"] == pytest.approx(expected[0])
     assert m["orientation_competence"] == pytest.approx((expected[0] + expected[1]) / 2)
     details = json.loads(next(tmp_path.glob("univar_*/valuelex_projective/valuelex.json")).read_text())

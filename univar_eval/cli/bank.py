@@ -39,6 +39,9 @@ def register(sub) -> None:
                      help="refuse to replace existing entries (by default an entry of the same model and task is "
                           "replaced, and the output says so with the old and new counts)")
     add.add_argument("--no-reuse", action="store_true", help="re-embed even when the run's artifacts match")
+    add.add_argument("--as-repeats", action="store_true",
+                     help="several runs of one model: merge them into one entry, their answers as repeats of each "
+                          "question (without it, several runs of one model are refused)")
     add.set_defaults(func=cmd_add)
 
     ls = bsub.add_parser("list", help="list the entries of a bank")
@@ -116,6 +119,7 @@ def register(sub) -> None:
 
 def cmd_add(args: argparse.Namespace) -> int:
     from univar_eval.storage.bank import Bank
+    from univar_eval.storage.distribution import merge_as_repeats
     from univar_eval.storage.sources import collect, to_distribution
 
     if args.name is not None and not args.name.strip():
@@ -124,18 +128,33 @@ def cmd_add(args: argparse.Namespace) -> int:
     bank = Bank(args.bank, create=True)
     bank_encoder = (bank.encoder() or {}).get("name")
     overrides = {k: v for k, v in {"encoder": args.encoder or bank_encoder, "translator": args.translator,
-                                   "device": args.device, "batch_size": args.batch_size}.items() if v is not None}
+                                   "encoder_device": args.device, "encoder_batch_size": args.batch_size}.items() if v is not None}
     settings = resolve(overrides)
     from univar_eval.reports.runs import run_sources
 
     groups = collect(run_sources(args.sources, args.select), model=args.name, questionnaire=args.questionnaire,
                      translated_by=args.translated_by)
-    items, how = [], []
+    by_key: dict[tuple, list] = {}
     for g in groups:
-        dist, reused = to_distribution(g, settings, reuse=not args.no_reuse, encoder=args.encoder or bank_encoder,
-                                       translator=args.translator)
-        items.append((dist, g.model, g.source))
-        how.append("reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}")
+        by_key.setdefault((g.model, g.task), []).append(g)
+    several = {k: v for k, v in by_key.items() if len(v) > 1}
+    if several and not args.as_repeats:
+        (model, task), gs = next(iter(several.items()))
+        raise UserError(f"{model} / {task} comes from {len(gs)} runs ({', '.join(g.source for g in gs)}); pass "
+                        "--as-repeats to merge them into one entry as repeats, or give each run its own --name")
+    items, how = [], []
+    for (model, task), gs in by_key.items():
+        dists, notes = [], []
+        for g in gs:
+            dist, reused = to_distribution(g, settings, reuse=not args.no_reuse, encoder=args.encoder or bank_encoder,
+                                           translator=args.translator)
+            dists.append(dist)
+            notes.append("reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}")
+        if len(dists) > 1:
+            dist = merge_as_repeats(dists, [g.source for g in gs])
+            notes = [f"{len(dists)} runs merged as repeats; " + "; ".join(sorted(set(notes)))]
+        items.append((dist, model, ", ".join(g.source for g in gs)))
+        how.append(notes[0])
     added = bank.add_many(items, replace=not args.no_replace)
     old_of = {id(new): old for old, new in bank.replaced}
     for entry, note in zip(added, how):

@@ -109,8 +109,8 @@ def _embed(args) -> int:
     folders = pending_folders(args.run)
     if not folders:
         raise UserError(f"{args.run}: no kept answers waiting to be embedded (every task already has its embeddings)")
-    overrides = {"encoder": args.encoder, "translator": args.translator, "device": args.device,
-                 "batch_size": args.batch_size}
+    overrides = {"encoder": args.encoder, "translator": args.translator, "encoder_device": args.device,
+                 "encoder_batch_size": args.batch_size}
     for folder in folders:
         dist = finish_pending(folder, overrides)
         print(f"embedded {dist.task}: {len(dist)} answers with {dist.manifest['encoder']['name']} -> {folder}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ from lm_eval.utils import sanitize_model_name
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.answers import flatten_responses
-from univar_eval.settings import RunSettings, resolve
+from univar_eval.settings import RunSettings, model_name, resolve
 from univar_eval.storage.distribution import PENDING_FORMAT
 
 log = logging.getLogger("univar_eval")
@@ -55,7 +56,8 @@ class TaskLevelTask(ConfigurableTask):
         _follow_lm_eval_logging()
         self.run_stamp = RUN_STAMPS.for_new_task()  # names this run's univar_<stamp> folder (artifact_dir)
         try:
-            self.settings: RunSettings = resolve(metadata)
+            self.settings: RunSettings = resolve(metadata, user_keys=_cli_metadata_keys())
+            _warn_if_model_unknown(self.settings)
             # where this run's artifacts go, recorded in lm-eval's results (its configs keep the metadata)
             folder = artifact_dir(config.get("task", "task"), self.settings, stamp=self.run_stamp).parent
             config["metadata"] = {**metadata, ARTIFACTS_KEY: str(folder)}
@@ -104,7 +106,14 @@ class TaskLevelTask(ConfigurableTask):
 
     def record_of(self, doc: dict, results: list) -> dict:
         """The per-document record from lm-eval's raw results (generated texts by default)."""
-        return self.document_record(doc, flatten_responses(results))
+        return self.document_record(doc, flatten_responses(self._without_padding(results)))
+
+    def _without_padding(self, results: list) -> list:
+        """At most ``repeats`` responses per request. In a run of several processes lm-eval evens out
+        the ranks by answering a rank's last request again and appends that answer to the request's
+        responses; ``keep_all_repeats`` would keep the copy, so it is dropped here."""
+        n = int(self.config.repeats or 1)
+        return [r[:n] if isinstance(r, list) else r for r in results]
 
     def download(self, dataset_kwargs: dict | None = None, **kwargs) -> None:
         # lm-eval's own download() warns "Custom kwargs can be passed to --metadata" once per task for
@@ -131,11 +140,16 @@ class TaskLevelTask(ConfigurableTask):
         if items and isinstance(items[0], dict):
             RUN_STAMPS.mark_aggregated()  # a task built from now on belongs to a later run
             records = sorted(items, key=lambda r: r.get("doc_index", 0))
-            try:
-                self._analysis = self.analyse(records)
-            except (Exception, SystemExit) as e:  # keep the answers: generation may have taken hours
+            if int(os.environ.get("LOCAL_RANK") or 0) != 0:
+                # Tensor parallel under torchrun: every process reports rank 0 and aggregates, but lm-eval
+                # keeps only LOCAL_RANK 0's results; the others neither embed nor write anything.
                 self._analysis = {}
-                self._keep_answers(records, e)
+            else:
+                try:
+                    self._analysis = self.analyse(records)
+                except (Exception, SystemExit) as e:  # keep the answers: generation may have taken hours
+                    self._analysis = {}
+                    self._keep_answers(records, e)
         if self._analysis is None:
             raise RuntimeError(f"{self.config.task}: metric {name} aggregated before the answers were analysed")
         return self._analysis.get(name, float("nan"))
@@ -237,6 +251,19 @@ def announce_artifacts(folder: Path) -> None:
         _ANNOUNCED.add(str(folder))
         log.info("univar-eval: value distributions of this run go to %s", folder)
 
+
+def _cli_argv(argv: list[str] | None = None) -> list[str]:
+    """``sys.argv`` when this process is the ``lm_eval`` command line (also ``python -m lm_eval`` and
+    ``accelerate launch -m lm_eval``), else ``[]``: a script's own arguments mean nothing here."""
+    argv = sys.argv if argv is None else argv
+    if not argv:
+        return []
+    exe = Path(argv[0])
+    if exe.name in ("lm_eval", "lm-eval") or (exe.name == "__main__.py" and exe.parent.name == "lm_eval"):
+        return argv
+    return []
+
+
 def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
     for i, a in enumerate(argv):
         for f in flags:
@@ -252,33 +279,59 @@ def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
     return None
 
 
+def _keys_of(vals: list[str]) -> dict[str, str]:
+    """``key=value`` pairs (comma or space separated) or a JSON object, as lm-eval's CLI reads them."""
+    text = " ".join(vals)
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict):
+            return {str(k): str(v) for k, v in parsed.items()}
+    except ValueError:
+        pass
+    return dict(kv.split("=", 1) for kv in re.split(r"[,\s]+", text) if "=" in kv)
+
+
+def _cli_metadata_keys(argv: list[str] | None = None) -> set[str]:
+    """The keys the user typed in ``lm_eval ... --metadata`` (empty outside the command line)."""
+    vals = _argv_value(("--metadata",), _cli_argv(argv))
+    return set(_keys_of(vals)) if vals else set()
+
+
 def _model_name_from_argv(argv: list[str] | None = None) -> str | None:
     argv = sys.argv if argv is None else argv
     vals = _argv_value(("--model_args", "-a"), argv)
     if not vals:
         return None
-    text = " ".join(vals)
-    try:
-        parsed = json.loads(text)
-        if isinstance(parsed, dict):
-            text = ",".join(f"{k}={v}" for k, v in parsed.items())
-    except ValueError:
-        pass
-    items = dict(kv.split("=", 1) for kv in re.split(r"[,\s]+", text) if "=" in kv)
-    for key in ("peft", "delta", "pretrained", "model", "path", "engine"):
-        if key in items:
-            return items[key]
-    return None
+    return model_name(_keys_of(vals))
+
+
+_warned_unknown_model = False
+
+
+def _warn_if_model_unknown(settings: RunSettings) -> None:
+    global _warned_unknown_model
+    if settings.model is None and not _warned_unknown_model and not _model_name_from_argv(_cli_argv()):
+        _warned_unknown_model = True
+        log.warning("univar-eval: the evaluated model's name is unknown (no pretrained/model among the model "
+                    "arguments); the artifacts will say model: null. Name it with metadata {\"model\": \"<name>\"} "
+                    "or UNIVAR_EVAL_MODEL")
+
+
+def run_model_name(settings: RunSettings, argv: list[str] | None = None) -> str | None:
+    """The evaluated model's name: the ``model`` setting (lm-eval merges the model arguments into the
+    metadata), else ``--model_args`` on the lm_eval command line."""
+    return settings.model or _model_name_from_argv(_cli_argv(argv))
 
 
 def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None, *, stamp: str | None = None) -> Path:
     """``<output>/univar_<stamp>/<task>``: under UNIVAR_EVAL_OUTPUT / metadata ``output`` when set,
-    else beside lm-eval's results (``--output_path/<model>/``), else ``./univar-runs/<model>/``.
+    else (the lm_eval command line) beside lm-eval's results (``--output_path/<model>/``),
+    else ``./univar-runs/<model>/`` (also the default of the Python API, ``simple_evaluate``).
     ``stamp`` is the task's ``run_stamp`` (one per run; default: the run under way)."""
-    argv = sys.argv if argv is None else argv
     stamp = stamp or RUN_STAMPS.current_stamp()
 
-    model = sanitize_model_name(_model_name_from_argv(argv) or "model")
+    argv = _cli_argv(argv)
+    model = sanitize_model_name(run_model_name(settings, argv) or "model")
     if settings.output:
         base = Path(settings.output)
     else:

@@ -26,8 +26,10 @@ from univar_eval.harness.task_base import (
     _model_name_from_argv,
     announce_artifacts,
     artifact_dir,
+    run_model_name,
 )
 from univar_eval.pipeline import questionnaire as questionnaire_mod
+from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.pipeline.embed import build_distribution
 from univar_eval.pipeline.encoders import get_card
 from univar_eval.pipeline.translate import get_translator
@@ -39,8 +41,9 @@ from univar_eval.storage.hub import is_hub_spec, local_bank
 
 log = logging.getLogger("univar_eval")
 
-BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "value_dispersion")
+BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "n_encoder_truncated", "value_dispersion")
 HIGHER_IS_BETTER = {"n_answers": True, "n_empty": False, "refusal_rate": False, "n_truncated": False,
+                    "n_encoder_truncated": False,
                     "value_dispersion": True,
                     "nearest_distance": False}
 
@@ -60,6 +63,32 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+#: UniVaR's answer sampling (top-k 50, top-p 0.95, temperature 1), used when a question is asked several times.
+SAMPLING = {"do_sample": True, "temperature": 1.0, "top_p": 0.95, "top_k": 50}
+
+
+def apply_repeats(config: dict) -> None:
+    """``--metadata '{"repeats": N}'``: ask every question N times (lm-eval's task ``repeats``), sampling as
+    UniVaR did unless the task already samples; ``--gen_kwargs`` still overrides the sampling settings.
+    Two answers or more per question let the gate see per-question changes (see the README)."""
+    metadata = config.get("metadata")
+    raw = metadata.get("repeats") if isinstance(metadata, dict) else None
+    if raw is None:
+        return
+    try:
+        n = int(raw)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(n) != str(raw).strip():
+        raise UserError(f"setting repeats={raw!r} is not a whole number >= 1; pass e.g. --metadata '{{\"repeats\": 3}}'")
+    config["repeats"] = n
+    if n > 1:
+        kwargs = dict(config.get("generation_kwargs") or {})
+        if not kwargs.get("do_sample"):
+            kwargs.update(SAMPLING)
+        config["generation_kwargs"] = kwargs
+
+
 def metric_name_for(reference: str) -> str:
     """lm-eval metric key for the distance to one reference model."""
     return "mmd@" + re.sub(r"[^\w.\-]+", "_", reference)
@@ -71,6 +100,7 @@ class UniVaRTask(TaskLevelTask):
     HIGHER_IS_BETTER = HIGHER_IS_BETTER
 
     def configure(self, config: dict) -> None:
+        apply_repeats(config)
         kw = config.get("dataset_kwargs") or {}
         self.questionnaire = kw.get("questionnaire")
         self.lang = kw.get("lang")
@@ -90,14 +120,14 @@ class UniVaRTask(TaskLevelTask):
         from univar_eval.pipeline.translate import get_translator
 
         try:
-            load_encoder(self.settings.encoder, device=self.settings.device)
+            load_encoder(self.settings.encoder, device=self.settings.encoder_device)
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure to load is the same news for the user
             raise UserError(f"encoder {self.settings.encoder!r} cannot be loaded ({_first_line(e)})") from None
         if self.lang and self.lang != "eng" and self.settings.translator not in (None, "", "none"):
             try:
-                get_translator(self.settings.translator, device=self.settings.device)._load()
+                get_translator(self.settings.translator, device=self.settings.encoder_device)._load()
             except Exception as e:  # noqa: BLE001
                 raise UserError(f"{_first_line(e)}; non-English tasks need a translator (or pass "
                                 "--metadata '{\"translator\": \"none\"}' to embed the original text)") from None
@@ -138,7 +168,7 @@ class UniVaRTask(TaskLevelTask):
         return records
 
     def pending_manifest(self) -> dict:
-        return {"questionnaire": self.questionnaire, "lang": self.lang, "model": _model_name_from_argv()}
+        return {"questionnaire": self.questionnaire, "lang": self.lang, "model": run_model_name(self.settings)}
 
     def analyse(self, items: list[dict]) -> dict:
         """Embed every answer once, write the artifacts, compute the metrics."""
@@ -149,7 +179,7 @@ class UniVaRTask(TaskLevelTask):
             questionnaire=self.questionnaire,
             lang=self.lang,
             settings=self.settings,
-            model=_model_name_from_argv(),
+            model=run_model_name(self.settings),
         )
         folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
         dist.save(folder)
@@ -163,6 +193,7 @@ class UniVaRTask(TaskLevelTask):
             "n_empty": counts["n_empty"],
             "refusal_rate": counts["n_refused"] / counts["n_answers"] if counts["n_answers"] else float("nan"),
             "n_truncated": counts.get("n_truncated", 0),
+            "n_encoder_truncated": counts.get("n_encoder_truncated", 0),
             "value_dispersion": dispersion(dist.embeddings),
         }
         if self.settings.bank:
@@ -201,6 +232,7 @@ class UniVaRTask(TaskLevelTask):
             "questionnaire_version": questionnaire_mod.load(self.questionnaire, self.lang).version
             if self.questionnaire else None,
             "lang": self.lang,
+            "text_format": TEXT_FORMAT,
             "translator": {"name": "none"} if self.lang == "eng" else get_translator(self.settings.translator).describe(),
         }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from univar_eval.errors import UserError
 from univar_eval.storage.files import read_jsonl
@@ -23,9 +23,46 @@ _REFUSAL = re.compile(
 )
 
 
+#: Version of the embedded text, recorded in every manifest and bank entry (compared before any comparison):
+#: ``Q: {question} A: {answer}`` (UniVaR's format); a text longer than the encoder's maximum length has
+#: the middle of its question replaced by " … " until it fits, and the answer is always kept whole.
+TEXT_FORMAT = "qa/2"
+ELLIPSIS = " … "
+
+
 def format_qa(question: str, answer: str) -> str:
     """UniVaR's encoder input for one question-answer pair."""
     return f"Q: {question.strip()} A: {answer.strip()}"
+
+
+def cut_middle(text: str, keep: int) -> str:
+    """``text`` with its middle replaced by " … ", keeping ``keep`` characters (half from each end)."""
+    text = text.strip()
+    if keep >= len(text):
+        return text
+    head, tail = (keep + 1) // 2, keep // 2
+    return (text[:head].rstrip() + ELLIPSIS + (text[len(text) - tail:].lstrip() if tail else "")).strip()
+
+
+def fit_qa(question: str, answer: str, fits: Callable[[str], bool]) -> str:
+    """The ``Q: .. A: ..`` text, with the question's middle cut just enough that ``fits`` accepts it.
+
+    The answer is never cut here: when even an empty question leaves too little room, the question is
+    reduced to " … " and the encoder's own cut falls on the answer's end (the text is still counted
+    as truncated by the caller).
+    """
+    text = format_qa(question, answer)
+    if fits(text):
+        return text
+    q = question.strip()
+    lo, hi = 0, len(q)  # the longest kept length that fits lies in [lo, hi)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(format_qa(cut_middle(q, mid), answer)):
+            lo = mid
+        else:
+            hi = mid - 1
+    return format_qa(cut_middle(q, lo), answer)
 
 
 def is_empty(answer: str | None) -> bool:

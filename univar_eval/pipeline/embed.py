@@ -6,6 +6,8 @@ answers -> (empty ones counted and dropped) -> translation to English -> ``Q: ..
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,8 @@ from univar_eval.storage.distribution import (
 )
 from univar_eval.storage.files import read_json, read_jsonl
 
+log = logging.getLogger("univar_eval")
+
 
 def build_distribution(records: list[dict], *, task: str, questionnaire: str | None, lang: str,
                        settings: RunSettings, model: str | None,
@@ -46,15 +50,19 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         questions_en, answers_en = [r["question"] for r in kept], [r["answer"] for r in kept]
         translation = {"name": translated_by, "applied_by": "source"}
     else:
-        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.device)
+        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.encoder_device)
         truncated_before = translator.stats.n_truncated
         questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
                                               translator, label=task)
         n_truncated = translator.stats.n_truncated - truncated_before
         translation = translator.describe()
-    texts = [answers_mod.format_qa(q, a) for q, a in zip(questions_en, answers_en)]
-    encoder = load_encoder(settings.encoder, device=settings.device)
-    embeddings = embed_with_progress(encoder, texts, batch_size=settings.batch_size, label=task)
+    encoder = load_encoder(settings.encoder, device=settings.encoder_device)
+    texts, n_encoder_truncated = fit_to_encoder(questions_en, answers_en, encoder)
+    if n_encoder_truncated:
+        log.warning("univar-eval: %d of %d texts of %s (%.0f%%) exceed %s's maximum length of %s tokens; the "
+                    "middle of each such question was cut and the answer kept whole", n_encoder_truncated,
+                    len(texts), task, 100 * n_encoder_truncated / len(texts), encoder.name, encoder.max_length)
+    embeddings = embed_with_progress(encoder, texts, batch_size=settings.encoder_batch_size, label=task)
     out_records = []
     for r, text in zip(kept, texts):
         out_records.append({**r, "text": text})
@@ -63,6 +71,7 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         "n_empty": n_empty,
         "n_refused": sum(answers_mod.is_refusal(a) for a in answers_en),
         "n_truncated": n_truncated,
+        "n_encoder_truncated": n_encoder_truncated,
     }
     manifest = make_manifest(
         encoder=encoder.describe(),
@@ -73,6 +82,7 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
         translator={"name": "none"} if lang == "eng" else translation,
         model=model,
         counts=counts,
+        text_format=answers_mod.TEXT_FORMAT,
     )
     return ValueDistribution(embeddings, out_records, manifest), counts
 
@@ -119,3 +129,21 @@ def finish_pending(folder: Path, overrides: dict) -> ValueDistribution:
                                  lang=manifest["lang"], settings=settings, model=manifest.get("model"))
     dist.save(folder)
     return dist
+
+
+def fit_to_encoder(questions: list[str], answers: list[str], encoder) -> tuple[list[str], int]:
+    """The ``Q: .. A: ..`` texts, each fitted to the encoder's maximum length (see
+    :data:`~univar_eval.pipeline.answers.TEXT_FORMAT`), and how many were over it."""
+    texts = [answers_mod.format_qa(q, a) for q, a in zip(questions, answers)]
+    limit = encoder.max_length
+    lengths = encoder.token_lengths(texts) if limit else None
+    if lengths is None:
+        return texts, 0
+    over = [i for i, n in enumerate(lengths) if n > limit]
+
+    def fits(text: str) -> bool:
+        return encoder.token_lengths([text])[0] <= limit
+
+    for i in over:
+        texts[i] = answers_mod.fit_qa(questions[i], answers[i], fits)
+    return texts, len(over)

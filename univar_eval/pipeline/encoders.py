@@ -166,6 +166,20 @@ class Encoder:
         return np.asarray(emb, dtype=np.float32)
 
     @property
+    def max_length(self) -> int | None:
+        """The longest input in tokens (special tokens included); longer texts are cut by the model."""
+        value = getattr(self.model, "max_seq_length", None) or self.card.max_seq_length
+        return int(value) if value else None
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int] | None:
+        """Each text's length in the encoder's tokens, special tokens included (None when the tokenizer is unknown)."""
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if tokenizer is None or not texts:
+            return None if tokenizer is None else []
+        ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(i) for i in ids]
+
+    @property
     def fingerprint(self) -> list[float]:
         """The encoder's output on :data:`PROBE_TEXTS`, projected to a few fixed directions."""
         if self._fingerprint is None:

@@ -1,14 +1,20 @@
 """Step: comparison. Distances between a run's value distributions and reference models, per task and language.
 
 * :func:`reference_distances`: one distribution against every comparable bank entry of
-  its task (used inside lm-eval at aggregation time and by ``univar-eval compare``);
+  its task (used inside lm-eval at aggregation time and by ``univar-eval compare`` / ``gate``);
 * :func:`compare_runs`: every task of one or more runs against a bank or against each
   other, plus the cross-language spread of each run, with the non-value control
   reported beside the value sets so a reader can tell values from style.
 
+Which comparison (the rule lives in :func:`univar_eval.stats.distance.compare_sets`): paired by
+question id, on the questions both sides answered (answers to other questions are left out and
+counted); per question when both sides have two answers or more per question, else a shift
+shared across questions only (``design`` says which, ``note`` says what that cannot see).
+``allow_other_questions`` switches to an explicitly unpaired comparison (``design`` "unpaired").
+
 A distribution with fewer than ``min_answers`` answers is reported as
 ``insufficient`` rather than given a distance. A bank entry that differs in encoder,
-fingerprint, questionnaire version or translation setting is refused with a
+fingerprint, questionnaire version, translation setting or embedded-text format is refused with a
 one-line message; it is never compared silently.
 """
 
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 import itertools
 import math
+
+import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.encoders import same_encoder
@@ -30,15 +38,20 @@ from univar_eval.storage.distribution import (
 )
 
 CONTROL = "control"
+#: Above this fraction of encoder-truncated texts, compare and gate warn.
+TRUNCATION_WARN = 0.05
 
 
 def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answers: int = 10, metric: str = "mmd",
                         n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS, n_bootstrap: int = 0, seed: int = 0,
-                        against: list[str] | None = None, allow_other_questions: bool = False) -> dict:
+                        against: list[str] | None = None, allow_other_questions: bool = False,
+                        alpha: float = 0.05, noise: bool = False) -> dict:
     """Distances from ``dist`` to every reference of its task in ``bank``.
 
     Returns ``{"status": ok|insufficient|no references, "nearest": model|None,
-    "references": {model: {distance, p_value, ci_low, ci_high, n_x, n_y, status}}}``.
+    "references": {model: {distance, p_value, ci_low, ci_high, upper, design, n_x, n_y, status,
+    noise, warnings, ...}}}``. ``noise``: also the reference's own within-model distance (its
+    repeats' spread; NaN without repeats), the floor a distance is read against.
     """
     bank = bank if isinstance(bank, Bank) else Bank(bank)
     task = dist.manifest.get("task")
@@ -71,12 +84,57 @@ def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answer
             result["references"][e["model"]] = _insufficient(len(dist), e["n_answers"])
             continue
         ref = bank.load(e, with_answers=True)
-        r = distance_mod.compare_sets(dist.embeddings, ref.embeddings, metric, n_permutations=n_permutations,
-                                      n_bootstrap=n_bootstrap, seed=seed, **pairing_keys(dist, ref))
-        result["references"][e["model"]] = {**r.to_dict(), "status": "ok"}
+        r = _compare(dist, ref, metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
+                     alpha=alpha, paired=not allow_other_questions)
+        if noise:
+            r["noise"], r["noise_upper"] = baseline_noise(ref, metric, seed)
+        r["warnings"] = truncation_warnings(dist.manifest, "run") + truncation_warnings(e, f"bank entry {e['model']}")
+        result["references"][e["model"]] = r
     scored = {m: r["distance"] for m, r in result["references"].items() if r["status"] == "ok"}
     result["nearest"] = min(scored, key=lambda m: (scored[m], m)) if scored else None
     return result
+
+
+def _compare(x: ValueDistribution, y: ValueDistribution, metric: str, *, n_permutations: int, n_bootstrap: int,
+             seed: int, alpha: float, paired: bool) -> dict:
+    r = distance_mod.compare_sets(x.embeddings, y.embeddings, metric, n_permutations=n_permutations,
+                                  n_bootstrap=n_bootstrap, seed=seed, alpha=alpha, paired=paired,
+                                  **pairing_keys(x, y))
+    return {**r.to_dict(), "status": "ok"}
+
+
+def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> tuple[float | None, float | None]:
+    """The reference's own within-model distance (between halves of its repeats) and its upper bound; None
+    where it cannot be told (no repeats, no question ids). The bound is the natural floor for a tolerance:
+    a distance the reference's own noise can produce."""
+    within = getattr(distance_mod, "within_noise", None)
+    ids = next((keys for keys in (question_ids(ref), question_texts(ref)) if keys and None not in keys), None)
+    if within is None or ids is None:
+        return None, None
+    result = within(ref.embeddings, ids, metric, seed)
+    return _finite_or_none(getattr(result, "distance", result)), _finite_or_none(getattr(result, "upper", None))
+
+
+def _finite_or_none(value) -> float | None:
+    if isinstance(value, (int, float, np.floating)) and math.isfinite(float(value)):
+        return float(value)
+    return None
+
+
+def truncation_fraction(manifest: dict) -> float | None:
+    """The fraction of texts the encoder had to cut (None when the manifest does not say)."""
+    counts = manifest.get("counts") if isinstance(manifest.get("counts"), dict) else manifest
+    n_cut, n = counts.get("n_encoder_truncated"), counts.get("n_answers") or manifest.get("n_answers")
+    if not isinstance(n_cut, int) or not isinstance(n, int) or n <= 0:
+        return None
+    return n_cut / n
+
+
+def truncation_warnings(manifest: dict, what: str) -> list[str]:
+    frac = truncation_fraction(manifest)
+    if frac is None or frac <= TRUNCATION_WARN:
+        return []
+    return [f"{what}: {frac:.0%} of the texts exceeded the encoder's maximum length (the question's middle was cut)"]
 
 
 def question_ids(dist: ValueDistribution) -> list | None:
@@ -113,14 +171,14 @@ def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None 
                  n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP, seed: int = 0,
                  allow_other_questions: bool = False) -> dict:
     """Rows ``{run, task, questionnaire, lang, reference, distance, p_value, ci_low, ci_high, n, n_ref, status,
-    control_distance, ratio_to_control}`` and the cross-language spread of each run."""
+    design, note, noise, control_distance, ratio_to_control}`` and the cross-language spread of each run."""
     rows: list[dict] = []
     if bank is not None:
         for label, dists in runs.items():
             for d in dists:
                 res = reference_distances(d, bank, min_answers=min_answers, metric=metric,
                                           n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                                          against=against, allow_other_questions=allow_other_questions)
+                                          against=against, allow_other_questions=allow_other_questions, noise=True)
                 for ref, r in res["references"].items():
                     rows.append(_row(label, d, ref, r))
     else:
@@ -134,25 +192,44 @@ def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None 
                 if other is None:
                     continue
                 problem = comparability_problem(d.manifest, other.manifest)
+                if problem and allow_other_questions and problem.startswith("questionnaire version"):
+                    problem = None
                 if problem:
                     raise UserError(f"{a} and {b} are not comparable on {d.task}: {problem}")
                 if min(len(d), len(other)) < min_answers:
                     rows.append(_row(a, d, b, _insufficient(len(d), len(other))))
                     continue
-                r = distance_mod.compare_sets(d.embeddings, other.embeddings, metric, n_permutations=n_permutations,
-                                              n_bootstrap=n_bootstrap, seed=seed, **pairing_keys(d, other))
-                rows.append(_row(a, d, b, {**r.to_dict(), "status": "ok"}))
+                r = _compare(d, other, metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
+                             alpha=0.05, paired=not allow_other_questions)
+                r["noise"], r["noise_upper"] = baseline_noise(other, metric, seed)
+                r["warnings"] = (truncation_warnings(d.manifest, a) + truncation_warnings(other.manifest, b))
+                rows.append(_row(a, d, b, r))
     _attach_control(rows)
     spread = {label: cross_language(dists, metric=metric, min_answers=min_answers) for label, dists in runs.items()}
-    return {"metric": metric, "rows": rows, "cross_language": spread, "settings": _settings_of(runs)}
+    warnings = sorted({w for r in rows for w in r.get("warnings", [])})
+    return {"metric": metric, "rows": rows, "cross_language": spread, "settings": _settings_of(runs),
+            "warnings": warnings, "unpaired": allow_other_questions}
 
 
 def _row(label: str, d: ValueDistribution, reference: str, r: dict) -> dict:
     return {"run": label, "task": d.task, "questionnaire": d.manifest.get("questionnaire"), "lang": d.lang,
             "reference": reference, "distance": r["distance"], "p_value": r.get("p_value"),
-            "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "n": r.get("n_x"), "n_ref": r.get("n_y"),
-            "status": r["status"],
-            "paired_questions": (r.get("details") or {}).get("paired_questions", 0) if r["status"] == "ok" else None}
+            "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "upper": r.get("upper"),
+            "n": r.get("n_x"), "n_ref": r.get("n_y"), "design": r.get("design"), "note": r.get("note"),
+            "n_questions": r.get("n_questions"), "n_left_out": r.get("n_left_out_x"),
+            "n_left_out_ref": r.get("n_left_out_y"), "problem": r.get("problem"), "noise": r.get("noise"),
+            "noise_upper": r.get("noise_upper"),
+            "warnings": r.get("warnings", []), "status": r["status"],
+            "paired_questions": _paired_questions(r)}
+
+
+def _paired_questions(r: dict) -> int | None:
+    """How many questions the comparison paired (0: compared as independent samples)."""
+    if r["status"] != "ok":
+        return None
+    if r.get("design"):
+        return 0 if r["design"] == "unpaired" else int(r.get("n_questions") or 0)
+    return (r.get("details") or {}).get("paired_questions", 0)
 
 
 def _attach_control(rows: list[dict]) -> None:
@@ -229,30 +306,63 @@ def _ratio_cell(r: dict) -> str:
 
 def comparison_table(report: dict) -> Table:
     """The rows as a :class:`~univar_eval.reports.table.Table`, value sets first and the control after."""
-    headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "n", "n_ref", "vs control", "status"]
+    headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "noise", "design", "n", "n_ref",
+               "vs control", "status"]
     rows = sorted(report["rows"], key=lambda r: (r["run"], r["questionnaire"] == CONTROL, r["task"], r["reference"]))
     cells = []
     for r in rows:
         ci = None if r["ci_low"] is None else f"[{fmt_number(r['ci_low'])}, {fmt_number(r['ci_high'])}]"
-        cells.append([r["run"], r["task"], r["reference"], r["distance"], r["p_value"], ci, r["n"], r["n_ref"],
-                      _ratio_cell(r), r["status"]])
+        # answers left out because the other side did not answer their question: "200 (-3)"
+        n = r["n"] if not r.get("n_left_out") else f"{fmt_number(r['n'])} (-{r['n_left_out']})"
+        n_ref = r["n_ref"] if not r.get("n_left_out_ref") else f"{fmt_number(r['n_ref'])} (-{r['n_left_out_ref']})"
+        status = r["status"] if not r.get("problem") else f"{r['status']}: {r['problem']}"
+        cells.append([r["run"], r["task"], r["reference"], r["distance"], r["p_value"], ci, _noise(r),
+                      r.get("design"), n, n_ref, _ratio_cell(r), status])
     s = report.get("settings", {})
     title = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
              f"questionnaires {summarise_versions(tuple(qv.split('@', 1)) for qv in s.get('questionnaires', []))}")
-    notes = []
+    if report.get("unpaired"):
+        title += "; UNPAIRED comparison (--allow-other-questions): answers are not matched by question"
+    notes = design_notes(rows)
     for label, per_q in report.get("cross_language", {}).items():
         for q, info in per_q.items():
             notes.append(f"{label} {q}: cross-language spread {fmt_number(info['spread'])} over "
                          f"{plural(len(info['languages']), 'language')} ({', '.join(info['languages'])})")
     unpaired = [f"{r['run']} / {r['task']} vs {r['reference']}" for r in rows if r.get("paired_questions") == 0]
-    if unpaired:
+    if unpaired and not report.get("unpaired"):  # with --allow-other-questions the title says it already
         notes.append(f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
                      "were compared as independent samples.")
     if any(r["questionnaire"] == CONTROL for r in rows):
         notes.append(CONTROL_NOTE)
+    notes += [f"warning: {w}" for w in report.get("warnings", [])]
     return Table(headers, cells, title=title, notes=notes)
 
 
 def format_table(report: dict, markdown: bool = False) -> str:
     """The comparison as terminal text (or Markdown)."""
     return render(comparison_table(report), "md" if markdown else "text").rstrip("\n")
+
+
+def _noise(r: dict) -> str:
+    if r.get("noise") is None:
+        return "-"
+    return fmt_number(r["noise"]) + (f" (<{fmt_number(r['noise_upper'])})" if r.get("noise_upper") is not None
+                                     else "")
+
+
+def design_notes(rows: list[dict]) -> list[str]:
+    """One line per kind of comparison that the rows used, saying what it can and cannot see."""
+    lines = []
+    notes = sorted({r["note"] for r in rows if r.get("note")})
+    lines += [f"note: {n}" for n in notes]
+    if any(r.get("design") == "shared_shift" for r in rows) and not any("repeats" in n for n in notes):
+        lines.append("note: " + SHARED_SHIFT_HINT)
+    if any(r.get("noise") is not None for r in rows):
+        lines.append("noise: the reference's own within-model distance between halves of its repeats (<its upper "
+                     "bound>); a distance within it is within the reference's own variation.")
+    return lines
+
+
+SHARED_SHIFT_HINT = ("one answer per question: only shifts shared across questions are testable; ask each question "
+                     "several times (lm-eval --metadata '{\"repeats\": 3}', or 'bank add --as-repeats' for the "
+                     "reference) to see per-question changes")

@@ -1,41 +1,53 @@
 """Step: gate. The release check of a candidate model against an approved baseline.
 
-For each task and language of the candidate's run, the candidate's value distribution
-is compared with the baseline's bank entry. A check
+Every task and language of the baseline and of the candidate (narrowed on both sides by
+``tasks`` / ``langs``) is one check. The candidate's value distribution is compared with
+the baseline's bank entry (paired by question; see :mod:`univar_eval.reports.compare`).
 
-* **fails** when the distance is above ``max_distance`` *and* the permutation test
-  says the difference is real (``p < alpha`` after correcting for the number of checks:
-  Holm by default, Benjamini-Hochberg or none on request; the number of permutations
-  is raised so that the corrected threshold can be reached); without ``max_distance``
-  any significant difference fails;
-* **fails as insufficient** when either side has fewer than ``min_answers`` answers:
-  too little evidence never passes;
-* **fails as missing** when the bank has no baseline entry for that task (a gate that
-  silently skipped languages would pass anything);
-* **passes** otherwise.
+With a tolerance ``max_distance`` D there are three outcomes:
+
+* **pass** only when the one-sided upper confidence bound of the distance (level 1 - alpha,
+  paired bootstrap) is below D: an equivalence test. "Every check is equivalent" needs no
+  multiplicity correction (intersection-union principle);
+* **fail** when the difference is significant after the Holm (or BH) correction over the
+  checks *and* the distance is above D;
+* **inconclusive** otherwise: the evidence decides neither way. The check says the bound now
+  and roughly how many more answers would decide it. The gate exits 1 on it unless
+  ``allow_inconclusive``.
+
+Without D the gate is a difference test only: fail when significant, else pass labelled
+"no significant difference (not a proof of equivalence)", with the interval.
+
+Whatever D: too few answers fail as **insufficient**; a baseline entry the candidate lacks
+fails as **missing in candidate**, a candidate task without a baseline entry fails, and so
+does a language or task named in ``langs`` / ``tasks`` that neither side has; a NaN or
+infinite distance, p-value or bound fails with its reason. ``univar_control`` checks are
+reported (with each value set's ratio to the control's distance) but never decide.
 
 HVAE value-rationality floors gate the same way, from lm-eval's results of the run.
-The outcome is written as a terminal table, JSON, Markdown (for a pull-request
-comment) and JUnit XML (one test case per task and language), and the exit code is
-0 when every check passes, 1 when one fails (2 is left to usage and input errors).
+The outcome is written as a terminal table, JSON, Markdown (for a pull-request comment) and
+JUnit XML (one test case per task and language). Exit code: 0 when every deciding check
+passes, 1 when one fails or is inconclusive (2 is left to usage and input errors).
 """
 
 from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from scipy.stats import norm
 
 from univar_eval.errors import UserError
 from univar_eval.harness.results import read_results
 from univar_eval.hvae.report import floor_checks
-from univar_eval.reports.compare import reference_distances
+from univar_eval.reports.compare import SHARED_SHIFT_HINT, reference_distances
 from univar_eval.reports.runs import load_run
 from univar_eval.reports.table import (
     Table,
     fmt_number,
+    fmt_ratio,
     markdown_text,
     plural,
     render,
@@ -45,15 +57,17 @@ from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution
 
-PASS, FAIL = "pass", "fail"
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+NO_DIFFERENCE = "no significant difference (not a proof of equivalence)"
+CONTROL_PREFIX = "univar_control_"
 
 
 @dataclass
 class Check:
     name: str  # task (one language each)
-    kind: str  # "values" or "hvae"
+    kind: str  # "values", "control" (reported, never decides) or "hvae"
     lang: str | None
-    outcome: str  # pass / fail
+    outcome: str  # pass / fail / inconclusive
     reason: str
     distance: float | None = None
     p_value: float | None = None
@@ -61,10 +75,43 @@ class Check:
     n: int | None = None
     n_baseline: int | None = None
     p_adjusted: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    upper: float | None = None
+    design: str | None = None
+    note: str | None = None
+    noise: float | None = None
+    noise_upper: float | None = None  # the upper bound of the baseline's noise: the smallest sensible tolerance
+    n_questions: int | None = None
+    n_left_out: int | None = None
+    n_left_out_baseline: int | None = None
+    ratio_to_control: float | None = None
+    to_decide: str | None = None  # for an inconclusive check: what evidence would decide it
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return self.outcome == PASS
+
+    @property
+    def decides(self) -> bool:
+        return self.kind != "control"
+
+
+# -- options ------------------------------------------------------------------------------------------------
+def validate_options(*, alpha: float, max_distance: float | None, permutations: int, min_answers: int,
+                     bootstrap: int = 1) -> None:
+    """One-line usage errors for options a gate cannot work with."""
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 < alpha < 1):
+        raise UserError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
+    if max_distance is not None and not (math.isfinite(max_distance) and max_distance >= 0):
+        raise UserError(f"--max-distance must be a finite number >= 0, got {max_distance}")
+    if permutations < 1:
+        raise UserError(f"--permutations must be at least 1, got {permutations}")
+    if bootstrap < 1:
+        raise UserError(f"--bootstrap must be at least 1, got {bootstrap}")
+    if min_answers < 2:
+        raise UserError(f"--min-answers must be at least 2, got {min_answers}")
 
 
 def adjust_p_values(p: list[float], method: str = "holm") -> list[float]:
@@ -97,57 +144,167 @@ def permutations_needed(n_checks: int, alpha: float, correction: str, minimum: i
     return max(minimum, int(math.ceil(10 * n_checks / alpha)))
 
 
+# -- value checks -------------------------------------------------------------------------------------------
+def _named(task: str, tasks: list[str] | None) -> bool:
+    return not tasks or any(task == t or task.startswith(t + "_") for t in tasks)
+
+
 def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | None, alpha: float,
                  min_answers: int, langs: list[str] | None = None, tasks: list[str] | None = None,
                  metric: str = "mmd", n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
-                 seed: int = 0, correction: str = "holm",
-                 dists: list[ValueDistribution] | None = None, select: str | None = None) -> list[Check]:
+                 n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP, seed: int = 0, correction: str = "holm",
+                 allow_other_questions: bool = False, dists: list[ValueDistribution] | None = None,
+                 select: str | None = None) -> list[Check]:
     """``dists``: the candidate's distributions when they were read already (from any source, see
-    :func:`univar_eval.reports.runs.read_candidates`); else the run folder ``run`` is read."""
+    :func:`univar_eval.reports.runs.read_candidates`); else the run folder ``run`` is read (a run without
+    any distribution fails every baseline entry as missing)."""
     if against not in bank.models():
         raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
-    dists = load_run(run, run=select) if dists is None else dists
-    if langs:
-        dists = [d for d in dists if d.lang in langs]
-    if tasks:
-        dists = [d for d in dists if d.task in tasks or any(d.task.startswith(t + "_") for t in tasks)]
-    if not dists:
-        raise UserError(f"{run}: no value distributions match --tasks/--langs")
-    n_perm = permutations_needed(len(dists), alpha, correction, n_permutations)
-    checks, tested = [], []
-    for d in sorted(dists, key=lambda d: d.task):
-        if not bank.entries(model=against, task=d.task):
-            checks.append(Check(d.task, "values", d.lang, FAIL, f"no baseline entry for {against} / {d.task}",
-                                n=len(d)))
+    dists = load_run(run, missing_ok=True, run=select) if dists is None else dists
+    candidate = {d.task: d for d in dists if _named(d.task, tasks) and (not langs or d.lang in langs)}
+    baseline = {e["task"]: e for e in bank.entries(model=against)
+                if _named(e["task"], tasks) and (not langs or e["lang"] in langs)}
+    checks: list[Check] = []
+    # a language or task named on the command line that neither side has is missing work, not nothing to do
+    for lang in langs or []:
+        if not any(d.lang == lang for d in candidate.values()) and not any(e["lang"] == lang
+                                                                           for e in baseline.values()):
+            checks.append(Check(f"lang {lang}", "values", lang, FAIL,
+                                f"language {lang} (named in --langs) is missing in candidate and baseline"))
+    for t in tasks or []:
+        if not any(_named(k, [t]) for k in {*candidate, *baseline}):
+            checks.append(Check(t, "values", None, FAIL, f"task {t} (named in --tasks) is missing in candidate and "
+                                                         "baseline"))
+    if not candidate and not baseline and not checks:
+        raise UserError(f"{run}: no value distributions, and no baseline entries of {against}, match --tasks/--langs")
+    n_perm = permutations_needed(len({*candidate, *baseline}), alpha, correction, n_permutations)
+    tested: list[Check] = []
+    for task in sorted({*candidate, *baseline}):
+        kind = "control" if task.startswith(CONTROL_PREFIX) else "values"
+        d, e = candidate.get(task), baseline.get(task)
+        if d is None:
+            checks.append(Check(task, kind, e["lang"], FAIL,
+                                f"missing in candidate (the baseline has {e['n_answers']} answers for it)",
+                                n_baseline=e["n_answers"], threshold=max_distance))
+            continue
+        if e is None:
+            checks.append(Check(task, kind, d.lang, FAIL, f"no baseline entry for {against} / {task}", n=len(d),
+                                threshold=max_distance))
             continue
         res = reference_distances(d, bank, min_answers=min_answers, metric=metric, n_permutations=n_perm,
-                                  seed=seed, against=[against])
+                                  n_bootstrap=n_bootstrap, seed=seed, against=[against], alpha=alpha,
+                                  allow_other_questions=allow_other_questions, noise=True)
         r = res["references"][against]
         if r["status"] == "insufficient":
-            checks.append(Check(d.task, "values", d.lang, FAIL,
+            checks.append(Check(task, kind, d.lang, FAIL,
                                 f"insufficient answers ({r['n_x']} vs baseline {r['n_y']}; need {min_answers})",
                                 n=r["n_x"], n_baseline=r["n_y"], threshold=max_distance))
             continue
-        check = Check(d.task, "values", d.lang, PASS, "", distance=r["distance"], p_value=r["p_value"],
-                      threshold=max_distance, n=r["n_x"], n_baseline=r["n_y"])
+        check = Check(task, kind, d.lang, FAIL, "", distance=r.get("distance"), p_value=r.get("p_value"),
+                      threshold=max_distance, n=r.get("n_x"), n_baseline=r.get("n_y"), ci_low=r.get("ci_low"),
+                      ci_high=r.get("ci_high"), upper=r.get("upper"),
+                      design=r.get("design") or ("unpaired" if allow_other_questions else None), note=r.get("note"),
+                      noise=r.get("noise"), noise_upper=r.get("noise_upper"), n_questions=r.get("n_questions"), n_left_out=r.get("n_left_out_x"),
+                      n_left_out_baseline=r.get("n_left_out_y"), warnings=list(r.get("warnings", [])))
         checks.append(check)
+        problem = r.get("problem") or not_finite(check, need_upper=max_distance is not None)
+        if problem:
+            check.reason = f"not a finite result: {problem}"
+            continue
         tested.append(check)
-    # every task and language is one test: the p-values are corrected for their number
-    for check, p_adj in zip(tested, adjust_p_values([c.p_value for c in tested], correction)):
-        check.p_adjusted = p_adj
-        dist = check.distance
-        significant = p_adj < alpha
-        too_far = max_distance is None or dist > max_distance
-        p_text = f"p = {fmt_number(check.p_value)}" + (f", {correction} {fmt_number(p_adj)}" if correction != "none"
-                                                        else "")
-        if significant and too_far:
+    # every deciding task and language is one test: the p-values are corrected for their number
+    # (the control checks form their own family: they never decide)
+    for family in ([c for c in tested if c.decides], [c for c in tested if not c.decides]):
+        for check, p_adj in zip(family, adjust_p_values([c.p_value for c in family], correction)):
+            check.p_adjusted = p_adj
+            decide(check, alpha=alpha, max_distance=max_distance, correction=correction, metric=metric)
+    _attach_control_ratios(checks)
+    return sorted(checks, key=lambda c: (c.kind == "control", c.name))
+
+
+def not_finite(check: Check, *, need_upper: bool) -> str | None:
+    """What is NaN or infinite among the numbers a verdict rests on (None when all are finite)."""
+    values = {"distance": check.distance, "p-value": check.p_value}
+    if check.ci_low is not None or check.ci_high is not None:
+        values.update({"interval low": check.ci_low, "interval high": check.ci_high})
+    if need_upper:
+        values["upper bound"] = check.upper
+    bad = [name for name, v in values.items() if not (isinstance(v, (int, float)) and math.isfinite(v))]
+    return f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite" if bad else None
+
+
+def decide(check: Check, *, alpha: float, max_distance: float | None, correction: str = "holm",
+           metric: str = "mmd") -> None:
+    """Set the outcome and reason of a check with a finite distance, p-value and (with D) upper bound."""
+    dist, p_adj = check.distance, check.p_adjusted if check.p_adjusted is not None else check.p_value
+    significant = p_adj < alpha
+    p_text = f"p = {fmt_number(check.p_value)}" + (f", {correction} {fmt_number(p_adj)}"
+                                                    if correction != "none" else "")
+    noise = f", baseline noise {fmt_number(check.noise)}" if check.noise is not None else ""
+    if check.noise is not None and check.noise_upper is not None:
+        noise += f" (bound {fmt_number(check.noise_upper)})"
+    if max_distance is None:
+        if significant:
             check.outcome = FAIL
-            check.reason = (f"{metric} {fmt_number(dist)} > {max_distance} and {p_text} < {alpha}" if max_distance is not None
-                            else f"values differ from the baseline ({p_text} < {alpha})")
+            check.reason = (f"values differ from the baseline: {metric} {fmt_number(dist)}{noise} "
+                            f"({p_text} < {alpha})")
         else:
-            check.reason = (f"{metric} {fmt_number(dist)} within {max_distance}" if max_distance is not None and not too_far
-                            else f"no significant difference ({p_text} >= {alpha})")
-    return checks
+            ci = (f", 95% CI [{fmt_number(check.ci_low)}, {fmt_number(check.ci_high)}]"
+                  if check.ci_low is not None and check.ci_high is not None else "")
+            check.outcome = PASS
+            check.reason = f"{NO_DIFFERENCE}: {metric} {fmt_number(dist)}{ci}{noise} ({p_text})"
+        return
+    upper = check.upper
+    if upper < max_distance:
+        check.outcome = PASS
+        check.reason = (f"equivalent: upper bound {fmt_number(upper)} < {max_distance} "
+                        f"({metric} {fmt_number(dist)}{noise}; {1 - alpha:.0%} one-sided)")
+    elif significant and dist > max_distance:
+        check.outcome = FAIL
+        check.reason = f"{metric} {fmt_number(dist)} > {max_distance} and {p_text} < {alpha}{noise}"
+    else:
+        check.outcome = INCONCLUSIVE
+        check.to_decide = evidence_needed(check, max_distance, alpha)
+        check.reason = (f"inconclusive: upper bound {fmt_number(upper)} >= {max_distance} and "
+                        + (f"{metric} {fmt_number(dist)} <= {max_distance}" if dist <= max_distance
+                           else f"not significant ({p_text})")
+                        + f"{noise}; {check.to_decide}")
+
+
+def evidence_needed(check: Check, max_distance: float, alpha: float) -> str:
+    """Roughly how many answers would decide an inconclusive check, if the distance stayed where it is.
+
+    The interval's half-width is taken to shrink as 1 / sqrt(answers): to pass, the bound must come
+    down from ``upper`` to D; to fail, the difference must reach the (corrected) significance level.
+    """
+    dist, upper, n = check.distance, check.upper, check.n or 0
+    factor = None
+    if dist < max_distance and upper > dist:
+        factor, goal = ((upper - dist) / (max_distance - dist)) ** 2, f"bring the bound below {max_distance}"
+    elif dist > max_distance and check.p_value is not None:
+        p_adj = check.p_adjusted or check.p_value
+        threshold = alpha * check.p_value / p_adj if p_adj > 0 else alpha  # the raw p the correction needs
+        z_now, z_goal = norm.isf(min(check.p_value, 0.5)), norm.isf(threshold)
+        if z_now > 0.1:
+            factor, goal = (z_goal / z_now) ** 2, f"make a distance above {max_distance} significant"
+    if factor is None or not math.isfinite(factor) or n <= 0:
+        return "the distance sits at the tolerance: more answers alone may not decide it; reconsider --max-distance"
+    factor = max(factor, 1.0)
+    total = int(math.ceil(factor * n))
+    text = f"about {total} answers per side ({max(total - n, 1)} more) would roughly {goal}"
+    if check.n_questions:
+        per_q = n / check.n_questions
+        text += f", i.e. about {math.ceil(factor * per_q)} answers per question (lm-eval repeats)"
+    return text
+
+
+def _attach_control_ratios(checks: list[Check]) -> None:
+    control = {c.lang: c.distance for c in checks if c.kind == "control" and c.distance is not None}
+    for c in checks:
+        ref = control.get(c.lang)
+        if c.kind == "values" and c.distance is not None and ref is not None and math.isfinite(c.distance) \
+                and math.isfinite(ref) and ref > 0:
+            c.ratio_to_control = c.distance / ref
 
 
 def hvae_checks(run: str, floor: float, select: str | None = None) -> list[Check]:
@@ -165,54 +322,122 @@ def hvae_checks(run: str, floor: float, select: str | None = None) -> list[Check
 
 
 # -- outputs -----------------------------------------------------------------------------------------------
-def summary(checks: list[Check]) -> dict:
-    failed = [c for c in checks if not c.passed]
-    return {"passed": not failed, "n_checks": len(checks), "n_failed": len(failed)}
+def summary(checks: list[Check], allow_inconclusive: bool = False) -> dict:
+    deciding = [c for c in checks if c.decides]
+    failed = [c for c in deciding if c.outcome == FAIL]
+    unsure = [c for c in deciding if c.outcome == INCONCLUSIVE]
+    passed = not failed and (allow_inconclusive or not unsure)
+    verdict = "failed" if failed else "inconclusive" if unsure else "passed"
+    return {"passed": passed, "verdict": verdict, "n_checks": len(deciding), "n_passed": len(deciding) - len(failed)
+            - len(unsure), "n_failed": len(failed), "n_inconclusive": len(unsure),
+            "n_control": len(checks) - len(deciding), "allow_inconclusive": allow_inconclusive}
 
 
-def to_json(checks: list[Check], settings: dict) -> dict:
-    return {**summary(checks), "settings": settings, "checks": [asdict(c) for c in checks]}
+def exit_code(checks: list[Check], allow_inconclusive: bool = False) -> int:
+    return 0 if summary(checks, allow_inconclusive)["passed"] else 1
+
+
+def notes(checks: list[Check], unpaired: bool = False) -> list[str]:
+    """Lines under every output: what the comparison could see, the control's role, warnings."""
+    lines = []
+    if unpaired:
+        lines.append("UNPAIRED comparison (--allow-other-questions): answers are not matched by question, so "
+                     "question effects count as differences")
+    for n in sorted({c.note for c in checks if c.note}):
+        lines.append(f"note: {n}")
+    if any(c.design == "shared_shift" for c in checks) and not any(c.note and "repeats" in c.note for c in checks):
+        lines.append("note: " + SHARED_SHIFT_HINT)
+    if any(c.kind == "control" for c in checks):
+        lines.append("control: univar_control checks are reported, never decide; '× ctrl' is a value set's distance "
+                     "over the control's (well above 1: the models differ in values, not only in style)")
+    lines += [f"warning: {w}" for w in sorted({w for c in checks for w in c.warnings})]
+    return lines
+
+
+def to_json(checks: list[Check], settings: dict, allow_inconclusive: bool = False) -> dict:
+    return {**summary(checks, allow_inconclusive), "settings": settings,
+            "notes": notes(checks, bool(settings.get("allow_other_questions"))),
+            "checks": [{**asdict(c), "decides": c.decides} for c in checks]}
 
 
 def _cells(c: Check) -> list:
-    return [c.name, c.lang, c.outcome.upper(), c.distance, c.p_value, c.reason]
+    bound = None if c.upper is None else f"<{fmt_number(c.upper)}"
+    noise = None if c.noise is None else fmt_number(c.noise) + (
+        f" (<{fmt_number(c.noise_upper)})" if c.noise_upper is not None else "")
+    control = None if c.ratio_to_control is None else f"{fmt_ratio(c.ratio_to_control)} ctrl"
+    outcome = c.outcome.upper() + ("" if c.decides else " (info)")
+    why = c.reason
+    if c.n_left_out or c.n_left_out_baseline:
+        why += (f" [left out: {c.n_left_out or 0} candidate and {c.n_left_out_baseline or 0} baseline answers to "
+                "questions the other side did not answer]")
+    return [c.name, c.lang, outcome, c.distance, bound, noise, c.p_value, c.design, control, why]
 
 
-HEADERS = ["check", "lang", "result", "value", "p", "why"]
+HEADERS = ["check", "lang", "result", "value", "bound", "noise", "p", "design", "control", "why"]
 
 
-def to_text(checks: list[Check], title: str) -> str:
-    s = summary(checks)
-    verdict = (f"{'PASSED' if s['passed'] else 'FAILED'}: {s['n_checks'] - s['n_failed']} of "
-               f"{plural(s['n_checks'], 'check')} pass")
-    return render(Table(HEADERS, [_cells(c) for c in checks], title=title, notes=[verdict]), "text")
+def headline(checks: list[Check], allow_inconclusive: bool = False) -> str:
+    s = summary(checks, allow_inconclusive)
+    word = {"passed": "PASSED", "failed": "FAILED", "inconclusive": "INCONCLUSIVE"}[s["verdict"]]
+    if s["verdict"] == "inconclusive" and allow_inconclusive:
+        word += " (allowed)"
+    return (f"{word}: {s['n_passed']} of {plural(s['n_checks'], 'check')} pass, {s['n_failed']} fail, "
+            f"{s['n_inconclusive']} inconclusive")
 
 
-def to_markdown(checks: list[Check], title: str) -> str:
-    s = summary(checks)
-    icon = {PASS: "✅", FAIL: "❌"}
-    heading = (f"### univar-eval gate: {'passed' if s['passed'] else 'FAILED'} "
-               f"({s['n_checks'] - s['n_failed']}/{s['n_checks']})")
-    rows = [[icon[c.outcome], *_cells(c)[:2], *_cells(c)[3:]] for c in sorted(checks, key=lambda c: (c.passed, c.name))]
-    table = Table(["", "check", "lang", "value", "p", "why"], rows)
+def to_text(checks: list[Check], title: str, allow_inconclusive: bool = False, unpaired: bool = False) -> str:
+    table = Table(HEADERS, [_cells(c) for c in checks], title=title,
+                  notes=[*notes(checks, unpaired), headline(checks, allow_inconclusive)])
+    return render(table, "text")
+
+
+def to_markdown(checks: list[Check], title: str, allow_inconclusive: bool = False, unpaired: bool = False) -> str:
+    s = summary(checks, allow_inconclusive)
+    icon = {PASS: "✅", FAIL: "❌", INCONCLUSIVE: "❔"}
+    verdict = "FAILED" if s["verdict"] == "failed" else s["verdict"]
+    heading = (f"### univar-eval gate: {verdict} ({s['n_passed']}/{s['n_checks']} pass, {s['n_failed']} fail, "
+               f"{s['n_inconclusive']} inconclusive)")
+    order = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
+    rows = [[icon[c.outcome] + ("" if c.decides else " (info)"), *_cells(c)[:2], *_cells(c)[3:]]
+            for c in sorted(checks, key=lambda c: (not c.decides, order[c.outcome], c.name))]
+    table = Table(["", "check", "lang", "value", "bound", "noise", "p", "design", "control", "why"], rows,
+                  notes=notes(checks, unpaired))
     return f"{heading}\n\n{markdown_text(title)}\n\n{render(table, 'md')}"
 
 
-def to_junit(checks: list[Check], suite_name: str = "univar-eval gate") -> str:
-    """JUnit XML; every name and message passes through :func:`~univar_eval.reports.table.xml_text`, so
-    hostile names (control characters) never make the XML ill-formed."""
-    suite = ET.Element("testsuite", name=xml_text(suite_name), tests=str(len(checks)),
-                       failures=str(sum(not c.passed for c in checks)), errors="0", skipped="0")
+def to_junit(checks: list[Check], suite_name: str = "univar-eval gate", allow_inconclusive: bool = False,
+             unpaired: bool = False) -> str:
+    """One test case per check: a failure is a <failure>; an inconclusive check is a <failure> too (it blocks),
+    or <skipped> when inconclusive checks are allowed; the control's cases never fail (they do not decide).
+    Every name and message passes through :func:`~univar_eval.reports.table.xml_text`, so hostile names
+    (control characters) never make the XML ill-formed."""
+    def fails(c: Check) -> bool:
+        return c.decides and (c.outcome == FAIL or (c.outcome == INCONCLUSIVE and not allow_inconclusive))
+
+    def skipped(c: Check) -> bool:
+        return not fails(c) and c.outcome != PASS
+
+    suite = ET.Element("testsuite", name=xml_text(suite_name + (" (unpaired)" if unpaired else "")),
+                       tests=str(len(checks)), failures=str(sum(fails(c) for c in checks)), errors="0",
+                       skipped=str(sum(skipped(c) for c in checks)))
+    if unpaired:
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="design", value="unpaired")
     for c in checks:
-        family = c.name.rsplit("_", 1)[0] if c.kind == "values" else c.name
+        family = c.name.rsplit("_", 1)[0] if c.kind in ("values", "control") else c.name
         case = ET.SubElement(suite, "testcase", classname=xml_text(f"univar_eval.{c.kind}.{family}"),
                              name=xml_text(c.name))
-        if not c.passed:
-            failure = ET.SubElement(case, "failure", message=xml_text(c.reason), type=c.kind)
+        if fails(c):
+            failure = ET.SubElement(case, "failure", message=xml_text(c.reason), type=c.outcome)
             failure.text = xml_text(c.reason)
+        elif skipped(c):
+            ET.SubElement(case, "skipped", message=xml_text(f"{c.outcome} (does not decide): {c.reason}"))
         out = ET.SubElement(case, "system-out")
-        out.text = (f"value={c.distance} p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} n={c.n} "
-                    f"n_baseline={c.n_baseline}")
+        out.text = xml_text(
+            f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} noise_upper={c.noise_upper} "
+            f"p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} design={c.design} n={c.n} "
+            f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline}"
+            + (f" note={c.note}" if c.note else ""))
     root = ET.Element("testsuites", name=xml_text(suite_name), tests=suite.get("tests"),
                       failures=suite.get("failures"))
     root.append(suite)

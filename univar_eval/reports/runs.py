@@ -308,8 +308,8 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
     src = Path(path)
     if not src.exists():
         raise UserError(f"{path}: no such file or folder")
-    overrides = {k: v for k, v in {"encoder": encoder, "translator": translator, "device": device,
-                                   "batch_size": batch_size}.items() if v is not None}
+    overrides = {k: v for k, v in {"encoder": encoder, "translator": translator, "encoder_device": device,
+                                   "encoder_batch_size": batch_size}.items() if v is not None}
     if not name and is_run(src):
         candidates = _run_candidates(src, str(path), encoder, translator, overrides, missing_ok, run)
     else:

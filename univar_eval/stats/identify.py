@@ -157,8 +157,8 @@ def gather(sources: list[str], *, bank: str | None = None, encoder: str | None =
             raw.append(src)
     if raw:
         wanted = encoder or (sets[0].encoder.get("name") if sets else None)
-        overrides = {k: v for k, v in {"encoder": wanted, "translator": translator, "device": device,
-                                       "batch_size": batch_size}.items() if v is not None}
+        overrides = {k: v for k, v in {"encoder": wanted, "translator": translator, "encoder_device": device,
+                                       "encoder_batch_size": batch_size}.items() if v is not None}
         settings = resolve(overrides)
         for group in collect(raw, model=name, questionnaire=questionnaire):
             dist, _ = to_distribution(group, settings)

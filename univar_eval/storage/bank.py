@@ -377,6 +377,8 @@ class Bank:
                                                     "fingerprint", "fingerprint_id")},
             "translator": m.get("translator") or {"name": "none"},
             "n_answers": int(len(dist)),
+            "text_format": m.get("text_format"),
+            "n_encoder_truncated": (m.get("counts") or {}).get("n_encoder_truncated"),
             "sha256": digest,
             "answers_sha256": answers_digest,
             "array": array_rel,

@@ -9,7 +9,7 @@ A distribution is stored as a folder of three files:
 
 :func:`check_comparable` is the single place that decides whether two
 distributions may be compared (same encoder, its revision and fingerprint,
-questionnaire version, translator and its revision).
+questionnaire version, translator and its revision, embedded text format).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class ValueDistribution:
 
 
 def make_manifest(*, encoder: dict, questionnaire: str, questionnaire_version: str, task: str, lang: str,
-                  translator: dict, model: str | None, counts: dict) -> dict:
+                  translator: dict, model: str | None, counts: dict, text_format: str | None = None) -> dict:
     return {
         "format": "univar-eval/value-distribution/1",
         "univar_eval_version": __version__,
@@ -105,6 +105,7 @@ def make_manifest(*, encoder: dict, questionnaire: str, questionnaire_version: s
         "encoder": encoder,
         "translator": translator,
         "counts": counts,
+        "text_format": text_format,
     }
 
 
@@ -121,6 +122,9 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
         return f"questionnaire differs ({a.get('questionnaire')} vs {b.get('questionnaire')})"
     if a.get("questionnaire_version") != b.get("questionnaire_version"):
         return f"questionnaire version differs ({a.get('questionnaire_version')} vs {b.get('questionnaire_version')})"
+    if a.get("text_format") != b.get("text_format"):
+        return (f"embedded text format differs ({a.get('text_format') or 'unversioned'} vs "
+                f"{b.get('text_format') or 'unversioned'}; made by another univar-eval version)")
     tra, trb = a.get("translator") or {}, b.get("translator") or {}
     ta, tb = tra.get("name"), trb.get("name")
     if a.get("lang") != "eng" and ta != tb:
@@ -144,3 +148,25 @@ def check_comparable(a: dict, b: dict, *, what: str = "bank entry") -> None:
     problem = comparability_problem(a, b)
     if problem:
         raise UserError(f"{what} is not comparable with this run: {problem}; rebuild it with the same settings")
+
+
+def merge_as_repeats(dists: list[ValueDistribution], sources: list[str]) -> ValueDistribution:
+    """Several runs of one model on one task as one distribution whose answers are repeats of each question.
+
+    Each record gets ``run`` (0, 1, ...); counts are summed. The runs must be comparable (same encoder,
+    questionnaire version, translation setting and text format)."""
+    first = dists[0]
+    for d, src in zip(dists[1:], sources[1:]):
+        problem = comparability_problem(first.manifest, d.manifest)
+        if problem:
+            raise UserError(f"cannot merge {src} with {sources[0]} as repeats of {first.task}: {problem}")
+    records = [{**r, "run": k} for k, d in enumerate(dists) for r in d.records]
+    counts: dict = {}
+    for d in dists:
+        for key, value in (d.manifest.get("counts") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                counts[key] = counts.get(key, 0) + value
+    manifest = {k: v for k, v in first.manifest.items() if k not in ("sha256", "n_answers")}
+    manifest.update(counts=counts, merged_runs=len(dists))
+    embeddings = np.vstack([np.asarray(d.embeddings, dtype=np.float32) for d in dists])
+    return ValueDistribution(embeddings, records, manifest)

@@ -229,7 +229,8 @@ def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True, 
         encoder_ok = encoder is None or (manifest.get("encoder") or {}).get("name") == encoder
         translator_ok = (group.lang == "eng" or translator is None
                          or (manifest.get("translator") or {}).get("name") == translator)
-        if encoder_ok and translator_ok:
+        current = manifest.get("text_format") == answers_mod.TEXT_FORMAT  # older runs embedded another text
+        if encoder_ok and translator_ok and current:
             return ValueDistribution.load(group.artifacts), True
     dist, _ = build_distribution(group.records, task=group.task, questionnaire=group.questionnaire, lang=group.lang,
                                  settings=settings, model=group.model,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 # task_base imports lm-eval; `univar_eval.valuelex` re-exports from here lazily
 from univar_eval.errors import UserError
-from univar_eval.harness.task_base import TaskLevelTask, artifact_dir
+from univar_eval.harness.task_base import TaskLevelTask, artifact_dir, run_model_name
 from univar_eval.pipeline.encoders import load_encoder
 from univar_eval.storage.files import write_json
 from univar_eval.valuelex.analysis import (
@@ -77,7 +77,7 @@ class ValueLexTask(TaskLevelTask):
 
     def analyse(self, items: list[dict]) -> dict:
         """Parse/map or score every response once, write the per-item details, compute the metrics."""
-        encoder = load_encoder(self.settings.encoder, self.settings.device)
+        encoder = load_encoder(self.settings.encoder, self.settings.encoder_device)
         if self.part == "lexicon":
             metrics, details = analyse_lexicon(items, encoder)
         else:
@@ -89,7 +89,8 @@ class ValueLexTask(TaskLevelTask):
         try:
             folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
             folder.mkdir(parents=True, exist_ok=True)
-            write_json(folder / "valuelex.json", {"task": self.config.task, "encoder": encoder.describe(),
+            write_json(folder / "valuelex.json", {"task": self.config.task, "model": run_model_name(self.settings),
+                                                  "encoder": encoder.describe(),
                                                   "taxonomy_version": load_taxonomy().version, **details})
             log.info("univar-eval: ValueLex details of %s written to %s", self.config.task, folder)
         except OSError as e:  # the metrics are still reported
