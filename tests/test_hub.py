@@ -18,6 +18,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
 from univar_eval.cli import main
 from univar_eval.errors import UserError
+from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.pipeline.questionnaire import load
 from univar_eval.storage import hub
 from univar_eval.storage.bank import Bank
@@ -41,6 +42,7 @@ def dist(model, seed, encoder="minilm", fingerprint=0.1, revision=None, lang="en
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     manifest = {"task": f"univar_pvq_{lang}", "lang": lang, "questionnaire": "pvq",
                 "questionnaire_version": load("pvq", lang).version, "model": model, "translator": {"name": "none"},
+                "text_format": TEXT_FORMAT,
                 "encoder": {"name": encoder, "revision": revision, "dimension": 8, "fingerprint": [fingerprint] * 8,
                             "fingerprint_id": f"fp-{encoder}"}}
     return ValueDistribution(emb, [{"id": f"q{i}", "answer": f"a{i}"} for i in range(12)], manifest)
