@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.synthetic import manifest
+from synthetic import manifest
 from univar_eval.cli import main
 from univar_eval.pipeline.questionnaire import load
 from univar_eval.reports import drift as report
