@@ -141,7 +141,7 @@ def test_permutation_p_values_match_brute_force_enumeration(counts):
     if r.design == "per_question":
         stat = lambda a, b, qa, qb: per_question_reference(a, b, qa, qb)  # noqa: E731
     else:
-        from tests.test_distance import naive_grouped_mmd2
+        from test_distance import naive_grouped_mmd2
         stat = lambda a, b, qa, qb: naive_grouped_mmd2(a, b, list(qa), list(qb))  # noqa: E731
     null = enumerate_within_question(x, y, gx, gy, stat)
     assert r.statistic == pytest.approx(stat(x, y, np.array(gx), np.array(gy)), abs=1e-9)
@@ -165,7 +165,7 @@ def test_sign_flip_path_equals_the_dense_masked_statistic_and_bootstrap():
 def test_paired_bootstrap_of_the_shared_shift_statistic_by_brute_force():
     # every bootstrap value is the masked MMD² of some resample of question ids, duplicates of one question
     # never paired with each other (they share a question id)
-    from tests.test_distance import naive_grouped_mmd2
+    from test_distance import naive_grouped_mmd2
 
     rng = np.random.default_rng(10)
     x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
