@@ -139,3 +139,11 @@ def test_a_run_made_with_another_encoder_is_embedded_again_from_its_samples(tmp_
     assert (f"read {out}: the run's lm-eval samples; org/run-model: 30 answers in univar_pvq_eng; embedded again "
             "with minilm@") in err and "(the run used labse)" in err
     assert "PASSED: 1 of 1" in out_text
+
+
+def test_many_tasks_are_summarised_per_questionnaire_when_a_candidate_says_what_it_read():
+    from univar_eval.reports.runs import _summarise_tasks
+
+    assert _summarise_tasks(["univar_pvq_eng", "univar_pvq_zho"]) == "univar_pvq_eng, univar_pvq_zho"
+    tasks = [f"univar_{q}_{lang}" for q in ("globe", "pvq") for lang in ("arb", "deu", "eng", "fra")] + ["custom"]
+    assert _summarise_tasks(tasks) == "9 tasks: univar_globe_* x4, univar_pvq_* x4, custom"

@@ -272,9 +272,21 @@ class Candidate:
     results: list[Path] | None = None  # lm-eval results files of the run read (None: all under ``path``)
 
     def describe(self) -> str:
-        tasks = ", ".join(sorted({d.task for d in self.distributions})) or "no value distributions"
+        tasks = _summarise_tasks(sorted({d.task for d in self.distributions})) or "no value distributions"
         n = sum(len(d) for d in self.distributions)
         return f"{self.path}: {self.read}; {self.model}: {n} answers in {tasks}; {self.embedded}"
+
+
+def _summarise_tasks(tasks: list[str], limit: int = 6) -> str:
+    """The task names, or past ``limit`` a count per questionnaire (``125 tasks: univar_pvq_* x25, ...``)."""
+    if len(tasks) <= limit:
+        return ", ".join(tasks)
+    groups: dict[str, int] = {}
+    for task in tasks:
+        stem, _, lang = task.rpartition("_")
+        key = f"{stem}_*" if stem and len(lang) == 3 else task
+        groups[key] = groups.get(key, 0) + 1
+    return f"{len(tasks)} tasks: " + ", ".join(f"{k} x{n}" if n > 1 else k for k, n in groups.items())
 
 
 def _encoder_text(manifest: dict) -> str:
