@@ -227,8 +227,6 @@ def test_a_value_without_repeats_is_listed_as_insufficient_not_dropped():
     assert sum(v.share for v in r.values if v.share is not None) == pytest.approx(1.0)
 
 
-@pytest.mark.skipif("design" not in distance.DistanceResult.__dataclass_fields__,
-                    reason="the per-question design of stats.distance has not landed")
 def test_per_value_numbers_agree_with_the_shared_per_question_comparison():
     x, y, ix, iy = two_sides(12, shifted="face", shift=0.25)
     r = value_drift(x, y, ix, iy, LABELS, n_permutations=4999, n_bootstrap=0)
