@@ -441,9 +441,23 @@ def test_10_uncaught_errors_exit_2_with_one_line_and_a_hint(tmp_path, capsys, mo
     assert (code, out) == (2, "")
     assert one_error(err) == ("error: unexpected ValueError: boom second line; rerun with -v (univar-eval -v ...) "
                               "for the traceback")
-    code, out, err = cli(capsys, "-v", "bank", "list", "--bank", tmp_path / "bank")
-    assert code == 2 and "Traceback (most recent call last)" in err
-    assert err.strip().splitlines()[-1] == "error: unexpected ValueError: boom second line"
+    for argv in (["-v", "bank", "list"], ["bank", "list", "-v"], ["bank", "-v", "list"], ["bank", "list", "--verbose"]):
+        code, out, err = cli(capsys, *argv, "--bank", tmp_path / "bank")
+        assert code == 2 and "Traceback (most recent call last)" in err, argv
+        assert err.strip().splitlines()[-1] == "error: unexpected ValueError: boom second line"
+
+
+def test_10_verbose_is_accepted_after_the_command_too(tmp_path, capsys):
+    from univar_eval.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["gate", "run", "-v"]).verbose is True
+    assert parser.parse_args(["-v", "gate", "run"]).verbose is True  # not undone by the command's own -v
+    assert parser.parse_args(["gate", "run"]).verbose is False
+    assert parser.parse_args(["bank", "add", "src", "--bank", "b", "-v"]).verbose is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["gate", "--help"])
+    assert "-v, --verbose" in capsys.readouterr().out
 
 
 def test_10_the_cases_seen_each_end_in_one_clear_line(tmp_path, capsys):
