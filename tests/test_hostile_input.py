@@ -149,6 +149,27 @@ def test_1_task_and_model_names_never_write_outside_the_bank(tmp_path, capsys, v
     assert snapshot(tmp_path) == before
 
 
+def test_1_a_lock_file_that_is_a_symlink_is_refused_in_one_line(tmp_path, capsys, victim):
+    bank_dir = tmp_path / "bank"
+    small_bank(bank_dir, models=("m1", "m2"))
+    lock = bank_dir / ".lock"
+    for target in (victim, tmp_path / "outside" / "missing"):  # to a file, and dangling (never created through it)
+        lock.unlink()
+        lock.symlink_to(target)
+        before = snapshot(tmp_path)
+        for argv in (["bank", "remove", "--bank", bank_dir, "m2"], ["bank", "show", "--bank", bank_dir, "--fix"]):
+            code, out, err = cli(capsys, *argv)
+            assert (code, out) == (2, "") and one_error(err) == (
+                f"error: {lock}: the bank's lock file is a symlink (to {target}), which univar-eval does not "
+                f"follow; remove it (rm {lock}) and run again"), argv
+            assert snapshot(tmp_path) == before
+        with pytest.raises(UserError, match="lock file is a symlink"):
+            Bank(bank_dir).add(dist(seed=5), model="m3", source="test")
+        assert snapshot(tmp_path) == before
+    lock.unlink()  # the fix the message names
+    assert cli(capsys, "bank", "remove", "--bank", bank_dir, "m2")[0] == 0 and not lock.is_symlink()
+
+
 # -- 2. deletes outside the bank ---------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["relative", "absolute", "symlink"])
 def test_2_a_manifest_naming_files_outside_is_damaged_and_never_followed(tmp_path, capsys, victim, how):
