@@ -136,8 +136,9 @@ def test_a_run_made_with_another_encoder_is_embedded_again_from_its_samples(tmp_
     ValueDistribution(emb, [{}] * 30, manifest).save(out / "univar_2026-11-25T00-00-00" / "univar_pvq_eng")
     assert main(["gate", str(out), "--bank", str(bank.path), "--against", "baseline"]) == 0
     out_text, err = capsys.readouterr()
-    assert (f"read {out}: the run's lm-eval samples; org/run-model: 30 answers in univar_pvq_eng; embedded again "
-            "with minilm@") in err and "(the run used labse)" in err
+    assert (f"read {out / 'univar_2026-11-25T00-00-00'} (run 2026-11-25T00-00-00): the run's lm-eval samples; "
+            "org/run-model: 30 answers in univar_pvq_eng; embedded again with minilm@") in err
+    assert "(the run used labse)" in err and err.count("read ") == 1
     assert "PASSED: 1 of 1" in out_text
 
 

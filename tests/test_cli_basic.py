@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from univar_eval.cli import main
+import pytest
+
+from univar_eval.cli import build_parser, main
 
 
 def test_tasks_dir_prints_the_folder_lm_eval_includes(capsys):
@@ -43,3 +45,23 @@ def test_tiny_model_writes_a_loadable_causal_lm(tmp_path, capsys):
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "usage: univar-eval" in capsys.readouterr().out
+
+
+SOURCE_OPTIONS = ["--name", "m", "--encoder", "minilm", "--translator", "none", "--questionnaire", "pvq",
+                  "--translated-by", "sys", "--device", "cpu", "--batch-size", "8", "--run", "latest"]
+SOURCE_VALUES = {"name": "m", "encoder": "minilm", "translator": "none", "questionnaire": "pvq",
+                 "translated_by": "sys", "device": "cpu", "batch_size": 8, "select": "latest"}
+
+
+def test_bank_add_and_the_candidate_commands_read_sources_with_the_same_options(capsys):
+    """The source options are declared once (cli.candidates.add_source_options): every command that reads
+    answers from a source accepts them, to the same names, and lists them in its --help."""
+    parser = build_parser()
+    for command, given in ((["bank", "add"], ["src", "--bank", "b"]), (["compare"], ["src"]), (["gate"], ["src"]),
+                           (["leaderboard"], ["src"])):
+        args = vars(parser.parse_args(command + given + SOURCE_OPTIONS))
+        assert {k: args[k] for k in SOURCE_VALUES} == SOURCE_VALUES, command
+        with pytest.raises(SystemExit):
+            parser.parse_args(command + ["--help"])
+        shown = capsys.readouterr().out
+        assert all(opt in shown for opt in SOURCE_OPTIONS[::2]), command

@@ -128,6 +128,29 @@ def naive_grouped_mmd2(x, y, gx, gy):
     return mean(x, gx, x, gx, True) + mean(y, gy, y, gy, True) - 2 * mean(x, gx, y, gy, False)
 
 
+def test_question_form_is_the_unbiased_mmd2_of_every_labelling_and_drift_uses_it():
+    """The one per-question MMD² form (distance.question_form) that compare's per-question design and the
+    per-value drift both use: every split of a question's 5 answers into 3 + 2 gives mmd2_unbiased of the split."""
+    import itertools
+
+    from univar_eval.stats import drift
+
+    rng = np.random.default_rng(4)
+    pooled = D.normalise(rng.normal(size=(5, 6)))
+    k = D.kernel_from_gram(pooled @ pooled.T)
+    kept = k.copy()
+    picks = list(itertools.combinations(range(5), 3))
+    w = np.zeros((len(picks), 1, 5))
+    for row, pick in enumerate(picks):
+        w[row, 0, list(pick)] = 1.0
+    got = D.question_mmd2(w, D.question_form(k[None], 3, 2))[:, 0]
+    want = [D.mmd2_unbiased(pooled[list(p)], pooled[[i for i in range(5) if i not in p]]) for p in picks]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(k, kept)  # the caller's kernel keeps its diagonal
+    q = drift._Question("q", "v", "g", k, 3, 2, [0, 1, 2], [0, 1])
+    assert drift._observed(q) == pytest.approx(want[0], abs=1e-12)  # picks[0] = (0, 1, 2): the candidate's own
+
+
 def test_paired_mmd_by_hand():
     # x = {e1 (q1), e2 (q2)}, y = {e1 (q1), e3 (q2)}: every pair across different questions is at cos 0,
     # so within x, within y and across all average exp(-1): MMD² = 0 (unpaired it is 1/(2e) - 1/2)

@@ -37,7 +37,7 @@ def test_readme_persona_demo_passes_the_rerun_and_fails_the_other_persona(tmp_pa
     assert re.search(r"univar_pvq_eng\s+eng\s+FAIL\b.*mmd \S+ > 0.05 and p = ", other), other
     assert "demo/achiever" in out and "demo/carer" in out  # the leaderboard's rows
     assert (tmp_path / "demo" / "map.png").stat().st_size > 1000
-    assert "reading demo/runs/candidate-1/" in proc.stderr  # every command names the run it read
+    assert "read demo/runs/candidate-1/" in proc.stderr  # every command names the run it read
     assert "Custom kwargs" not in proc.stderr and "not found in the evaluate library" not in proc.stderr
     assert "univar-eval: value distributions of this run go to" in proc.stderr
     for block in gates:

@@ -87,19 +87,38 @@ def test_run_latest_or_stamp_picks_one_and_says_which(two_runs, capsys):
                  "base", "--permutations", "99"])
     out, err = capsys.readouterr()
     assert code in (0, 1) and "insufficient" not in out  # the 20-answer run, not the newest 3-answer one
-    assert "reading " + str(model_dir / "univar_2026-11-29T01-00-00") in err
+    # one line for the one candidate read: where, which run, how many answers, how they were embedded
+    assert err.splitlines() == [(f"read {model_dir / 'univar_2026-11-29T01-00-00'} (run 2026-11-29T01-00-00): "
+                                 "univar-eval run artifacts; ckpt: 20 answers in univar_pvq_eng; embedded by the run "
+                                 "with minilm@None (fingerprint fp)")]
     assert main(["leaderboard", str(model_dir), "--run", "latest", "--format", "json"]) == 0
     out, err = capsys.readouterr()
     rows = json.loads(out)["rows"]
     assert len(rows) == 1
-    assert "reading " + str(model_dir / "univar_2026-11-29T02-00-00") in err
+    assert [ln for ln in err.splitlines() if ln.startswith("read")] == [
+        (f"read {model_dir / 'univar_2026-11-29T02-00-00'} (run 2026-11-29T02-00-00): univar-eval run artifacts; "
+         "ckpt: 3 answers in univar_pvq_eng; embedded by the run with minilm@None (fingerprint fp)")]
 
 
 def test_one_run_is_read_without_asking_and_named(tmp_path, capsys):
     rng = np.random.default_rng(1)
     folder = save_run(tmp_path / "runs" / "ckpt", "2026-11-29T01-00-00", 12, rng)
     assert [len(d) for d in load_run(tmp_path / "runs")] == [12]
-    assert f"reading {folder} (1 value distribution, lm-eval results)" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"read {folder} (run 2026-11-29T01-00-00): 1 value distribution, lm-eval results\n"
+
+
+def test_gate_says_in_one_line_what_it_read_and_warns_of_answers_not_embedded(two_runs, capsys):
+    _, model_dir, bank = two_runs
+    pending = model_dir / "univar_2026-11-29T02-00-00" / "univar_pvq_deu"
+    pending.mkdir()
+    (pending / "manifest.json").write_text(json.dumps({"format": "univar-eval/pending-answers/1", "error": "oom"}))
+    assert main(["gate", str(model_dir), "--run", "latest", "--bank", str(bank.path), "--against", "base",
+                 "--permutations", "9", "--bootstrap", "9"]) in (0, 1)
+    folder = model_dir / "univar_2026-11-29T02-00-00"
+    assert capsys.readouterr().err.splitlines() == [
+        (f"read {folder} (run 2026-11-29T02-00-00): univar-eval run artifacts; ckpt: 3 answers in univar_pvq_eng; "
+         "embedded by the run with minilm@None (fingerprint fp)"),
+        f"warning: univar_pvq_deu: answers kept but not embedded (oom); finish with `univar-eval embed {folder}`"]
 
 
 def test_two_models_in_one_path_are_two_rows_never_one(tmp_path, capsys):

@@ -149,6 +149,27 @@ def test_1_task_and_model_names_never_write_outside_the_bank(tmp_path, capsys, v
     assert snapshot(tmp_path) == before
 
 
+def test_1_a_lock_file_that_is_a_symlink_is_refused_in_one_line(tmp_path, capsys, victim):
+    bank_dir = tmp_path / "bank"
+    small_bank(bank_dir, models=("m1", "m2"))
+    lock = bank_dir / ".lock"
+    for target in (victim, tmp_path / "outside" / "missing"):  # to a file, and dangling (never created through it)
+        lock.unlink()
+        lock.symlink_to(target)
+        before = snapshot(tmp_path)
+        for argv in (["bank", "remove", "--bank", bank_dir, "m2"], ["bank", "show", "--bank", bank_dir, "--fix"]):
+            code, out, err = cli(capsys, *argv)
+            assert (code, out) == (2, "") and one_error(err) == (
+                f"error: {lock}: the bank's lock file is a symlink (to {target}), which univar-eval does not "
+                f"follow; remove it (rm {lock}) and run again"), argv
+            assert snapshot(tmp_path) == before
+        with pytest.raises(UserError, match="lock file is a symlink"):
+            Bank(bank_dir).add(dist(seed=5), model="m3", source="test")
+        assert snapshot(tmp_path) == before
+    lock.unlink()  # the fix the message names
+    assert cli(capsys, "bank", "remove", "--bank", bank_dir, "m2")[0] == 0 and not lock.is_symlink()
+
+
 # -- 2. deletes outside the bank ---------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["relative", "absolute", "symlink"])
 def test_2_a_manifest_naming_files_outside_is_damaged_and_never_followed(tmp_path, capsys, victim, how):
@@ -441,9 +462,23 @@ def test_10_uncaught_errors_exit_2_with_one_line_and_a_hint(tmp_path, capsys, mo
     assert (code, out) == (2, "")
     assert one_error(err) == ("error: unexpected ValueError: boom second line; rerun with -v (univar-eval -v ...) "
                               "for the traceback")
-    code, out, err = cli(capsys, "-v", "bank", "list", "--bank", tmp_path / "bank")
-    assert code == 2 and "Traceback (most recent call last)" in err
-    assert err.strip().splitlines()[-1] == "error: unexpected ValueError: boom second line"
+    for argv in (["-v", "bank", "list"], ["bank", "list", "-v"], ["bank", "-v", "list"], ["bank", "list", "--verbose"]):
+        code, out, err = cli(capsys, *argv, "--bank", tmp_path / "bank")
+        assert code == 2 and "Traceback (most recent call last)" in err, argv
+        assert err.strip().splitlines()[-1] == "error: unexpected ValueError: boom second line"
+
+
+def test_10_verbose_is_accepted_after_the_command_too(tmp_path, capsys):
+    from univar_eval.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["gate", "run", "-v"]).verbose is True
+    assert parser.parse_args(["-v", "gate", "run"]).verbose is True  # not undone by the command's own -v
+    assert parser.parse_args(["gate", "run"]).verbose is False
+    assert parser.parse_args(["bank", "add", "src", "--bank", "b", "-v"]).verbose is True
+    with pytest.raises(SystemExit):
+        parser.parse_args(["gate", "--help"])
+    assert "-v, --verbose" in capsys.readouterr().out
 
 
 def test_10_the_cases_seen_each_end_in_one_clear_line(tmp_path, capsys):

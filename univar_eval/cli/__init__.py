@@ -41,11 +41,32 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure the human values embedded in language models, on top of lm-evaluation-harness runs.",
     )
     parser.add_argument("--version", action="version", version=f"univar-eval {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    _add_verbose(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in _subcommands(parser):  # ``univar-eval gate ... -v`` as well as ``univar-eval -v gate ...``
+        _add_verbose(command, default=argparse.SUPPRESS)  # unset there: it keeps a -v given before the command
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="log progress, and print the traceback of an unexpected error")
+
+
+def _subcommands(parser: argparse.ArgumentParser):
+    """Every sub-command's parser below ``parser`` (``bank add`` too), each once."""
+    seen: set[int] = set()
+    stack = [parser]
+    while stack:
+        for action in stack.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    if id(child) not in seen:
+                        seen.add(id(child))
+                        stack.append(child)
+                        yield child
 
 
 def main(argv: list[str] | None = None) -> int:

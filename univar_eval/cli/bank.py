@@ -24,17 +24,7 @@ def register(sub) -> None:
                      help="lm-eval output (samples_*.jsonl or their folder), UniVaR <model>.csv files or folders, "
                           "or a JSONL of {model, lang, question, answer}")
     add.add_argument("--bank", required=True, help="bank folder (created when missing)")
-    add.add_argument("--name", help="reference model name (required for lm-eval output; default for CSV: file name)")
-    add.add_argument("--encoder", help="encoder card name or local path (default: the bank's; for lm-eval output the "
-                                       "run's own; else UNIVAR_EVAL_ENCODER or univar-lambda-5)")
-    add.add_argument("--translator", help="translator for non-English answers (default: for lm-eval output the run's "
-                                          "own; else UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)")
-    add.add_argument("--questionnaire", help="questionnaire of CSV/JSONL data when the folder name does not tell")
-    add.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
-    add.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
-    add.add_argument("--batch-size", type=int, help="encoder batch size")
-    add.add_argument("--run", dest="select", metavar="latest|STAMP",
-                     help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
+    candidates.add_source_options(add, reference=True)
     add.add_argument("--no-replace", action="store_true",
                      help="refuse to replace existing entries (by default an entry of the same model and task is "
                           "replaced, and the output says so with the old and new counts)")
@@ -106,14 +96,12 @@ def register(sub) -> None:
     cmp_.add_argument("--allow-other-questions", action="store_true",
                       help="compare with entries that asked other questions on the same construct (e.g. UniVaR's "
                            "released data); the report says so")
-    cmp_.add_argument("--run", dest="select", metavar="latest|STAMP",
-                      help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
     cmp_.add_argument("--format", choices=("table", "md", "json"), default="table")
     cmp_.add_argument("-o", "--output", help="also write the JSON report here")
     cmp_.add_argument("--by-value", action="store_true",
                       help="add the per-value breakdown of every distance (as univar-eval drift shows it)")
     cmp_.add_argument("--hvae-plot", metavar="PNG", help="bar plot of HVAE value rationality per target value")
-    candidates.add_options(cmp_)
+    candidates.add_source_options(cmp_)
     cmp_.set_defaults(func=cmd_compare)
 
 

@@ -20,19 +20,35 @@ SOURCES_HELP = ("run folders (lm-eval --output_path, or univar_<time>), lm-eval 
                 "<model>.csv files or folders, or a JSONL of {model, lang, question, answer, id}")
 
 
-def add_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("answers from other sources (embedded with the bank's encoder, through the cache)")
-    g.add_argument("--encoder", help="encoder for answers that are not embedded yet (default: the bank's; without a "
-                                     "bank, the run folders'; else UNIVAR_EVAL_ENCODER or univar-lambda-5)")
-    g.add_argument("--name", help="model name of lm-eval samples (a run folder's samples are then embedded again); "
-                                  "for CSV/JSONL it replaces the names in the file")
+RUN_HELP = ("which run, when a folder holds several runs of one model: 'latest' or a univar_<stamp> "
+            "(e.g. 2026-11-29T04-21-24)")
+
+
+def add_source_options(p: argparse.ArgumentParser, *, reference: bool = False) -> None:
+    """The options that say how to read answers from a source, declared once for ``bank add``
+    (``reference=True``: the sources become bank entries) and for the candidates of compare, gate and leaderboard."""
+    if reference:
+        g = p.add_argument_group("reading the sources")
+        name = "reference model name (required for lm-eval output; default for CSV: file name)"
+        encoder = "the bank's; for lm-eval output the run's own"
+        translator = "for lm-eval output the run's own"
+    else:
+        g = p.add_argument_group("answers from other sources (embedded with the bank's encoder, through the cache)")
+        name = ("model name of lm-eval samples (a run folder's samples are then embedded again); "
+                "for CSV/JSONL it replaces the names in the file")
+        encoder = "the bank's; without a bank, the run folders'"
+        translator = "the bank's"
+    g.add_argument("--name", help=name)
+    g.add_argument("--encoder", help=f"encoder card name or local path for answers that are not embedded yet "
+                                     f"(default: {encoder}; else UNIVAR_EVAL_ENCODER or univar-lambda-5)")
+    g.add_argument("--translator", help=f"translator for non-English answers (default: {translator}; else "
+                                        "UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)")
     g.add_argument("--questionnaire", help="questionnaire of CSV/JSONL answers when the folder name or the records "
                                            "do not tell")
-    g.add_argument("--translator", help="translator for non-English answers (default: the bank's, else "
-                                        "UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)")
     g.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
-    g.add_argument("--device", help="encoder/translator device (cpu, cuda, ...)")
+    g.add_argument("--device", help="encoder/translator device (cpu, cuda, ...; default: cuda when available)")
     g.add_argument("--batch-size", type=int, help="encoder batch size")
+    g.add_argument("--run", dest="select", metavar="latest|STAMP", help=RUN_HELP)
 
 
 def bank_translator(bank: Bank | None) -> str | None:

@@ -10,9 +10,6 @@ from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
 from univar_eval.storage.files import jsonable, write_json, write_text
 
-RUN_HELP = ("which run, when a folder holds several runs of one model: 'latest' or a univar_<stamp> "
-            "(e.g. 2026-11-29T04-21-24)")
-
 # The report and bank modules are imported inside each command (start-up time: every univar-eval
 # command builds this parser, and these imports add about 0.13 s that only gate/leaderboard need).
 
@@ -25,7 +22,6 @@ def register(sub) -> None:
     g.add_argument("run", metavar="CANDIDATE",
                    help="the candidate: its run folder (lm-eval --output_path), lm-eval samples (with --name), a "
                         "UniVaR <model>.csv, or a JSONL of {model, lang, question, answer, id}")
-    g.add_argument("--run", dest="select", metavar="latest|STAMP", help=RUN_HELP)
     g.add_argument("--bank", help="reference bank holding the baseline (needed for value checks)")
     g.add_argument("--against", metavar="MODEL", help="the approved baseline's name in the bank")
     g.add_argument("--max-distance", type=float, metavar="D",
@@ -56,7 +52,7 @@ def register(sub) -> None:
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
     g.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (for a pull-request comment)")
     g.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per task and language")
-    candidates.add_options(g)
+    candidates.add_source_options(g)
     g.set_defaults(func=cmd_gate)
 
     lb = sub.add_parser("leaderboard", help="one row per model, columns per task and language")
@@ -67,9 +63,8 @@ def register(sub) -> None:
     lb.add_argument("--format", choices=("md", "csv", "html", "json"), default="md")
     lb.add_argument("-o", "--output", help="write here instead of printing")
     lb.add_argument("--min-answers", type=int)
-    lb.add_argument("--run", dest="select", metavar="latest|STAMP", help=RUN_HELP)
     lb.add_argument("--allow-mixed", action="store_true", help="build a table from runs made with different settings")
-    candidates.add_options(lb)
+    candidates.add_source_options(lb)
     lb.set_defaults(func=cmd_leaderboard)
 
 

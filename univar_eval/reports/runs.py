@@ -50,13 +50,32 @@ class Run:
     def where(self) -> Path:
         return self.folder or (self.results or self.samples)[0]
 
-    def describe(self) -> str:
+    @property
+    def source(self) -> str:
+        """Where this run was read, and which run it is: ``<where> (run <stamp>)``."""
+        return f"{self.where} (run {self.stamp})"
+
+    def counts(self) -> str:
         parts = [f"{len(self.distributions)} value distribution{'s' if len(self.distributions) != 1 else ''}"]
         if self.pending:
             parts.append(f"{len(self.pending)} not embedded")
         if self.results:
             parts.append("lm-eval results")
-        return f"{self.where} ({', '.join(parts)})"
+        return ", ".join(parts)
+
+    def describe(self) -> str:
+        return f"{self.where} ({self.counts()})"
+
+    def announce(self) -> None:
+        """One line on stderr for this run, ``read <where> (run <stamp>): <counts>``, and its warnings."""
+        print(f"read {self.source}: {self.counts()}", file=sys.stderr)
+        self.warn_pending()
+
+    def warn_pending(self) -> None:
+        """A warning on stderr for each task whose answers were kept but not embedded."""
+        for folder, error in self.pending:
+            print(f"warning: {folder.name}: answers kept but not embedded ({error}); finish with "
+                  f"`univar-eval embed {self.where}`", file=sys.stderr)
 
 
 def _date_of(file: Path) -> str | None:
@@ -173,10 +192,7 @@ def select_runs(path: str | Path, run: str | None = None, *, announce: bool = Tr
         chosen.append(match[0])
     if announce:
         for r in chosen:
-            print(f"reading {r.describe()}", file=sys.stderr)
-            for folder, error in r.pending:
-                print(f"warning: {folder.name}: answers kept but not embedded ({error}); finish with "
-                      f"`univar-eval embed {r.where}`", file=sys.stderr)
+            r.announce()
     return chosen
 
 
@@ -203,10 +219,11 @@ def run_label(dists: list[ValueDistribution], fallback: str) -> str:
     return models.pop() if len(models) == 1 else fallback
 
 
-def load_runs(path: str | Path, run: str | None = None) -> list[tuple[Run, list[ValueDistribution]]]:
+def load_runs(path: str | Path, run: str | None = None, *,
+              announce: bool = True) -> list[tuple[Run, list[ValueDistribution]]]:
     """Each selected run under ``path`` with its value distributions (one entry per model: never merged)."""
     return [(r, [ValueDistribution.load(f) for f in sorted(r.distributions, key=str)])
-            for r in select_runs(path, run)]
+            for r in select_runs(path, run, announce=announce)]
 
 
 def run_sources(sources: list[str], run: str | None = None) -> list[str]:
@@ -270,11 +287,14 @@ class Candidate:
     read: str = ""  # what was read, in a few words
     embedded: str = ""  # how the embeddings were made
     results: list[Path] | None = None  # lm-eval results files of the run read (None: all under ``path``)
+    run: Run | None = None  # the run read, when ``path`` is a run folder
 
     def describe(self) -> str:
+        """What was read, for the one ``read ...`` line: where (and which run), what, how many answers, how embedded."""
         tasks = _summarise_tasks(sorted({d.task for d in self.distributions})) or "no value distributions"
         n = sum(len(d) for d in self.distributions)
-        return f"{self.path}: {self.read}; {self.model}: {n} answers in {tasks}; {self.embedded}"
+        where = self.path if self.run is None else self.run.source
+        return f"{where}: {self.read}; {self.model}: {n} answers in {tasks}; {self.embedded}"
 
 
 def _summarise_tasks(tasks: list[str], limit: int = 6) -> str:
@@ -313,8 +333,8 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
     asked for); made with another one, the run's lm-eval samples of those tasks are embedded again when
     they are beside it. ``name`` reads a run folder's samples as answers of that model instead of its
     artifacts. ``missing_ok``: a run folder without value distributions (HVAE or ValueLex only) gives one
-    candidate without distributions. With ``announce`` each candidate says on stderr what was read and
-    how it was embedded. ``run``: ``latest`` or a stamp, when a run folder holds several runs of one model
+    candidate without distributions. With ``announce`` each candidate says on stderr, in one line, what was
+    read (the path, the run's stamp) and how it was embedded. ``run``: ``latest`` or a stamp, when a run folder holds several runs of one model
     (see :func:`select_runs`); each model of a run folder is its own candidate, never merged.
     """
     src = Path(path)
@@ -322,30 +342,38 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
         raise UserError(f"{path}: no such file or folder")
     overrides = {k: v for k, v in {"encoder": encoder, "translator": translator, "encoder_device": device,
                                    "encoder_batch_size": batch_size}.items() if v is not None}
+    runs: list[Run] = []
     if not name and is_run(src):
-        candidates = _run_candidates(src, str(path), encoder, translator, overrides, missing_ok, run)
+        candidates, runs = _run_candidates(src, str(path), encoder, translator, overrides, missing_ok, run)
     else:
         candidates = _answer_candidates(src, str(path), resolve(overrides), name=name, questionnaire=questionnaire,
                                         translator=translator, translated_by=translated_by)
     if announce:
         for c in candidates:
             print(f"read {c.describe()}", file=sys.stderr)
+        for r in runs:
+            r.warn_pending()
     return candidates
 
 
 def _run_candidates(src: Path, path: str, encoder: str | None, translator: str | None, overrides: dict,
-                    missing_ok: bool, run: str | None) -> list[Candidate]:
-    selected = load_runs(src, run)
+                    missing_ok: bool, run: str | None) -> tuple[list[Candidate], list[Run]]:
+    """The candidates of a run folder, and the runs selected (read_candidates announces them, once)."""
+    selected = load_runs(src, run, announce=False)
+    runs = [r for r, _ in selected]
     with_dists = [(r, d) for r, d in selected if d]
     if not with_dists:
-        return [_run_candidate(src, path, encoder, translator, overrides, missing_ok, None, [])]
-    return [_run_candidate(src, path, encoder, translator, overrides, missing_ok, r, d) for r, d in with_dists]
+        cand = _run_candidate(src, path, encoder, translator, overrides, missing_ok, None, [])
+        cand.run = runs[0] if len(runs) == 1 else None
+        return [cand], runs
+    return [_run_candidate(src, path, encoder, translator, overrides, missing_ok, r, d) for r, d in with_dists], runs
 
 
 def _run_candidate(src: Path, path: str, encoder: str | None, translator: str | None, overrides: dict,
                    missing_ok: bool, found: Run | None, dists: list[ValueDistribution]) -> Candidate:
     cand = _run_candidate_of(src, path, encoder, translator, overrides, missing_ok, found, dists)
     cand.results = found.results if found is not None else None
+    cand.run = found
     return cand
 
 

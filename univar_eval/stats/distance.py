@@ -247,13 +247,31 @@ class _Draws:
     bounds: Callable | None = None
 
 
-def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
-    """Mean over questions of each question's unbiased MMD², as quadratic forms in each question's labels.
+def question_form(k: np.ndarray, cx: int, cy: int) -> tuple:
+    """Each question's unbiased MMD² as a quadratic form in its answers' labels (for :func:`question_mmd2`).
 
-    For a question with ``cx`` answers of x and ``cy`` of y, kernel block ``K`` (zero diagonal),
-    row sums ``r`` and labels ``a`` (1 = x): ``t(a) = (A + B + 2C) a'Ka - 2 (B + C) a'r + B 1'K1``
+    ``k``: the pooled kernel blocks (G, c, c) of G questions, each with ``cx`` answers of x then ``cy`` of y
+    (``c = cx + cy``; not changed). With the block's diagonal zeroed to ``K``, row sums ``r`` and labels
+    ``a`` (1 = x): ``t(a) = (A + B + 2C) a'Ka - 2 (B + C) a'r + B 1'K1``
     with ``A = 1/(cx(cx-1))``, ``B = 1/(cy(cy-1))``, ``C = 1/(cx cy)``.
     """
+    k = k.copy()
+    idx = np.arange(cx + cy)
+    k[:, idx, idx] = 0.0
+    r = k.sum(2)
+    a_, b_, c_ = 1.0 / (cx * (cx - 1)), 1.0 / (cy * (cy - 1)), 1.0 / (cx * cy)
+    return k, r, a_ + b_ + 2 * c_, 2 * (b_ + c_), b_ * r.sum(1)
+
+
+def question_mmd2(w: np.ndarray, form: tuple) -> np.ndarray:
+    """Per-question MMD² (batch, G) for 0/1 labels ``w`` (batch, G, c), 1 = x, of :func:`question_form`'s G questions."""
+    k, r, quad, lin, const = form
+    wt = w.transpose(1, 0, 2)  # (G, batch, c): one matrix product per question
+    return (quad * ((wt @ k) * wt).sum(2) - lin * (wt * r[:, None, :]).sum(2) + const[:, None]).T
+
+
+def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
+    """Mean over questions of each question's unbiased MMD² (:func:`question_form`), permuted within questions."""
     q = dz.n_questions
     cx, cy = np.bincount(dz.qx, minlength=q), np.bincount(dz.qy, minlength=q)
     t_obs = np.empty(q)
@@ -263,21 +281,15 @@ def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _
     for tag, (px, py) in enumerate(patterns):
         qs = np.flatnonzero((cx == px) & (cy == py))
         blocks = np.stack([np.vstack([xs[dz.qx == j], ys[dz.qy == j]]) for j in qs])  # (G, c, d)
-        k = kernel_from_gram(blocks @ blocks.transpose(0, 2, 1), sigma)
-        idx = np.arange(px + py)
-        k[:, idx, idx] = 0.0
-        r = k.sum(2)
-        a_, b_, c_ = 1.0 / (px * (px - 1)), 1.0 / (py * (py - 1)), 1.0 / (px * py)
-        form = (k, r, a_ + b_ + 2 * c_, 2 * (b_ + c_), b_ * r.sum(1))
-
+        form = question_form(kernel_from_gram(blocks @ blocks.transpose(0, 2, 1), sigma), px, py)
         base = np.zeros((1, len(qs), px + py))
         base[:, :, :px] = 1.0
-        t_obs[qs] = _question_forms(base, *form)[0]
+        t_obs[qs] = question_mmd2(base, form)[0]
         ref += float(t_obs[qs].sum())
         if n_perm:
             splits = resampling.within_question_splits(px, py, len(qs), n_perm, seed, tag)
             for s in range(0, n_perm, 2048):
-                perm[s:s + 2048] += _question_forms(splits[s:s + 2048].astype(np.float64), *form).sum(1)
+                perm[s:s + 2048] += question_mmd2(splits[s:s + 2048].astype(np.float64), form).sum(1)
     draws = _Draws(float(t_obs.mean()), ref / q, None if perm is None else perm / q)
     draws.details["per_question"] = t_obs
     if n_boot:
@@ -285,12 +297,6 @@ def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _
         draws.boot = counts @ t_obs / q
         draws.bounds = _studentised_bounds(t_obs, counts)
     return draws
-
-
-def _question_forms(w, k, r, quad, lin, const) -> np.ndarray:
-    """Per-question MMD² for labels ``w`` (batch, G, c) of G questions with kernel blocks ``k`` (G, c, c)."""
-    wt = w.transpose(1, 0, 2)  # (G, batch, c): one matrix product per question
-    return (quad * ((wt @ k) * wt).sum(2) - lin * (wt * r[:, None, :]).sum(2) + const[:, None]).T
 
 
 def _studentised_bounds(t: np.ndarray, counts: np.ndarray) -> Callable:

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.stats import false_discovery_control
 
 from univar_eval.errors import UserError
-from univar_eval.stats.distance import kernel_from_gram, normalise
+from univar_eval.stats.distance import kernel_from_gram, normalise, question_form, question_mmd2
 
 PER_QUESTION, SHARED_SHIFT = "per_question", "shared_shift"
 DEFAULT_PERMUTATIONS = 9999
@@ -124,29 +124,21 @@ class _Question:
         return self.m >= 2 and self.n >= 2
 
 
-def _mmd2_forms(k: np.ndarray, wx: np.ndarray, m: int, n: int) -> np.ndarray:
-    """Unbiased MMD² for 0/1 rows ``wx`` (m ones) over the pooled kernel ``k`` with a zero diagonal."""
-    wy = 1.0 - wx
-    kx = wx @ k
-    sxx = (kx * wx).sum(1)
-    sxy = (kx * wy).sum(1)
-    syy = ((wy @ k) * wy).sum(1)
-    return sxx / (m * (m - 1)) + syy / (n * (n - 1)) - 2.0 * sxy / (m * n)
+def _labels(q: _Question, wx: np.ndarray) -> np.ndarray:
+    """The unbiased MMD² of question ``q`` for each 0/1 label row of ``wx`` (1 = the candidate's side)."""
+    return question_mmd2(wx[:, None, :], question_form(q.k[None], q.m, q.n))[:, 0]
 
 
 def _observed(q: _Question) -> float:
-    k0 = q.k - np.diag(np.diag(q.k))
     w = np.zeros((1, q.m + q.n))
     w[0, :q.m] = 1.0
-    return float(_mmd2_forms(k0, w, q.m, q.n)[0])
+    return float(_labels(q, w)[0])
 
 
 def _permuted(q: _Question, b: int, rng: np.random.Generator) -> np.ndarray:
-    k0 = q.k - np.diag(np.diag(q.k))
     template = np.zeros(q.m + q.n)
     template[:q.m] = 1.0
-    wx = rng.permuted(np.broadcast_to(template, (b, q.m + q.n)), axis=1)
-    return _mmd2_forms(k0, wx, q.m, q.n)
+    return _labels(q, rng.permuted(np.broadcast_to(template, (b, q.m + q.n)), axis=1))
 
 
 def _kernel_distance(k: np.ndarray) -> np.ndarray:

@@ -279,7 +279,14 @@ class Bank:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        lock_path = self.path / ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError:
+            if lock_path.is_symlink():  # O_NOFOLLOW refuses it (ELOOP): never lock, or create, through a link
+                raise UserError(f"{lock_path}: the bank's lock file is a symlink (to {os.readlink(lock_path)}), which "
+                                f"univar-eval does not follow; remove it (rm {lock_path}) and run again") from None
+            raise
         with open(fd, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
