@@ -190,7 +190,7 @@ def test_scorer_agreement_on_labelled_set(minilm):
     labels = np.array([r["label"] for r in rows])
     print(f"  mean |orientation|: neutral/off-topic {np.abs(scores[labels == 0]).mean():.3f}, "
           f"signed {np.abs(scores[labels != 0]).mean():.3f}")
-    assert overall >= 0.88  # measured 0.931 with exemplar-embedding/2 (0.833 with /1)
+    assert overall >= 0.88  # measured 0.938 with exemplar-embedding+words/3 (0.931 with /2, 0.833 with /1)
     # off-topic completions stay near 0, far below the signed ones
     assert np.abs(scores[labels == 0]).mean() < 0.1 < 0.5 < np.abs(scores[labels != 0]).mean()
     assert scores[labels == 1].mean() > 0.3 and scores[labels == -1].mean() < -0.3
@@ -201,7 +201,8 @@ def test_scorer_calibration_uses_exemplars_only(minilm):
     assert projective.get_scorer(minilm) is scorer
     c = scorer.calibration
     assert 0 < c.gate_low < c.gate_high < 1 and c.temperature > 0
-    assert c.exemplar_cv_agreement >= 0.7  # held-out exemplar pairs, grouped 8-fold
+    assert c.exemplar_cv_agreement >= 0.75  # held-out exemplar pairs, grouped 8-fold (measured 0.845)
+    assert c.scorer == projective.SCORER_NAME and c.vocabulary > 500
     # a typical held-out exemplar maps to about tanh(1); the fitted exemplars themselves score strongly
     ex = taxonomy.load_exemplars()[:32]
     s = scorer.score([e["subdim"] for e in ex], [e["text"] for e in ex])
@@ -359,7 +360,7 @@ def test_scorer_agreement_on_blind_heldout_set(minilm):
                                   [r["completion"] for r in rows], minilm)
     agreement = float(np.mean([np.sign(s) == r["label"] for r, s in zip(rows, scores)]))
     print(f"\nValueLex scorer sign agreement on the blind held-out set (minilm): {agreement:.3f}")
-    assert agreement >= 0.88  # measured 0.927 with scorer exemplar-embedding/2 (0.802 with /1)
+    assert agreement >= 0.9  # measured 0.948 with exemplar-embedding+words/3 (0.927 with /2, 0.802 with /1)
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -374,25 +375,61 @@ def test_wilson_interval_known_values():
     assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
 
 
-def test_scorer_on_blind_assistant_style_set(minilm):
-    """278 completions (tests/data/valuelex_blind_assistant.jsonl), 109 in an aligned assistant's register
-    (refusals, hedges, negations, several sentences), written from the taxonomy's definitions and the stems
-    only and committed before the scorer changed. Measured with scorer exemplar-embedding/2 and minilm:
-    0.860 overall (Wilson 95 % 0.814-0.896), ethical 0.769 and self-competent 0.783 the weakest; with
-    /1 it was 0.705 (ethical 0.519). The issue's targets (0.90 overall, 0.80 per subdimension) are NOT
-    met by this offline scorer; tasks/valuelex/README.md says so and names valuelex-judge for published
-    profiles. The bounds guard against regressions."""
-    rows = [json.loads(line) for line in (Path(__file__).parent / "data" / "valuelex_blind_assistant.jsonl")
+def _blind_agreement(name: str, minilm):
+    rows = [json.loads(line) for line in (Path(__file__).parent / "data" / name)
             .read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(rows) >= 240 and sum(r["style"] == "assistant" for r in rows) >= len(rows) / 3
+    by = collections.Counter((r["subdim"], r["pole"]) for r in rows)
+    assert len(by) == 12 and min(by.values()) >= 20  # both poles of every subdimension
     scores = projective.score_completions([(r["stem"], r["subdim"]) for r in rows], [r["completion"] for r in rows],
                                           minilm)
     hits = np.sign(scores) == np.array([r["pole"] for r in rows])
-    by = collections.defaultdict(list)
+    per = collections.defaultdict(list)
     for r, h in zip(rows, hits):
-        by[r["subdim"]].append(h)
-    print(f"\nValueLex blind assistant-style set (minilm): {hits.mean():.3f} "
-          f"Wilson {wilson(int(hits.sum()), len(hits))}; " + ", ".join(f"{s} {np.mean(v):.2f}" for s, v in by.items()))
-    assert hits.mean() >= 0.84
-    assert min(np.mean(v) for v in by.values()) >= 0.74
-    assert np.mean([h for r, h in zip(rows, hits) if r["style"] == "assistant"]) >= 0.75
+        per[r["subdim"]].append(h)
+        per[r["style"]].append(h)
+    print(f"\n{name} (minilm): {hits.mean():.3f} ({hits.sum()}/{len(hits)}), Wilson 95 % "
+          + "{:.3f}-{:.3f}; ".format(*wilson(int(hits.sum()), len(hits)))
+          + ", ".join(f"{s} {np.mean(v):.2f}" for s, v in per.items()))
+    return hits.mean(), {s: float(np.mean(v)) for s, v in per.items()}
+
+
+def test_scorer_on_blind_set_v3(minilm):
+    """The issue's validation: 300 completions (tests/data/valuelex_blind_v3.jsonl; 50 per subdimension, 25 per
+    pole, 137 in an aligned assistant's register with refusals, hedges, negations and answers of up to four
+    sentences), written from the taxonomy's definitions and the stems only and committed (b5593f1) before the
+    scorer changed; scorer exemplar-embedding+words/3 was frozen (5465921) and then measured once with minilm:
+    0.907 (272/300, Wilson 95 % 0.868-0.935); user-oriented 0.94, idealistic 0.94, self-competent 0.90,
+    social 0.90, professional 0.90, ethical 0.86; assistant style 0.95, plain 0.87. The bounds sit a little
+    below the measurement (one or two completions per subdimension) and guard against regressions."""
+    overall, per = _blind_agreement("valuelex_blind_v3.jsonl", minilm)
+    assert overall >= 0.89
+    assert min(per[s] for s in taxonomy.load_taxonomy().subdimensions) >= 0.82
+    assert per["assistant"] >= 0.9 and per["plain"] >= 0.83
+
+
+def test_scorer_on_development_set_v2(minilm):
+    """278 completions (tests/data/valuelex_blind_assistant.jsonl), blind for scorer /2 (0.860, ethical 0.769)
+    but used to choose scorer /3, so now a development set: 0.950 with /3 (assistant style 0.94)."""
+    overall, per = _blind_agreement("valuelex_blind_assistant.jsonl", minilm)
+    assert overall >= 0.93
+    assert min(per[s] for s in taxonomy.load_taxonomy().subdimensions) >= 0.88
+
+
+def test_word_features_negation_scope_and_neutral_words():
+    assert projective.word_features("I never cut corners, and I usually check.") == {
+        "never", "not_cut", "not_corners", "never_not_cut", "not_cut_not_corners", "check"}
+    # curly apostrophes, n't, scope ends at punctuation; hedges and function words carry no pole
+    assert projective.word_features("I don\u2019t bother. Generally I check!") == {
+        "don't", "not_bother", "don't_not_bother", "check"}
+    assert projective.word_features("It is, as an AI, in most cases...") == set()
+
+
+def test_word_expert_reads_only_known_words():
+    y = np.array([1, 1, -1, -1])
+    words = projective._WordModel(["I never cheat", "I would never cheat.", "I cheat often", "I cheat a lot"], y, 0.1)
+    # features seen at least twice; "often" and "lot" once each
+    assert set(words.vocabulary) == {"never", "not_cheat", "never_not_cheat", "cheat"}
+    z = words.evidence(["We never cheat!", "I cheat", "Bonjour tout le monde", ""])
+    assert z[0] > 1 and z[1] < -1
+    assert z[2] == z[3] == pytest.approx(words.bias) and abs(words.bias) < 0.5  # nothing known: the bias alone
