@@ -348,3 +348,24 @@ def test_save_refuses_a_manifest_it_could_not_read_back(tmp_path):
     assert str(e.value) == (f"cannot save the value distribution in {tmp_path / 't'}: its manifest's task "
                             "'../escape' is not a task name (letters, digits, '_', '-', '.'; no path separators)")
     assert not (tmp_path / "t").exists() and not (tmp_path / "escape").exists()
+
+
+# -- lm-eval samples: the fields read are checked too ----------------------------------------------------------
+@pytest.mark.parametrize("change,what", [
+    (lambda s: s["doc"].update(lang=["eng"]), "doc.lang ['eng'] is not text or null"),
+    (lambda s: s["doc"].update(question=7), "doc.question 7 is not text"),
+    (lambda s: s["doc"].update(id=[1]), "doc.id [1] is not text, a whole number or null"),
+    (lambda s: s.update(resps=3), "resps 3 is not text or a list"),
+])
+def test_damaged_lm_eval_samples_are_refused_in_one_line(tmp_path, capsys, change, what):
+    samples = [{"doc_id": i, "doc": {"id": f"q{i}", "question": QUESTIONS[i], "lang": "eng", "questionnaire": "pvq"},
+                "resps": [[f"answer {i}"]]} for i in range(N)]
+    change(samples[2])
+    path = tmp_path / "samples_univar_pvq_eng_2026-11-25T00-00-01.jsonl"
+    storage.write_jsonl(path, samples)
+    before = snapshot(tmp_path)
+    code, out, err = cli(capsys, "bank", "add", "--bank", tmp_path / "bank", "--name", "m", path)
+    assert (code, out) == (2, "")
+    assert the_error(err) == (f"error: {path}:3: not a univar questionnaire sample ({what}); restore the file or "
+                              "rerun the lm_eval run; nothing was changed")
+    assert snapshot(tmp_path) == before
