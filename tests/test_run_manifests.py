@@ -145,7 +145,7 @@ def _manifest_damage(tmp: Path, a: Path):
                        f"{m}: n_answers '12' is not a whole number >= 0"),
         "not an object": (lambda: m.write_text("[1, 2]\n"), f"{m}: not a JSON object (got list)"),
         "negative count": (lambda: edit(m, lambda d: d["counts"].update(n_empty=-1)),
-                           f"{m}: counts n_empty -1 is not a whole number >= 0"),
+                           f"{m}: counts.n_empty -1 is not a whole number >= 0"),
         "NaN count": (lambda: m.write_text(m.read_text().replace('"n_empty": 0', '"n_empty": NaN')),
                       f"{m}: NaN is not allowed in JSON"),
         "bad fingerprint": (lambda: edit(m, lambda d: d["encoder"].update(fingerprint=["x"])),
@@ -280,17 +280,24 @@ def test_a_damaged_results_file_is_refused_in_one_line(world, capsys):
 
 
 # -- kept answers (embedding failed during the run) ----------------------------------------------------------
-def keep_answers(out: Path, task: str, n: int = N, **extra) -> Path:
-    folder = out / STAMP / task
-    folder.mkdir(parents=True)
-    storage.write_jsonl(folder / "answers.jsonl", [{"id": f"q{i}", "question": QUESTIONS[i], "answer": "yes"}
-                                                   for i in range(n)])
-    storage.write_json(folder / "manifest.json", {"format": PENDING_FORMAT, "created": "2026-11-25T00:00:00+00:00",
-                                                  "n_answers": n, "questionnaire": "pvq", "lang": "eng",
-                                                  "model": "a", "task": task, "error": "encoder crashed",
-                                                  "settings": {"encoder": "minilm", "translator": "nllb-600m",
-                                                               "encoder_batch_size": 32}, **extra})
-    return folder
+def keep_answers(out: Path, task: str, n: int = N) -> Path:
+    """A task folder whose embedding failed, as the harness writes it (``write_pending``)."""
+    from univar_eval.harness.task_base import write_pending  # imports lm_eval
+
+    rows = [{"id": f"q{i}", "question": QUESTIONS[i], "answer": "yes"} for i in range(n)]
+    return write_pending(out / STAMP / task, rows, {
+        "questionnaire": "pvq", "lang": "eng", "model": "a", "task": task, "error": "encoder crashed",
+        "settings": {"encoder": "minilm", "translator": "nllb-600m", "encoder_batch_size": 32}})
+
+
+def test_answers_are_never_kept_under_a_manifest_embed_would_refuse(tmp_path):
+    from univar_eval.harness.task_base import write_pending
+
+    with pytest.raises(UserError) as e:
+        write_pending(tmp_path / "t", [{"answer": "x"}], {"task": "../up", "settings": {}})
+    assert str(e.value) == (f"cannot keep the answers in {tmp_path / 't'}: their manifest's task '../up' is not a "
+                            "task name (letters, digits, '_', '-', '.'; no path separators)")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("damage,file,what", [
@@ -298,7 +305,7 @@ def keep_answers(out: Path, task: str, n: int = N, **extra) -> Path:
     (lambda f: edit(f / "manifest.json", lambda d: d.update(settings=["minilm"])), "manifest.json",
      "settings ['minilm'] is not an object"),
     (lambda f: edit(f / "manifest.json", lambda d: d["settings"].update(encoder={"x": 1})), "manifest.json",
-     "settings encoder {'x': 1} is not text, a number or null"),
+     "settings.encoder {'x': 1} is not text, a number or null"),
     (lambda f: edit(f / "manifest.json", lambda d: d.update(task="a/b")), "manifest.json",
      "task 'a/b' is not a task name (letters, digits, '_', '-', '.'; no path separators)"),
     (lambda f: (f / "answers.jsonl").write_text("\n".join((f / "answers.jsonl").read_text().splitlines()[:3])),

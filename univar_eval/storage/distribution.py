@@ -57,7 +57,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 # -- the run manifest schema --------------------------------------------------------------------------------
-# Each check returns None when the value is fine, else what is wrong with it (a few words).
+# Each check returns None when the value is fine, else what is wrong with it (a few words; starting with
+# ``.key`` when it is about one key of an object).
 def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -110,7 +111,7 @@ def _counts(v):
     for key, n in v.items():
         problem = _count(n)
         if problem:
-            return f"{key} {problem}"
+            return f".{key} {problem}"
     return None
 
 
@@ -119,7 +120,7 @@ def _scalars(v):
         return f"{_shown(v)} is not an object"
     for key, x in v.items():
         if x is not None and not isinstance(x, (str, int, float, bool)):
-            return f"{key} {_shown(x)} is not text, a number or null"
+            return f".{key} {_shown(x)} is not text, a number or null"
     return None
 
 
@@ -199,8 +200,16 @@ def _problem(data: dict, schema: dict, prefix: str = "") -> str | None:
             if problem:
                 return problem
         elif (problem := check(value)) is not None:
-            return f"{prefix}{key} {problem}"
+            return f"{prefix}{key}{'' if problem.startswith('.') else ' '}{problem}"
     return None
+
+
+def manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with a manifest about to be written (by the schema of its ``format``), or None."""
+    schema = SCHEMAS.get(manifest.get("format"))
+    if schema is None:
+        return f"format {_shown(manifest.get('format'))} is not one of {', '.join(SCHEMAS)}"
+    return _problem(manifest, schema)
 
 
 def damaged(where, what: str) -> UserError:
@@ -279,7 +288,7 @@ class ValueDistribution:
         folder = Path(folder)
         # never write a manifest that load() would refuse (checked before anything is written)
         manifest = {**self.manifest, "format": DISTRIBUTION_FORMAT, "sha256": "0" * 64, "n_answers": len(self)}
-        problem = _problem(manifest, DISTRIBUTION_SCHEMA)
+        problem = manifest_problem(manifest)
         if problem:
             raise UserError(f"cannot save the value distribution in {folder}: its manifest's {problem}")
         digest = save_array(folder / EMBEDDINGS_FILE, self.embeddings)
