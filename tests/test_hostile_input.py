@@ -418,8 +418,8 @@ def test_9_nan_embeddings_and_unverifiable_runs_are_refused(tmp_path, capsys):
     (run / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError) as e:
         ValueDistribution.load(run)
-    assert str(e.value) == (f"{run / 'manifest.json'}: no sha256 for the embeddings, so they cannot be verified; "
-                            "the run folder is damaged: rerun the task")
+    assert str(e.value) == (f"damaged run artifact {run / 'manifest.json'}: sha256 missing; nothing was changed: "
+                            "restore its task folder from a backup or rerun the lm_eval task")
 
 
 def test_9_old_format_banks_load_with_a_warning_and_upgrade(tmp_path, capsys, caplog):

@@ -19,6 +19,30 @@ def results_files(path: str | Path) -> list[Path]:
     return sorted(path.rglob("results_*.json"))
 
 
+def read_results_file(file: str | Path) -> dict:
+    """One lm-eval results file, checked for what univar-eval reads from it: an object whose ``results``
+    maps each task to an object of metrics, ``configs`` (when present) each task to an object, and
+    ``model_name`` is text. Metric values are not checked (lm-eval writes NaN for a metric it could not
+    compute). A file that fails is refused in one line; nothing is changed."""
+    data = read_json(file)
+    problem = None
+    if not isinstance(data, dict):
+        problem = f"not a JSON object (got {type(data).__name__})"
+    elif not isinstance(data.get("results"), dict):
+        problem = "no 'results' object"
+    elif (bad := next((t for t, m in data["results"].items() if not isinstance(m, dict)), None)) is not None:
+        problem = f"results of {bad!r} are not an object of metrics"
+    elif data.get("configs") is not None and not (
+            isinstance(data["configs"], dict) and all(isinstance(c, dict) for c in data["configs"].values())):
+        problem = "'configs' is not an object of task configs"
+    elif data.get("model_name") is not None and not isinstance(data["model_name"], str):
+        problem = f"model_name {data['model_name']!r} is not text"
+    if problem:
+        raise UserError(f"{file}: not an lm-eval results file ({problem}); nothing was changed: restore it or "
+                        "rerun the lm_eval run")
+    return data
+
+
 def read_results(path: str | Path, run: str | None = None, *, files: list[Path] | None = None) -> dict:
     """``{"model": name or None, "tasks": {task: {metric: value}}}`` of one run per model under ``path``
     (see :func:`univar_eval.reports.runs.select_runs`; ``run``: ``latest`` or a stamp), or of ``files``."""
@@ -29,9 +53,7 @@ def read_results(path: str | Path, run: str | None = None, *, files: list[Path] 
     tasks: dict[str, dict] = {}
     model = None
     for file in sorted(files, key=lambda p: p.name):
-        data = read_json(file)
-        if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-            raise UserError(f"{file}: not an lm-eval results file (no 'results' object)")
+        data = read_results_file(file)
         model = data.get("model_name") or model
         for task, metrics in data["results"].items():
             clean = {}

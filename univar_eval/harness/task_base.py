@@ -169,13 +169,17 @@ class TaskLevelTask(ConfigurableTask):
 
 def write_pending(folder: Path, rows: list[dict], manifest: dict) -> Path:
     """Answers whose embedding failed: ``answers.jsonl`` first, then the manifest naming the error."""
-    from univar_eval.storage.distribution import ANSWERS_FILE, MANIFEST_FILE
+    from univar_eval.errors import UserError
+    from univar_eval.storage.distribution import ANSWERS_FILE, MANIFEST_FILE, manifest_problem
     from univar_eval.storage.files import write_json, write_jsonl
 
-    write_jsonl(folder / ANSWERS_FILE, rows)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    write_json(folder / MANIFEST_FILE, {"format": PENDING_FORMAT, "created": created, "n_answers": len(rows),
-                                        **manifest})
+    manifest = {"format": PENDING_FORMAT, "created": created, "n_answers": len(rows), **manifest}
+    problem = manifest_problem(manifest)  # never write what univar-eval embed would refuse to read
+    if problem:
+        raise UserError(f"cannot keep the answers in {folder}: their manifest's {problem}")
+    write_jsonl(folder / ANSWERS_FILE, rows)
+    write_json(folder / MANIFEST_FILE, manifest)
     return folder
 
 

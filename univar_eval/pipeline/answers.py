@@ -115,6 +115,10 @@ def read_samples(path: str | Path) -> list[dict]:
         resps = s.get("filtered_resps", s.get("resps"))
         if not isinstance(doc, dict) or "question" not in doc or resps is None:
             raise UserError(f"{path}:{lineno}: not a univar questionnaire sample (needs doc.question and resps)")
+        problem = _sample_problem(doc, resps)
+        if problem:
+            raise UserError(f"{path}:{lineno}: not a univar questionnaire sample ({problem}); restore the file or "
+                            "rerun the lm_eval run; nothing was changed")
         answers = flatten_responses(resps)
         for k, answer in enumerate(answers):
             out.append(
@@ -132,6 +136,30 @@ def read_samples(path: str | Path) -> list[dict]:
                 }
             )
     return out
+
+
+#: the fields of a sample's ``doc`` that are read: the types each may have, in words and as Python types
+SAMPLE_DOC_FIELDS = {
+    "question": ("text", (str,)),
+    "lang": ("text or null", (str, type(None))),
+    "id": ("text, a whole number or null", (str, int, type(None))),
+    "value": ("text or null", (str, type(None))),
+    "higher_order": ("text or null", (str, type(None))),
+    "questionnaire": ("text or null", (str, type(None))),
+    "questionnaire_version": ("text or null", (str, type(None))),
+}
+
+
+def _sample_problem(doc: dict, resps) -> str | None:
+    """What is wrong with the fields of one lm-eval sample that are read (None when nothing)."""
+    for key, (words, types) in SAMPLE_DOC_FIELDS.items():
+        value = doc.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            return f"doc.{key} {shown} is not {words}"
+    if not isinstance(resps, (str, list, tuple)):
+        return f"resps {resps!r} is not text or a list"
+    return None
 
 
 def flatten_responses(resps) -> list[str]:

@@ -25,9 +25,11 @@ from univar_eval.storage.distribution import (
     MANIFEST_FILE,
     PENDING_FORMAT,
     ValueDistribution,
+    damaged,
     make_manifest,
+    read_manifest,
 )
-from univar_eval.storage.files import read_json, read_jsonl
+from univar_eval.storage.files import DamagedFile, read_jsonl
 
 log = logging.getLogger("univar_eval")
 
@@ -101,16 +103,37 @@ def embed_with_progress(encoder, texts: list[str], *, batch_size: int, label: st
 
 
 def pending_folders(path: str | Path) -> list[Path]:
-    """Task folders under ``path`` whose answers were kept when embedding failed during the lm-eval run."""
+    """Task folders under ``path`` whose answers were kept when embedding failed during the lm-eval run.
+
+    Every manifest under ``path`` is checked against its schema and every kept-answers folder is read
+    (see :func:`read_pending`) before anything is embedded, so a damaged one stops the command with
+    nothing written."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     found = []
     for manifest_path in sorted(path.rglob(MANIFEST_FILE)):
-        m = read_json(manifest_path)
-        if isinstance(m, dict) and m.get("format") == PENDING_FORMAT:
+        ours = manifest_path.parent == path or manifest_path.parent.parent.name.startswith("univar_")
+        m = read_manifest(manifest_path, ours=ours)
+        if m is not None and m["format"] == PENDING_FORMAT:
+            read_pending(manifest_path.parent)
             found.append(manifest_path.parent)
     return found
+
+
+def read_pending(folder: Path) -> tuple[dict, list[dict]]:
+    """The checked manifest and the answers of a task folder whose answers were kept."""
+    manifest = read_manifest(folder / MANIFEST_FILE, ours=True)
+    if manifest["format"] != PENDING_FORMAT:
+        raise UserError(f"{folder}: already embedded; nothing to do")
+    try:
+        rows = read_jsonl(folder / ANSWERS_FILE)
+    except DamagedFile as e:
+        raise damaged(e.where, e.what) from None
+    if len(rows) != manifest["n_answers"]:
+        raise damaged(folder / ANSWERS_FILE, f"{len(rows)} answers but the manifest says n_answers "
+                                             f"{manifest['n_answers']}")
+    return manifest, rows
 
 
 def finish_pending(folder: Path, overrides: dict) -> ValueDistribution:
@@ -118,13 +141,12 @@ def finish_pending(folder: Path, overrides: dict) -> ValueDistribution:
     distribution in its place, so compare, gate, bank add and map read it like any other."""
     from univar_eval.settings import resolve
 
-    manifest = read_json(folder / MANIFEST_FILE)
+    manifest, rows = read_pending(folder)
     if not manifest.get("questionnaire") or not manifest.get("lang"):
         raise UserError(f"{folder}: kept answers of {manifest.get('task')} are not a univar questionnaire task; "
                         "nothing to embed")
     saved = {k: v for k, v in (manifest.get("settings") or {}).items() if v is not None}
     settings = resolve({**saved, **{k: v for k, v in overrides.items() if v is not None}}, environ={})
-    rows = read_jsonl(folder / ANSWERS_FILE)
     dist, _ = build_distribution(rows, task=manifest["task"], questionnaire=manifest["questionnaire"],
                                  lang=manifest["lang"], settings=settings, model=manifest.get("model"))
     dist.save(folder)

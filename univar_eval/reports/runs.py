@@ -21,16 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from univar_eval.errors import UserError
-from univar_eval.harness.results import results_files
+from univar_eval.harness.results import read_results_file, results_files
 from univar_eval.pipeline.answers import sample_files, task_of_samples_file
 from univar_eval.settings import resolve
-from univar_eval.storage.distribution import MANIFEST_FILE, PENDING_FORMAT, ValueDistribution, translator_label
-from univar_eval.storage.files import read_json
+from univar_eval.storage.distribution import (
+    DISTRIBUTION_FORMAT,
+    MANIFEST_FILE,
+    PENDING_FORMAT,
+    ValueDistribution,
+    read_manifest,
+    translator_label,
+)
 from univar_eval.storage.sources import collect, to_distribution
 
 RUN_DIR = re.compile(r"^univar_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:-\d+)?)$")  # -2, -3: two runs in one second
 LM_EVAL_FILE = re.compile(r"^(results|samples_.+)_(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)\.jsonl?$")
-DISTRIBUTION_FORMAT = "univar-eval/value-distribution"
 ARTIFACTS_KEY = "univar_artifacts"  # the same key as univar_eval.harness.task_base.ARTIFACTS_KEY
 
 
@@ -83,28 +88,32 @@ def _date_of(file: Path) -> str | None:
     return m.group(2) if m else None
 
 
-def _read_folder(folder: Path, run: Run) -> None:
+def _read_folder(folder: Path, run: Run, exclude: set[Path] = frozenset()) -> None:
+    """The task folders of one run: every manifest is checked against its schema (a damaged one is an error);
+    a ``manifest.json`` of another tool outside a ``univar_<stamp>`` folder is passed over, and so are those
+    under the run folders in ``exclude`` (read as runs of their own)."""
     for manifest_path in sorted(folder.rglob(MANIFEST_FILE)):
-        m = read_json(manifest_path)
-        fmt = str(m.get("format", "")) if isinstance(m, dict) else ""
-        if fmt.startswith(DISTRIBUTION_FORMAT):
-            run.distributions.append(manifest_path.parent)
-        elif fmt == PENDING_FORMAT:
-            run.pending.append((manifest_path.parent, str(m.get("error") or "unknown error")))
-        else:
+        if any(p in exclude for p in manifest_path.parents):
             continue
+        ours = (manifest_path.parent == folder or bool(RUN_DIR.match(folder.name))
+                or bool(RUN_DIR.match(manifest_path.parent.parent.name)))
+        m = read_manifest(manifest_path, ours=ours)
+        if m is None:
+            continue
+        if m["format"] == DISTRIBUTION_FORMAT:
+            run.distributions.append(manifest_path.parent)
+        elif m["format"] == PENDING_FORMAT:
+            run.pending.append((manifest_path.parent, str(m.get("error") or "unknown error")))
         run.model = run.model or m.get("model")
 
 
 def _artifacts_named_by(results_file: Path) -> str | None:
     """The stamp of the artifact folder a results file names (metadata recorded by our tasks)."""
-    try:
-        data = read_json(results_file)
-    except UserError:
-        return None
-    for cfg in (data.get("configs") or {}).values() if isinstance(data, dict) else []:
-        where = ((cfg or {}).get("metadata") or {}).get(ARTIFACTS_KEY) if isinstance(cfg, dict) else None
-        m = RUN_DIR.match(Path(where).name) if where else None
+    data = read_results_file(results_file)
+    for cfg in (data.get("configs") or {}).values():
+        meta = cfg.get("metadata")
+        where = meta.get(ARTIFACTS_KEY) if isinstance(meta, dict) else None
+        m = RUN_DIR.match(Path(where).name) if isinstance(where, str) and where else None
         if m:
             return m.group(1)
     return None
@@ -120,7 +129,7 @@ def find_runs(path: str | Path) -> list[Run]:
         run = Run(stamp=date or path.name)
         if path.name.startswith("results"):
             run.results.append(path)
-            run.model = (read_json(path) or {}).get("model_name")
+            run.model = read_results_file(path).get("model_name")
         elif path.name == MANIFEST_FILE:
             _read_folder(path.parent, run)
         else:
@@ -142,10 +151,12 @@ def find_runs(path: str | Path) -> list[Run]:
         holder = manifest_path.parent.parent
         if holder in known or any(p in known for p in holder.parents):
             continue
+        if read_manifest(manifest_path) is None:  # another tool's manifest.json (e.g. a saved model's)
+            continue
         key = (holder.parent, holder.name)
         if key not in runs:
             runs[key] = Run(stamp=holder.name, folder=holder)
-            _read_folder(holder, runs[key])
+            _read_folder(holder, runs[key], exclude=known)
     for file in sorted(p for p in path.rglob("*.json*") if LM_EVAL_FILE.match(p.name)):
         date = _date_of(file)
         named = _artifacts_named_by(file) if file.name.startswith("results") else None
@@ -158,8 +169,7 @@ def find_runs(path: str | Path) -> list[Run]:
         run = runs[(file.parent, stamp)]
         (run.results if file.name.startswith("results") else run.samples).append(file)
         if run.model is None and file.name.startswith("results"):
-            data = read_json(file)
-            run.model = data.get("model_name") if isinstance(data, dict) else None
+            run.model = read_results_file(file).get("model_name")
     for (parent, _), run in runs.items():
         run.model = run.model or parent.name
     return sorted(runs.values(), key=lambda r: (str(r.model), r.stamp))

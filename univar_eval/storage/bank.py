@@ -47,7 +47,7 @@ import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.encoders import encoder_difference
-from univar_eval.storage.distribution import ValueDistribution
+from univar_eval.storage.distribution import TASK_NAME, ValueDistribution
 from univar_eval.storage.files import (
     TMP_SUFFIX,
     load_array,
@@ -67,7 +67,7 @@ FORMAT = "univar-eval/bank/2"
 #: Formats that still load (with a warning); ``bank upgrade`` brings them to FORMAT.
 OLD_FORMATS = ("univar-eval/bank/1",)
 ENTRIES = "entries"
-_TASK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+_TASK_RE = TASK_NAME  # the one rule for task names, shared with run manifests
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _warned: set[str] = set()
 

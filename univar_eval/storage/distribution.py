@@ -10,11 +10,21 @@ A distribution is stored as a folder of three files:
 :func:`check_comparable` is the single place that decides whether two
 distributions may be compared (same encoder, its revision and fingerprint,
 questionnaire version, translator and its revision, embedded text format).
+
+Every manifest of a run folder is read through :func:`read_manifest`, which checks it against
+the schema of its format (:data:`DISTRIBUTION_SCHEMA`, :data:`PENDING_SCHEMA`: required keys and
+their types, the format version, the encoder block, counts that are whole numbers >= 0, a task
+name that is safe in a file name); :meth:`ValueDistribution.load` also checks the embeddings
+against the manifest (present, sha256, answers x dimensions, finite). Whatever fails is a
+"damaged run artifact": one line naming the file and what is wrong; nothing is used, deleted or
+rewritten.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +35,7 @@ from univar_eval.errors import UserError
 from univar_eval.pipeline.encoders import encoder_difference
 from univar_eval.pipeline.pins import same_revision
 from univar_eval.storage.files import (
+    DamagedFile,
     load_array,
     read_json,
     read_jsonl,
@@ -36,8 +47,218 @@ from univar_eval.storage.files import (
 EMBEDDINGS_FILE = "embeddings.safetensors"
 ANSWERS_FILE = "answers.jsonl"
 MANIFEST_FILE = "manifest.json"
+#: ``format`` of a task folder holding a value distribution (the three files above)
+DISTRIBUTION_FORMAT = "univar-eval/value-distribution/1"
 #: ``format`` of a task folder whose answers were kept when embedding failed (``univar-eval embed`` finishes it)
 PENDING_FORMAT = "univar-eval/pending-answers/1"
+#: A task name: it becomes part of file names (bank entries, ``gate --plot`` files), so no path separators
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+# -- the run manifest schema --------------------------------------------------------------------------------
+# Each check returns None when the value is fine, else what is wrong with it (a few words; starting with
+# ``.key`` when it is about one key of an object).
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _text(v):
+    return None if isinstance(v, str) and v.strip() else f"{_shown(v)} is not a non-empty text"
+
+
+def _text_or_null(v):
+    return None if v is None or isinstance(v, str) else f"{_shown(v)} is not text or null"
+
+
+def _bool_or_null(v):
+    return None if v is None or isinstance(v, bool) else f"{_shown(v)} is not true, false or null"
+
+
+def _whole(v, low: int):
+    ok = isinstance(v, int) and not isinstance(v, bool) and v >= low
+    return None if ok else f"{_shown(v)} is not a whole number >= {low}"
+
+
+def _count(v):
+    return _whole(v, 0)
+
+
+def _positive_or_null(v):
+    return None if v is None else _whole(v, 1)
+
+
+def _sha(v):
+    return None if isinstance(v, str) and _SHA256.fullmatch(v) else f"{_shown(v)} is not a sha256 (64 hex digits)"
+
+
+def _task(v):
+    if isinstance(v, str) and TASK_NAME.fullmatch(v):
+        return None
+    return f"{_shown(v)} is not a task name (letters, digits, '_', '-', '.'; no path separators)"
+
+
+def _fingerprint(v):
+    ok = isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                            and math.isfinite(x) for x in v)
+    return None if ok else f"{_shown(v)} is not a list of finite numbers"
+
+
+def _counts(v):
+    if not isinstance(v, dict):
+        return f"{_shown(v)} is not an object"
+    for key, n in v.items():
+        problem = _count(n)
+        if problem:
+            return f".{key} {problem}"
+    return None
+
+
+def _scalars(v):
+    if not isinstance(v, dict):
+        return f"{_shown(v)} is not an object"
+    for key, x in v.items():
+        if x is not None and not isinstance(x, (str, int, float, bool)):
+            return f".{key} {_shown(x)} is not text, a number or null"
+    return None
+
+
+REQUIRED, OPTIONAL = True, False
+
+ENCODER_SCHEMA = {
+    "name": (REQUIRED, _text),
+    "fingerprint": (REQUIRED, _fingerprint),
+    "revision": (OPTIONAL, _text_or_null),
+    "model_id": (OPTIONAL, _text_or_null),
+    "revision_pinned": (OPTIONAL, _bool_or_null),
+    "dimension": (OPTIONAL, _positive_or_null),
+    "fingerprint_id": (OPTIONAL, _text_or_null),
+}
+TRANSLATOR_SCHEMA = {
+    "name": (REQUIRED, _text),
+    "revision": (OPTIONAL, _text_or_null),
+    "model_id": (OPTIONAL, _text_or_null),
+    "applied_by": (OPTIONAL, _text_or_null),
+}
+
+
+@dataclass(frozen=True)
+class Nested:
+    """An object inside a manifest, with its own schema (``nullable``: null is allowed too)."""
+
+    schema: dict
+    nullable: bool = False
+
+
+#: ``manifest.json`` of a value distribution (unknown keys are allowed: later releases may add some)
+DISTRIBUTION_SCHEMA = {
+    "task": (REQUIRED, _task),
+    "lang": (REQUIRED, _text),
+    "encoder": (REQUIRED, Nested(ENCODER_SCHEMA)),
+    "sha256": (REQUIRED, _sha),
+    "n_answers": (REQUIRED, _count),
+    "model": (OPTIONAL, _text_or_null),
+    "questionnaire": (OPTIONAL, _text_or_null),
+    "questionnaire_version": (OPTIONAL, _text_or_null),
+    "translator": (OPTIONAL, Nested(TRANSLATOR_SCHEMA, nullable=True)),
+    "text_format": (OPTIONAL, _text_or_null),
+    "counts": (OPTIONAL, _counts),
+    "merged_runs": (OPTIONAL, _positive_or_null),
+    "created": (OPTIONAL, _text_or_null),
+    "univar_eval_version": (OPTIONAL, _text_or_null),
+}
+#: ``manifest.json`` of kept answers (embedding failed during the run)
+PENDING_SCHEMA = {
+    "task": (REQUIRED, _task),
+    "n_answers": (REQUIRED, _count),
+    "error": (OPTIONAL, _text_or_null),
+    "settings": (OPTIONAL, _scalars),
+    "questionnaire": (OPTIONAL, _text_or_null),
+    "lang": (OPTIONAL, _text_or_null),
+    "model": (OPTIONAL, _text_or_null),
+    "created": (OPTIONAL, _text_or_null),
+}
+SCHEMAS = {DISTRIBUTION_FORMAT: DISTRIBUTION_SCHEMA, PENDING_FORMAT: PENDING_SCHEMA}
+
+
+def _problem(data: dict, schema: dict, prefix: str = "") -> str | None:
+    """What is wrong with ``data`` under ``schema`` (the first problem, keys named ``encoder.name``), or None."""
+    missing = [f"{prefix}{k}" for k, (required, _) in schema.items() if required and k not in data]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    for key, (_, check) in schema.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if isinstance(check, Nested):
+            if value is None and check.nullable:
+                continue
+            if not isinstance(value, dict):
+                return f"{prefix}{key} {_shown(value)} is not an object"
+            problem = _problem(value, check.schema, f"{prefix}{key}.")
+            if problem:
+                return problem
+        elif (problem := check(value)) is not None:
+            return f"{prefix}{key}{'' if problem.startswith('.') else ' '}{problem}"
+    return None
+
+
+def manifest_problem(manifest: dict) -> str | None:
+    """What is wrong with a manifest about to be written (by the schema of its ``format``), or None."""
+    schema = SCHEMAS.get(manifest.get("format"))
+    if schema is None:
+        return f"format {_shown(manifest.get('format'))} is not one of {', '.join(SCHEMAS)}"
+    return _problem(manifest, schema)
+
+
+def damaged(where, what: str) -> UserError:
+    """The one-line error for a damaged file of a run's task folder (``where``: the file, or ``file:line``)."""
+    return UserError(f"damaged run artifact {where}: {what}; nothing was changed: restore its task folder from a "
+                     "backup or rerun the lm_eval task")
+
+
+def check_manifest(manifest, path: str | Path) -> dict:
+    """``manifest`` (read from ``path``) when it passes the schema of its format, else a damaged-artifact error."""
+    path = Path(path)
+    if not isinstance(manifest, dict):
+        raise damaged(path, f"not a JSON object (got {type(manifest).__name__})")
+    fmt = manifest.get("format")
+    if fmt is None:
+        raise damaged(path, "format missing")
+    schema = SCHEMAS.get(fmt) if isinstance(fmt, str) else None
+    if schema is None:
+        known = ", ".join(SCHEMAS)
+        if isinstance(fmt, str) and fmt.startswith("univar-eval/"):
+            raise UserError(f"{path}: format {fmt!r} is not one univar-eval {__version__} reads ({known}); it was "
+                            "written by another release: upgrade univar-eval, or rerun the lm_eval task with this "
+                            "one; nothing was changed")
+        raise damaged(path, f"format {_shown(fmt)} is not a univar-eval run format ({known})")
+    problem = _problem(manifest, schema)
+    if problem:
+        raise damaged(path, problem)
+    return manifest
+
+
+def read_manifest(path: str | Path, *, ours: bool = False) -> dict | None:
+    """The checked manifest of one task folder of a run (see :func:`check_manifest`).
+
+    A ``manifest.json`` is univar-eval's when ``ours`` (found in a ``univar_<stamp>`` folder or named
+    by the user), when it sits beside ``answers.jsonl`` or ``embeddings.safetensors``, or when its
+    format says so; another tool's ``manifest.json`` gives None. Ours and damaged: a UserError.
+    """
+    path = Path(path)
+    ours = ours or (path.parent / ANSWERS_FILE).exists() or (path.parent / EMBEDDINGS_FILE).exists()
+    try:
+        data = read_json(path, finite=True)
+    except DamagedFile as e:
+        if not ours:
+            return None
+        raise damaged(e.where, e.what) from None
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if not ours and not (isinstance(fmt, str) and fmt.startswith("univar-eval/")):
+        return None
+    return check_manifest(data, path)
 
 
 @dataclass
@@ -62,39 +283,55 @@ class ValueDistribution:
         return self.manifest.get("lang")
 
     def save(self, folder: str | Path) -> Path:
-        """Write the three files atomically (the manifest last, so it only ever names a complete array)."""
+        """Write the three files atomically (the manifest last, so it only ever names a complete array).
+        The manifest is stamped with :data:`DISTRIBUTION_FORMAT` and must pass its schema."""
         folder = Path(folder)
+        # never write a manifest that load() would refuse (checked before anything is written)
+        manifest = {**self.manifest, "format": DISTRIBUTION_FORMAT, "sha256": "0" * 64, "n_answers": len(self)}
+        problem = manifest_problem(manifest)
+        if problem:
+            raise UserError(f"cannot save the value distribution in {folder}: its manifest's {problem}")
         digest = save_array(folder / EMBEDDINGS_FILE, self.embeddings)
         write_jsonl(folder / ANSWERS_FILE, self.records)
-        self.manifest = {**self.manifest, "sha256": digest, "n_answers": len(self)}
+        self.manifest = {**manifest, "sha256": digest}
         write_json(folder / MANIFEST_FILE, self.manifest)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, *, verify: bool = True) -> "ValueDistribution":
+        """The distribution stored in ``folder``, checked: the manifest against its schema, the embeddings
+        against the manifest (sha256 unless ``verify=False``, answers x dimensions, finite values) and the
+        answers against the embeddings. Any failure is a damaged-artifact UserError; nothing is changed."""
         folder = Path(folder)
-        manifest = read_json(folder / MANIFEST_FILE, finite=True)
-        if not isinstance(manifest, dict):
-            raise UserError(f"{folder / MANIFEST_FILE}: not a value-distribution manifest (expected a JSON object); "
-                            "the run folder is damaged: rerun the task")
-        digest = manifest.get("sha256")
-        if verify and not (isinstance(digest, str) and len(digest) == 64):
-            raise UserError(f"{folder / MANIFEST_FILE}: no sha256 for the embeddings, so they cannot be verified; "
-                            "the run folder is damaged: rerun the task")
-        emb = load_array(folder / EMBEDDINGS_FILE, expected_sha256=digest if verify else None)
-        records = read_jsonl(folder / ANSWERS_FILE)
-        if len(records) != len(emb):
-            raise UserError(f"{folder}: {len(records)} answers but {len(emb)} embeddings; the run folder is damaged")
+        path = folder / MANIFEST_FILE
+        manifest = read_manifest(path, ours=True)
+        if manifest["format"] != DISTRIBUTION_FORMAT:
+            raise UserError(f"{folder}: holds answers that were kept but never embedded ({manifest.get('error')}); "
+                            f"finish them with `univar-eval embed {folder.parent}`")
+        try:
+            emb = load_array(folder / EMBEDDINGS_FILE, expected_sha256=manifest["sha256"] if verify else None)
+            records = read_jsonl(folder / ANSWERS_FILE)
+        except DamagedFile as e:
+            raise damaged(e.where, e.what.replace("array file is missing", "file is missing")) from None
+        n_rows, dim = emb.shape
+        if n_rows != manifest["n_answers"]:
+            raise damaged(folder / EMBEDDINGS_FILE, f"{n_rows} embeddings but the manifest says n_answers "
+                                                    f"{manifest['n_answers']}")
+        if len(records) != n_rows:
+            raise damaged(folder / ANSWERS_FILE, f"{len(records)} answers but {n_rows} embeddings")
+        expected_dim = manifest["encoder"].get("dimension")
+        if expected_dim is not None and dim != expected_dim:
+            raise damaged(folder / EMBEDDINGS_FILE, f"{dim} dimensions but the manifest's encoder "
+                                                    f"{manifest['encoder']['name']} has {expected_dim}")
         if verify and not np.isfinite(emb).all():
-            raise UserError(f"{folder / EMBEDDINGS_FILE}: holds NaN or infinite embeddings; the run folder is "
-                            "damaged: rerun the task")
+            raise damaged(folder / EMBEDDINGS_FILE, "holds NaN or infinite embeddings")
         return cls(np.asarray(emb, dtype=np.float32), records, manifest)
 
 
 def make_manifest(*, encoder: dict, questionnaire: str, questionnaire_version: str, task: str, lang: str,
                   translator: dict, model: str | None, counts: dict, text_format: str | None = None) -> dict:
     return {
-        "format": "univar-eval/value-distribution/1",
+        "format": DISTRIBUTION_FORMAT,
         "univar_eval_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model": model,

@@ -20,6 +20,20 @@ import numpy as np
 
 from univar_eval.errors import UserError
 
+class DamagedFile(UserError):
+    """A file that cannot be read as what it should be: ``<where>: <what>; <hint>``.
+
+    ``where`` is the path (``path:line`` for a line of a text file). Callers that own a file format
+    (run artifacts, banks) catch it and give their own hint, keeping ``where`` and ``what``."""
+
+    def __init__(self, path: str | os.PathLike, what: str, hint: str = "", *, line: int | None = None):
+        self.path = Path(path)
+        self.where = f"{path}:{line}" if line is not None else str(path)
+        self.what = what
+        self.hint = hint
+        super().__init__(f"{self.where}: {what}" + (f"; {hint}" if hint else ""))
+
+
 #: Temporary files are named ``.<target name>.<random hex>.tmp`` (what orphan cleaning looks for).
 TMP_SUFFIX = ".tmp"
 
@@ -86,8 +100,8 @@ def _decode(raw: bytes, path: Path, lineno: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"{path}:{lineno}: not valid UTF-8 (byte {e.start + 1} of the line); "
-                        "save the file as UTF-8") from None
+        raise DamagedFile(path, f"not valid UTF-8 (byte {e.start + 1} of the line)", "save the file as UTF-8",
+                          line=lineno) from None
 
 
 def check_utf8(path: str | os.PathLike) -> None:
@@ -102,9 +116,9 @@ def _open_lines(path: Path):
     try:
         return path.open("rb")
     except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        raise DamagedFile(path, "file not found") from None
     except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, not a file") from None
+        raise DamagedFile(path, "is a folder, not a file") from None
 
 
 def read_json(path: str | os.PathLike, *, finite: bool = False) -> Any:
@@ -115,9 +129,11 @@ def read_json(path: str | os.PathLike, *, finite: bool = False) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constant if finite else None)
     except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); restore it or rebuild it") from None
+        raise DamagedFile(path, f"not valid JSON (line {e.lineno}: {e.msg})", "restore it or rebuild it") from None
+    except RecursionError:
+        raise DamagedFile(path, "JSON nested too deeply", "restore it or rebuild it") from None
     except ValueError as e:
-        raise UserError(f"{path}: {e}; restore it or rebuild it") from None
+        raise DamagedFile(path, str(e), "restore it or rebuild it") from None
 
 
 def _no_constant(name: str):
@@ -136,11 +152,11 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: malformed JSON line ({e.msg})") from None
+                raise DamagedFile(path, f"malformed JSON line ({e.msg})", line=lineno) from None
             except RecursionError:
-                raise UserError(f"{path}:{lineno}: JSON nested too deeply") from None
+                raise DamagedFile(path, "JSON nested too deeply", line=lineno) from None
             if not isinstance(record, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+                raise DamagedFile(path, f"expected a JSON object, got {type(record).__name__}", line=lineno)
             records.append(record)
     return records
 
@@ -187,18 +203,16 @@ def load_array(path: str | os.PathLike, *, expected_sha256: str | None = None) -
     """
     path = Path(path)
     if not path.exists():
-        raise UserError(f"{path}: array file is missing; rebuild it (univar-eval bank add ...)")
+        raise DamagedFile(path, "array file is missing", "rebuild it (univar-eval bank add ...)")
     if expected_sha256 is not None and verified_sha256(path) != expected_sha256:
-        raise UserError(
-            f"{path}: sha256 does not match the manifest (file truncated or modified); "
-            "remove the entry and add it again"
-        )
+        raise DamagedFile(path, "sha256 does not match the manifest (file truncated or modified)",
+                          "remove the entry and add it again")
     try:
         return _mmap_safetensors(path)
     except UserError:
         raise
     except Exception as e:  # safetensors raises several types for corrupt files
-        raise UserError(f"{path}: not a readable safetensors file ({e}); rebuild it") from None
+        raise DamagedFile(path, f"not a readable safetensors file ({e})", "rebuild it") from None
 
 
 _ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "BF16": None}
@@ -209,27 +223,27 @@ def _mmap_safetensors(path: Path) -> np.ndarray:
     with path.open("rb") as fh:
         n = int.from_bytes(fh.read(8), "little")
         if n <= 0 or n > 100_000_000:
-            raise UserError(f"{path}: corrupt safetensors header; rebuild it")
+            raise DamagedFile(path, "corrupt safetensors header", "rebuild it")
         try:
             header = json.loads(fh.read(n))
         except (ValueError, RecursionError):
-            raise UserError(f"{path}: corrupt safetensors header; rebuild it") from None
+            raise DamagedFile(path, "corrupt safetensors header", "rebuild it") from None
     info = header.get("embeddings") if isinstance(header, dict) else None
     if info is None:
-        raise UserError(f"{path}: no 'embeddings' tensor in the file")
+        raise DamagedFile(path, "no 'embeddings' tensor in the file")
     try:
         dtype_name, (start, end), shape = info["dtype"], info["data_offsets"], tuple(info["shape"])
         if not all(isinstance(v, int) and v >= 0 for v in (start, end, *shape)):
             raise TypeError
     except (KeyError, TypeError, ValueError):
-        raise UserError(f"{path}: corrupt safetensors header; rebuild it") from None
+        raise DamagedFile(path, "corrupt safetensors header", "rebuild it") from None
     dtype = _ST_DTYPES.get(dtype_name)
     if dtype is None:
-        raise UserError(f"{path}: unsupported dtype {dtype_name}")
+        raise DamagedFile(path, f"unsupported dtype {dtype_name}")
     if len(shape) != 2:
-        raise UserError(f"{path}: embeddings have shape {list(shape)}; expected 2-D (answers x dimensions); "
-                        "rebuild it")
+        raise DamagedFile(path, f"embeddings have shape {list(shape)}; expected 2-D (answers x dimensions)",
+                          "rebuild it")
     expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if end - start != expected or path.stat().st_size < 8 + n + end:
-        raise UserError(f"{path}: file is truncated; rebuild it")
+        raise DamagedFile(path, "file is truncated", "rebuild it")
     return np.memmap(path, dtype=dtype, mode="r", offset=8 + n + start, shape=shape)

@@ -26,8 +26,8 @@ from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.embed import build_distribution
 from univar_eval.settings import RunSettings
 from univar_eval.storage.bank import check_model, check_task
-from univar_eval.storage.distribution import ValueDistribution
-from univar_eval.storage.files import check_utf8, read_json, read_jsonl
+from univar_eval.storage.distribution import DISTRIBUTION_FORMAT, MANIFEST_FILE, ValueDistribution, read_manifest
+from univar_eval.storage.files import check_utf8, read_jsonl
 
 log = logging.getLogger("univar_eval")
 
@@ -225,12 +225,13 @@ def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True, 
     """
 
     if reuse and group.artifacts is not None:
-        manifest = read_json(group.artifacts / "manifest.json")
+        manifest = read_manifest(group.artifacts / MANIFEST_FILE, ours=True)  # checked: damaged is an error
+        built = manifest["format"] == DISTRIBUTION_FORMAT  # not kept answers whose embedding failed
         encoder_ok = encoder is None or (manifest.get("encoder") or {}).get("name") == encoder
         translator_ok = (group.lang == "eng" or translator is None
                          or (manifest.get("translator") or {}).get("name") == translator)
         current = manifest.get("text_format") == answers_mod.TEXT_FORMAT  # older runs embedded another text
-        if encoder_ok and translator_ok and current:
+        if built and encoder_ok and translator_ok and current:
             return ValueDistribution.load(group.artifacts), True
     dist, _ = build_distribution(group.records, task=group.task, questionnaire=group.questionnaire, lang=group.lang,
                                  settings=settings, model=group.model,
