@@ -104,14 +104,14 @@ def _compare(x: ValueDistribution, y: ValueDistribution, metric: str, *, n_permu
 
 
 def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> tuple[float | None, float | None]:
-    """The reference's own within-model distance (between halves of its repeats) and its upper bound; None
-    where it cannot be told (no repeats, no question ids). The bound is the natural floor for a tolerance:
-    a distance the reference's own noise can produce."""
-    within = getattr(distance_mod, "within_noise", None)
+    """The reference's noise floor (:func:`distance.within_noise`): the distance a rerun of the reference, with as
+    many answers, would show against it, and that rerun's upper bound; None where it cannot be told (no question
+    ids, no repeats, or for mmd fewer than 4 answers a question). The bound is the smallest sensible tolerance:
+    with D below it, a rerun of the reference would typically not pass."""
     ids = next((keys for keys in (question_ids(ref), question_texts(ref)) if keys and None not in keys), None)
-    if within is None or ids is None:
+    if ids is None:
         return None, None
-    result = within(ref.embeddings, ids, metric, seed)
+    result = distance_mod.within_noise(ref.embeddings, ids, metric, seed)
     return _finite_or_none(getattr(result, "distance", result)), _finite_or_none(getattr(result, "upper", None))
 
 

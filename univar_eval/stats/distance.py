@@ -51,8 +51,8 @@ distance at D gives ``upper < D`` (a wrong "pass") at most alpha of the time. Wi
 Finite or say why: whenever the distance, p-value or a bound cannot be computed (all answers
 share one question id, no shared question, non-finite embeddings, too few shared questions for
 a bootstrap) it is NaN and ``problem`` holds a one-line reason; a NaN never comes without one.
-:func:`within_noise` gives the baseline's own distance between two halves of its repeats
-(the noise floor).
+:func:`within_noise` gives the noise floor: the distance a rerun of the baseline, with as many
+answers, would show (two halves of its repeats compared, rescaled to the full size).
 """
 
 from __future__ import annotations
@@ -532,15 +532,33 @@ def _note(metric: str, dz: Design) -> str | None:
 
 
 def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n_permutations: int = 0,
-                 n_bootstrap: int = DEFAULT_BOOTSTRAP, alpha: float = DEFAULT_ALPHA) -> DistanceResult:
-    """The noise floor: one model's own distance between two halves of its repeats.
+                 n_bootstrap: int = DEFAULT_BOOTSTRAP, alpha: float = DEFAULT_ALPHA, ci: float = 0.95) -> DistanceResult:
+    """The noise floor: the distance a rerun of this model, with as many answers as it has, would show against it.
 
-    Each question's answers are split in two (seeded; see :func:`designs.split_repeats`) and the
-    halves are compared with :func:`compare_sets` under the same rule (halves with two answers
-    a question or more give the per-question design, halves of one answer the shared-shift one).
-    Each half holds half the answers, so the floor (and its ``upper``) overstates the noise of a
-    full comparison a little: a tolerance above ``upper`` lets a rerun of the model pass.
-    Without question ids or without repeats the distance is NaN and ``problem`` says why.
+    Each question's answers are split in two (seeded; see :func:`designs.split_repeats`), the halves
+    are compared with :func:`compare_sets`, and the result is rescaled from the halves' size to the
+    full size by the statistic's sample-size law (the halves hold half the answers each, so unscaled
+    they overstate a full comparison's noise: 1.5x for mmd with 4 answers a question, 2x for centroid;
+    ``benchmarks/validate_noise_floor.py`` measures it). ``distance`` is then one draw of what a
+    rerun's distance would be, and ``upper`` one draw of a rerun's ``upper`` (the D a rerun needs).
+
+    ``mmd`` (per-question design): with no difference, each question's unbiased MMD² has mean 0 and
+    variance ``2 tau_q f(m, n)``, ``f(m, n) = 1/(m(m-1)) + 1/(n(n-1)) + 2/(mn)`` (exact: the three sums of
+    the doubly centred kernel are uncorrelated), ``tau_q`` a property of the question alone. So each
+    question's halves value is multiplied by ``sqrt(f(c, c) / f(h1, h2))`` (c its answers, h1 + h2 = c),
+    averaged as a rerun would average (questions of the rerun not in the halves count at the mean
+    ``tau``), and its studentised bootstrap bounds are recomputed on the rescaled values.
+    ``centroid``: the distance is a quadratic form in the difference of the two means, whose covariance
+    is ``sum_q c_q C_q / M²`` a side (``C_q`` the question's answer covariance, estimated by its within-
+    question variance; questions with one answer at the mean); distance and bounds scale by the ratio
+    of the rerun's to the halves'. ``frechet`` and an mmd rerun in the shared-shift design (most
+    questions with one answer) are not rescaled (``details["rerun_scale"]`` is absent): they overstate.
+
+    A per-question (mmd) rerun needs a per-question floor: with fewer than 4 answers on most questions a
+    half has one answer to a question, so the halves can only be compared for shared shifts, whose noise
+    is far smaller than a per-question rerun's (4 to 7 times in the validation), and no statistic of 2 or
+    3 answers a question estimates the per-question noise (it is a 4-answer moment): the distance is then
+    NaN and ``problem`` says so. Without question ids or without repeats likewise.
     """
     x = normalise(x)
     if groups is None:
@@ -551,10 +569,79 @@ def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n
                                              "cannot be measured; ask with repeats (lm-eval `repeats: N` with "
                                              "sampling) or add runs with `bank add --as-repeats`")
     g = list(groups)
+    ga, gb = [g[i] for i in a], [g[i] for i in b]
+    rerun = choose_design(g, g, len(g), len(g), per_question=(metric == "mmd"))
+    halves = choose_design(ga, gb, len(a), len(b), per_question=(metric == "mmd"))
+    if rerun.name == PER_QUESTION and halves.name != PER_QUESTION:
+        return _unavailable(metric, x, seed, "too few repeats for a per-question noise floor: a rerun is compared "
+                                             "question by question, and measuring that noise needs 4 answers a "
+                                             "question or more on at least half the questions; ask with "
+                                             "`repeats: 4` or merge 4 runs with `bank add --as-repeats`")
     result = compare_sets(x[a], x[b], metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                          alpha=alpha, groups_x=[g[i] for i in a], groups_y=[g[i] for i in b])
+                          alpha=alpha, ci=ci, groups_x=ga, groups_y=gb)
     result.details["noise_floor"] = True
+    if not np.isfinite(result.statistic):
+        return result
+    if metric == "mmd" and result.design == PER_QUESTION:
+        _per_question_to_rerun(result, x[a][halves.x_index], x[b][halves.y_index], halves, rerun, seed, ci, alpha)
+    elif metric == "centroid":
+        scale = _centroid_rerun_scale(x, g, a, b)
+        result.details["halves_distance"] = result.distance
+        result.details["rerun_scale"] = scale
+        result.statistic *= scale
+        result.distance *= scale
+        for name in ("ci_low", "ci_high", "upper"):
+            if getattr(result, name) is not None:
+                setattr(result, name, getattr(result, name) * scale)
     return result
+
+
+def noise_variance_factor(m: int, n: int) -> float:
+    """``f(m, n)``: with no difference, an unbiased MMD² of m against n answers has variance ``2 tau f(m, n)``."""
+    return 1.0 / (m * (m - 1)) + 1.0 / (n * (n - 1)) + 2.0 / (m * n)
+
+
+def _per_question_to_rerun(result: DistanceResult, xs: np.ndarray, ys: np.ndarray, halves: Design, rerun: Design,
+                           seed: int, ci: float, alpha: float) -> None:
+    """Rescale the halves' per-question MMD² values to a full-size rerun (see :func:`within_noise`)."""
+    t = _per_question_mmd(xs, ys, halves, 1.0, 0, 0, seed, None).details["per_question"]
+    q_half = halves.n_questions
+    h1, h2 = np.bincount(halves.qx, minlength=q_half), np.bincount(halves.qy, minlength=q_half)
+    c = np.bincount(rerun.qx, minlength=rerun.n_questions)
+    f_rerun = sum(noise_variance_factor(int(k), int(k)) for k in c)
+    f_half = np.array([noise_variance_factor(int(i), int(j)) for i, j in zip(h1, h2)])
+    u = t * np.sqrt(f_rerun / (q_half * f_half)) * q_half / rerun.n_questions
+    result.details.update(halves_distance=result.distance, rerun_scale="per question",
+                          rerun_questions=rerun.n_questions)
+    result.statistic = float(u.mean())
+    result.distance = float(np.sqrt(max(result.statistic, 0.0)))
+    if result.n_bootstrap and q_half >= 2:
+        counts = resampling.question_counts(np.random.default_rng(seed), q_half, result.n_bootstrap)
+        bounds = np.array(_studentised_bounds(u, counts)(ci, alpha))
+        result.ci_low, result.ci_high, result.upper = (float(v) for v in np.sqrt(np.clip(bounds, 0, None)))
+
+
+def _centroid_rerun_scale(x: np.ndarray, groups: list, a: np.ndarray, b: np.ndarray) -> float:
+    """Null size of a rerun's centroid distance over the halves': ratio of the covariances of the mean differences."""
+    by_q: dict = {}
+    for i, g in enumerate(groups):
+        if g is not None:
+            by_q.setdefault(g, []).append(i)
+    spread = {g: float(((x[rows] - x[rows].mean(0)) ** 2).sum() / (len(rows) - 1))
+              for g, rows in by_q.items() if len(rows) >= 2}
+    typical = float(np.mean(list(spread.values())))
+    counts = {g: len(rows) for g, rows in by_q.items()}
+    total = sum(counts.values())
+    rerun = 2.0 * sum(c * spread.get(g, typical) for g, c in counts.items()) / total ** 2
+
+    def side(rows):
+        per_q: dict = {}
+        for i in rows:
+            per_q[groups[i]] = per_q.get(groups[i], 0) + 1
+        return sum(c * spread[g] for g, c in per_q.items()) / len(rows) ** 2
+
+    half = side(a) + side(b)
+    return rerun / half if half > 0 else 1.0
 
 
 def _unavailable(metric, x, seed, problem) -> DistanceResult:
