@@ -536,29 +536,33 @@ def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n
     """The noise floor: the distance a rerun of this model, with as many answers as it has, would show against it.
 
     Each question's answers are split in two (seeded; see :func:`designs.split_repeats`), the halves
-    are compared with :func:`compare_sets`, and the result is rescaled from the halves' size to the
-    full size by the statistic's sample-size law (the halves hold half the answers each, so unscaled
-    they overstate a full comparison's noise: 1.5x for mmd with 4 answers a question, 2x for centroid;
-    ``benchmarks/validate_noise_floor.py`` measures it). ``distance`` is then one draw of what a
-    rerun's distance would be, and ``upper`` one draw of a rerun's ``upper`` (the D a rerun needs).
+    are compared, and the result is rescaled from the halves' size to the full size by the statistic's
+    sample-size law (each half holds half the answers, so unscaled the halves overstate a full
+    comparison's noise: 1.5x for mmd with 4 answers a question, 2x for centroid with 2;
+    ``benchmarks/validate_noise_floor.py`` measures it). ``distance`` is then one draw of what a rerun's
+    distance would be, and ``upper`` one draw of a rerun's ``upper`` (the D a rerun needs to pass).
 
-    ``mmd`` (per-question design): with no difference, each question's unbiased MMD² has mean 0 and
-    variance ``2 tau_q f(m, n)``, ``f(m, n) = 1/(m(m-1)) + 1/(n(n-1)) + 2/(mn)`` (exact: the three sums of
-    the doubly centred kernel are uncorrelated), ``tau_q`` a property of the question alone. So each
+    ``mmd`` (a rerun with 2 answers a question or more is compared per question): with no difference,
+    the unbiased MMD² of m against n answers to one question has mean 0 and variance ``2 tau_q f(m, n)``,
+    ``f(m, n) = 1/(m(m-1)) + 1/(n(n-1)) + 2/(mn)`` (:func:`noise_variance_factor`; exact: the three sums of
+    the doubly centred kernel are uncorrelated), ``tau_q`` a property of the question alone. Each
     question's halves value is multiplied by ``sqrt(f(c, c) / f(h1, h2))`` (c its answers, h1 + h2 = c),
-    averaged as a rerun would average (questions of the rerun not in the halves count at the mean
-    ``tau``), and its studentised bootstrap bounds are recomputed on the rescaled values.
+    averaged as a rerun would average (rerun questions without a halves value count at the mean
+    ``tau``), and the studentised bootstrap bounds are computed on the rescaled values. A question of 3
+    answers splits 1 + 2 and gives ``U(pair) - mean k(single, pair)``: mean 0, variance
+    ``tau (1 + 1/2) + (1 + 1/2) var(mu_q)`` (``mu_q(x)`` the kernel's mean against the question's answers);
+    its rescaling counts only the ``tau`` term, so it overstates a little (about 7 % in distance in the
+    validation). A question of 2 answers gives no per-question value: no statistic of two answers
+    estimates ``tau_q`` (a four-answer moment), and comparing halves of one answer for shared shifts
+    understates a per-question rerun's noise 4 to 7 times. With fewer than half the rerun's questions
+    holding 3 answers or more the floor is NaN and ``problem`` says so. ``p_value`` is None.
+
     ``centroid``: the distance is a quadratic form in the difference of the two means, whose covariance
     is ``sum_q c_q C_q / M²`` a side (``C_q`` the question's answer covariance, estimated by its within-
     question variance; questions with one answer at the mean); distance and bounds scale by the ratio
     of the rerun's to the halves'. ``frechet`` and an mmd rerun in the shared-shift design (most
     questions with one answer) are not rescaled (``details["rerun_scale"]`` is absent): they overstate.
-
-    A per-question (mmd) rerun needs a per-question floor: with fewer than 4 answers on most questions a
-    half has one answer to a question, so the halves can only be compared for shared shifts, whose noise
-    is far smaller than a per-question rerun's (4 to 7 times in the validation), and no statistic of 2 or
-    3 answers a question estimates the per-question noise (it is a 4-answer moment): the distance is then
-    NaN and ``problem`` says so. Without question ids or without repeats likewise.
+    Without question ids or without repeats the distance is NaN and ``problem`` says why.
     """
     x = normalise(x)
     if groups is None:
@@ -569,25 +573,16 @@ def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n
                                              "cannot be measured; ask with repeats (lm-eval `repeats: N` with "
                                              "sampling) or add runs with `bank add --as-repeats`")
     g = list(groups)
-    ga, gb = [g[i] for i in a], [g[i] for i in b]
-    rerun = choose_design(g, g, len(g), len(g), per_question=(metric == "mmd"))
-    halves = choose_design(ga, gb, len(a), len(b), per_question=(metric == "mmd"))
-    if rerun.name == PER_QUESTION and halves.name != PER_QUESTION:
-        return _unavailable(metric, x, seed, "too few repeats for a per-question noise floor: a rerun is compared "
-                                             "question by question, and measuring that noise needs 4 answers a "
-                                             "question or more on at least half the questions; ask with "
-                                             "`repeats: 4` or merge 4 runs with `bank add --as-repeats`")
+    if metric == "mmd":
+        rerun = choose_design(g, g, len(g), len(g))
+        if rerun.name == PER_QUESTION:
+            return _per_question_floor(x, g, a, b, rerun, seed=seed, n_bootstrap=n_bootstrap, ci=ci, alpha=alpha)
     result = compare_sets(x[a], x[b], metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                          alpha=alpha, ci=ci, groups_x=ga, groups_y=gb)
+                          alpha=alpha, ci=ci, groups_x=[g[i] for i in a], groups_y=[g[i] for i in b])
     result.details["noise_floor"] = True
-    if not np.isfinite(result.statistic):
-        return result
-    if metric == "mmd" and result.design == PER_QUESTION:
-        _per_question_to_rerun(result, x[a][halves.x_index], x[b][halves.y_index], halves, rerun, seed, ci, alpha)
-    elif metric == "centroid":
+    if metric == "centroid" and np.isfinite(result.statistic):
         scale = _centroid_rerun_scale(x, g, a, b)
-        result.details["halves_distance"] = result.distance
-        result.details["rerun_scale"] = scale
+        result.details.update(halves_distance=result.distance, rerun_scale=scale)
         result.statistic *= scale
         result.distance *= scale
         for name in ("ci_low", "ci_high", "upper"):
@@ -601,24 +596,55 @@ def noise_variance_factor(m: int, n: int) -> float:
     return 1.0 / (m * (m - 1)) + 1.0 / (n * (n - 1)) + 2.0 / (m * n)
 
 
-def _per_question_to_rerun(result: DistanceResult, xs: np.ndarray, ys: np.ndarray, halves: Design, rerun: Design,
-                           seed: int, ci: float, alpha: float) -> None:
-    """Rescale the halves' per-question MMD² values to a full-size rerun (see :func:`within_noise`)."""
-    t = _per_question_mmd(xs, ys, halves, 1.0, 0, 0, seed, None).details["per_question"]
-    q_half = halves.n_questions
-    h1, h2 = np.bincount(halves.qx, minlength=q_half), np.bincount(halves.qy, minlength=q_half)
-    c = np.bincount(rerun.qx, minlength=rerun.n_questions)
-    f_rerun = sum(noise_variance_factor(int(k), int(k)) for k in c)
-    f_half = np.array([noise_variance_factor(int(i), int(j)) for i, j in zip(h1, h2)])
-    u = t * np.sqrt(f_rerun / (q_half * f_half)) * q_half / rerun.n_questions
-    result.details.update(halves_distance=result.distance, rerun_scale="per question",
-                          rerun_questions=rerun.n_questions)
+def _per_question_floor(x: np.ndarray, groups: list, a: np.ndarray, b: np.ndarray, rerun: Design, *, seed: int,
+                        n_bootstrap: int, ci: float, alpha: float) -> DistanceResult:
+    """The mmd floor of a per-question rerun: each question's halves value rescaled (see :func:`within_noise`)."""
+    rows_a: dict = {}
+    rows_b: dict = {}
+    for i in a:
+        rows_a.setdefault(groups[i], []).append(i)
+    for i in b:
+        rows_b.setdefault(groups[i], []).append(i)
+    counts = np.bincount(rerun.qx, minlength=rerun.n_questions)
+    target = float(sum(2.0 * noise_variance_factor(int(c), int(c)) for c in counts))  # sum of the rerun's variances
+    values, coefs, n_one_answer = [], [], 0
+    for q in rows_a.keys() & rows_b.keys():
+        xa, xb = x[rows_a[q]], x[rows_b[q]]
+        if len(xa) >= 2 and len(xb) >= 2:
+            values.append(_mmd2_rows(xa, xb, 1.0))
+            coefs.append(2.0 * noise_variance_factor(len(xa), len(xb)))
+        elif max(len(xa), len(xb)) >= 2:  # 1 answer against n: U(pairs of the n) - mean k(single, n)
+            single, many = (xa, xb) if len(xa) == 1 else (xb, xa)
+            n = len(many)
+            k = kernel_from_gram(many @ many.T)
+            values.append(float((k.sum() - np.trace(k)) / (n * (n - 1)) - kernel_from_gram(single @ many.T).mean()))
+            coefs.append(2.0 / (n * (n - 1)) + 1.0 / n)
+            n_one_answer += 1
+    used = len(values)
+    result = DistanceResult(metric="mmd", distance=np.nan, statistic=np.nan, p_value=None,
+                            ci_low=np.nan if n_bootstrap else None, ci_high=np.nan if n_bootstrap else None,
+                            n_x=len(a), n_y=len(b), n_permutations=0, n_bootstrap=n_bootstrap, seed=seed,
+                            design=PER_QUESTION, n_questions=used, upper=np.nan if n_bootstrap else None, alpha=alpha,
+                            details={"noise_floor": True, "rerun_questions": rerun.n_questions,
+                                     "rerun_scale": "per question", "n_split_one_answer": n_one_answer})
+    if used < 2 or 2 * used < rerun.n_questions:
+        result.problem = ("too few repeats for a per-question noise floor: a rerun is compared question by question, "
+                          "and its noise can be measured from 3 answers a question or more on at least half the "
+                          "questions (2 answers cannot show it); ask with `repeats: 4` or merge 4 runs with "
+                          "`bank add --as-repeats`")
+        return result
+    t = np.array(values)
+    u = t * np.sqrt(target / (used * np.array(coefs))) * used / rerun.n_questions
+    result.details["halves_distance"] = float(np.sqrt(max(float(t.mean()), 0.0)))
     result.statistic = float(u.mean())
     result.distance = float(np.sqrt(max(result.statistic, 0.0)))
-    if result.n_bootstrap and q_half >= 2:
-        counts = resampling.question_counts(np.random.default_rng(seed), q_half, result.n_bootstrap)
-        bounds = np.array(_studentised_bounds(u, counts)(ci, alpha))
+    if not np.isfinite(result.statistic):
+        result.problem = "the mmd statistic is not finite"
+    elif n_bootstrap:
+        boot = resampling.question_counts(np.random.default_rng(seed), used, n_bootstrap)
+        bounds = np.array(_studentised_bounds(u, boot)(ci, alpha))
         result.ci_low, result.ci_high, result.upper = (float(v) for v in np.sqrt(np.clip(bounds, 0, None)))
+    return result
 
 
 def _centroid_rerun_scale(x: np.ndarray, groups: list, a: np.ndarray, b: np.ndarray) -> float:
