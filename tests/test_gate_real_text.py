@@ -124,12 +124,12 @@ def answer_run(stance: str, qs: list[dict], seed: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs(minilm, tmp_path_factory):
-    """Three runs per stance, embedded like an lm-eval run would be."""
+    """Eight runs per stance, embedded like an lm-eval run would be."""
     qs = questions()
     settings = resolve({"encoder": "minilm", "device": "cpu"})
     out = {}
     for i, stance in enumerate(STANCES):
-        for k in range(3):
+        for k in range(8):
             dist, _ = build_distribution(answer_run(stance, qs, seed=100 * i + k), task="univar_pvq_eng",
                                          questionnaire="pvq", lang="eng", settings=settings, model=stance)
             out[stance, k] = dist
@@ -162,15 +162,20 @@ def test_a_rerun_passes_against_its_first_run_and_other_stances_fail(runs, tmp_p
         assert code == (0 if cand == base else 1), lines
 
 
+def merged(runs, stance, ks):
+    return merge_as_repeats([runs[stance, k] for k in ks], [f"run {k}" for k in ks])
+
+
 def test_with_a_tolerance_from_the_baseline_noise(runs, tmp_path, capsys):
-    """Baseline: runs 0 and 1 of each stance merged as repeats (its noise floor is measurable); candidate: run 2.
-    D is set, as the README says, to the upper bound of the baseline's own noise (the smallest tolerance its own
-    variation allows). A rerun passes or is inconclusive (never fails); other stances fail."""
+    """Baseline: runs 0-3 of each stance merged as repeats (4 answers a question: its noise floor is measurable);
+    candidate: runs 4-7 merged alike (a rerun with as many answers). D is set, as the README says, to the noise
+    bound (the upper bound a rerun of the baseline would show). A rerun passes or is inconclusive (never fails);
+    other stances fail."""
     bank = Bank(tmp_path / "bank", create=True)
-    bank.add_many([(merge_as_repeats([runs[s, 0], runs[s, 1]], ["run 0", "run 1"]), s, "runs 0+1") for s in STANCES])
+    bank.add_many([(merged(runs, s, range(4)), s, "runs 0-3") for s in STANCES])
     outcomes, lines = {}, []
     for cand in STANCES:
-        folder = save_run(runs[cand, 2], tmp_path / f"cand-{cand}")
+        folder = save_run(merged(runs, cand, range(4, 8)), tmp_path / f"cand-{cand}")
         for base in STANCES:
             js = tmp_path / f"{cand}-{base}.json"
             main(["gate", folder, "--bank", str(bank.path), "--against", base, "--json", str(js)])
@@ -181,7 +186,7 @@ def test_with_a_tolerance_from_the_baseline_noise(runs, tmp_path, capsys):
                          f"{tolerance:.4f}", "--json", str(js)])
             c = json.loads(js.read_text())["checks"][0]
             outcomes[cand, base] = (code, c["outcome"])
-            lines.append(f"run 2 of {cand} vs {base} (D = noise bound {noise:.4f}): {c['outcome']}, "
+            lines.append(f"runs 4-7 of {cand} vs {base} (D = noise bound {noise:.4f}): {c['outcome']}, "
                          f"mmd {c['distance']:.4f}, bound {c['upper']:.4f}, p {c['p_value']:.4f}")
     capsys.readouterr()
     with capsys.disabled():

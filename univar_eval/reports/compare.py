@@ -50,8 +50,8 @@ def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answer
 
     Returns ``{"status": ok|insufficient|no references, "nearest": model|None,
     "references": {model: {distance, p_value, ci_low, ci_high, upper, design, n_x, n_y, status,
-    noise, warnings, ...}}}``. ``noise``: also the reference's own within-model distance (its
-    repeats' spread; NaN without repeats), the floor a distance is read against.
+    noise, warnings, ...}}}``. ``noise``: also the reference's noise floor (:func:`baseline_noise`: the distance a
+    rerun of the reference would show; None where it cannot be measured), the floor a distance is read against.
     """
     bank = bank if isinstance(bank, Bank) else Bank(bank)
     task = dist.manifest.get("task")
@@ -358,8 +358,9 @@ def design_notes(rows: list[dict]) -> list[str]:
     if any(r.get("design") == "shared_shift" for r in rows) and not any("repeats" in n for n in notes):
         lines.append("note: " + SHARED_SHIFT_HINT)
     if any(r.get("noise") is not None for r in rows):
-        lines.append("noise: the reference's own within-model distance between halves of its repeats (<its upper "
-                     "bound>); a distance within it is within the reference's own variation.")
+        lines.append("noise: the distance a rerun of the reference, with as many answers, would show (<that rerun's "
+                     "upper bound>), measured on halves of its repeats; a distance within it is within the "
+                     "reference's own variation.")
     return lines
 
 

@@ -81,7 +81,7 @@ class Check:
     design: str | None = None
     note: str | None = None
     noise: float | None = None
-    noise_upper: float | None = None  # the upper bound of the baseline's noise: the smallest sensible tolerance
+    noise_upper: float | None = None  # the upper bound a rerun of the baseline would show: the smallest sensible D
     n_questions: int | None = None
     n_left_out: int | None = None
     n_left_out_baseline: int | None = None
