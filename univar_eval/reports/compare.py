@@ -106,7 +106,7 @@ def _compare(x: ValueDistribution, y: ValueDistribution, metric: str, *, n_permu
 def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> tuple[float | None, float | None]:
     """The reference's noise floor (:func:`distance.within_noise`): the distance a rerun of the reference, with as
     many answers, would show against it, and that rerun's upper bound; None where it cannot be told (no question
-    ids, no repeats, or for mmd fewer than 4 answers a question). The bound is the smallest sensible tolerance:
+    ids, no repeats, or for mmd 2 answers a question). The bound is the smallest sensible tolerance:
     with D below it, a rerun of the reference would typically not pass."""
     ids = next((keys for keys in (question_ids(ref), question_texts(ref)) if keys and None not in keys), None)
     if ids is None:

@@ -532,7 +532,8 @@ def _note(metric: str, dz: Design) -> str | None:
 
 
 def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n_permutations: int = 0,
-                 n_bootstrap: int = DEFAULT_BOOTSTRAP, alpha: float = DEFAULT_ALPHA, ci: float = 0.95) -> DistanceResult:
+                 n_bootstrap: int = DEFAULT_BOOTSTRAP, alpha: float = DEFAULT_ALPHA,
+                 ci: float = 0.95) -> DistanceResult:
     """The noise floor: the distance a rerun of this model, with as many answers as it has, would show against it.
 
     Each question's answers are split in two (seeded; see :func:`designs.split_repeats`), the halves
