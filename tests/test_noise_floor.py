@@ -102,3 +102,15 @@ def test_the_floor_has_the_spread_of_a_rerun():
     assert abs(floor.mean()) < 3 * se and abs(rerun.mean()) < 3 * se
     ratio = np.mean(floor ** 2) / np.mean(rerun ** 2)
     assert ratio == pytest.approx(1.0, abs=0.36)  # 3 SE; unscaled halves give 36/7 = 5.1
+
+
+def test_centroid_halves_weight_every_question_alike():
+    """2 and 3 answers mixed: the 3-answer questions split 1 + 2, so the second half would over-weight them; the
+    extra answer is dropped (both halves hold one answer of every question). 3 answers everywhere: kept (1 + 2)."""
+    rng = np.random.default_rng(3)
+    g = [q for q in range(10) for _ in range(2)] + [q for q in range(10, 20) for _ in range(3)]
+    r = D.within_noise(rng.normal(size=(len(g), 5)), g, "centroid")
+    assert r.n_x == r.n_y == 20
+    g = [q for q in range(10) for _ in range(3)]
+    r = D.within_noise(rng.normal(size=(30, 5)), g, "centroid")
+    assert (r.n_x, r.n_y) == (10, 20)

@@ -561,7 +561,9 @@ def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n
     ``centroid``: the distance is a quadratic form in the difference of the two means, whose covariance
     is ``sum_q c_q C_q / M²`` a side (``C_q`` the question's answer covariance, estimated by its within-
     question variance; questions with one answer at the mean); distance and bounds scale by the ratio
-    of the rerun's to the halves'. ``frechet`` and an mmd rerun in the shared-shift design (most
+    of the rerun's to the halves'. Where the halves would weight questions differently (mixed odd and even
+    counts) they drop the extra answer of odd questions (else their means differ by the question mix: 1.12x
+    with 2-4 answers a question). ``frechet`` and an mmd rerun in the shared-shift design (most
     questions with one answer) are not rescaled (``details["rerun_scale"]`` is absent): they overstate.
     Without question ids or without repeats the distance is NaN and ``problem`` says why.
     """
@@ -578,6 +580,8 @@ def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n
         rerun = choose_design(g, g, len(g), len(g))
         if rerun.name == PER_QUESTION:
             return _per_question_floor(x, g, a, b, rerun, seed=seed, n_bootstrap=n_bootstrap, ci=ci, alpha=alpha)
+    if metric == "centroid":
+        b = _same_counts(b, a, g)
     result = compare_sets(x[a], x[b], metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
                           alpha=alpha, ci=ci, groups_x=[g[i] for i in a], groups_y=[g[i] for i in b])
     result.details["noise_floor"] = True
@@ -590,6 +594,25 @@ def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n
             if getattr(result, name) is not None:
                 setattr(result, name, getattr(result, name) * scale)
     return result
+
+
+def _same_counts(b: np.ndarray, a: np.ndarray, groups: list) -> np.ndarray:
+    """The rows of ``b`` less the extra answer of each odd question, where needed for both halves to weight every
+    question alike (pooled means of halves weighting questions differently differ by the question mix, not by noise)."""
+    quota: dict = {}
+    for i in a:
+        quota[groups[i]] = quota.get(groups[i], 0) + 1
+    in_b: dict = {}
+    for i in b:
+        in_b[groups[i]] = in_b.get(groups[i], 0) + 1
+    if all(in_b[q] * len(a) == n * len(b) for q, n in quota.items()):
+        return b  # every question has the same share of each half already (e.g. 3 answers everywhere: 1 + 2)
+    keep = []
+    for i in b:
+        if quota.get(groups[i], 0) > 0:
+            quota[groups[i]] -= 1
+            keep.append(i)
+    return np.array(keep, dtype=np.int64)
 
 
 def noise_variance_factor(m: int, n: int) -> float:
