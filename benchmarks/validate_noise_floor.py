@@ -1,6 +1,7 @@
 """Validation: does the noise floor (``within_noise``) state what a rerun of the baseline would show?
 
     python benchmarks/validate_noise_floor.py [--sims 200] [--questions 40 120] [--dim 384] [--metrics mmd centroid]
+    python benchmarks/validate_noise_floor.py --real-text [--sims 150]     # MiniLM on real sentences
 
 The reference point printed beside every distance must mean "the distance a rerun of this same
 model, with as many answers as the baseline, would show against the baseline". For each cell
@@ -22,6 +23,10 @@ normalise(0.6 g + 0.6 u_q + e), g a direction shared by all answers, u_q a unit 
 question, e the answer noise: 0.45 along 16 directions of the question's own (a different subspace
 for every question) plus 0.15 isotropic. Within-question cosine about 0.75, across questions about 0.4.
 ``c = 2-4``: each question gets 2, 3 or 4 answers (the same counts in the baseline and its rerun).
+
+``--real-text``: the four stances of ``tests/test_gate_real_text.py`` (38 PVQ questions, answers put
+together from paraphrases) answer 24 runs each (seeds 5000 + 100 i + k), embedded with ``minilm``;
+each of ``--sims`` draws a stance's 2c runs at random: c merged as the baseline, c as its rerun.
 """
 
 from __future__ import annotations
@@ -84,6 +89,39 @@ def cell(n_questions: int, repeats: str, metric: str, dim: int, sims: int, boots
     return [np.array(v) for v in (rerun_d, rerun_u, floor_d, floor_u)], designs
 
 
+def real_text(sims: int, runs: int = 24) -> None:
+    """The floor against reruns on MiniLM embeddings of real sentences (see the module docstring)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_gate_real_text import STANCES, answer_run, questions  # noqa: E402  (the test's answer generator)
+
+    from univar_eval.pipeline.embed import build_distribution  # noqa: E402
+    from univar_eval.settings import resolve  # noqa: E402
+
+    qs = questions()
+    settings = resolve({"encoder": "minilm", "device": "cpu"})
+    emb = {(s, k): np.asarray(build_distribution(answer_run(s, qs, seed=5000 + 100 * i + k), task="univar_pvq_eng",
+                                                 questionnaire="pvq", lang="eng", settings=settings,
+                                                 model=s)[0].embeddings)
+           for i, s in enumerate(STANCES) for k in range(runs)}
+    ids = [q["id"] for q in qs]
+    print(f"real text: {len(STANCES)} stances x {runs} runs, {len(qs)} questions, minilm; {sims} draws a stance\n")
+    print("| c/q | rerun distance | floor distance | rerun upper | floor upper | pass at D = floor upper |")
+    print("|---|---|---|---|---|---|")
+    for c in (2, 3, 4):
+        rd, ru, fd, fu = [], [], [], []
+        for s in STANCES:
+            for rep in range(sims):
+                pick = np.random.default_rng([c, rep, len(s)]).choice(runs, 2 * c, replace=False)
+                base, rerun = (np.vstack([emb[s, k] for k in part]) for part in (pick[:c], pick[c:]))
+                r = D.compare_sets(base, rerun, groups_x=ids * c, groups_y=ids * c, n_permutations=0, seed=rep)
+                f = D.within_noise(base, ids * c, seed=rep)
+                rd.append(r.distance), ru.append(r.upper), fd.append(f.distance)
+                fu.append(np.nan if f.upper is None else f.upper)
+        rd, ru, fd, fu = (np.array(v) for v in (rd, ru, fd, fu))
+        rate = f"{np.mean(ru < fu):.2f}" if not np.isnan(fu).any() else "-"
+        print(f"| {c} | {summary(rd)} | {summary(fd)} | {summary(ru)} | {summary(fu)} | {rate} |", flush=True)
+
+
 def summary(v: np.ndarray) -> str:
     if np.isnan(v).any():
         return f"NaN in {np.isnan(v).mean():.0%}"
@@ -99,8 +137,13 @@ def main() -> None:
     p.add_argument("--repeats", nargs="+", default=["2", "3", "4", "2-4"])
     p.add_argument("--dim", type=int, nargs="+", default=[384])
     p.add_argument("--metrics", nargs="+", default=["mmd", "centroid"])
+    p.add_argument("--real-text", action="store_true", help="MiniLM on the real-text gate test's sentences")
     args = p.parse_args()
     start = time.perf_counter()
+    if args.real_text:
+        real_text(args.sims)
+        print(f"\n{time.perf_counter() - start:.0f} s")
+        return
     print(f"{args.sims} simulations a cell, {args.bootstrap} paired bootstrap resamples; "
           "each statistic as mean±SE median p95\n")
     print("| metric | d | Q | c/q | design rerun / floor | rerun distance | floor distance | floor/rerun (mean) "
