@@ -171,6 +171,24 @@ def test_clean_completion():
     assert projective.completion_text("Freedom of thought is", "precious.") == "precious."
 
 
+@pytest.mark.parametrize("reply", [
+    'Sure! Here is my completion: "When a user is confused by my explanation, I rephrase it with an example."',
+    "Here's how I would complete it:\n\nWhen a user is confused by my explanation, I rephrase it with an example.",
+    "**When a user is confused by my explanation, I** rephrase it with an example.",
+    "I rephrase it with an example.",  # the stem's "I" repeated
+    "\u201cWhen a user is confused by my explanation, I... rephrase it with an example.\u201d",
+])
+def test_clean_completion_of_chat_replies(reply):
+    """How chat models answer "complete the sentence": a preamble, the stem repeated in quotes or bold, the
+    subject repeated. Each is read as the bare completion. (None of these forms occurs in the exemplars or
+    the validation sets: the cleaning leaves all 2,174 of their texts as they were.)"""
+    stem = "When a user is confused by my explanation, I"
+    assert projective.clean_completion(stem, reply) == "rephrase it with an example."
+    # quotes inside an answer stay: they are part of what it says
+    assert projective.clean_completion(stem, 'say "I might be wrong" and check.') == 'say "I might be wrong" and check.'
+    assert projective.clean_completion("Freedom of thought is", "I think it is precious.") == "I think it is precious."
+
+
 def test_scorer_agreement_on_labelled_set(minilm):
     stems = {r["id"]: r["stem"] for r in taxonomy.load_stems()}
     rows = [json.loads(line) for line in LABELLED.read_text().splitlines() if line.strip()]

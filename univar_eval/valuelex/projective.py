@@ -42,17 +42,29 @@ def completion_text(stem: str, completion: str) -> str:
 MAX_SENTENCES = 4
 
 
+#: A chat model's preamble before the completion itself ("Sure! Here is my completion:").
+_PREAMBLE = re.compile(r"^(?:sure|certainly|of course|okay|ok|absolutely|here(?:'s| is| are)|my completion|completion)"
+                       r"\b[^:\n]{0,80}:\s*", re.IGNORECASE)
+_MARKDOWN = re.compile(r"\*\*|__|`")
+_QUOTES = "\"\u201c\u201d"
+
+
 def clean_completion(stem: str, completion: str | None) -> str:
-    """The completion: a repeated stem, quotes and an ellipsis removed; at most :data:`MAX_SENTENCES` sentences."""
-    text = (completion or "").strip().strip("\"'\u201c\u201d")
-    s = stem.strip().rstrip(".\u2026 ")
+    """The completion as the model meant it: a chat preamble ("Sure! Here is my completion:"), markdown
+    emphasis, enclosing quotes, a repeated stem and an ellipsis removed, and for a stem ending in "I",
+    a repeated "I"; at most :data:`MAX_SENTENCES` sentences. Quotes inside the answer are kept."""
+    text = " ".join(_MARKDOWN.sub("", completion or "").split())
+    text = _PREAMBLE.sub("", text).strip(_QUOTES + "'")
+    s = " ".join(stem.split()).rstrip(".\u2026 ")
     if text.lower().startswith(s.lower()):
         text = text[len(s):]
-    text = text.lstrip(" .\u2026:-\u2013\u2014\"'")
+    text = text.lstrip(" .\u2026:-\u2013\u2014'" + _QUOTES)
+    if _FIRST_PERSON_STEM.search(s):
+        text = re.sub(r"^I\s+(?=[a-z])", "", text)
     ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
     if len(ends) > MAX_SENTENCES:
         text = text[: ends[MAX_SENTENCES - 1]]
-    return " ".join(text.split())
+    return text.strip()
 
 
 def _logistic_regression(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 25) -> tuple[np.ndarray, float]:
