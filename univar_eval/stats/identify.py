@@ -127,13 +127,9 @@ def from_run(path: str | Path, select: str | None = None) -> list[LabelledSet]:
 
 
 def has_artifacts(path: Path) -> bool:
-    """Whether ``path`` is a folder holding univar-eval value distributions (a run folder)."""
-    if not path.is_dir():
-        return False
-    try:
-        return any(r.distributions for r in find_runs(path))
-    except UserError:
-        return False
+    """Whether ``path`` is a folder holding univar-eval value distributions (a run folder). A damaged run
+    artifact under it is an error (``damaged run artifact <file>: ...``), never a reason to read it as answers."""
+    return path.is_dir() and any(r.distributions for r in find_runs(path))
 
 
 def gather(sources: list[str], *, bank: str | None = None, encoder: str | None = None, name: str | None = None,
@@ -151,7 +147,7 @@ def gather(sources: list[str], *, bank: str | None = None, encoder: str | None =
         path = Path(src)
         if not path.exists():
             raise UserError(f"{src}: no such file or folder")
-        if has_artifacts(path) and not name:
+        if not name and has_artifacts(path):  # --name: lm-eval samples to re-read, as in compare
             sets += from_run(path, select)
         else:
             raw.append(src)
