@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from univar_eval.errors import UserError
+from univar_eval.reports import identify as identify_report
 from univar_eval.stats import identify as identify_mod
 from univar_eval.storage.files import jsonable, write_json
 
@@ -49,9 +50,9 @@ def register(sub) -> None:
 def cmd_identify(args: argparse.Namespace) -> int:
     if args.k < 1 or args.epochs < 0 or args.probe_batch_size < 1:
         raise UserError("--k and --probe-batch-size must be positive and --epochs not negative")
-    sets = identify_mod.gather(args.sources, bank=args.bank, encoder=args.encoder, name=args.name,
-                               questionnaire=args.questionnaire, translator=args.translator, device=args.device,
-                               batch_size=args.batch_size, select=args.select)
+    sets = identify_report.gather(args.sources, bank=args.bank, encoder=args.encoder, name=args.name,
+                                  questionnaire=args.questionnaire, translator=args.translator, device=args.device,
+                                  batch_size=args.batch_size, select=args.select)
     encoder = identify_mod.check_one_encoder(sets)
     sources = identify_mod.identify_sources(sets, k=args.k, test_size=args.test_size, seed=args.seed,
                                             epochs=args.epochs, lr=args.lr, batch_size=args.probe_batch_size,
@@ -61,7 +62,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         block["encoder"] = encoder_info
     report = {"encoder": encoder_info, "split": args.split, "inputs": sorted({s.origin for s in sets}),
               "sources": sources}
-    print("\n\n".join(identify_mod.format_report(block) for block in sources.values()))
+    print("\n\n".join(identify_report.format_report(block) for block in sources.values()))
     if args.json:
         write_json(args.json, jsonable(report))
         print(f"wrote {args.json}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from univar_eval.errors import UserError
+from univar_eval.reports.identify import from_bank, from_run
 from univar_eval.reports.plot import value_map
 from univar_eval.reports.table import plural
 from univar_eval.stats import distance as distance_mod
-from univar_eval.stats.identify import from_bank, from_run
 from univar_eval.storage.files import write_json
 
 
