@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.cli.candidates import add_source_options
 from univar_eval.errors import UserError
 from univar_eval.reports import identify as identify_report
 from univar_eval.stats import identify as identify_mod
@@ -21,13 +22,6 @@ def register(sub) -> None:
                    help="run folders with univar-eval artifacts, lm-eval output (with --name), UniVaR <model>.csv "
                         "files or folders, or a JSONL of {model, lang, question, answer}")
     p.add_argument("--bank", help="also use every entry of this bank (label: model$lang)")
-    p.add_argument("--encoder", help="encoder for QA sources (default: the bank's or run's, else "
-                                     "UNIVAR_EVAL_ENCODER or univar-lambda-5)")
-    p.add_argument("--name", help="model name of lm-eval output (its samples are then re-read and embedded)")
-    p.add_argument("--questionnaire", help="questionnaire of CSV/JSONL data when the folder name does not tell")
-    p.add_argument("--translator", help="translator for non-English answers of QA sources")
-    p.add_argument("--device", help="encoder device (cpu, cuda, ...)")
-    p.add_argument("--batch-size", type=int, help="encoder batch size")
     p.add_argument("--k", type=int, default=identify_mod.DEFAULT_K, help="kNN neighbours (default 50, as UniVaR)")
     p.add_argument("--split", choices=identify_mod.SPLITS, default="paper",
                    help="paper (default): UniVaR's fixed per-label counts (128/40 PVQ, 201/50 WVS, 54/30 GLOBE) "
@@ -41,9 +35,8 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=identify_mod.PROBE_EPOCHS, help="linear-probe epochs (default 20)")
     p.add_argument("--lr", type=float, default=identify_mod.PROBE_LR, help="linear-probe Adam learning rate")
     p.add_argument("--probe-batch-size", type=int, default=identify_mod.PROBE_BATCH, help="linear-probe batch size")
-    p.add_argument("--run", dest="select", metavar="latest|STAMP",
-                   help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
+    add_source_options(p, kind="identify")
     p.set_defaults(func=cmd_identify)
 
 
