@@ -16,7 +16,12 @@ from univar_eval.errors import UserError
 from univar_eval.reports.runs import find_runs, load_run
 from univar_eval.reports.table import Table, fmt_percent, render
 from univar_eval.settings import resolve
-from univar_eval.stats.identify import TOP_KS, LabelledSet, check_one_encoder, from_distribution
+from univar_eval.stats.identify import (
+    TOP_KS,
+    LabelledSet,
+    check_one_encoder,
+    from_distribution,
+)
 from univar_eval.storage.sources import collect, to_distribution
 
 FEW_STEPS = 100  # fewer probe steps than this earn a note under the table
