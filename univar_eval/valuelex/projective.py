@@ -303,6 +303,33 @@ class ProjectiveScorer:
         return out
 
 
+#: What the shipped scorer's orientations are known to mean: its measured sign agreement on the blind
+#: set (tasks/valuelex/README.md, "Validation"), written beside every profile it produces.
+VALIDATION = {
+    "scorer": SCORER_NAME,
+    "encoder": "minilm",
+    "set": "tests/data/valuelex_blind_v3.jsonl: 300 completions written blind, 137 assistant-style",
+    "sign_agreement": 0.907,
+    "wilson95": [0.868, 0.935],
+    "per_subdimension": {"self_competent": 0.90, "user_oriented": 0.94, "social": 0.90, "idealistic": 0.94,
+                         "professional": 0.90, "ethical": 0.86},
+    "cannot_see": "meaning beyond words and topic: a short evaluative completion whose pole depends on the "
+                  "stem's subject, or cheerful compliance without value words; use valuelex-judge for "
+                  "profiles you publish",
+}
+
+
+def validation_for(encoder_name: str | None) -> dict:
+    """:data:`VALIDATION` when the profile was scored with the encoder it was measured with; otherwise a
+    block that says the agreement with this encoder is unmeasured, and how to measure it."""
+    if encoder_name == VALIDATION["encoder"]:
+        return {**VALIDATION, "measured_with_this_encoder": True}
+    return {"scorer": SCORER_NAME, "encoder": encoder_name, "measured_with_this_encoder": False,
+            "note": f"sign agreement measured with {VALIDATION['encoder']} only ({VALIDATION['sign_agreement']}); "
+                    f"with {encoder_name} it is unmeasured: score {VALIDATION['set'].split(':')[0]} with this "
+                    "encoder (tests/test_valuelex.py shows how) before reading the profile"}
+
+
 _SCORERS: dict[int, "ProjectiveScorer"] = {}
 
 
