@@ -65,3 +65,27 @@ def test_bank_add_and_the_candidate_commands_read_sources_with_the_same_options(
             parser.parse_args(command + ["--help"])
         shown = capsys.readouterr().out
         assert all(opt in shown for opt in SOURCE_OPTIONS[::2]), command
+
+
+def test_identify_and_map_share_the_source_declarations(capsys, monkeypatch):
+    """identify reads sources with the shared options (all but --translated-by, which it does not read), to the
+    same names; map shares --run. Their help names the defaults identify really uses."""
+    monkeypatch.setenv("COLUMNS", "400")  # help lines unwrapped (argparse may break "lm-eval" at its hyphen)
+    parser = build_parser()
+    options = SOURCE_OPTIONS[:8] + SOURCE_OPTIONS[10:]  # without --translated-by sys
+    assert "--translated-by" not in options and len(options) == len(SOURCE_OPTIONS) - 2
+    args = vars(parser.parse_args(["identify", "src"] + options))
+    assert {k: args[k] for k in SOURCE_VALUES if k != "translated_by"} == \
+        {k: v for k, v in SOURCE_VALUES.items() if k != "translated_by"}
+    assert "translated_by" not in args and (args["k"], args["split"], args["epochs"]) == (50, "paper", 20)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["identify", "src", "--translated-by", "sys"])
+    assert "unrecognized arguments: --translated-by sys" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["identify", "--help"])
+    shown = capsys.readouterr().out
+    assert all(opt in shown for opt in options[::2])
+    assert "(default: the bank's or the run folders'; else UNIVAR_EVAL_ENCODER or univar-lambda-5)" in shown
+    assert "(default: for lm-eval output the run's own; else UNIVAR_EVAL_TRANSLATOR or nllb-600m" in shown
+    assert parser.parse_args(["map", "r", "-o", "m.png", "--run", "2026-11-29T04-21-24"]).select == \
+        "2026-11-29T04-21-24"

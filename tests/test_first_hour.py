@@ -111,7 +111,8 @@ def test_gate_says_in_one_line_what_it_read_and_warns_of_answers_not_embedded(tw
     _, model_dir, bank = two_runs
     pending = model_dir / "univar_2026-11-29T02-00-00" / "univar_pvq_deu"
     pending.mkdir()
-    (pending / "manifest.json").write_text(json.dumps({"format": "univar-eval/pending-answers/1", "error": "oom"}))
+    (pending / "manifest.json").write_text(json.dumps({"format": "univar-eval/pending-answers/1", "task": "univar_pvq_deu",
+                                                              "n_answers": 0, "error": "oom"}))
     assert main(["gate", str(model_dir), "--run", "latest", "--bank", str(bank.path), "--against", "base",
                  "--permutations", "9", "--bootstrap", "9"]) in (0, 1)
     folder = model_dir / "univar_2026-11-29T02-00-00"

@@ -170,6 +170,31 @@ def test_1_a_lock_file_that_is_a_symlink_is_refused_in_one_line(tmp_path, capsys
     assert cli(capsys, "bank", "remove", "--bank", bank_dir, "m2")[0] == 0 and not lock.is_symlink()
 
 
+
+def test_1_a_lock_file_that_is_a_folder_is_refused_in_one_line(tmp_path, capsys):
+    bank_dir = tmp_path / "bank"
+    small_bank(bank_dir, models=("m1", "m2"))
+    lock = bank_dir / ".lock"
+    lock.unlink()
+    lock.mkdir()
+    for holds in ((), ("note.txt",)):  # empty, and holding a file (never deleted by univar-eval)
+        for name in holds:
+            (lock / name).write_text("keep me\n")
+        before = snapshot(tmp_path)
+        for argv in (["bank", "remove", "--bank", bank_dir, "m2"], ["bank", "show", "--bank", bank_dir, "--fix"]):
+            code, out, err = cli(capsys, *argv)
+            assert (code, out) == (2, "") and one_error(err) == (
+                f"error: {lock}: the bank's lock file is a folder, which univar-eval cannot lock; remove it "
+                f"(rmdir {lock}, or move it out of the bank if it holds anything) and run again"), argv
+            assert snapshot(tmp_path) == before and lock.is_dir()
+        with pytest.raises(UserError, match="lock file is a folder"):
+            Bank(bank_dir).add(dist(seed=5), model="m3", source="test")
+        assert snapshot(tmp_path) == before
+    (lock / "note.txt").unlink()
+    lock.rmdir()  # the fix the message names
+    assert cli(capsys, "bank", "remove", "--bank", bank_dir, "m2")[0] == 0 and lock.is_file()
+    assert [e["model"] for e in Bank(bank_dir).entries()] == ["m1"]
+
 # -- 2. deletes outside the bank ---------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["relative", "absolute", "symlink"])
 def test_2_a_manifest_naming_files_outside_is_damaged_and_never_followed(tmp_path, capsys, victim, how):

@@ -13,6 +13,7 @@ from synthetic import manifest
 
 from univar_eval.cli import main
 from univar_eval.errors import UserError
+from univar_eval.reports import identify as ident_report
 from univar_eval.stats import identify as ident
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution
@@ -213,7 +214,7 @@ def _source_bank(path, n=40):
 
 def test_each_source_is_evaluated_on_its_own(tmp_path):
     _source_bank(tmp_path / "bank")
-    sets = ident.gather([], bank=str(tmp_path / "bank"))
+    sets = ident_report.gather([], bank=str(tmp_path / "bank"))
     reports = ident.identify_sources(sets, epochs=100)
     assert list(reports) == ["pvq", "control"]  # the control last; never pooled with the value sets
     for source, rep in reports.items():
@@ -226,10 +227,10 @@ def test_each_source_is_evaluated_on_its_own(tmp_path):
 
 def test_source_with_one_label_is_skipped_and_all_single_refused(tmp_path):
     _source_bank(tmp_path / "bank")
-    sets = ident.gather([], bank=str(tmp_path / "bank"))
+    sets = ident_report.gather([], bank=str(tmp_path / "bank"))
     lone = [s for s in sets if s.source == "pvq"] + [s for s in sets if s.source == "control"][:1]
     reports = ident.identify_sources(lone, epochs=2)
-    assert "skipped" in reports["control"] and "only one label" in ident.format_report(reports["control"])
+    assert "skipped" in reports["control"] and "only one label" in ident_report.format_report(reports["control"])
     with pytest.raises(UserError, match="two labels"):
         ident.identify_sources([s for s in sets if s.model == "alpha"], epochs=2)
 
@@ -239,16 +240,16 @@ def test_gather_labels_bank_and_run_and_refuses_mixed_encoders(tmp_path):
     synthetic_bank(tmp_path / "bank", models=("alpha", "beta"), langs=("eng", "fra"))
     e = np.eye(16, dtype=np.float32)[:12]
     ValueDistribution(e, [{}] * 12, manifest("cand", "eng")).save(tmp_path / "run" / "univar_x" / "univar_pvq_eng")
-    sets = ident.gather([str(tmp_path / "run")], bank=str(tmp_path / "bank"))
+    sets = ident_report.gather([str(tmp_path / "run")], bank=str(tmp_path / "bank"))
     x, y, names = ident.dataset(sets)
     assert names == ["alpha$eng", "alpha$fra", "beta$eng", "beta$fra", "cand$eng"]
     assert x.shape == (4 * 40 + 12, 16) and np.bincount(y).tolist() == [40, 40, 40, 40, 12]
     ValueDistribution(e, [{}] * 12, manifest("other", "eng", encoder="fake", fingerprint=0.5)).save(
         tmp_path / "run2" / "univar_x" / "univar_pvq_eng")
     with pytest.raises(UserError, match="use inputs from one encoder"):
-        ident.gather([str(tmp_path / "run2")], bank=str(tmp_path / "bank"))
+        ident_report.gather([str(tmp_path / "run2")], bank=str(tmp_path / "bank"))
     with pytest.raises(UserError, match="not minilm"):
-        ident.gather([str(tmp_path / "run")], encoder="minilm")
+        ident_report.gather([str(tmp_path / "run")], encoder="minilm")
 
 
 # -- CLI -----------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def register(sub) -> None:
                      help="lm-eval output (samples_*.jsonl or their folder), UniVaR <model>.csv files or folders, "
                           "or a JSONL of {model, lang, question, answer}")
     add.add_argument("--bank", required=True, help="bank folder (created when missing)")
-    candidates.add_source_options(add, reference=True)
+    candidates.add_source_options(add, kind="reference")
     add.add_argument("--no-replace", action="store_true",
                      help="refuse to replace existing entries (by default an entry of the same model and task is "
                           "replaced, and the output says so with the old and new counts)")

@@ -24,20 +24,33 @@ RUN_HELP = ("which run, when a folder holds several runs of one model: 'latest' 
             "(e.g. 2026-11-29T04-21-24)")
 
 
-def add_source_options(p: argparse.ArgumentParser, *, reference: bool = False) -> None:
+NAME_HELP = ("model name of lm-eval samples (a run folder's samples are then embedded again); for CSV/JSONL it "
+             "replaces the names in the file")
+
+#: How each kind of command reads its sources: (group title, --name help, default encoder, default translator).
+SOURCE_TEXTS = {
+    "reference": ("reading the sources",
+                  "reference model name (required for lm-eval output; default for CSV: file name)",
+                  "the bank's; for lm-eval output the run's own", "for lm-eval output the run's own"),
+    "candidates": ("answers from other sources (embedded with the bank's encoder, through the cache)", NAME_HELP,
+                   "the bank's; without a bank, the run folders'", "the bank's"),
+    "identify": ("reading the sources (answers not embedded yet go through the embedding cache)", NAME_HELP,
+                 "the bank's or the run folders'", "for lm-eval output the run's own"),
+}
+
+
+def add_run_option(p) -> None:
+    """``--run latest|STAMP`` (to ``args.select``): which run, when a folder holds several runs of one model."""
+    p.add_argument("--run", dest="select", metavar="latest|STAMP", help=RUN_HELP)
+
+
+def add_source_options(p: argparse.ArgumentParser, *, kind: str = "candidates") -> None:
     """The options that say how to read answers from a source, declared once for ``bank add``
-    (``reference=True``: the sources become bank entries) and for the candidates of compare, gate and leaderboard."""
-    if reference:
-        g = p.add_argument_group("reading the sources")
-        name = "reference model name (required for lm-eval output; default for CSV: file name)"
-        encoder = "the bank's; for lm-eval output the run's own"
-        translator = "for lm-eval output the run's own"
-    else:
-        g = p.add_argument_group("answers from other sources (embedded with the bank's encoder, through the cache)")
-        name = ("model name of lm-eval samples (a run folder's samples are then embedded again); "
-                "for CSV/JSONL it replaces the names in the file")
-        encoder = "the bank's; without a bank, the run folders'"
-        translator = "the bank's"
+    (``kind="reference"``: the sources become bank entries), for the candidates of compare, gate and
+    leaderboard (``"candidates"``) and for ``identify`` (``"identify"``: no ``--translated-by``, which it does
+    not read)."""
+    title, name, encoder, translator = SOURCE_TEXTS[kind]
+    g = p.add_argument_group(title)
     g.add_argument("--name", help=name)
     g.add_argument("--encoder", help=f"encoder card name or local path for answers that are not embedded yet "
                                      f"(default: {encoder}; else UNIVAR_EVAL_ENCODER or univar-lambda-5)")
@@ -45,10 +58,11 @@ def add_source_options(p: argparse.ArgumentParser, *, reference: bool = False) -
                                         "UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)")
     g.add_argument("--questionnaire", help="questionnaire of CSV/JSONL answers when the folder name or the records "
                                            "do not tell")
-    g.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
+    if kind != "identify":
+        g.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
     g.add_argument("--device", help="encoder/translator device (cpu, cuda, ...; default: cuda when available)")
     g.add_argument("--batch-size", type=int, help="encoder batch size")
-    g.add_argument("--run", dest="select", metavar="latest|STAMP", help=RUN_HELP)
+    add_run_option(g)
 
 
 def bank_translator(bank: Bank | None) -> str | None:

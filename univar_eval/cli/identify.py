@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.cli.candidates import add_source_options
 from univar_eval.errors import UserError
+from univar_eval.reports import identify as identify_report
 from univar_eval.stats import identify as identify_mod
 from univar_eval.storage.files import jsonable, write_json
 
@@ -20,13 +22,6 @@ def register(sub) -> None:
                    help="run folders with univar-eval artifacts, lm-eval output (with --name), UniVaR <model>.csv "
                         "files or folders, or a JSONL of {model, lang, question, answer}")
     p.add_argument("--bank", help="also use every entry of this bank (label: model$lang)")
-    p.add_argument("--encoder", help="encoder for QA sources (default: the bank's or run's, else "
-                                     "UNIVAR_EVAL_ENCODER or univar-lambda-5)")
-    p.add_argument("--name", help="model name of lm-eval output (its samples are then re-read and embedded)")
-    p.add_argument("--questionnaire", help="questionnaire of CSV/JSONL data when the folder name does not tell")
-    p.add_argument("--translator", help="translator for non-English answers of QA sources")
-    p.add_argument("--device", help="encoder device (cpu, cuda, ...)")
-    p.add_argument("--batch-size", type=int, help="encoder batch size")
     p.add_argument("--k", type=int, default=identify_mod.DEFAULT_K, help="kNN neighbours (default 50, as UniVaR)")
     p.add_argument("--split", choices=identify_mod.SPLITS, default="paper",
                    help="paper (default): UniVaR's fixed per-label counts (128/40 PVQ, 201/50 WVS, 54/30 GLOBE) "
@@ -40,18 +35,17 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=identify_mod.PROBE_EPOCHS, help="linear-probe epochs (default 20)")
     p.add_argument("--lr", type=float, default=identify_mod.PROBE_LR, help="linear-probe Adam learning rate")
     p.add_argument("--probe-batch-size", type=int, default=identify_mod.PROBE_BATCH, help="linear-probe batch size")
-    p.add_argument("--run", dest="select", metavar="latest|STAMP",
-                   help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
+    add_source_options(p, kind="identify")
     p.set_defaults(func=cmd_identify)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
     if args.k < 1 or args.epochs < 0 or args.probe_batch_size < 1:
         raise UserError("--k and --probe-batch-size must be positive and --epochs not negative")
-    sets = identify_mod.gather(args.sources, bank=args.bank, encoder=args.encoder, name=args.name,
-                               questionnaire=args.questionnaire, translator=args.translator, device=args.device,
-                               batch_size=args.batch_size, select=args.select)
+    sets = identify_report.gather(args.sources, bank=args.bank, encoder=args.encoder, name=args.name,
+                                  questionnaire=args.questionnaire, translator=args.translator, device=args.device,
+                                  batch_size=args.batch_size, select=args.select)
     encoder = identify_mod.check_one_encoder(sets)
     sources = identify_mod.identify_sources(sets, k=args.k, test_size=args.test_size, seed=args.seed,
                                             epochs=args.epochs, lr=args.lr, batch_size=args.probe_batch_size,
@@ -61,7 +55,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         block["encoder"] = encoder_info
     report = {"encoder": encoder_info, "split": args.split, "inputs": sorted({s.origin for s in sets}),
               "sources": sources}
-    print("\n\n".join(identify_mod.format_report(block) for block in sources.values()))
+    print("\n\n".join(identify_report.format_report(block) for block in sources.values()))
     if args.json:
         write_json(args.json, jsonable(report))
         print(f"wrote {args.json}")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.cli.candidates import add_run_option
 from univar_eval.errors import UserError
+from univar_eval.reports.identify import from_bank, from_run
 from univar_eval.reports.plot import value_map
 from univar_eval.reports.table import plural
 from univar_eval.stats import distance as distance_mod
-from univar_eval.stats.identify import from_bank, from_run
 from univar_eval.storage.files import write_json
 
 
@@ -29,8 +30,7 @@ def register(sub) -> None:
                    help="figure size in inches (default 8 6)")
     p.add_argument("--dpi", type=float, default=150, help="dots per inch (default 150)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--run", dest="select", metavar="latest|STAMP",
-                   help="which run, when a folder holds several runs of one model: 'latest' or a stamp")
+    add_run_option(p)
     p.add_argument("--json", metavar="FILE", help="also write the coordinates (and distances) as JSON")
     p.set_defaults(func=cmd_map)
 

@@ -27,25 +27,20 @@ are frozen, split per label, and two classifiers are scored on the held-out part
 Chance is ``1 / number of labels`` (``k / labels`` for acc@k). An encoder that separates
 models by values scores well above chance on the value sources and much less on the control.
 
-Inputs are gathered by :func:`gather`: lm-eval output, UniVaR CSV files and QA JSONL
-(anything ``univar-eval bank add`` accepts, embedded with the chosen encoder), run
-folders holding univar-eval artifacts (their stored embeddings), or a bank.
+This module is the computation on labelled embeddings (:class:`LabelledSet`). Reading them (run
+folders, a bank, QA sources embedded with the chosen encoder) and rendering the report are
+:mod:`univar_eval.reports.identify`.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.encoders import encoder_difference
-from univar_eval.reports.runs import find_runs, load_run
-from univar_eval.reports.table import Table, fmt_percent, render
-from univar_eval.settings import resolve
-from univar_eval.storage.sources import collect, to_distribution
 
 log = logging.getLogger("univar_eval")
 
@@ -54,7 +49,6 @@ PROBE_EPOCHS = 20
 PROBE_BATCH = 512
 DEFAULT_K = 50
 TOP_KS = (1, 5, 10)
-FEW_STEPS = 100  # fewer probe steps than this earn a note under the table
 
 #: UniVaR's per-label (train, test) counts of each question source (paper, Table 4; downstream_eval.py).
 PAPER_SPLIT: dict[str, tuple[int, int]] = {"pvq": (128, 40), "wvs": (201, 50), "globe": (54, 30),
@@ -106,72 +100,6 @@ def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSe
     return LabelledSet(model=str(name), lang=str(m.get("lang")), task=m.get("task"),
                        questionnaire=m.get("questionnaire"), embeddings=np.asarray(dist.embeddings, np.float32),
                        encoder=m.get("encoder") or {}, origin=origin, questions=question_keys(dist.records))
-
-
-def from_bank(path: str | Path) -> list[LabelledSet]:
-    """Every entry of a bank (a folder or ``hf://ORG/NAME@REV``), labelled with the entry's model and language."""
-    from univar_eval.storage.hub import open_bank
-
-    bank = open_bank(str(path))
-    entries = bank.entries()
-    if not entries:
-        raise UserError(f"bank {bank.path} is empty; add entries with 'univar-eval bank add'")
-    # with the answers: their question ids serve --split question
-    return [from_distribution(bank.load(e, with_answers=True), f"{bank.path}:{e['model']}/{e['task']}", model=e["model"])
-            for e in entries]
-
-
-def from_run(path: str | Path, select: str | None = None) -> list[LabelledSet]:
-    """The value distributions of a run folder (one run per model; ``select``: ``latest`` or a stamp)."""
-    return [from_distribution(d, str(path)) for d in load_run(path, run=select)]
-
-
-def has_artifacts(path: Path) -> bool:
-    """Whether ``path`` is a folder holding univar-eval value distributions (a run folder)."""
-    if not path.is_dir():
-        return False
-    try:
-        return any(r.distributions for r in find_runs(path))
-    except UserError:
-        return False
-
-
-def gather(sources: list[str], *, bank: str | None = None, encoder: str | None = None, name: str | None = None,
-           questionnaire: str | None = None, translator: str | None = None, device: str | None = None,
-           batch_size: int | None = None, select: str | None = None) -> list[LabelledSet]:
-    """Labelled embeddings from run folders, a bank and QA sources (embedded with ``encoder``).
-
-    Folders with univar-eval artifacts are read as runs; other sources go through
-    :func:`univar_eval.storage.sources.collect` (the sources ``bank add`` accepts). All sets must
-    share one encoder: a mix is refused.
-    """
-    sets: list[LabelledSet] = from_bank(bank) if bank else []
-    raw: list[str] = []
-    for src in sources:
-        path = Path(src)
-        if not path.exists():
-            raise UserError(f"{src}: no such file or folder")
-        if has_artifacts(path) and not name:
-            sets += from_run(path, select)
-        else:
-            raw.append(src)
-    if raw:
-        wanted = encoder or (sets[0].encoder.get("name") if sets else None)
-        overrides = {k: v for k, v in {"encoder": wanted, "translator": translator, "encoder_device": device,
-                                       "encoder_batch_size": batch_size}.items() if v is not None}
-        settings = resolve(overrides)
-        for group in collect(raw, model=name, questionnaire=questionnaire):
-            dist, _ = to_distribution(group, settings)
-            sets.append(from_distribution(dist, group.source or group.model, model=group.model))
-    if not sets:
-        raise UserError("no inputs: give QA sources, run folders or --bank DIR")
-    if encoder:
-        other = [s for s in sets if s.encoder.get("name") != encoder]
-        if other:
-            raise UserError(f"{other[0].origin} was embedded with {other[0].encoder.get('name')}, not {encoder}; "
-                            "pass its QA source (not its embeddings) to re-embed it, or drop --encoder")
-    check_one_encoder(sets)
-    return sets
 
 
 def check_one_encoder(sets: list[LabelledSet]) -> dict:
@@ -456,34 +384,3 @@ def identify_sources(sets: list[LabelledSet], **kwargs) -> dict[str, dict]:
         raise UserError("identification needs two labels (model$lang) or more within one question source; "
                         + "; ".join(f"{s}: {r['skipped']}" for s, r in reports.items()))
     return reports
-
-
-def format_report(report: dict) -> str:
-    """One source's block: each metric beside its chance level."""
-    if "skipped" in report:
-        return f"source {report['source']}: skipped, {report['skipped']}"
-    n = report["n_labels"]
-    knn, probe = report["knn"], report["probe"]
-    rows = [("kNN accuracy", knn["accuracy"], 1 / n), ("kNN weighted F1", knn["weighted_f1"], 1 / n)]
-    rows += [(f"probe acc@{t}", probe[f"acc@{t}"], t / n) for t in TOP_KS if f"acc@{t}" in probe]
-    rows += [("probe weighted F1", probe["weighted_f1"], 1 / n)]
-    enc = report.get("encoder") or {}
-    split = report["split"]
-    head = (f"source {report.get('source', 'unknown')}: identification of {n} labels (model$lang), encoder "
-            f"{enc.get('name')} (fingerprint {enc.get('fingerprint_id')})\n"
-            f"{report['n_train']} train / {report['n_test']} held-out inputs; split: {split['kind']}, "
-            f"{split['note']}, seed {split['seed']}\n"
-            f"kNN k={knn['k']}" + (f" (capped from {knn['k_requested']})" if knn["k"] != knn["k_requested"] else "")
-            + f"; probe {probe['epochs']} epochs, Adam lr {probe['lr']:g} decayed by 1 - epoch/{probe['epochs']}, "
-              f"batch {probe['batch_size']}")
-    table = Table(["metric", "score", "chance"], [[name, v, c] for name, v, c in rows],
-                  formats={1: fmt_percent, 2: fmt_percent})
-    lines = [head, "", render(table, "text")]
-    lines += ["", f"chance level: 1/{n} = {100 / n:.2f}%"]
-    hidden = [f"acc@{t}" for t in TOP_KS if f"acc@{t}" not in probe]
-    if hidden:
-        lines.append(f"({' and '.join(hidden)} not shown: with {n} labels they are 1 by construction)")
-    if probe.get("steps", FEW_STEPS) < FEW_STEPS:
-        lines.append(f"note: the probe took only {probe['steps']} optimiser steps (the paper's recipe assumes "
-                     "thousands of inputs); on small data try a larger --epochs")
-    return "\n".join(lines)

@@ -286,6 +286,10 @@ class Bank:
             if lock_path.is_symlink():  # O_NOFOLLOW refuses it (ELOOP): never lock, or create, through a link
                 raise UserError(f"{lock_path}: the bank's lock file is a symlink (to {os.readlink(lock_path)}), which "
                                 f"univar-eval does not follow; remove it (rm {lock_path}) and run again") from None
+            if lock_path.is_dir():  # EISDIR: a folder cannot be the lock file
+                raise UserError(f"{lock_path}: the bank's lock file is a folder, which univar-eval cannot lock; remove "
+                                f"it (rmdir {lock_path}, or move it out of the bank if it holds anything) and run "
+                                "again") from None
             raise
         with open(fd, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -13,6 +13,7 @@ from univar_eval.valuelex.projective import (
     get_scorer,
     profile,
     score_completions,
+    validation_for,
 )
 
 
@@ -46,7 +47,8 @@ def analyse_projective(items: list[dict], encoder) -> tuple[dict, dict]:
     metrics["n_empty"] = float(len(completions) - len(nonempty))
     rows = [{"id": i, "repeat": k, "subdim": p[1], "stem": p[0], "completion": c, "orientation":
              (None if math.isnan(s) else float(s))} for (i, k), p, c, s in zip(ids, pairs, cleaned, scores)]
-    return metrics, {"calibration": get_scorer(encoder).calibration.to_dict(), "items": rows}
+    return metrics, {"calibration": get_scorer(encoder).calibration.to_dict(),
+                     "validation": validation_for(getattr(encoder, "name", None)), "items": rows}
 
 
 def _higher_is_better(name: str) -> bool:

@@ -42,17 +42,29 @@ def completion_text(stem: str, completion: str) -> str:
 MAX_SENTENCES = 4
 
 
+#: A chat model's preamble before the completion itself ("Sure! Here is my completion:").
+_PREAMBLE = re.compile(r"^(?:sure|certainly|of course|okay|ok|absolutely|here(?:'s| is| are)|my completion|completion)"
+                       r"\b[^:\n]{0,80}:\s*", re.IGNORECASE)
+_MARKDOWN = re.compile(r"\*\*|__|`")
+_QUOTES = "\"\u201c\u201d"
+
+
 def clean_completion(stem: str, completion: str | None) -> str:
-    """The completion: a repeated stem, quotes and an ellipsis removed; at most :data:`MAX_SENTENCES` sentences."""
-    text = (completion or "").strip().strip("\"'\u201c\u201d")
-    s = stem.strip().rstrip(".\u2026 ")
+    """The completion as the model meant it: a chat preamble ("Sure! Here is my completion:"), markdown
+    emphasis, enclosing quotes, a repeated stem and an ellipsis removed, and for a stem ending in "I",
+    a repeated "I"; at most :data:`MAX_SENTENCES` sentences. Quotes inside the answer are kept."""
+    text = " ".join(_MARKDOWN.sub("", completion or "").split())
+    text = _PREAMBLE.sub("", text).strip(_QUOTES + "'")
+    s = " ".join(stem.split()).rstrip(".\u2026 ")
     if text.lower().startswith(s.lower()):
         text = text[len(s):]
-    text = text.lstrip(" .\u2026:-\u2013\u2014\"'")
+    text = text.lstrip(" .\u2026:-\u2013\u2014'" + _QUOTES)
+    if _FIRST_PERSON_STEM.search(s):
+        text = re.sub(r"^I\s+(?=[a-z])", "", text)
     ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
     if len(ends) > MAX_SENTENCES:
         text = text[: ends[MAX_SENTENCES - 1]]
-    return " ".join(text.split())
+    return text.strip()
 
 
 def _logistic_regression(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 25) -> tuple[np.ndarray, float]:
@@ -289,6 +301,33 @@ class ProjectiveScorer:
         gate = np.clip((self._topic(emb, kept) - c.gate_low) / (c.gate_high - c.gate_low), 0, 1)
         out[keep] = gate * np.tanh(z / c.temperature)
         return out
+
+
+#: What the shipped scorer's orientations are known to mean: its measured sign agreement on the blind
+#: set (tasks/valuelex/README.md, "Validation"), written beside every profile it produces.
+VALIDATION = {
+    "scorer": SCORER_NAME,
+    "encoder": "minilm",
+    "set": "tests/data/valuelex_blind_v3.jsonl: 300 completions written blind, 137 assistant-style",
+    "sign_agreement": 0.907,
+    "wilson95": [0.868, 0.935],
+    "per_subdimension": {"self_competent": 0.90, "user_oriented": 0.94, "social": 0.90, "idealistic": 0.94,
+                         "professional": 0.90, "ethical": 0.86},
+    "cannot_see": "meaning beyond words and topic: a short evaluative completion whose pole depends on the "
+                  "stem's subject, or cheerful compliance without value words; use valuelex-judge for "
+                  "profiles you publish",
+}
+
+
+def validation_for(encoder_name: str | None) -> dict:
+    """:data:`VALIDATION` when the profile was scored with the encoder it was measured with; otherwise a
+    block that says the agreement with this encoder is unmeasured, and how to measure it."""
+    if encoder_name == VALIDATION["encoder"]:
+        return {**VALIDATION, "measured_with_this_encoder": True}
+    return {"scorer": SCORER_NAME, "encoder": encoder_name, "measured_with_this_encoder": False,
+            "note": f"sign agreement measured with {VALIDATION['encoder']} only ({VALIDATION['sign_agreement']}); "
+                    f"with {encoder_name} it is unmeasured: score {VALIDATION['set'].split(':')[0]} with this "
+                    "encoder (tests/test_valuelex.py shows how) before reading the profile"}
 
 
 _SCORERS: dict[int, "ProjectiveScorer"] = {}
