@@ -181,7 +181,7 @@ def test_clean_completion():
 def test_clean_completion_of_chat_replies(reply):
     """How chat models answer "complete the sentence": a preamble, the stem repeated in quotes or bold, the
     subject repeated. Each is read as the bare completion. (None of these forms occurs in the exemplars or
-    the validation sets: the cleaning leaves all 2,174 of their texts as they were.)"""
+    the validation sets: the cleaning leaves all 1,886 of their completions as they were.)"""
     stem = "When a user is confused by my explanation, I"
     assert projective.clean_completion(stem, reply) == "rephrase it with an example."
     # quotes inside an answer stay: they are part of what it says
