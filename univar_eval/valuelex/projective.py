@@ -133,12 +133,13 @@ class _WordModel:
     MIN_COUNT = 2
 
     def __init__(self, texts: Sequence[str], poles: np.ndarray, l2: float):
+        features = [word_features(t) for t in texts]
         counts: dict[str, int] = {}
-        for t in texts:
-            for f in word_features(t):
+        for fs in features:
+            for f in fs:
                 counts[f] = counts.get(f, 0) + 1
         self.vocabulary = {f: i for i, f in enumerate(sorted(f for f, k in counts.items() if k >= self.MIN_COUNT))}
-        x = self.matrix(texts)
+        x = self._matrix(features)
         t = (np.asarray(poles) > 0).astype(np.float64)
         d = x.shape[1]
 
@@ -148,25 +149,27 @@ class _WordModel:
             value = float(np.sum(np.logaddexp(0.0, z) - t * z) + 0.5 * l2 * w[:d] @ w[:d])
             return value, np.concatenate([x.T @ (p - t) + l2 * w[:d], [np.sum(p - t)]])
 
+        # L-BFGS on the sparse matrix, not :func:`_logistic_regression`'s Newton steps: with thousands of
+        # features each Newton step would solve a dense system of that size
         w = scipy.optimize.minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B",
                                     options={"maxiter": 1000}).x
         self.weights, self.bias = w[:d], float(w[d])
 
-    def matrix(self, texts: Sequence[str]) -> scipy.sparse.csr_matrix:
+    def _matrix(self, features: Sequence[set[str]]) -> scipy.sparse.csr_matrix:
         rows, cols = [], []
-        for i, t in enumerate(texts):
-            for f in word_features(t):
+        for i, fs in enumerate(features):
+            for f in fs:
                 j = self.vocabulary.get(f)
                 if j is not None:
                     rows.append(i)
                     cols.append(j)
-        x = scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(texts), len(self.vocabulary)))
+        x = scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(features), len(self.vocabulary)))
         norms = np.sqrt(np.asarray(x.sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
         return scipy.sparse.diags(1.0 / norms) @ x
 
     def evidence(self, texts: Sequence[str]) -> np.ndarray:
-        return self.matrix(texts) @ self.weights + self.bias
+        return self._matrix([word_features(t) for t in texts]) @ self.weights + self.bias
 
 
 #: Which scorer produced a profile (written into every result; see tasks/valuelex/README.md).
@@ -305,10 +308,11 @@ class ProjectiveScorer:
 
 #: What the shipped scorer's orientations are known to mean: its measured sign agreement on the blind
 #: set (tasks/valuelex/README.md, "Validation"), written beside every profile it produces.
+_VALIDATION_SET = "tests/data/valuelex_blind_v3.jsonl"
 VALIDATION = {
     "scorer": SCORER_NAME,
     "encoder": "minilm",
-    "set": "tests/data/valuelex_blind_v3.jsonl: 300 completions written blind, 137 assistant-style",
+    "set": f"{_VALIDATION_SET}: 300 completions written blind, 137 assistant-style",
     "sign_agreement": 0.907,
     "wilson95": [0.868, 0.935],
     "per_subdimension": {"self_competent": 0.90, "user_oriented": 0.94, "social": 0.90, "idealistic": 0.94,
@@ -326,7 +330,7 @@ def validation_for(encoder_name: str | None) -> dict:
         return {**VALIDATION, "measured_with_this_encoder": True}
     return {"scorer": SCORER_NAME, "encoder": encoder_name, "measured_with_this_encoder": False,
             "note": f"sign agreement measured with {VALIDATION['encoder']} only ({VALIDATION['sign_agreement']}); "
-                    f"with {encoder_name} it is unmeasured: score {VALIDATION['set'].split(':')[0]} with this "
+                    f"with {encoder_name} it is unmeasured: score {_VALIDATION_SET} with this "
                     "encoder (tests/test_valuelex.py shows how) before reading the profile"}
 
 
