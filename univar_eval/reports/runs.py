@@ -107,9 +107,8 @@ def _read_folder(folder: Path, run: Run, exclude: set[Path] = frozenset()) -> No
         run.model = run.model or m.get("model")
 
 
-def _artifacts_named_by(results_file: Path) -> str | None:
-    """The stamp of the artifact folder a results file names (metadata recorded by our tasks)."""
-    data = read_results_file(results_file)
+def _artifacts_named_by(data: dict) -> str | None:
+    """The stamp of the artifact folder a (checked) results file names (metadata recorded by our tasks)."""
     for cfg in (data.get("configs") or {}).values():
         meta = cfg.get("metadata")
         where = meta.get(ARTIFACTS_KEY) if isinstance(meta, dict) else None
@@ -159,7 +158,8 @@ def find_runs(path: str | Path) -> list[Run]:
             _read_folder(holder, runs[key], exclude=known)
     for file in sorted(p for p in path.rglob("*.json*") if LM_EVAL_FILE.match(p.name)):
         date = _date_of(file)
-        named = _artifacts_named_by(file) if file.name.startswith("results") else None
+        data = read_results_file(file) if file.name.startswith("results") else None  # read and checked once
+        named = _artifacts_named_by(data) if data is not None else None
         # an older results file (or a samples file) belongs to the newest artifact folder started before it
         earlier = sorted(s for (parent, s) in runs if parent == file.parent and s <= date)
         stamp = named if named and (file.parent, named) in runs else (earlier[-1] if earlier else None)
@@ -168,8 +168,8 @@ def find_runs(path: str | Path) -> list[Run]:
             runs.setdefault((file.parent, stamp), Run(stamp=stamp))
         run = runs[(file.parent, stamp)]
         (run.results if file.name.startswith("results") else run.samples).append(file)
-        if run.model is None and file.name.startswith("results"):
-            run.model = read_results_file(file).get("model_name")
+        if run.model is None and data is not None:
+            run.model = data.get("model_name")
     for (parent, _), run in runs.items():
         run.model = run.model or parent.name
     return sorted(runs.values(), key=lambda r: (str(r.model), r.stamp))
