@@ -112,7 +112,7 @@ def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> tuple[floa
     if ids is None:
         return None, None
     result = distance_mod.within_noise(ref.embeddings, ids, metric, seed)
-    return _finite_or_none(getattr(result, "distance", result)), _finite_or_none(getattr(result, "upper", None))
+    return _finite_or_none(result.distance), _finite_or_none(result.upper)
 
 
 def _finite_or_none(value) -> float | None:
