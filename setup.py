@@ -4,6 +4,7 @@ All metadata lives in setup.cfg. The only thing setup.cfg cannot express is a
 file installed at the top of site-packages, which is where Python reads
 ``.pth`` files from; it is copied there by build_py.
 """
+
 from pathlib import Path
 
 from setuptools import setup

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from univar_eval.pipeline.questionnaire import LANGUAGES  # noqa: E402
-from univar_eval.reports.compare import reference_distances  # noqa: E402
+from univar_eval.stats.references import reference_distances  # noqa: E402
 from univar_eval.storage.bank import Bank  # noqa: E402
 from univar_eval.storage.distribution import ValueDistribution  # noqa: E402
 
@@ -35,8 +35,15 @@ def unit(rng, n, d=768):
 
 
 def manifest(lang):
-    return {"task": f"univar_pvq_{lang}", "lang": lang, "questionnaire": "pvq", "questionnaire_version": "bench",
-            "encoder": ENCODER, "translator": {"name": "none" if lang == "eng" else "nllb-600m"}, "model": "bench"}
+    return {
+        "task": f"univar_pvq_{lang}",
+        "lang": lang,
+        "questionnaire": "pvq",
+        "questionnaire_version": "bench",
+        "encoder": ENCODER,
+        "translator": {"name": "none" if lang == "eng" else "nllb-600m"},
+        "model": "bench",
+    }
 
 
 def main() -> None:
@@ -50,8 +57,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         bank = Bank(Path(tmp) / "bank", create=True)
-        items = [(ValueDistribution(unit(rng, args.answers), [{}] * args.answers, manifest(lang)), f"ref-{m:02d}", "bench")
-                 for m in range(args.models) for lang in langs]
+        items = [
+            (ValueDistribution(unit(rng, args.answers), [{}] * args.answers, manifest(lang)), f"ref-{m:02d}", "bench")
+            for m in range(args.models)
+            for lang in langs
+        ]
         bank.add_many(items)
         del items
         build = time.perf_counter() - t0
@@ -65,10 +75,14 @@ def main() -> None:
             n_cmp += len(res["references"])
         elapsed = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"bank: {args.models} models x {len(langs)} languages x {args.answers} answers, dim 768 "
-          f"(built in {build:.1f} s)")
-    print(f"compare: {n_cmp} comparisons with {args.permutations} permutations each in {elapsed:.2f} s "
-          f"({1000 * elapsed / n_cmp:.1f} ms per comparison)")
+    print(
+        f"bank: {args.models} models x {len(langs)} languages x {args.answers} answers, dim 768 "
+        f"(built in {build:.1f} s)"
+    )
+    print(
+        f"compare: {n_cmp} comparisons with {args.permutations} permutations each in {elapsed:.2f} s "
+        f"({1000 * elapsed / n_cmp:.1f} ms per comparison)"
+    )
     print(f"peak resident memory: {peak:.0f} MB (before comparing: {rss_before:.0f} MB)")
 
 

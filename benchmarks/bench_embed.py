@@ -38,8 +38,10 @@ def main() -> None:
     questions = [r["question"] for r in load("pvq", "eng").records]
     rng = np.random.default_rng(0)
     words = "I would help my family first because loyalty and care for others matter more than money or status".split()
-    texts = [format_qa(questions[i % len(questions)], " ".join(rng.choice(words, size=25)) + f" ({i})")
-             for i in range(args.texts)]
+    texts = [
+        format_qa(questions[i % len(questions)], " ".join(rng.choice(words, size=25)) + f" ({i})")
+        for i in range(args.texts)
+    ]
     enc = load_encoder(args.encoder, device="cpu")
     enc.describe()  # fingerprint computed once, outside the timings
     enc.model.encode(texts[:64], batch_size=args.batch_size)  # warm-up
@@ -48,8 +50,9 @@ def main() -> None:
     t_direct = t_cold = float("inf")
     for rep in range(args.repeats):
         t0 = time.perf_counter()
-        direct = enc.model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        direct = enc.model.encode(
+            texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         t_direct = min(t_direct, time.perf_counter() - t0)
         os.environ["UNIVAR_EVAL_CACHE"] = tempfile.mkdtemp(prefix="univar-bench-cache-")  # a cold cache
         t0 = time.perf_counter()
@@ -63,7 +66,10 @@ def main() -> None:
     print(f"{n} texts, encoder {args.encoder}, batch {args.batch_size}, best of {args.repeats} runs")
     print(f"SentenceTransformer.encode: {t_direct:.2f} s ({n / t_direct:.0f} texts/s)")
     print(f"pipeline, cold cache:       {t_cold:.2f} s ({n / t_cold:.0f} texts/s); ratio {t_direct / t_cold:.2f}")
-    print(f"pipeline, warm cache:       {t_warm:.3f} s ({n / t_warm:.0f} texts/s); {t_cold / t_warm:.0f}x faster than cold")
+    print(
+        f"pipeline, warm cache:       {t_warm:.3f} s ({n / t_warm:.0f} texts/s); "
+        f"{t_cold / t_warm:.0f}x faster than cold"
+    )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,19 @@ def distribution(rng, model, q, lang, n_answers, repeats, dim, shift=0.0) -> Val
     x = centres[ids] + 0.8 * rng.normal(size=(len(ids), dim))
     x[:, 0] += shift
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    manifest = {"format": "univar-eval/value-distribution/1", "model": model, "task": f"univar_{q}_{lang}",
-                "lang": lang, "questionnaire": q, "questionnaire_version": "v1", "encoder": ENCODER,
-                "translator": {"name": "none" if lang == "eng" else "nllb-600m"}, "text_format": "qa/2",
-                "created": "2026-11-29T00:00:00", "counts": {"n_answers": len(ids), "n_encoder_truncated": 0}}
+    manifest = {
+        "format": "univar-eval/value-distribution/1",
+        "model": model,
+        "task": f"univar_{q}_{lang}",
+        "lang": lang,
+        "questionnaire": q,
+        "questionnaire_version": "v1",
+        "encoder": ENCODER,
+        "translator": {"name": "none" if lang == "eng" else "nllb-600m"},
+        "text_format": "qa/2",
+        "created": "2026-11-29T00:00:00",
+        "counts": {"n_answers": len(ids), "n_encoder_truncated": 0},
+    }
     return ValueDistribution(x.astype(np.float16).astype(np.float32), [{"id": f"{q}-{i}"} for i in ids], manifest)
 
 
@@ -57,30 +66,53 @@ def main_() -> None:
     p.add_argument("--dim", type=int, default=768)
     args = p.parse_args()
     rng = np.random.default_rng(0)
-    questionnaires = ["pvq", "wvs", "globe", "situations", "extra"][:args.questionnaires]
-    langs = list(LANGUAGES)[:args.langs]
+    questionnaires = ["pvq", "wvs", "globe", "situations", "extra"][: args.questionnaires]
+    langs = list(LANGUAGES)[: args.langs]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
         bank = Bank(tmp / "bank", create=True)
-        bank.add_many([(distribution(rng, "base", q, lang, args.answers, args.repeats, args.dim), "base", "bench")
-                       for q in questionnaires for lang in langs])
+        bank.add_many(
+            [
+                (distribution(rng, "base", q, lang, args.answers, args.repeats, args.dim), "base", "bench")
+                for q in questionnaires
+                for lang in langs
+            ]
+        )
         for q in questionnaires:
             for lang in langs:
                 distribution(rng, "cand", q, lang, args.answers, args.repeats, args.dim).save(
-                    tmp / "cand" / "univar_2026-11-29T00-00-00" / f"univar_{q}_{lang}")
+                    tmp / "cand" / "univar_2026-11-29T00-00-00" / f"univar_{q}_{lang}"
+                )
         built = time.perf_counter() - t0
         out = io.StringIO()
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(out):
-            code = main(["gate", str(tmp / "cand"), "--bank", str(bank.path), "--against", "base",
-                         "--max-distance", "0.05", "--json", str(tmp / "g.json"), "--markdown", str(tmp / "g.md"),
-                         "--junit", str(tmp / "g.xml")])
+            code = main(
+                [
+                    "gate",
+                    str(tmp / "cand"),
+                    "--bank",
+                    str(bank.path),
+                    "--against",
+                    "base",
+                    "--max-distance",
+                    "0.05",
+                    "--json",
+                    str(tmp / "g.json"),
+                    "--markdown",
+                    str(tmp / "g.md"),
+                    "--junit",
+                    str(tmp / "g.xml"),
+                ]
+            )
         elapsed = time.perf_counter() - t0
     n = len(questionnaires) * len(langs)
-    print(f"gate of {n} checks ({len(langs)} languages x {len(questionnaires)} questionnaires, {args.answers} answers "
-          f"a side, {args.repeats} per question, {args.dim}-d): {elapsed:.1f} s end to end (exit {code}); "
-          f"building the files {built:.1f} s")
+    print(
+        f"gate of {n} checks ({len(langs)} languages x {len(questionnaires)} questionnaires, {args.answers} answers "
+        f"a side, {args.repeats} per question, {args.dim}-d): {elapsed:.1f} s end to end (exit {code}); "
+        f"building the files {built:.1f} s"
+    )
     print(out.getvalue().strip().splitlines()[-1])
 
 

@@ -1,6 +1,7 @@
 """Benchmark: the statistics of one gate, and the Fréchet permutation test.
 
-    python benchmarks/bench_gate_stats.py [--checks 125] [--answers 200] [--bootstrap 1000] [--frechet-permutations 1000]
+    python benchmarks/bench_gate_stats.py [--checks 125] [--answers 200] [--bootstrap 1000] \
+        [--frechet-permutations 1000]
 
 Gate: 125 checks (25 languages x 5 questionnaires), 200 answers a side in 768 dimensions with
 strong question effects, each a paired comparison with the number of permutations Holm needs at
@@ -52,13 +53,22 @@ def gate(n_checks: int, n_answers: int, repeats: int, dim: int, alpha: float, n_
         data.append((x, y, ids))
     resampling.CACHE.clear()
     start, cpu = time.perf_counter(), time.process_time()
-    results = [D.compare_sets(x, y, n_permutations=n_perm, n_bootstrap=n_bootstrap, seed=0, alpha=alpha,
-                              groups_x=ids, groups_y=ids) for x, y, ids in data]
+    results = [
+        D.compare_sets(
+            x, y, n_permutations=n_perm, n_bootstrap=n_bootstrap, seed=0, alpha=alpha, groups_x=ids, groups_y=ids
+        )
+        for x, y, ids in data
+    ]
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"design": results[0].design, "permutations": n_perm, "wall": wall, "cpu": cpu,
-            "cache_mb": resampling.CACHE.nbytes / 2 ** 20,
-            "significant": sum(r.p_value < alpha / n_checks for r in results),
-            "problems": sum(r.problem is not None for r in results)}
+    return {
+        "design": results[0].design,
+        "permutations": n_perm,
+        "wall": wall,
+        "cpu": cpu,
+        "cache_mb": resampling.CACHE.nbytes / 2**20,
+        "significant": sum(r.p_value < alpha / n_checks for r in results),
+        "problems": sum(r.problem is not None for r in results),
+    }
 
 
 def frechet(n_answers: int, dim: int, n_perm: int, paired: bool) -> dict:
@@ -67,10 +77,14 @@ def frechet(n_answers: int, dim: int, n_perm: int, paired: bool) -> dict:
     y, _ = answers(rng, n_answers, 1, dim, shift=0.01)
     groups = (ids, ids) if paired else (None, None)
     start, cpu = time.perf_counter(), time.process_time()
-    r = D.compare_sets(x, y, "frechet", n_permutations=n_perm, n_bootstrap=0, groups_x=groups[0],
-                       groups_y=groups[1])
-    return {"design": r.design, "wall": time.perf_counter() - start, "cpu": time.process_time() - cpu,
-            "p": r.p_value, "distance": r.distance}
+    r = D.compare_sets(x, y, "frechet", n_permutations=n_perm, n_bootstrap=0, groups_x=groups[0], groups_y=groups[1])
+    return {
+        "design": r.design,
+        "wall": time.perf_counter() - start,
+        "cpu": time.process_time() - cpu,
+        "p": r.p_value,
+        "distance": r.distance,
+    }
 
 
 def bare(n_checks: int, n_answers: int, dim: int) -> tuple[float, float]:
@@ -96,17 +110,21 @@ def main() -> None:
     if not args.skip_gate:
         for repeats in (1, 4):
             g = gate(args.checks, args.answers, repeats, args.dim, args.alpha, args.bootstrap)
-            print(f"gate {args.checks} checks, {args.answers} answers a side ({repeats} per question, {g['design']}), "
-                  f"{g['permutations']} permutations + {args.bootstrap} paired bootstrap each: "
-                  f"{g['wall']:.1f} s wall, {g['cpu']:.1f} s CPU; permutation cache {g['cache_mb']:.0f} MiB "
-                  f"(bound {resampling.CACHE_BYTES / 2 ** 20:.0f}); significant after Bonferroni {g['significant']}"
-                  f"/{args.checks} (12-13 carry a shift); problems {g['problems']}")
+            print(
+                f"gate {args.checks} checks, {args.answers} answers a side ({repeats} per question, {g['design']}), "
+                f"{g['permutations']} permutations + {args.bootstrap} paired bootstrap each: "
+                f"{g['wall']:.1f} s wall, {g['cpu']:.1f} s CPU; permutation cache {g['cache_mb']:.0f} MiB "
+                f"(bound {resampling.CACHE_BYTES / 2**20:.0f}); significant after Bonferroni {g['significant']}"
+                f"/{args.checks} (12-13 carry a shift); problems {g['problems']}"
+            )
     wall, cpu = bare(args.checks, args.answers, args.dim)
     print(f"lm-eval metric path: {args.checks} bare paired distances in {wall:.2f} s wall, {cpu:.2f} s CPU")
     for paired in (False, True):
         f = frechet(args.answers, args.dim, args.frechet_permutations, paired)
-        print(f"frechet {args.answers} vs {args.answers}, {args.dim}-d, {args.frechet_permutations} permutations "
-              f"({f['design']}): {f['wall']:.1f} s wall, {f['cpu']:.1f} s CPU (p = {f['p']:.4f})")
+        print(
+            f"frechet {args.answers} vs {args.answers}, {args.dim}-d, {args.frechet_permutations} permutations "
+            f"({f['design']}): {f['wall']:.1f} s wall, {f['cpu']:.1f} s CPU (p = {f['p']:.4f})"
+        )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@
 Reads the source with ``ast`` (nothing is imported, so it runs on any checkout, e.g. an old
 commit in a ``git worktree``). An edge is "module A imports module B of the package";
 imports inside functions are counted apart (``lazy``). Prints: modules per folder, the
-number of edges and lazy imports, the depth of the module graph (longest import chain,
-top-level imports only), cycles if any, and the folder-to-folder edges with their counts.
+number of edges and lazy imports, the depth of the module graph (longest import chain), the cycles
+(strongly connected groups and simple cycles, imports inside functions included: a lazy import is still a
+dependency), the imports that go against the layer order :data:`LAYERS`, and the folder-to-folder edges.
+
+The layers, lowest first; a module imports only its own layer or lower (``tests/test_layers.py`` asserts it):
 """
 
 from __future__ import annotations
@@ -16,6 +19,20 @@ import ast
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+
+#: The package's layers, lowest first. ``(top)``: the package's own modules (errors, settings, resources, the
+#: discovery hook). Folders in one layer may import each other (the methods build on the lm-eval coupling).
+LAYERS: list[tuple[str, ...]] = [
+    ("(top)",),
+    ("storage",),
+    ("pipeline",),
+    ("stats",),
+    ("harness", "hvae", "valuelex", "demo"),
+    ("runs",),
+    ("reports",),
+    ("cli",),
+]
+LAYER_OF = {folder: i for i, layer in enumerate(LAYERS) for folder in layer}
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -79,7 +96,7 @@ def depth(graph: dict[str, set[str]]) -> tuple[int, list[list[str]]]:
 
     def walk(m: str, stack: list[str]) -> int:
         if state.get(m) == 1:
-            cycles.append(stack[stack.index(m):] + [m])
+            cycles.append(stack[stack.index(m) :] + [m])
             return 0
         if m in memo:
             return memo[m]
@@ -90,6 +107,67 @@ def depth(graph: dict[str, set[str]]) -> tuple[int, list[list[str]]]:
         return best
 
     return max((walk(m, [m]) for m in graph), default=0), cycles
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Groups of modules that import each other, directly or not (Tarjan); only groups of two or more."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return groups
+
+
+def simple_cycles(graph: dict[str, set[str]], limit: int = 1000) -> list[list[str]]:
+    """Simple cycles (each once, starting at its smallest module), up to ``limit``."""
+    out: list[list[str]] = []
+    nodes = sorted(graph)
+    for start in nodes:
+        stack = [(start, [start])]
+        while stack and len(out) < limit:
+            v, path = stack.pop()
+            for w in sorted(graph.get(v, ())):
+                if w == start:
+                    out.append(path + [start])
+                elif w > start and w not in path:
+                    stack.append((w, path + [w]))
+    return out
+
+
+def layer_violations(edges, packages: set[str]) -> list[str]:
+    """``module -> imported module`` for every import of a higher layer (or of a folder missing from LAYERS)."""
+    bad = []
+    for a, b in sorted(edges):
+        fa, fb = folder_of(a, packages), folder_of(b, packages)
+        if fa not in LAYER_OF or fb not in LAYER_OF or LAYER_OF[fb] > LAYER_OF[fa]:
+            bad.append(f"{a} -> {b}")
+    return bad
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,15 +204,24 @@ def main(argv: list[str] | None = None) -> int:
     for a, b in lazy:
         full[a].add(b)
     longest_all, _ = depth(full)
+    groups = strongly_connected(full)
+    cycles = simple_cycles(full)
+    against = layer_violations(all_edges, packages)
 
     print(f"package {package} ({root})")
-    print(f"{len(modules)} modules in {len(per_folder)} folders; {len(all_edges)} import edges between them "
-          f"({len(edges)} at module level, {len(lazy - edges)} only inside functions); "
-          f"{n_lazy_statements} imports of the package inside functions; "
-          f"longest import chain {longest} modules ({longest_all} counting imports inside functions); "
-          f"{'no cycles' if not cycles else f'{len(cycles)} cycles'}")
+    print(
+        f"{len(modules)} modules in {len(per_folder)} folders; {len(all_edges)} import edges between them "
+        f"({len(edges)} at module level, {len(lazy - edges)} only inside functions); "
+        f"{n_lazy_statements} imports of the package inside functions; "
+        f"longest import chain {longest} modules ({longest_all} counting imports inside functions)"
+    )
+    print(f"cycles, imports inside functions included: {len(groups)} groups, {len(cycles)} simple cycles")
     for c in cycles[:5]:
         print("  cycle: " + " -> ".join(c))
+    print("layers, lowest first: " + " < ".join("/".join(layer) for layer in LAYERS))
+    print(f"imports against the layer order: {len(against)}")
+    for line in against[:20]:
+        print("  " + line)
     print("\nmodules per folder")
     for folder, n in sorted(per_folder.items()):
         print(f"  {folder:<10} {n:>3}")

@@ -18,14 +18,32 @@ import numpy as np
 
 from univar_eval.stats.drift import value_drift
 
-VALUES = ["sd_thought", "sd_action", "stimulation", "hedonism", "achievement", "power_dominance",
-          "power_resources", "face", "security_personal", "security_societal", "tradition", "conformity_rules",
-          "conformity_interpersonal", "humility", "benevolence_dependability", "benevolence_caring",
-          "universalism_concern", "universalism_nature", "universalism_tolerance"]
+VALUES = [
+    "sd_thought",
+    "sd_action",
+    "stimulation",
+    "hedonism",
+    "achievement",
+    "power_dominance",
+    "power_resources",
+    "face",
+    "security_personal",
+    "security_societal",
+    "tradition",
+    "conformity_rules",
+    "conformity_interpersonal",
+    "humility",
+    "benevolence_dependability",
+    "benevolence_caring",
+    "universalism_concern",
+    "universalism_nature",
+    "universalism_tolerance",
+]
 
 
-def synthetic(seed: int, *, shifted: str | None, shift: float = 0.6, noise: float = 0.35, repeats: int = 3,
-              dim: int = 48):
+def synthetic(
+    seed: int, *, shifted: str | None, shift: float = 0.6, noise: float = 0.35, repeats: int = 3, dim: int = 48
+):
     """Candidate and baseline answers; ``shifted``: the value whose questions move (None: no change)."""
     rng = np.random.default_rng(seed)
     labels = {f"pvq-{v}-{i:02d}": (v, "g") for v in VALUES for i in range(1, 10)}
@@ -55,28 +73,34 @@ def main() -> None:
     for rep in range(args.reps):
         target = VALUES[rep % len(VALUES)]
         x, y, ix, iy, labels = synthetic(1000 + rep, shifted=target, shift=args.shift)
-        r = value_drift(x, y, ix, iy, labels, n_permutations=args.permutations, n_bootstrap=200, seed=rep,
-                        alpha=args.alpha)
+        r = value_drift(
+            x, y, ix, iy, labels, n_permutations=args.permutations, n_bootstrap=200, seed=rep, alpha=args.alpha
+        )
         first += r.values[0].label == target
         p = next(v.p_adjusted for v in r.values if v.label == target)
         worst_p = max(worst_p, p)
         found += p < args.alpha
         others += sum(bool(v.significant) for v in r.values if v.label != target)
-    print(f"shift {args.shift}: {args.reps} reps, shifted value ranked first {first}/{args.reps}, significant "
-          f"{found}/{args.reps}; largest BH-corrected p of the shifted value {worst_p:.4g}; other values flagged in "
-          f"total {others} (of {args.reps * 18})")
+    print(
+        f"shift {args.shift}: {args.reps} reps, shifted value ranked first {first}/{args.reps}, significant "
+        f"{found}/{args.reps}; largest BH-corrected p of the shifted value {worst_p:.4g}; other values flagged in "
+        f"total {others} (of {args.reps * 18})"
+    )
     flagged, any_flag, raw = [], 0, []
     for rep in range(args.reps):
         x, y, ix, iy, labels = synthetic(5000 + rep, shifted=None)
-        r = value_drift(x, y, ix, iy, labels, n_permutations=args.permutations, n_bootstrap=0, seed=rep,
-                        alpha=args.alpha)
+        r = value_drift(
+            x, y, ix, iy, labels, n_permutations=args.permutations, n_bootstrap=0, seed=rep, alpha=args.alpha
+        )
         n_sig = sum(bool(v.significant) for v in r.values)
         flagged.append(n_sig / len(r.values))
         any_flag += n_sig > 0
         raw.append(np.mean([v.p_value < args.alpha for v in r.values]))
-    print(f"null: {args.reps} reps, mean share of values flagged (BH) {np.mean(flagged):.4f} (alpha {args.alpha}); "
-          f"reps with any value flagged {any_flag}/{args.reps}; mean share with uncorrected p < alpha "
-          f"{np.mean(raw):.4f}")
+    print(
+        f"null: {args.reps} reps, mean share of values flagged (BH) {np.mean(flagged):.4f} (alpha {args.alpha}); "
+        f"reps with any value flagged {any_flag}/{args.reps}; mean share with uncorrected p < alpha "
+        f"{np.mean(raw):.4f}"
+    )
     print(f"({time.time() - t0:.1f} s)")
 
 

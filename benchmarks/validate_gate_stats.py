@@ -39,8 +39,9 @@ ALPHA = 0.05
 NOISE = 0.5
 
 
-def simulate(rng, n_questions: int, repeats: int, one_sided: int, delta: float, kind: str,
-             repeats_y: int | None = None):
+def simulate(
+    rng, n_questions: int, repeats: int, one_sided: int, delta: float, kind: str, repeats_y: int | None = None
+):
     """(x, y, ids_x, ids_y): x answers n_questions + one_sided questions, y the first n_questions
     (``repeats`` answers a question, ``repeats_y`` for y when it differs)."""
     total = n_questions + one_sided
@@ -60,23 +61,43 @@ def true_distance(delta: float, kind: str, design: str, seeds=(99, 100, 101)) ->
     values = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
-        x, y, gx, gy = (simulate(rng, 4000, 1, 0, delta, kind) if design == "shared_shift"
-                        else simulate(rng, 2000, 20, 0, delta, kind))
+        x, y, gx, gy = (
+            simulate(rng, 4000, 1, 0, delta, kind)
+            if design == "shared_shift"
+            else simulate(rng, 2000, 20, 0, delta, kind)
+        )
         values.append(D.compare_sets(x, y, n_permutations=0, n_bootstrap=0, groups_x=gx, groups_y=gy).statistic)
     return math.sqrt(max(float(np.mean(values)), 0.0))
 
 
-def rate(args, repeats: int, one_sided: int, delta: float, kind: str, *, tolerance: float | None = None,
-         sims: int | None = None, seed: int = 0, repeats_y: int | None = None) -> tuple[float, str, int]:
+def rate(
+    args,
+    repeats: int,
+    one_sided: int,
+    delta: float,
+    kind: str,
+    *,
+    tolerance: float | None = None,
+    sims: int | None = None,
+    seed: int = 0,
+    repeats_y: int | None = None,
+) -> tuple[float, str, int]:
     """Rejection rate (p <= alpha), or with ``tolerance`` the wrong-pass rate (upper < D)."""
     sims = sims or args.sims
     hits, design = 0, ""
     for s in range(sims):
         rng = np.random.default_rng([seed, repeats, one_sided, int(delta * 1e6), s])
         x, y, gx, gy = simulate(rng, args.questions, repeats, one_sided, delta, kind, repeats_y)
-        r = D.compare_sets(x, y, n_permutations=0 if tolerance is not None else args.permutations,
-                           n_bootstrap=args.bootstrap if tolerance is not None else 0, seed=s, alpha=ALPHA,
-                           groups_x=gx, groups_y=gy)
+        r = D.compare_sets(
+            x,
+            y,
+            n_permutations=0 if tolerance is not None else args.permutations,
+            n_bootstrap=args.bootstrap if tolerance is not None else 0,
+            seed=s,
+            alpha=ALPHA,
+            groups_x=gx,
+            groups_y=gy,
+        )
         assert r.problem is None, r.problem
         design = r.design
         hits += (r.upper < tolerance) if tolerance is not None else (r.p_value <= ALPHA)
@@ -105,14 +126,32 @@ def main() -> None:
         err = se(value, n)
         ok = {"size": value <= ALPHA + 2 * err, "wrong pass": value <= ALPHA + 2 * err}.get(check, True)
         shown = repeats if not kw.get("repeats_y") else f"{repeats} vs {kw['repeats_y']}"
-        rows.append((what, design, shown, one_sided, kind if delta else "-", f"{delta:g}", n, value, err,
-                     check, "ok" if ok else "FAIL"))
-        print(f"  {what:<11} {design:<13} {shown} ans/q  one-sided {one_sided:>2}  {kind if delta else '-':<8} "
-              f"delta {delta:<5g} n {n}: {value:.3f} ± {err:.3f} ({check}: {rows[-1][-1]})", flush=True)
+        rows.append(
+            (
+                what,
+                design,
+                shown,
+                one_sided,
+                kind if delta else "-",
+                f"{delta:g}",
+                n,
+                value,
+                err,
+                check,
+                "ok" if ok else "FAIL",
+            )
+        )
+        print(
+            f"  {what:<11} {design:<13} {shown} ans/q  one-sided {one_sided:>2}  {kind if delta else '-':<8} "
+            f"delta {delta:<5g} n {n}: {value:.3f} ± {err:.3f} ({check}: {rows[-1][-1]})",
+            flush=True,
+        )
         return value
 
-    print(f"{args.questions} shared questions, d = {DIM}, alpha = {ALPHA}, {args.permutations} permutations, "
-          f"{args.bootstrap} paired bootstrap resamples")
+    print(
+        f"{args.questions} shared questions, d = {DIM}, alpha = {ALPHA}, {args.permutations} permutations, "
+        f"{args.bootstrap} paired bootstrap resamples"
+    )
     for repeats in (1, 3):
         for one_sided in (0, 20):
             row("size", repeats, one_sided, 0.0, "shared", "size")
@@ -127,9 +166,12 @@ def main() -> None:
     for delta in args.scan:
         if row("scan", 3, 0, delta, "cancel", "power") >= 0.8 and reached is None:
             reached = delta
-    print(f"per-question changes with 3 answers per question reach power >= 0.8 at delta = {reached} "
-          f"(true per-question distance {true_distance(reached, 'cancel', 'per_question'):.4f})" if reached else
-          "per-question changes: power 0.8 not reached in the scan")
+    print(
+        f"per-question changes with 3 answers per question reach power >= 0.8 at delta = {reached} "
+        f"(true per-question distance {true_distance(reached, 'cancel', 'per_question'):.4f})"
+        if reached
+        else "per-question changes: power 0.8 not reached in the scan"
+    )
     for repeats, kind in ((1, "shared"), (3, "shared"), (3, "cancel")):
         design = "shared_shift" if repeats == 1 else "per_question"
         tol = true_distance(args.wrong_pass_delta, kind, design)
@@ -140,8 +182,13 @@ def main() -> None:
     print("\n| check | design | answers/q | one-sided | change | delta | sims | rate | SE | criterion | |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print("| " + " | ".join([r[0], r[1], str(r[2]), str(r[3]), r[4], r[5], str(r[6]), f"{r[7]:.3f}", f"{r[8]:.3f}",
-                                 r[9], r[10]]) + " |")
+        print(
+            "| "
+            + " | ".join(
+                [r[0], r[1], str(r[2]), str(r[3]), r[4], r[5], str(r[6]), f"{r[7]:.3f}", f"{r[8]:.3f}", r[9], r[10]]
+            )
+            + " |"
+        )
     print(f"\n{time.perf_counter() - start:.0f} s")
 
 

@@ -79,8 +79,9 @@ def cell(n_questions: int, repeats: str, metric: str, dim: int, sims: int, boots
         model = draw_model(rng, n_questions, dim)
         ids = question_ids(rng, n_questions, repeats)
         base, rerun = draw_answers(rng, model, ids), draw_answers(rng, model, ids)
-        r = D.compare_sets(base, rerun, metric, n_permutations=0, n_bootstrap=bootstrap, seed=s,
-                           groups_x=ids, groups_y=ids)
+        r = D.compare_sets(
+            base, rerun, metric, n_permutations=0, n_bootstrap=bootstrap, seed=s, groups_x=ids, groups_y=ids
+        )
         f = D.within_noise(base, ids, metric, seed=s, n_bootstrap=bootstrap)
         assert r.problem is None, r.problem
         designs.add((r.design, f.design if f.problem is None else "none"))
@@ -99,10 +100,20 @@ def real_text(sims: int, runs: int = 24) -> None:
 
     qs = questions()
     settings = resolve({"encoder": "minilm", "device": "cpu"})
-    emb = {(s, k): np.asarray(build_distribution(answer_run(s, qs, seed=5000 + 100 * i + k), task="univar_pvq_eng",
-                                                 questionnaire="pvq", lang="eng", settings=settings,
-                                                 model=s)[0].embeddings)
-           for i, s in enumerate(STANCES) for k in range(runs)}
+    emb = {
+        (s, k): np.asarray(
+            build_distribution(
+                answer_run(s, qs, seed=5000 + 100 * i + k),
+                task="univar_pvq_eng",
+                questionnaire="pvq",
+                lang="eng",
+                settings=settings,
+                model=s,
+            )[0].embeddings
+        )
+        for i, s in enumerate(STANCES)
+        for k in range(runs)
+    }
     ids = [q["id"] for q in qs]
     print(f"real text: {len(STANCES)} stances x {runs} runs, {len(qs)} questions, minilm; {sims} draws a stance\n")
     print("| c/q | rerun distance | floor distance | rerun upper | floor upper | pass at D = floor upper |")
@@ -125,8 +136,7 @@ def real_text(sims: int, runs: int = 24) -> None:
 def summary(v: np.ndarray) -> str:
     if np.isnan(v).any():
         return f"NaN in {np.isnan(v).mean():.0%}"
-    return (f"{v.mean():.4f}±{v.std(ddof=1) / math.sqrt(len(v)):.4f} {np.median(v):.4f} "
-            f"{np.quantile(v, 0.95):.4f}")
+    return f"{v.mean():.4f}±{v.std(ddof=1) / math.sqrt(len(v)):.4f} {np.median(v):.4f} {np.quantile(v, 0.95):.4f}"
 
 
 def main() -> None:
@@ -144,10 +154,14 @@ def main() -> None:
         real_text(args.sims)
         print(f"\n{time.perf_counter() - start:.0f} s")
         return
-    print(f"{args.sims} simulations a cell, {args.bootstrap} paired bootstrap resamples; "
-          "each statistic as mean±SE median p95\n")
-    print("| metric | d | Q | c/q | design rerun / floor | rerun distance | floor distance | floor/rerun (mean) "
-          "| rerun upper | floor upper | floor/rerun upper (median) | pass at D = floor upper |")
+    print(
+        f"{args.sims} simulations a cell, {args.bootstrap} paired bootstrap resamples; "
+        "each statistic as mean±SE median p95\n"
+    )
+    print(
+        "| metric | d | Q | c/q | design rerun / floor | rerun distance | floor distance | floor/rerun (mean) "
+        "| rerun upper | floor upper | floor/rerun upper (median) | pass at D = floor upper |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for metric in args.metrics:
         for dim in args.dim:
@@ -156,10 +170,13 @@ def main() -> None:
                     (rd, ru, fd, fu), designs = cell(q, c, metric, dim, args.sims, args.bootstrap)
                     shown = "; ".join(f"{a} / {b}" for a, b in sorted(designs))
                     pass_rate = float(np.mean(ru < fu)) if not np.isnan(fu).any() else math.nan
-                    print(f"| {metric} | {dim} | {q} | {c} | {shown} | {summary(rd)} | {summary(fd)} | "
-                          f"{fd.mean() / rd.mean():.2f} | {summary(ru)} | {summary(fu)} | "
-                          f"{np.median(fu) / np.median(ru):.2f} | "
-                          f"{pass_rate:.2f}±{math.sqrt(pass_rate * (1 - pass_rate) / len(ru)):.2f} |", flush=True)
+                    print(
+                        f"| {metric} | {dim} | {q} | {c} | {shown} | {summary(rd)} | {summary(fd)} | "
+                        f"{fd.mean() / rd.mean():.2f} | {summary(ru)} | {summary(fu)} | "
+                        f"{np.median(fu) / np.median(ru):.2f} | "
+                        f"{pass_rate:.2f}±{math.sqrt(pass_rate * (1 - pass_rate) / len(ru)):.2f} |",
+                        flush=True,
+                    )
     print(f"\n{time.perf_counter() - start:.0f} s")
 
 

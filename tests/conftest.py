@@ -26,6 +26,14 @@ os.environ.setdefault("UNIVAR_EVAL_CACHE", tempfile.mkdtemp(prefix="univar-eval-
 os.environ["UNIVAR_EVAL_CARDS"] = "off"
 
 
+@pytest.fixture()
+def private_cache(tmp_path, monkeypatch) -> Path:
+    """A cache folder of this test's own (``UNIVAR_EVAL_CACHE``), for tests that must not see cached embeddings."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("UNIVAR_EVAL_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     """A tiny random-weight Llama with an offline-trained tokenizer and a chat template."""
@@ -58,15 +66,27 @@ def lm_eval_executable() -> str:
 def run_lm_eval(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run the real ``lm_eval`` CLI (the installed one) in ``cwd``; fail with its output on error."""
     full_env = {**os.environ, **OFFLINE_ENV, "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = subprocess.run([lm_eval_executable(), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [lm_eval_executable(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
-        raise AssertionError(f"lm_eval {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"lm_eval {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
 def hf_args(model: Path) -> list[str]:
-    return ["--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--device", "cpu", "--batch_size", "8"]
+    return [
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model},dtype=float32",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "8",
+    ]
 
 
 def read_results(output: Path) -> dict:

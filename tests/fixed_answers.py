@@ -24,9 +24,14 @@ PVQ_ANSWERS = [
 ]
 PROSOCIAL = svo.published_ideal_choices("prosocial")  # angle 37.48
 HVAE_FORMS = ["Answer: {}", "Answer: ({})", "**Answer:** {}", "Answer: {}.", "My answer is {}", "Answer: option {}"]
-PROJECTIVE = ["check my sources before I answer.", "explain it again in simpler words.",
-              "listen to them and ask how they are.", "keep to my principles even when it costs me.",
-              "do the work carefully and on time.", "tell the truth even when it is unwelcome."]
+PROJECTIVE = [
+    "check my sources before I answer.",
+    "explain it again in simpler words.",
+    "listen to them and ask how they are.",
+    "keep to my principles even when it costs me.",
+    "do the work carefully and on time.",
+    "tell the truth even when it is unwelcome.",
+]
 
 
 def pvq_docs(n: int) -> list[dict]:

@@ -78,20 +78,23 @@ class ChatStub:
                     stub.requests.append(payload)
                 if chat:
                     text = stub.reply_to(stub.last_user_message(payload))
-                    choices = [{"index": 0, "message": {"role": "assistant", "content": text},
-                                "finish_reason": "stop"}]
+                    choices = [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]
                 else:  # a batch of prompts is answered in order
                     prompts = payload["prompt"] if isinstance(payload["prompt"], list) else [payload["prompt"]]
-                    choices = [{"index": i, "text": stub.reply_to(str(p)), "finish_reason": "stop"}
-                               for i, p in enumerate(prompts)]
-                body = json.dumps({
-                    "id": f"cmpl-{len(stub.requests)}",
-                    "object": "chat.completion" if chat else "text_completion",
-                    "created": 0,
-                    "model": payload.get("model", "stub"),
-                    "choices": choices,
-                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                }).encode()
+                    choices = [
+                        {"index": i, "text": stub.reply_to(str(p)), "finish_reason": "stop"}
+                        for i, p in enumerate(prompts)
+                    ]
+                body = json.dumps(
+                    {
+                        "id": f"cmpl-{len(stub.requests)}",
+                        "object": "chat.completion" if chat else "text_completion",
+                        "created": 0,
+                        "model": payload.get("model", "stub"),
+                        "choices": choices,
+                        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    }
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

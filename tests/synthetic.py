@@ -9,10 +9,17 @@ from univar_eval.storage.distribution import ValueDistribution
 
 
 def manifest(model="m", lang="eng", task=None, encoder="fake", fingerprint=0.0, questionnaire="pvq"):
-    return {"format": "univar-eval/value-distribution/1", "created": "2026-01-01T00:00:00+00:00",
-            "task": task or f"univar_{questionnaire}_{lang}", "lang": lang, "questionnaire": questionnaire,
-            "questionnaire_version": "v1", "translator": {"name": "none"}, "model": model,
-            "encoder": {"name": encoder, "revision": None, "fingerprint": [fingerprint] * 8, "fingerprint_id": "fp"}}
+    return {
+        "format": "univar-eval/value-distribution/1",
+        "created": "2026-01-01T00:00:00+00:00",
+        "task": task or f"univar_{questionnaire}_{lang}",
+        "lang": lang,
+        "questionnaire": questionnaire,
+        "questionnaire_version": "v1",
+        "translator": {"name": "none"},
+        "model": model,
+        "encoder": {"name": encoder, "revision": None, "fingerprint": [fingerprint] * 8, "fingerprint_id": "fp"},
+    }
 
 
 def cloud(centre, n, rng, noise=0.15):
@@ -21,8 +28,17 @@ def cloud(centre, n, rng, noise=0.15):
     return (e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32)
 
 
-def synthetic_bank(path, *, model_weight, lang_weight, models=("alpha", "beta", "gamma"), langs=("eng", "fra", "zho"),
-                   n=30, d=16, seed=0):
+def synthetic_bank(
+    path,
+    *,
+    model_weight,
+    lang_weight,
+    models=("alpha", "beta", "gamma"),
+    langs=("eng", "fra", "zho"),
+    n=30,
+    d=16,
+    seed=0,
+):
     """Each model-language set is a cloud around ``model_weight * model direction + lang_weight * language
     direction``: the weights set how far apart models and languages are."""
     rng = np.random.default_rng(seed)

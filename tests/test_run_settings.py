@@ -25,31 +25,43 @@ def test_model_arguments_do_not_set_the_encoders_device_or_batch_size(caplog):
 
 
 def test_new_names_and_environment_variables():
-    s = resolve({"encoder_device": "cuda:1", "encoder_batch_size": "4", "device": "cpu", "batch_size": 8},
-                environ={})
+    s = resolve({"encoder_device": "cuda:1", "encoder_batch_size": "4", "device": "cpu", "batch_size": 8}, environ={})
     assert (s.encoder_device, s.encoder_batch_size) == ("cuda:1", 4)
-    s = resolve({"device": "cpu", "batch_size": 8}, environ={"UNIVAR_EVAL_DEVICE": "cuda:2",
-                                                            "UNIVAR_EVAL_BATCH_SIZE": "16"})
+    s = resolve(
+        {"device": "cpu", "batch_size": 8}, environ={"UNIVAR_EVAL_DEVICE": "cuda:2", "UNIVAR_EVAL_BATCH_SIZE": "16"}
+    )
     assert (s.encoder_device, s.encoder_batch_size) == ("cuda:2", 16)
     assert (s.device, s.batch_size) == ("cuda:2", 16)  # read-only aliases for older code
 
 
 def test_old_names_from_metadata_still_work_with_a_warning(caplog, monkeypatch):
     monkeypatch.setattr(settings_mod, "_warned", set())
-    argv = [LM_EVAL, "--model", "hf", "--model_args", "pretrained=x", "--metadata",
-            '{"encoder": "minilm", "device": "cuda:3", "batch_size": 5}']
+    argv = [
+        LM_EVAL,
+        "--model",
+        "hf",
+        "--model_args",
+        "pretrained=x",
+        "--metadata",
+        '{"encoder": "minilm", "device": "cuda:3", "batch_size": 5}',
+    ]
     keys = _cli_metadata_keys(argv)
     assert keys == {"encoder", "device", "batch_size"}
     with caplog.at_level(logging.WARNING, logger="univar_eval"):
         for _ in range(3):  # one task each: one warning per name and process
-            s = resolve({"pretrained": "x", "encoder": "minilm", "device": "cuda:3", "batch_size": 5}, environ={},
-                        user_keys=keys)
+            s = resolve(
+                {"pretrained": "x", "encoder": "minilm", "device": "cuda:3", "batch_size": 5},
+                environ={},
+                user_keys=keys,
+            )
             assert (s.encoder_device, s.encoder_batch_size) == ("cuda:3", 5)
     assert caplog.text.count("'device' is deprecated") == 1 and caplog.text.count("'encoder_batch_size'") == 1
     # key=value form of --metadata, and python -m lm_eval
     assert _cli_metadata_keys(["/x/lm_eval/__main__.py", "--metadata", "device=cpu", "bank=refs/"]) == {
-        "device", "bank"}
-    assert _cli_metadata_keys([LM_EVAL, "--metadata={\"batch_size\": 2}"]) == {"batch_size"}
+        "device",
+        "bank",
+    }
+    assert _cli_metadata_keys([LM_EVAL, '--metadata={"batch_size": 2}']) == {"batch_size"}
     # a script's own arguments are not lm_eval's: nothing counts as typed in --metadata
     assert _cli_metadata_keys(["train.py", "--metadata", '{"device": "cpu"}']) == set()
 

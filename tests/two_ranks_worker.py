@@ -62,13 +62,19 @@ def main(rank: int, world_size: int, port: int, report: str, tasks: str, limit: 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     try:
         lm = TableLM()
-        results = simple_evaluate(model=lm, tasks=tasks.split(","), limit=limit,
-                                  metadata={"model": "table-lm", "encoder": "minilm"})
-        Path(report).write_text(json.dumps({
-            "rank": rank,
-            "results": None if results is None else results["results"],
-            "n_prompts": len(lm.prompts),
-        }, default=str))
+        results = simple_evaluate(
+            model=lm, tasks=tasks.split(","), limit=limit, metadata={"model": "table-lm", "encoder": "minilm"}
+        )
+        Path(report).write_text(
+            json.dumps(
+                {
+                    "rank": rank,
+                    "results": None if results is None else results["results"],
+                    "n_prompts": len(lm.prompts),
+                },
+                default=str,
+            )
+        )
     finally:
         dist.destroy_process_group()
 

@@ -11,7 +11,6 @@ Set ``UNIVAR_EVAL_NO_AUTOLOAD=1`` to switch it off; then pass
 ``--include_path "$(univar-eval tasks-dir)"`` to lm_eval explicitly.
 """
 
-
 import os
 import sys
 

@@ -90,8 +90,12 @@ def model_name(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
-def resolve(metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None, *,
-            user_keys: Collection[str] = ()) -> RunSettings:
+def resolve(
+    metadata: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    user_keys: Collection[str] = (),
+) -> RunSettings:
     """Combine ``--metadata`` values, environment variables and defaults.
 
     ``user_keys``: the metadata keys known to come from the user's ``--metadata`` (not from the
@@ -105,8 +109,12 @@ def resolve(metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str
             if old in _warned:
                 continue
             _warned.add(old)
-            log.warning("univar-eval: metadata %r is deprecated (lm-eval also passes --model_args %s=... to the "
-                        "tasks); use %r", old, old, new)
+            log.warning(
+                "univar-eval: metadata %r is deprecated (lm-eval also passes --model_args %s=... to the tasks); use %r",
+                old,
+                old,
+                new,
+            )
     values: dict[str, Any] = {}
     for f in fields(RunSettings):
         raw = model_name(metadata) if f.name == "model" else metadata.get(f.name)

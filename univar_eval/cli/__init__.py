@@ -51,8 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_verbose(parser: argparse.ArgumentParser, default) -> None:
-    parser.add_argument("-v", "--verbose", action="store_true", default=default,
-                        help="log progress, and print the traceback of an unexpected error")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log progress, and print the traceback of an unexpected error",
+    )
 
 
 def _subcommands(parser: argparse.ArgumentParser):
@@ -98,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the one place that turns a crash into one line and exit 2
         if args.verbose:
             traceback.print_exc()
-        print(f"error: unexpected {type(e).__name__}: {one_line(str(e))}"
-              + ("" if args.verbose else "; rerun with -v (univar-eval -v ...) for the traceback"), file=sys.stderr)
+        print(
+            f"error: unexpected {type(e).__name__}: {one_line(str(e))}"
+            + ("" if args.verbose else "; rerun with -v (univar-eval -v ...) for the traceback"),
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -15,23 +15,34 @@ from univar_eval.stats import distance as distance_mod
 # The bank, source and report modules are imported inside each command (start-up time: every
 # univar-eval command builds this parser; only the command that runs needs them).
 
+
 def register(sub) -> None:
     bank = sub.add_parser("bank", help="build and inspect reference banks of value distributions")
     bsub = bank.add_subparsers(dest="bank_command", metavar="ACTION")
 
     add = bsub.add_parser("add", help="add reference entries from lm-eval output, UniVaR CSV files or QA JSONL")
-    add.add_argument("sources", nargs="+", metavar="SOURCE",
-                     help="lm-eval output (samples_*.jsonl or their folder), UniVaR <model>.csv files or folders, "
-                          "or a JSONL of {model, lang, question, answer}")
+    add.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="lm-eval output (samples_*.jsonl or their folder), UniVaR <model>.csv files or folders, "
+        "or a JSONL of {model, lang, question, answer}",
+    )
     add.add_argument("--bank", required=True, help="bank folder (created when missing)")
     candidates.add_source_options(add, kind="reference")
-    add.add_argument("--no-replace", action="store_true",
-                     help="refuse to replace existing entries (by default an entry of the same model and task is "
-                          "replaced, and the output says so with the old and new counts)")
+    add.add_argument(
+        "--no-replace",
+        action="store_true",
+        help="refuse to replace existing entries (by default an entry of the same model and task is "
+        "replaced, and the output says so with the old and new counts)",
+    )
     add.add_argument("--no-reuse", action="store_true", help="re-embed even when the run's artifacts match")
-    add.add_argument("--as-repeats", action="store_true",
-                     help="several runs of one model: merge them into one entry, their answers as repeats of each "
-                          "question (without it, several runs of one model are refused)")
+    add.add_argument(
+        "--as-repeats",
+        action="store_true",
+        help="several runs of one model: merge them into one entry, their answers as repeats of each "
+        "question (without it, several runs of one model are refused)",
+    )
     add.set_defaults(func=cmd_add)
 
     ls = bsub.add_parser("list", help="list the entries of a bank")
@@ -43,10 +54,12 @@ def register(sub) -> None:
     show.add_argument("--bank", required=True)
     show.add_argument("model", nargs="?", help="the model (default: every entry)")
     show.add_argument("--task")
-    show.add_argument("--verify", action="store_true",
-                      help="check every array and answers file against its sha256")
-    show.add_argument("--fix", action="store_true",
-                      help="remove files that no entry names (left by an interrupted 'bank add'), under the lock")
+    show.add_argument("--verify", action="store_true", help="check every array and answers file against its sha256")
+    show.add_argument(
+        "--fix",
+        action="store_true",
+        help="remove files that no entry names (left by an interrupted 'bank add'), under the lock",
+    )
     show.set_defaults(func=cmd_show)
 
     up = bsub.add_parser("upgrade", help="bring a bank of an older format to the current one (adds checksums)")
@@ -59,11 +72,14 @@ def register(sub) -> None:
     rm.add_argument("--task")
     rm.add_argument("--lang")
     rm.set_defaults(func=cmd_remove)
-    push = bsub.add_parser("push", help="publish a bank as a Hugging Face dataset repository",
-                           description="Uploads bank.json, every entry's array and answers, a SHA256SUMS file and a "
-                                       "dataset card as one commit (huggingface_hub; log in with 'hf auth login' or "
-                                       "set HF_TOKEN). Entry files of an earlier push that the bank no longer names "
-                                       "are deleted in the same commit.")
+    push = bsub.add_parser(
+        "push",
+        help="publish a bank as a Hugging Face dataset repository",
+        description="Uploads bank.json, every entry's array and answers, a SHA256SUMS file and a "
+        "dataset card as one commit (huggingface_hub; log in with 'hf auth login' or "
+        "set HF_TOKEN). Entry files of an earlier push that the bank no longer names "
+        "are deleted in the same commit.",
+    )
     push.add_argument("folder", metavar="DIR", help="the bank folder")
     push.add_argument("--repo", required=True, metavar="ORG/NAME", help="dataset repository (created when missing)")
     push.add_argument("--branch", help="push to this branch (default: main)")
@@ -72,12 +88,15 @@ def register(sub) -> None:
     push.add_argument("--dry-run", action="store_true", help="check the bank and list what would be uploaded")
     push.set_defaults(func=cmd_push)
 
-    pull = bsub.add_parser("pull", help="fetch a published bank into a folder (checked against its sha256)",
-                           description="Fetches ORG/NAME at REVISION (default main) through huggingface_hub (its "
-                                       "cache and HF_HUB_OFFLINE apply), copies the files into DIR, checks every "
-                                       "sha256 and records the repository and commit in DIR/origin.json. When DIR "
-                                       "holds a bank already, the entries are added to it as 'bank add' adds them "
-                                       "(entries made with another encoder are refused).")
+    pull = bsub.add_parser(
+        "pull",
+        help="fetch a published bank into a folder (checked against its sha256)",
+        description="Fetches ORG/NAME at REVISION (default main) through huggingface_hub (its "
+        "cache and HF_HUB_OFFLINE apply), copies the files into DIR, checks every "
+        "sha256 and records the repository and commit in DIR/origin.json. When DIR "
+        "holds a bank already, the entries are added to it as 'bank add' adds them "
+        "(entries made with another encoder are refused).",
+    )
     pull.add_argument("repo", metavar="ORG/NAME[@REVISION]")
     pull.add_argument("folder", metavar="DIR")
     pull.add_argument("--no-replace", action="store_true", help="refuse to overwrite entries DIR already has")
@@ -93,51 +112,75 @@ def register(sub) -> None:
     cmp_.add_argument("--bootstrap", type=int, default=distance_mod.DEFAULT_BOOTSTRAP)
     cmp_.add_argument("--seed", type=int, default=0)
     cmp_.add_argument("--min-answers", type=int, help="fewer answers than this is 'insufficient' (default 10)")
-    cmp_.add_argument("--allow-other-questions", action="store_true",
-                      help="compare with entries that asked other questions on the same construct (e.g. UniVaR's "
-                           "released data); the report says so")
+    cmp_.add_argument(
+        "--allow-other-questions",
+        action="store_true",
+        help="compare with entries that asked other questions on the same construct (e.g. UniVaR's "
+        "released data); the report says so",
+    )
     cmp_.add_argument("--format", choices=("table", "md", "json"), default="table")
     cmp_.add_argument("-o", "--output", help="also write the JSON report here")
-    cmp_.add_argument("--by-value", action="store_true",
-                      help="add the per-value breakdown of every distance (as univar-eval drift shows it)")
+    cmp_.add_argument(
+        "--by-value",
+        action="store_true",
+        help="add the per-value breakdown of every distance (as univar-eval drift shows it)",
+    )
     cmp_.add_argument("--hvae-plot", metavar="PNG", help="bar plot of HVAE value rationality per target value")
     candidates.add_source_options(cmp_)
     cmp_.set_defaults(func=cmd_compare)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from univar_eval.runs.sources import collect, to_distribution
     from univar_eval.storage.bank import Bank
     from univar_eval.storage.distribution import merge_as_repeats
-    from univar_eval.storage.sources import collect, to_distribution
 
     if args.name is not None and not args.name.strip():
-        raise UserError("--name is empty; give the reference model's name, or leave --name out to use the model "
-                        "the source names")
+        raise UserError(
+            "--name is empty; give the reference model's name, or leave --name out to use the model the source names"
+        )
     bank = Bank(args.bank, create=True)
     bank_encoder = (bank.encoder() or {}).get("name")
-    overrides = {k: v for k, v in {"encoder": args.encoder or bank_encoder, "translator": args.translator,
-                                   "encoder_device": args.device, "encoder_batch_size": args.batch_size}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "encoder": args.encoder or bank_encoder,
+            "translator": args.translator,
+            "encoder_device": args.device,
+            "encoder_batch_size": args.batch_size,
+        }.items()
+        if v is not None
+    }
     settings = resolve(overrides)
-    from univar_eval.reports.runs import run_sources
+    from univar_eval.runs.folders import run_sources
 
-    groups = collect(run_sources(args.sources, args.select), model=args.name, questionnaire=args.questionnaire,
-                     translated_by=args.translated_by)
+    groups = collect(
+        run_sources(args.sources, args.select),
+        model=args.name,
+        questionnaire=args.questionnaire,
+        translated_by=args.translated_by,
+    )
     by_key: dict[tuple, list] = {}
     for g in groups:
         by_key.setdefault((g.model, g.task), []).append(g)
     several = {k: v for k, v in by_key.items() if len(v) > 1}
     if several and not args.as_repeats:
         (model, task), gs = next(iter(several.items()))
-        raise UserError(f"{model} / {task} comes from {len(gs)} runs ({', '.join(g.source for g in gs)}); pass "
-                        "--as-repeats to merge them into one entry as repeats, or give each run its own --name")
+        raise UserError(
+            f"{model} / {task} comes from {len(gs)} runs ({', '.join(g.source for g in gs)}); pass "
+            "--as-repeats to merge them into one entry as repeats, or give each run its own --name"
+        )
     items, how = [], []
     for (model, task), gs in by_key.items():
         dists, notes = [], []
         for g in gs:
-            dist, reused = to_distribution(g, settings, reuse=not args.no_reuse, encoder=args.encoder or bank_encoder,
-                                           translator=args.translator)
+            dist, reused = to_distribution(
+                g, settings, reuse=not args.no_reuse, encoder=args.encoder or bank_encoder, translator=args.translator
+            )
             dists.append(dist)
-            notes.append("reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}")
+            notes.append(
+                "reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}"
+            )
         if len(dists) > 1:
             dist = merge_as_repeats(dists, [g.source for g in gs])
             notes = [f"{len(dists)} runs merged as repeats; " + "; ".join(sorted(set(notes)))]
@@ -150,8 +193,10 @@ def cmd_add(args: argparse.Namespace) -> int:
         if old is None:
             print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})")
         else:
-            print(f"replaced {entry['model']} / {entry['task']}: {old['n_answers']} answers before, "
-                  f"{entry['n_answers']} now ({note})")
+            print(
+                f"replaced {entry['model']} / {entry['task']}: {old['n_answers']} answers before, "
+                f"{entry['n_answers']} now ({note})"
+            )
     if bank.cleaned:
         print(f"removed {len(bank.cleaned)} orphaned file(s) no entry named (left by an interrupted write)")
     print(f"bank {bank.path}: {plural(len(bank.entries()), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}")
@@ -167,9 +212,11 @@ def cmd_list(args) -> int:
         print(json.dumps([{k: e[k] for k in ("model", "task", "lang", "n_answers")} for e in entries], indent=2))
         return 0
     enc = bank.encoder() or {}
-    print(f"bank {bank.path}: {plural(len(entries), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}; "
-          f"encoder {enc.get('name')} "
-          f"(fingerprint {enc.get('fingerprint_id')})")
+    print(
+        f"bank {bank.path}: {plural(len(entries), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}; "
+        f"encoder {enc.get('name')} "
+        f"(fingerprint {enc.get('fingerprint_id')})"
+    )
     for model in bank.models():
         own = bank.entries(model=model)
         tasks = ", ".join(f"{e['task']} ({e['n_answers']})" for e in own)
@@ -188,12 +235,14 @@ def cmd_show(args) -> int:
     else:
         entries = [bank.entry(args.model, args.task)] if args.task else bank.entries(model=args.model)
         if not entries:
-            raise UserError(f"bank {bank.path} has no entries for {args.model!r}; see 'univar-eval bank list "
-                            f"--bank {args.bank}'")
+            raise UserError(
+                f"bank {bank.path} has no entries for {args.model!r}; see 'univar-eval bank list --bank {args.bank}'"
+            )
     if args.fix:
         cleaned = bank.fix()
-        print(f"removed {len(cleaned)} orphaned file(s) no entry named" + (f": {', '.join(cleaned)}" if cleaned
-                                                                          else ""))
+        print(
+            f"removed {len(cleaned)} orphaned file(s) no entry named" + (f": {', '.join(cleaned)}" if cleaned else "")
+        )
     for e in entries:
         if args.verify:
             bank.load(e)  # raises on a damaged array or answers file
@@ -237,8 +286,10 @@ def cmd_push(args) -> int:
             print(f"  {name}")
         return 0
     info = hub.push(args.folder, args.repo, branch=args.branch, message=args.message, private=args.private)
-    print(f"pushed {args.folder} to {args.repo} at commit {info.oid}; pull it with "
-          f"'univar-eval bank pull {args.repo}@{info.oid} DIR' or use --bank {hub.HF_PREFIX}{args.repo}@{info.oid}")
+    print(
+        f"pushed {args.folder} to {args.repo} at commit {info.oid}; pull it with "
+        f"'univar-eval bank pull {args.repo}@{info.oid} DIR' or use --bank {hub.HF_PREFIX}{args.repo}@{info.oid}"
+    )
     return 0
 
 
@@ -247,14 +298,16 @@ def cmd_pull(args) -> int:
 
     pulled = hub.pull(args.repo, args.folder, replace=not args.no_replace)
     how = "added to the bank there" if pulled.merged else "a bank of its own"
-    print(f"pulled {pulled.repo}@{pulled.revision}: {pulled.n_entries} entries, every sha256 checked, into "
-          f"{pulled.path} ({how}; revision recorded in {hub.ORIGIN})")
+    print(
+        f"pulled {pulled.repo}@{pulled.revision}: {pulled.n_entries} entries, every sha256 checked, into "
+        f"{pulled.path} ({how}; revision recorded in {hub.ORIGIN})"
+    )
     return 0
 
 
 def cmd_compare(args) -> int:
-    from univar_eval.hvae.report import format_hvae, hvae_table
     from univar_eval.reports.compare import compare_runs, format_table
+    from univar_eval.reports.hvae import format_hvae, hvae_table
     from univar_eval.storage.files import jsonable, write_json
     from univar_eval.storage.hub import open_bank
 
@@ -280,9 +333,17 @@ def cmd_compare(args) -> int:
         print(format_hvae(hvae_rows, markdown=args.format == "md"))
         return 0
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
-    report = compare_runs(runs, bank=bank, against=args.against, metric=args.metric, min_answers=min_answers,
-                          n_permutations=args.permutations, n_bootstrap=args.bootstrap, seed=args.seed,
-                          allow_other_questions=args.allow_other_questions)
+    report = compare_runs(
+        runs,
+        bank=bank,
+        against=args.against,
+        metric=args.metric,
+        min_answers=min_answers,
+        n_permutations=args.permutations,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        allow_other_questions=args.allow_other_questions,
+    )
     report["hvae"] = hvae_rows
     by_value = []
     if args.by_value:  # which values moved, behind each distance

@@ -18,33 +18,46 @@ def register(sub) -> None:
     p = sub.add_parser("encoders", help="list the encoder cards and translators, with their revisions (pinned or not)")
     p.set_defaults(func=_encoders)
 
-    p = sub.add_parser("embed", help="finish a run whose embedding failed: embed the answers it kept",
-                       description="When translation or embedding fails at the end of an lm_eval run, each "
-                                   "univar task keeps its answers (answers.jsonl, an 'error' in manifest.json). "
-                                   "This embeds them with the run's settings (or the ones given here) and writes "
-                                   "the value distributions in place.")
+    p = sub.add_parser(
+        "embed",
+        help="finish a run whose embedding failed: embed the answers it kept",
+        description="When translation or embedding fails at the end of an lm_eval run, each "
+        "univar task keeps its answers (answers.jsonl, an 'error' in manifest.json). "
+        "This embeds them with the run's settings (or the ones given here) and writes "
+        "the value distributions in place.",
+    )
     p.add_argument("run", metavar="RUN", help="the run folder (lm-eval --output_path, or its univar_<time> folder)")
     p.add_argument("--encoder", help="encoder card or local folder (default: the run's)")
-    p.add_argument("--translator", help="translator for non-English answers (default: the run's; 'none' keeps the text)")
+    p.add_argument(
+        "--translator", help="translator for non-English answers (default: the run's; 'none' keeps the text)"
+    )
     p.add_argument("--device", help="cpu, cuda, ...")
     p.add_argument("--batch-size", type=int, help="encoder batch size")
     p.set_defaults(func=_embed)
 
-    p = sub.add_parser("pin", help="pin every downloaded encoder and translator to the full commit hash in the local "
-                                   "hub cache",
-                       description="After the models were downloaded once, looks up the commit each unpinned card "
-                                   "and translator resolves to in the local hub cache (HF_HOME / HF_HUB_CACHE) and "
-                                   "writes those full hashes into a local cards file, which every later run reads: "
-                                   "--cards, else $UNIVAR_EVAL_CARDS, else ~/.config/univar-eval/cards.yaml.")
-    p.add_argument("--cards", metavar="FILE", help="the local cards file to write (default: $UNIVAR_EVAL_CARDS, else "
-                                                   "~/.config/univar-eval/cards.yaml)")
+    p = sub.add_parser(
+        "pin",
+        help="pin every downloaded encoder and translator to the full commit hash in the local hub cache",
+        description="After the models were downloaded once, looks up the commit each unpinned card "
+        "and translator resolves to in the local hub cache (HF_HOME / HF_HUB_CACHE) and "
+        "writes those full hashes into a local cards file, which every later run reads: "
+        "--cards, else $UNIVAR_EVAL_CARDS, else ~/.config/univar-eval/cards.yaml.",
+    )
+    p.add_argument(
+        "--cards",
+        metavar="FILE",
+        help="the local cards file to write (default: $UNIVAR_EVAL_CARDS, else ~/.config/univar-eval/cards.yaml)",
+    )
     p.add_argument("--cache-dir", metavar="DIR", help="hub cache to read (default: huggingface_hub's)")
     p.set_defaults(func=_pin)
 
-    p = sub.add_parser("tiny-model", help="write a tiny causal LM: random weights, or trained on a persona (demo)",
-                       description="Without --persona: random weights (smoke runs; its answers are gibberish). "
-                                   "With --persona: trained for a few seconds on CPU on that persona's answers to "
-                                   "value questions, so two personas really differ and a rerun matches.")
+    p = sub.add_parser(
+        "tiny-model",
+        help="write a tiny causal LM: random weights, or trained on a persona (demo)",
+        description="Without --persona: random weights (smoke runs; its answers are gibberish). "
+        "With --persona: trained for a few seconds on CPU on that persona's answers to "
+        "value questions, so two personas really differ and a rerun matches.",
+    )
     p.add_argument("folder", help="where to write the model")
     p.add_argument("--persona", help="carer (benevolence, universalism) or achiever (achievement, power)")
     p.add_argument("--seed", type=int, default=0)
@@ -61,9 +74,12 @@ def _encoders(args) -> int:
     local = f"pinned by {cards_path()}"
     rows = []
     for name, card in list_cards().items():
-        state = local if card.revision != shipped[name].revision else describe_revision(card.revision, package=card.package)
-        rows.append([name, f"{card.source}@{card.revision}", card.dimension, state,
-                     "yes" if name == DEFAULT_ENCODER else ""])
+        state = (
+            local if card.revision != shipped[name].revision else describe_revision(card.revision, package=card.package)
+        )
+        rows.append(
+            [name, f"{card.source}@{card.revision}", card.dimension, state, "yes" if name == DEFAULT_ENCODER else ""]
+        )
     print(render(Table(["encoder", "model", "dimension", "revision", "default"], rows), "text"))
     rows = []
     for name in NLLB_MODELS:
@@ -76,6 +92,20 @@ def _encoders(args) -> int:
     return 0
 
 
+def models_to_pin() -> list[tuple[str, str, str, str | None]]:
+    """(kind, name, hub id, shipped revision) of every hub model univar-eval loads by name: what `pin` pins."""
+    from univar_eval.pipeline.encoders import shipped_cards
+    from univar_eval.pipeline.translate import NLLB_MODELS
+
+    out = [
+        ("encoders", c.name, c.model_id, c.revision)
+        for c in shipped_cards().values()
+        if c.model_id and not c.package and c.revision != "local"
+    ]
+    out += [("translators", name, model_id, rev) for name, (model_id, rev) in NLLB_MODELS.items()]
+    return out
+
+
 def _pin(args) -> int:
     from pathlib import Path
 
@@ -85,7 +115,7 @@ def _pin(args) -> int:
     path = Path(args.cards) if args.cards else cards_path()
     if path is None:
         raise UserError("UNIVAR_EVAL_CARDS=off: name the file to write with --cards FILE")
-    results = pin_all(path, args.cache_dir)
+    results = pin_all(path, models_to_pin(), args.cache_dir)
     for r in results:
         line = f"{r.kind[:-1]:10s} {r.name:22s} {r.model_id}@{r.was}"
         if r.status == "pinned":
@@ -97,8 +127,10 @@ def _pin(args) -> int:
         print(line)
     n_new = sum(r.status == "pinned" for r in results)
     missing = sum(r.revision is None for r in results)
-    print(f"wrote {path}: {n_new} pinned now, {missing} not downloaded; every run reads it"
-          + ("" if path == cards_path() else f" once UNIVAR_EVAL_CARDS={path} is set"))
+    print(
+        f"wrote {path}: {n_new} pinned now, {missing} not downloaded; every run reads it"
+        + ("" if path == cards_path() else f" once UNIVAR_EVAL_CARDS={path} is set")
+    )
     return 0
 
 
@@ -109,8 +141,12 @@ def _embed(args) -> int:
     folders = pending_folders(args.run)
     if not folders:
         raise UserError(f"{args.run}: no kept answers waiting to be embedded (every task already has its embeddings)")
-    overrides = {"encoder": args.encoder, "translator": args.translator, "encoder_device": args.device,
-                 "encoder_batch_size": args.batch_size}
+    overrides = {
+        "encoder": args.encoder,
+        "translator": args.translator,
+        "encoder_device": args.device,
+        "encoder_batch_size": args.batch_size,
+    }
     for folder in folders:
         dist = finish_pending(folder, overrides)
         print(f"embedded {dist.task}: {len(dist)} answers with {dist.manifest['encoder']['name']} -> {folder}")
@@ -118,7 +154,10 @@ def _embed(args) -> int:
 
 
 def _tiny_model(args) -> int:
-    path = (build_persona_lm(args.folder, args.persona, seed=args.seed) if args.persona
-            else build_tiny_causal_lm(args.folder, seed=args.seed))
+    path = (
+        build_persona_lm(args.folder, args.persona, seed=args.seed)
+        if args.persona
+        else build_tiny_causal_lm(args.folder, seed=args.seed)
+    )
     print(path)
     return 0

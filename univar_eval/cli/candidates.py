@@ -3,7 +3,7 @@
 A candidate is a run folder, or any source ``univar-eval bank add`` accepts (lm-eval samples,
 UniVaR CSV, a JSONL of ``{model, lang, question, answer, id}``); answers are embedded with the
 bank's encoder (``--encoder`` without a bank) through the embedding cache, see
-:func:`univar_eval.reports.runs.read_candidates`.
+:func:`univar_eval.runs.folders.read_candidates`.
 """
 
 from __future__ import annotations
@@ -13,29 +13,45 @@ from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.translate import NLLB_MODELS
-from univar_eval.reports.runs import Candidate, is_run, read_candidates
+from univar_eval.runs.folders import Candidate, is_run, read_candidates
 from univar_eval.storage.bank import Bank
 
-SOURCES_HELP = ("run folders (lm-eval --output_path, or univar_<time>), lm-eval samples (with --name), UniVaR "
-                "<model>.csv files or folders, or a JSONL of {model, lang, question, answer, id}")
+SOURCES_HELP = (
+    "run folders (lm-eval --output_path, or univar_<time>), lm-eval samples (with --name), UniVaR "
+    "<model>.csv files or folders, or a JSONL of {model, lang, question, answer, id}"
+)
 
 
-RUN_HELP = ("which run, when a folder holds several runs of one model: 'latest' or a univar_<stamp> "
-            "(e.g. 2026-11-29T04-21-24)")
+RUN_HELP = (
+    "which run, when a folder holds several runs of one model: 'latest' or a univar_<stamp> (e.g. 2026-11-29T04-21-24)"
+)
 
 
-NAME_HELP = ("model name of lm-eval samples (a run folder's samples are then embedded again); for CSV/JSONL it "
-             "replaces the names in the file")
+NAME_HELP = (
+    "model name of lm-eval samples (a run folder's samples are then embedded again); for CSV/JSONL it "
+    "replaces the names in the file"
+)
 
 #: How each kind of command reads its sources: (group title, --name help, default encoder, default translator).
 SOURCE_TEXTS = {
-    "reference": ("reading the sources",
-                  "reference model name (required for lm-eval output; default for CSV: file name)",
-                  "the bank's; for lm-eval output the run's own", "for lm-eval output the run's own"),
-    "candidates": ("answers from other sources (embedded with the bank's encoder, through the cache)", NAME_HELP,
-                   "the bank's; without a bank, the run folders'", "the bank's"),
-    "identify": ("reading the sources (answers not embedded yet go through the embedding cache)", NAME_HELP,
-                 "the bank's or the run folders'", "for lm-eval output the run's own"),
+    "reference": (
+        "reading the sources",
+        "reference model name (required for lm-eval output; default for CSV: file name)",
+        "the bank's; for lm-eval output the run's own",
+        "for lm-eval output the run's own",
+    ),
+    "candidates": (
+        "answers from other sources (embedded with the bank's encoder, through the cache)",
+        NAME_HELP,
+        "the bank's; without a bank, the run folders'",
+        "the bank's",
+    ),
+    "identify": (
+        "reading the sources (answers not embedded yet go through the embedding cache)",
+        NAME_HELP,
+        "the bank's or the run folders'",
+        "for lm-eval output the run's own",
+    ),
 }
 
 
@@ -52,12 +68,19 @@ def add_source_options(p: argparse.ArgumentParser, *, kind: str = "candidates") 
     title, name, encoder, translator = SOURCE_TEXTS[kind]
     g = p.add_argument_group(title)
     g.add_argument("--name", help=name)
-    g.add_argument("--encoder", help=f"encoder card name or local path for answers that are not embedded yet "
-                                     f"(default: {encoder}; else UNIVAR_EVAL_ENCODER or univar-lambda-5)")
-    g.add_argument("--translator", help=f"translator for non-English answers (default: {translator}; else "
-                                        "UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)")
-    g.add_argument("--questionnaire", help="questionnaire of CSV/JSONL answers when the folder name or the records "
-                                           "do not tell")
+    g.add_argument(
+        "--encoder",
+        help=f"encoder card name or local path for answers that are not embedded yet "
+        f"(default: {encoder}; else UNIVAR_EVAL_ENCODER or univar-lambda-5)",
+    )
+    g.add_argument(
+        "--translator",
+        help=f"translator for non-English answers (default: {translator}; else "
+        "UNIVAR_EVAL_TRANSLATOR or nllb-600m; 'none' keeps the text)",
+    )
+    g.add_argument(
+        "--questionnaire", help="questionnaire of CSV/JSONL answers when the folder name or the records do not tell"
+    )
     if kind != "identify":
         g.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
     g.add_argument("--device", help="encoder/translator device (cpu, cuda, ...; default: cuda when available)")
@@ -81,16 +104,25 @@ def read(args: argparse.Namespace, paths: list[str], bank: Bank | None, *, missi
     encoder = args.encoder
     bank_encoder = (bank.encoder() or {}).get("name") if bank is not None else None
     if encoder and bank_encoder and encoder != bank_encoder:
-        raise UserError(f"--encoder {encoder} but the bank {bank.path} holds {bank_encoder} embeddings; "
-                        "answers must be embedded with the bank's encoder (leave out --encoder)")
+        raise UserError(
+            f"--encoder {encoder} but the bank {bank.path} holds {bank_encoder} embeddings; "
+            "answers must be embedded with the bank's encoder (leave out --encoder)"
+        )
     encoder = encoder or bank_encoder
-    options = {"name": args.name, "questionnaire": args.questionnaire,
-               "translator": args.translator or bank_translator(bank), "translated_by": args.translated_by,
-               "device": args.device, "batch_size": args.batch_size, "missing_ok": missing_ok,
-               "run": getattr(args, "select", None)}  # --run latest|STAMP: one of several runs of a model
+    options = {
+        "name": args.name,
+        "questionnaire": args.questionnaire,
+        "translator": args.translator or bank_translator(bank),
+        "translated_by": args.translated_by,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "missing_ok": missing_ok,
+        "run": getattr(args, "select", None),
+    }  # --run latest|STAMP: one of several runs of a model
     if encoder is None:  # no bank: the answers are embedded like the run folders given beside them
-        runs = [c for p in paths if _looks_like_run(p, args.name)
-                for c in read_candidates(p, announce=False, **options)]
+        runs = [
+            c for p in paths if _looks_like_run(p, args.name) for c in read_candidates(p, announce=False, **options)
+        ]
         made_with = {(d.manifest.get("encoder") or {}).get("name") for c in runs for d in c.distributions}
         encoder = made_with.pop() if len(made_with) == 1 else None
     out = []

@@ -9,30 +9,40 @@ from univar_eval.stats import drift as drift_mod
 
 
 def register(sub) -> None:
-    p = sub.add_parser("drift", help="per-value breakdown: which values moved from a baseline, and on which questions",
-                       description="For each value label of the questionnaire (PVQ's 19 values and 4 higher-order "
-                                   "groups, WVS themes, GLOBE dimensions, situation domains): the distance from the "
-                                   "baseline on that value's questions, its share of the task's shift, and, with "
-                                   "2+ answers per question on both sides, a within-question permutation p-value "
-                                   "corrected across values (Benjamini-Hochberg). Then the questions that moved "
-                                   "most, with both models' answers.")
+    p = sub.add_parser(
+        "drift",
+        help="per-value breakdown: which values moved from a baseline, and on which questions",
+        description="For each value label of the questionnaire (PVQ's 19 values and 4 higher-order "
+        "groups, WVS themes, GLOBE dimensions, situation domains): the distance from the "
+        "baseline on that value's questions, its share of the task's shift, and, with "
+        "2+ answers per question on both sides, a within-question permutation p-value "
+        "corrected across values (Benjamini-Hochberg). Then the questions that moved "
+        "most, with both models' answers.",
+    )
     p.add_argument("run", metavar="CANDIDATE", help="the candidate's run folder (lm-eval --output_path)")
     p.add_argument("--bank", required=True, help="reference bank holding the baseline")
     p.add_argument("--against", required=True, metavar="REF", help="the baseline's name in the bank")
     p.add_argument("--format", choices=("text", "md", "json"), default="text")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of printing it")
-    p.add_argument("--plot", metavar="FILE",
-                   help="draw the value circle (PVQ) or bars (other questionnaires): .png, .svg or .pdf; with "
-                        "several tasks, one file each (FILE's name + _TASK)")
+    p.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw the value circle (PVQ) or bars (other questionnaires): .png, .svg or .pdf; with "
+        "several tasks, one file each (FILE's name + _TASK)",
+    )
     p.add_argument("--plot-share", action="store_true", help="plot each value's share of the shift, not its distance")
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks or task families")
     p.add_argument("--langs", nargs="+", metavar="LANG", help="only these languages")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level after BH correction (0.05)")
     p.add_argument("--permutations", type=int, default=drift_mod.DEFAULT_PERMUTATIONS)
     p.add_argument("--bootstrap", type=int, default=drift_mod.DEFAULT_BOOTSTRAP)
-    p.add_argument("--min-value-answers", type=int, default=drift_mod.DEFAULT_MIN_VALUE_ANSWERS,
-                   help="answers per side below which a value is 'insufficient' (default %(default)s; separate "
-                        "from the task's --min-answers)")
+    p.add_argument(
+        "--min-value-answers",
+        type=int,
+        default=drift_mod.DEFAULT_MIN_VALUE_ANSWERS,
+        help="answers per side below which a value is 'insufficient' (default %(default)s; separate "
+        "from the task's --min-answers)",
+    )
     p.add_argument("--top", type=int, default=5, help="questions that moved most to show (5)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_drift)
@@ -47,15 +57,29 @@ def cmd_drift(args) -> int:
     if not 0 < args.alpha < 1:
         raise UserError(f"--alpha must be between 0 and 1 (got {args.alpha})")
     if args.permutations < 99 or args.bootstrap < 0 or args.min_value_answers < 2 or args.top < 0:
-        raise UserError("--permutations must be at least 99, --bootstrap and --top at least 0, "
-                        "--min-value-answers at least 2")
+        raise UserError(
+            "--permutations must be at least 99, --bootstrap and --top at least 0, --min-value-answers at least 2"
+        )
     if args.plot:
         plot_mod.output_format(args.plot)  # refuse a bad name before the work
-    items = report.run_drift(args.run, Bank(args.bank), args.against, tasks=args.tasks, langs=args.langs,
-                             n_permutations=args.permutations, n_bootstrap=args.bootstrap, seed=args.seed,
-                             alpha=args.alpha, min_value_answers=args.min_value_answers, top=max(args.top, 1))
-    text = report.RENDERERS[args.format](items) if args.format == "json" else \
-        report.RENDERERS[args.format](items, top=args.top)
+    items = report.run_drift(
+        args.run,
+        Bank(args.bank),
+        args.against,
+        tasks=args.tasks,
+        langs=args.langs,
+        n_permutations=args.permutations,
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        alpha=args.alpha,
+        min_value_answers=args.min_value_answers,
+        top=max(args.top, 1),
+    )
+    text = (
+        report.RENDERERS[args.format](items)
+        if args.format == "json"
+        else report.RENDERERS[args.format](items, top=args.top)
+    )
     if args.output:
         write_text(args.output, text)
         print(f"wrote {args.output}")
@@ -63,8 +87,12 @@ def cmd_drift(args) -> int:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if args.plot:
         for item, path in zip(items, report.plot_paths(args.plot, [i["task"] for i in items])):
-            plot_mod.draw_drift(item["result"], path, questionnaire=item["questionnaire"],
-                                title=f"{item['task']}: {item['candidate']} vs {item['baseline']}",
-                                quantity="share" if args.plot_share else "distance")
+            plot_mod.draw_drift(
+                item["result"],
+                path,
+                questionnaire=item["questionnaire"],
+                title=f"{item['task']}: {item['candidate']} vs {item['baseline']}",
+                quantity="share" if args.plot_share else "distance",
+            )
             print(f"wrote {path}", file=sys.stderr if not args.output else sys.stdout)
     return 0

@@ -13,41 +13,75 @@ from univar_eval.storage.files import jsonable, write_json, write_text
 # The report and bank modules are imported inside each command (start-up time: every univar-eval
 # command builds this parser, and these imports add about 0.13 s that only gate/leaderboard need).
 
+
 def register(sub) -> None:
-    g = sub.add_parser("gate", help="release check: fail when a candidate's values moved away from an approved baseline",
-                       description="With --max-distance D: pass when the upper confidence bound of the distance is "
-                                   "below D, fail when the difference is significant and above D, else inconclusive. "
-                                   "Exit code 0 when every check passes, 1 when one fails or is inconclusive (unless "
-                                   "--allow-inconclusive), 2 on usage or input errors.")
-    g.add_argument("run", metavar="CANDIDATE",
-                   help="the candidate: its run folder (lm-eval --output_path), lm-eval samples (with --name), a "
-                        "UniVaR <model>.csv, or a JSONL of {model, lang, question, answer, id}")
+    g = sub.add_parser(
+        "gate",
+        help="release check: fail when a candidate's values moved away from an approved baseline",
+        description="With --max-distance D: pass when the upper confidence bound of the distance is "
+        "below D, fail when the difference is significant and above D, else inconclusive. "
+        "Exit code 0 when every check passes, 1 when one fails or is inconclusive (unless "
+        "--allow-inconclusive), 2 on usage or input errors.",
+    )
+    g.add_argument(
+        "run",
+        metavar="CANDIDATE",
+        help="the candidate: its run folder (lm-eval --output_path), lm-eval samples (with --name), a "
+        "UniVaR <model>.csv, or a JSONL of {model, lang, question, answer, id}",
+    )
     g.add_argument("--bank", help="reference bank holding the baseline (needed for value checks)")
     g.add_argument("--against", metavar="MODEL", help="the approved baseline's name in the bank")
-    g.add_argument("--max-distance", type=float, metavar="D",
-                   help="tolerance: pass only when the upper bound is below D (an equivalence test); without it "
-                        "the gate is a difference test only")
-    g.add_argument("--allow-inconclusive", action="store_true",
-                   help="exit 0 when checks are inconclusive (none fails); they are still reported")
+    g.add_argument(
+        "--max-distance",
+        type=float,
+        metavar="D",
+        help="tolerance: pass only when the upper bound is below D (an equivalence test); without it "
+        "the gate is a difference test only",
+    )
+    g.add_argument(
+        "--allow-inconclusive",
+        action="store_true",
+        help="exit 0 when checks are inconclusive (none fails); they are still reported",
+    )
     g.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (0.05)")
     g.add_argument("--langs", nargs="+", metavar="LANG", help="only these languages (on both sides)")
-    g.add_argument("--tasks", nargs="+", metavar="TASK",
-                   help="only these tasks or task families (univar_pvq), on both sides")
-    g.add_argument("--correction", choices=("holm", "bh", "none"), default="holm",
-                   help="multiple-testing correction over the task/language checks (holm: family-wise; bh: FDR)")
+    g.add_argument(
+        "--tasks", nargs="+", metavar="TASK", help="only these tasks or task families (univar_pvq), on both sides"
+    )
+    g.add_argument(
+        "--correction",
+        choices=("holm", "bh", "none"),
+        default="holm",
+        help="multiple-testing correction over the task/language checks (holm: family-wise; bh: FDR)",
+    )
     g.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
     g.add_argument("--permutations", type=int, default=distance_mod.DEFAULT_PERMUTATIONS)
-    g.add_argument("--bootstrap", type=int, default=distance_mod.DEFAULT_BOOTSTRAP,
-                   help="paired bootstrap resamples for the interval and the upper bound")
+    g.add_argument(
+        "--bootstrap",
+        type=int,
+        default=distance_mod.DEFAULT_BOOTSTRAP,
+        help="paired bootstrap resamples for the interval and the upper bound",
+    )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--min-answers", type=int, help="fewer answers fail as insufficient (default 10)")
-    g.add_argument("--allow-other-questions", action="store_true",
-                   help="compare with a baseline that asked other questions: an explicitly UNPAIRED comparison")
-    g.add_argument("--min-value-rationality", type=float, metavar="X",
-                   help="also fail any HVAE task whose chance-corrected value rationality (1 = ideal chooser, 0 = a uniform "
-                        "random responder) is below X")
-    g.add_argument("--fail-on-value", nargs="+", metavar="LABEL",
-                   help="also gate on these values alone (e.g. security_personal): one check per task and language")
+    g.add_argument(
+        "--allow-other-questions",
+        action="store_true",
+        help="compare with a baseline that asked other questions: an explicitly UNPAIRED comparison",
+    )
+    g.add_argument(
+        "--min-value-rationality",
+        type=float,
+        metavar="X",
+        help="also fail any HVAE task whose chance-corrected value rationality (1 = ideal chooser, 0 = a uniform "
+        "random responder) is below X",
+    )
+    g.add_argument(
+        "--fail-on-value",
+        nargs="+",
+        metavar="LABEL",
+        help="also gate on these values alone (e.g. security_personal): one check per task and language",
+    )
     g.add_argument("--plot", metavar="FILE", help="draw each task's per-value drift (value circle for PVQ)")
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
     g.add_argument("--markdown", metavar="FILE", help="write a Markdown summary (for a pull-request comment)")
@@ -78,52 +112,100 @@ def cmd_gate(args) -> int:
     if bool(args.bank) != bool(args.against):
         raise UserError("value checks need both --bank DIR and --against MODEL")
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
-    gate.validate_options(alpha=args.alpha, max_distance=args.max_distance, permutations=args.permutations,
-                          min_answers=min_answers, bootstrap=args.bootstrap)
+    gate.validate_options(
+        alpha=args.alpha,
+        max_distance=args.max_distance,
+        permutations=args.permutations,
+        min_answers=min_answers,
+        bootstrap=args.bootstrap,
+    )
     bank = open_bank(args.bank) if args.bank else None
     if bank is not None and args.against not in bank.models():  # before any answer is embedded
         raise UserError(f"bank {bank.path} has no model {args.against!r}; it has: {', '.join(bank.models()) or 'none'}")
     # a run without value distributions (a crash) is read as empty: every baseline entry then fails as missing
     found = candidates.read(args, [args.run], bank, missing_ok=True)
     if len(found) != 1:
-        raise UserError(f"{args.run} holds answers of {len(found)} models ({', '.join(c.model for c in found)}); "
-                        "a gate checks one candidate: give one model's answers")
+        raise UserError(
+            f"{args.run} holds answers of {len(found)} models ({', '.join(c.model for c in found)}); "
+            "a gate checks one candidate: give one model's answers"
+        )
     candidate = found[0]
     checks = []
     if bank is not None:
-        checks += gate.value_checks(args.run, bank, args.against, max_distance=args.max_distance,
-                                    alpha=args.alpha, min_answers=min_answers, langs=args.langs, tasks=args.tasks,
-                                    metric=args.metric, n_permutations=args.permutations, n_bootstrap=args.bootstrap,
-                                    seed=args.seed, correction=args.correction,
-                                    allow_other_questions=args.allow_other_questions, dists=candidate.distributions)
+        checks += gate.value_checks(
+            args.run,
+            bank,
+            args.against,
+            max_distance=args.max_distance,
+            alpha=args.alpha,
+            min_answers=min_answers,
+            langs=args.langs,
+            tasks=args.tasks,
+            metric=args.metric,
+            n_permutations=args.permutations,
+            n_bootstrap=args.bootstrap,
+            seed=args.seed,
+            correction=args.correction,
+            allow_other_questions=args.allow_other_questions,
+            dists=candidate.distributions,
+        )
     if args.min_value_rationality is not None:
         if not candidate.is_run:
-            raise UserError(f"--min-value-rationality reads lm-eval's HVAE results, but {args.run} is not a run "
-                            "folder")
+            raise UserError(f"--min-value-rationality reads lm-eval's HVAE results, but {args.run} is not a run folder")
         checks += gate.hvae_checks(args.run, args.min_value_rationality, select=args.select)
     if (args.fail_on_value or args.plot) and not args.bank:
         raise UserError("--fail-on-value and --plot need --bank DIR --against MODEL")
     if args.bank:  # per-value drift: reasons name the values that moved most; --fail-on-value; --plot
         from univar_eval.reports.drift import gate_hooks
 
-        checks = gate_hooks(checks, args.run, bank, args.against, alpha=args.alpha,
-                            max_distance=args.max_distance, correction=args.correction,
-                            fail_on_value=args.fail_on_value, plot=args.plot, langs=args.langs, tasks=args.tasks,
-                            seed=args.seed, dists=candidate.distributions)
+        checks = gate_hooks(
+            checks,
+            args.run,
+            bank,
+            args.against,
+            alpha=args.alpha,
+            max_distance=args.max_distance,
+            correction=args.correction,
+            fail_on_value=args.fail_on_value,
+            plot=args.plot,
+            langs=args.langs,
+            tasks=args.tasks,
+            seed=args.seed,
+            dists=candidate.distributions,
+        )
     unpaired = bool(args.against and args.allow_other_questions)
     title = f"candidate {candidate.model} ({args.run})"
     if args.against:
-        title += (f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} {args.correction}-corrected, "
-                  + (f"max distance {args.max_distance}: equivalence test" if args.max_distance is not None
-                     else "no max distance: difference test only")
-                  + (", UNPAIRED" if unpaired else "") + ")")
-    settings = {"run": args.run, "candidate": candidate.model, "read": candidate.read,
-                "embedded": candidate.embedded, "bank": args.bank, "against": args.against, "metric": args.metric,
-                "alpha": args.alpha, "correction": args.correction, "max_distance": args.max_distance,
-                "allow_inconclusive": args.allow_inconclusive, "allow_other_questions": args.allow_other_questions,
-                "design": "unpaired" if unpaired else "paired", "min_answers": min_answers,
-                "permutations": args.permutations, "bootstrap": args.bootstrap, "seed": args.seed,
-                "min_value_rationality": args.min_value_rationality}
+        title += (
+            f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} {args.correction}-corrected, "
+            + (
+                f"max distance {args.max_distance}: equivalence test"
+                if args.max_distance is not None
+                else "no max distance: difference test only"
+            )
+            + (", UNPAIRED" if unpaired else "")
+            + ")"
+        )
+    settings = {
+        "run": args.run,
+        "candidate": candidate.model,
+        "read": candidate.read,
+        "embedded": candidate.embedded,
+        "bank": args.bank,
+        "against": args.against,
+        "metric": args.metric,
+        "alpha": args.alpha,
+        "correction": args.correction,
+        "max_distance": args.max_distance,
+        "allow_inconclusive": args.allow_inconclusive,
+        "allow_other_questions": args.allow_other_questions,
+        "design": "unpaired" if unpaired else "paired",
+        "min_answers": min_answers,
+        "permutations": args.permutations,
+        "bootstrap": args.bootstrap,
+        "seed": args.seed,
+        "min_value_rationality": args.min_value_rationality,
+    }
     allow = args.allow_inconclusive
     print(gate.to_text(checks, title, allow, unpaired))
     if args.json:
@@ -142,8 +224,15 @@ def cmd_leaderboard(args) -> int:
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
     bank = open_bank(args.bank) if args.bank else None
     found = candidates.read(args, args.runs, bank, missing_ok=True)
-    board = leaderboard.build(args.runs, bank=bank, against=args.against, min_answers=min_answers, metric=args.metric,
-                              allow_mixed=args.allow_mixed, candidates=found)
+    board = leaderboard.build(
+        args.runs,
+        bank=bank,
+        against=args.against,
+        min_answers=min_answers,
+        metric=args.metric,
+        allow_mixed=args.allow_mixed,
+        candidates=found,
+    )
     text = leaderboard.RENDERERS[args.format](board)
     if args.output:
         write_text(args.output, text)

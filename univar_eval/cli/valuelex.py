@@ -53,16 +53,26 @@ def register(sub) -> None:
         "valuelex-judge",
         help="re-score a logged valuelex_projective run with an LLM judge (OpenAI-compatible endpoint)",
         description="Rate every completion of a logged valuelex_projective samples file with an LLM judge "
-                    "(fixed rubric, integer -2..2 mapped to [-1, 1]) and write the value profile as JSON.",
+        "(fixed rubric, integer -2..2 mapped to [-1, 1]) and write the value profile as JSON.",
     )
-    p.add_argument("source", metavar="RUN_DIR_OR_SAMPLES",
-                   help="an lm-eval output folder (searched for samples_valuelex_projective_*.jsonl) or that file")
+    p.add_argument(
+        "source",
+        metavar="RUN_DIR_OR_SAMPLES",
+        help="an lm-eval output folder (searched for samples_valuelex_projective_*.jsonl) or that file",
+    )
     p.add_argument("--base-url", required=True, help="the endpoint's base URL, e.g. http://localhost:8000/v1")
     p.add_argument("--model", required=True, help="the judge model's name at the endpoint")
-    p.add_argument("--api-key-env", default=None,
-                   help="environment variable holding the API key (default: OPENAI_API_KEY when set)")
-    p.add_argument("-o", "--output", default=None,
-                   help="report file (default: valuelex_judge_<model>.json beside the samples file)")
+    p.add_argument(
+        "--api-key-env",
+        default=None,
+        help="environment variable holding the API key (default: OPENAI_API_KEY when set)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="report file (default: valuelex_judge_<model>.json beside the samples file)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
     p.add_argument("--retries", type=int, default=2, help="retries per request on network errors (default 2)")
     p.set_defaults(func=_judge_command)
@@ -77,8 +87,10 @@ def find_projective_samples(source: str | Path) -> Path:
     if source.is_dir():
         files = sorted(source.rglob("samples_valuelex_projective_*.jsonl"), key=lambda p: p.name)
         if not files:
-            raise UserError(f"{source}: no samples_valuelex_projective_*.jsonl found; run lm_eval with "
-                            "--tasks valuelex --log_samples --output_path {source}")
+            raise UserError(
+                f"{source}: no samples_valuelex_projective_*.jsonl found; run lm_eval with "
+                "--tasks valuelex --log_samples --output_path {source}"
+            )
         return files[-1]
     raise UserError(f"{source}: no such file or folder")
 
@@ -92,8 +104,15 @@ def read_completions(path: Path) -> list[dict]:
         if not isinstance(doc, dict) or "stem" not in doc or "subdim" not in doc or resps is None:
             raise UserError(f"{path}:{lineno}: not a valuelex_projective sample (needs doc.stem, doc.subdim and resps)")
         for k, response in enumerate(flatten_responses(resps)):
-            out.append({"id": doc.get("id"), "subdim": doc["subdim"], "stem": doc["stem"], "repeat": k,
-                        "completion": clean_completion(doc["stem"], response)})
+            out.append(
+                {
+                    "id": doc.get("id"),
+                    "subdim": doc["subdim"],
+                    "stem": doc["stem"],
+                    "repeat": k,
+                    "completion": clean_completion(doc["stem"], response),
+                }
+            )
     return out
 
 
@@ -103,8 +122,9 @@ def chat_url(base_url: str) -> str:
     return url if url.endswith("/chat/completions") else url + "/chat/completions"
 
 
-def make_judge(base_url: str, model: str, api_key: str | None, timeout: float = 60.0,
-               retries: int = 2) -> Callable[[list[dict]], str]:
+def make_judge(
+    base_url: str, model: str, api_key: str | None, timeout: float = 60.0, retries: int = 2
+) -> Callable[[list[dict]], str]:
     """A function that sends chat messages to the endpoint and returns the reply text."""
     url = chat_url(base_url)
     headers = {"Content-Type": "application/json"}
@@ -121,19 +141,22 @@ def make_judge(base_url: str, model: str, api_key: str | None, timeout: float = 
                 return payload["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as e:
                 if e.code in (429, 500, 502, 503, 504) and attempt < retries:
-                    time.sleep(2 ** attempt)
+                    time.sleep(2**attempt)
                     continue
                 detail = e.read().decode("utf-8", "replace")[:200]
-                raise UserError(f"judge endpoint {url} answered HTTP {e.code}: {detail}; check --base-url, "
-                                "--model and the API key") from None
+                raise UserError(
+                    f"judge endpoint {url} answered HTTP {e.code}: {detail}; check --base-url, --model and the API key"
+                ) from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 if attempt < retries:
-                    time.sleep(2 ** attempt)
+                    time.sleep(2**attempt)
                     continue
                 raise UserError(f"cannot reach the judge endpoint {url} ({e}); check --base-url") from None
             except (ValueError, KeyError, IndexError, TypeError):
-                raise UserError(f"judge endpoint {url} did not answer like an OpenAI chat completions API "
-                                "(choices[0].message.content missing)") from None
+                raise UserError(
+                    f"judge endpoint {url} did not answer like an OpenAI chat completions API "
+                    "(choices[0].message.content missing)"
+                ) from None
         raise AssertionError("unreachable")
 
     return ask
@@ -147,8 +170,12 @@ def parse_rating(reply: str) -> int | None:
 
 def judge_messages(record: dict) -> list[dict]:
     sub = load_taxonomy().subdimensions[record["subdim"]]
-    user = USER_TEMPLATE.format(name=sub.name, definition=sub.definition, stem=record["stem"].strip(),
-                                completion=record["completion"] or "(empty)")
+    user = USER_TEMPLATE.format(
+        name=sub.name,
+        definition=sub.definition,
+        stem=record["stem"].strip(),
+        completion=record["completion"] or "(empty)",
+    )
     return [{"role": "system", "content": RUBRIC}, {"role": "user", "content": user}]
 
 
@@ -164,8 +191,15 @@ def judge_run(records: list[dict], ask: Callable[[list[dict]], str]) -> dict:
             continue
         reply = ask(judge_messages(r))
         rating = parse_rating(reply)
-        items.append({**r, "rating": rating, "orientation": None if rating is None else rating / 2,
-                      "reply": reply, "status": "ok" if rating is not None else "unparsed"})
+        items.append(
+            {
+                **r,
+                "rating": rating,
+                "orientation": None if rating is None else rating / 2,
+                "reply": reply,
+                "status": "ok" if rating is not None else "unparsed",
+            }
+        )
     rated = [i for i in items if i["orientation"] is not None]
     return {
         "profile": profile([i["subdim"] for i in rated], [i["orientation"] for i in rated]),
@@ -189,16 +223,23 @@ def _judge_command(args) -> int:
     result = judge_run(records, ask)
     report = {
         "scorer": "llm-judge",
-        "judge": {"base_url": args.base_url, "model": args.model, "rubric_version": RUBRIC_VERSION,
-                  "rubric": RUBRIC, "scale": "-2..2, divided by 2"},
+        "judge": {
+            "base_url": args.base_url,
+            "model": args.model,
+            "rubric_version": RUBRIC_VERSION,
+            "rubric": RUBRIC,
+            "scale": "-2..2, divided by 2",
+        },
         "samples": str(samples),
         **result,
     }
     out = Path(args.output) if args.output else samples.parent / f"valuelex_judge_{_safe(args.model)}.json"
     write_json(out, report)
     prof = result["profile"]
-    print(f"{result['n_rated']} completions rated ({result['n_unparsed']} unparsed, {result['n_empty']} empty) "
-          f"by {args.model}")
+    print(
+        f"{result['n_rated']} completions rated ({result['n_unparsed']} unparsed, {result['n_empty']} empty) "
+        f"by {args.model}"
+    )
     print(render(Table(["profile", "orientation"], [[name, value] for name, value in prof.items()]), "text"))
     print(f"report: {out}")
     if result["n_unparsed"]:

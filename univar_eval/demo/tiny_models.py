@@ -90,8 +90,7 @@ def _llama(tokenizer, hidden: int):
     return model
 
 
-def build_persona_lm(folder: str | Path, persona: str, seed: int = 0, steps: int = 240,
-                     n_questions: int = 64) -> Path:
+def build_persona_lm(folder: str | Path, persona: str, seed: int = 0, steps: int = 240, n_questions: int = 64) -> Path:
     """Train a tiny Llama on one persona's answers to PVQ questions (seconds on a CPU); return the folder.
 
     The training text is the task's own frame, ``Question: ...\nAnswer: ...``, so the model answers
@@ -123,8 +122,8 @@ def build_persona_lm(folder: str | Path, persona: str, seed: int = 0, steps: int
         ids = torch.full((len(rows), width), tokenizer.pad_token_id)
         labels = torch.full((len(rows), width), -100)
         for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.tensor(r)
-            labels[i, :len(r)] = torch.tensor(r)
+            ids[i, : len(r)] = torch.tensor(r)
+            labels[i, : len(r)] = torch.tensor(r)
         mask = (labels != -100).long()
         optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
         generator = torch.Generator().manual_seed(seed)
@@ -156,7 +155,6 @@ def build_tiny_translator(folder: str | Path, seed: int = 0, vocab_size: int = 2
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
 
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     corpus = list(_CORPUS)
@@ -164,13 +162,17 @@ def build_tiny_translator(folder: str | Path, seed: int = 0, vocab_size: int = 2
         corpus += [r["question"] for r in questionnaire.load("pvq", lang).records[:40]]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], show_progress=False
+    )
     tok.train_from_iterator(corpus, trainer=trainer)
     model_json = __import__("json").loads(tok.to_str())["model"]
-    tokenizer = NllbTokenizer(vocab=model_json["vocab"], merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" "))
-                                                                  for m in model_json["merges"]],
-                              src_lang="eng_Latn", tgt_lang="eng_Latn")
+    tokenizer = NllbTokenizer(
+        vocab=model_json["vocab"],
+        merges=[tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model_json["merges"]],
+        src_lang="eng_Latn",
+        tgt_lang="eng_Latn",
+    )
     torch.manual_seed(seed)
     config = M2M100Config(
         vocab_size=len(tokenizer),

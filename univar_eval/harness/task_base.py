@@ -67,8 +67,10 @@ class TaskLevelTask(ConfigurableTask):
             print(f"error: {config.get('task')}: {e}", file=sys.stderr)
             raise SystemExit(2) from None
         self._metric_names = list(self.metric_names(config))
-        config["metric_list"] = [{"metric": n, "aggregation": "mean", "higher_is_better": self.is_higher_better(n)}
-                                 for n in self._metric_names]
+        config["metric_list"] = [
+            {"metric": n, "aggregation": "mean", "higher_is_better": self.is_higher_better(n)}
+            for n in self._metric_names
+        ]
         # Any non-None process_results keeps lm-eval from looking each metric name up in its registry and
         # in HF evaluate (an error line per metric and task otherwise); our process_results method is used.
         config["process_results"] = PROCESS_RESULTS_NOTE
@@ -158,9 +160,16 @@ class TaskLevelTask(ConfigurableTask):
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
         try:
-            write_pending(folder, self.kept_answers(records),
-                          {**self.pending_manifest(), "task": self.config.task, "error": message,
-                           "settings": self.settings.to_dict()})
+            write_pending(
+                folder,
+                self.kept_answers(records),
+                {
+                    **self.pending_manifest(),
+                    "task": self.config.task,
+                    "error": message,
+                    "settings": self.settings.to_dict(),
+                },
+            )
             where = f"answers kept in {folder}; finish with: univar-eval embed {folder.parent}"
         except Exception as e2:  # noqa: BLE001 - nothing more can be done; lm-eval's samples still have them
             where = f"the answers could not be written either ({e2}); lm-eval's --log_samples file has them"
@@ -273,13 +282,13 @@ def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
         for f in flags:
             if a == f:
                 vals = []
-                for b in argv[i + 1:]:
+                for b in argv[i + 1 :]:
                     if b.startswith("-"):
                         break
                     vals.append(b)
                 return vals
             if a.startswith(f + "="):
-                return [a[len(f) + 1:]]
+                return [a[len(f) + 1 :]]
     return None
 
 
@@ -316,9 +325,11 @@ def _warn_if_model_unknown(settings: RunSettings) -> None:
     global _warned_unknown_model
     if settings.model is None and not _warned_unknown_model and not _model_name_from_argv(_cli_argv()):
         _warned_unknown_model = True
-        log.warning("univar-eval: the evaluated model's name is unknown (no pretrained/model among the model "
-                    "arguments); the artifacts will say model: null. Name it with metadata {\"model\": \"<name>\"} "
-                    "or UNIVAR_EVAL_MODEL")
+        log.warning(
+            "univar-eval: the evaluated model's name is unknown (no pretrained/model among the model "
+            'arguments); the artifacts will say model: null. Name it with metadata {"model": "<name>"} '
+            "or UNIVAR_EVAL_MODEL"
+        )
 
 
 def run_model_name(settings: RunSettings, argv: list[str] | None = None) -> str | None:

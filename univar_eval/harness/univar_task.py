@@ -23,7 +23,6 @@ from univar_eval.errors import UserError
 from univar_eval.harness.task_base import (
     TaskLevelTask,
     _argv_value,
-    _model_name_from_argv,
     announce_artifacts,
     artifact_dir,
     run_model_name,
@@ -33,8 +32,8 @@ from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.pipeline.embed import build_distribution
 from univar_eval.pipeline.encoders import get_card
 from univar_eval.pipeline.translate import get_translator
-from univar_eval.reports.compare import reference_distances
 from univar_eval.stats.dispersion import dispersion
+from univar_eval.stats.references import reference_distances
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import comparability_problem
 from univar_eval.storage.hub import is_hub_spec, local_bank
@@ -42,10 +41,15 @@ from univar_eval.storage.hub import is_hub_spec, local_bank
 log = logging.getLogger("univar_eval")
 
 BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "n_encoder_truncated", "value_dispersion")
-HIGHER_IS_BETTER = {"n_answers": True, "n_empty": False, "refusal_rate": False, "n_truncated": False,
-                    "n_encoder_truncated": False,
-                    "value_dispersion": True,
-                    "nearest_distance": False}
+HIGHER_IS_BETTER = {
+    "n_answers": True,
+    "n_empty": False,
+    "refusal_rate": False,
+    "n_truncated": False,
+    "n_encoder_truncated": False,
+    "value_dispersion": True,
+    "nearest_distance": False,
+}
 
 
 def load_dataset(questionnaire: str | None = None, lang: str | None = None, **_metadata):
@@ -53,8 +57,10 @@ def load_dataset(questionnaire: str | None = None, lang: str | None = None, **_m
     import datasets
 
     q = questionnaire_mod.load(questionnaire, lang)
-    docs = [{**r, "questionnaire": q.name, "questionnaire_version": q.version, "doc_index": i}
-            for i, r in enumerate(q.records)]
+    docs = [
+        {**r, "questionnaire": q.name, "questionnaire_version": q.version, "doc_index": i}
+        for i, r in enumerate(q.records)
+    ]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
@@ -80,7 +86,9 @@ def apply_repeats(config: dict) -> None:
     except (TypeError, ValueError):
         n = 0
     if n < 1 or str(n) != str(raw).strip():
-        raise UserError(f"setting repeats={raw!r} is not a whole number >= 1; pass e.g. --metadata '{{\"repeats\": 3}}'")
+        raise UserError(
+            f"setting repeats={raw!r} is not a whole number >= 1; pass e.g. --metadata '{{\"repeats\": 3}}'"
+        )
     config["repeats"] = n
     if n > 1:
         kwargs = dict(config.get("generation_kwargs") or {})
@@ -129,8 +137,10 @@ class UniVaRTask(TaskLevelTask):
             try:
                 get_translator(self.settings.translator, device=self.settings.encoder_device)._load()
             except Exception as e:  # noqa: BLE001
-                raise UserError(f"{_first_line(e)}; non-English tasks need a translator (or pass "
-                                "--metadata '{\"translator\": \"none\"}' to embed the original text)") from None
+                raise UserError(
+                    f"{_first_line(e)}; non-English tasks need a translator (or pass "
+                    '--metadata \'{"translator": "none"}\' to embed the original text)'
+                ) from None
 
     def _warn_limit(self, task: str) -> None:
         limit = _argv_value(("--limit", "-L"), sys.argv)
@@ -139,9 +149,13 @@ class UniVaRTask(TaskLevelTask):
         except ValueError:
             n = None
         if n is not None and n >= 1 and n < self.settings.min_answers:
-            log.warning("univar-eval: %s: --limit %g is below min_answers (%d): the task will have too few "
-                        "answers for a distance (lower min_answers, or raise --limit)", task, n,
-                        self.settings.min_answers)
+            log.warning(
+                "univar-eval: %s: --limit %g is below min_answers (%d): the task will have too few "
+                "answers for a distance (lower min_answers, or raise --limit)",
+                task,
+                n,
+                self.settings.min_answers,
+            )
 
     def metric_names(self, config: dict) -> list[str]:
         names = list(BASE_METRICS)
@@ -155,9 +169,15 @@ class UniVaRTask(TaskLevelTask):
         return question if self._chat else f"Question: {question}\nAnswer:"
 
     def document_record(self, doc: dict, responses: list[str]) -> dict:
-        return {"doc_index": doc["doc_index"], "id": doc["id"], "value": doc["value"],
-                "higher_order": doc["higher_order"], "lang": doc["lang"], "question": doc["question"],
-                "answers": responses}
+        return {
+            "doc_index": doc["doc_index"],
+            "id": doc["id"],
+            "value": doc["value"],
+            "higher_order": doc["higher_order"],
+            "lang": doc["lang"],
+            "question": doc["question"],
+            "answers": responses,
+        }
 
     def kept_answers(self, items: list[dict]) -> list[dict]:
         """One row per answer (every repeat), as ``answers.jsonl`` of a distribution has them."""
@@ -185,9 +205,13 @@ class UniVaRTask(TaskLevelTask):
         dist.save(folder)
         log.info("univar-eval: %d value embeddings of %s written to %s", len(dist), self.config.task, folder)
         if counts["n_answers"] < self.settings.min_answers:
-            log.warning("univar-eval: %s has %d answers, fewer than min_answers (%d): its distances will be "
-                        "'insufficient' (was --limit too low?)", self.config.task, counts["n_answers"],
-                        self.settings.min_answers)
+            log.warning(
+                "univar-eval: %s has %d answers, fewer than min_answers (%d): its distances will be "
+                "'insufficient' (was --limit too low?)",
+                self.config.task,
+                counts["n_answers"],
+                self.settings.min_answers,
+            )
         metrics: dict[str, Any] = {
             "n_answers": counts["n_answers"],
             "n_empty": counts["n_empty"],
@@ -213,14 +237,18 @@ class UniVaRTask(TaskLevelTask):
         planned = self._planned_manifest()
         held = (bank.encoder() or {}).get("name")
         if held and held != planned["encoder"]["name"]:  # a bank is one coordinate system, whatever its tasks
-            raise UserError(f"bank {bank.path} is not comparable with this run: encoder differs (the bank holds {held} "
-                            f"embeddings, this run uses {planned['encoder']['name']}); pass --metadata "
-                            f"'{{\"encoder\": \"{held}\"}}' or use another bank")
+            raise UserError(
+                f"bank {bank.path} is not comparable with this run: encoder differs (the bank holds {held} "
+                f"embeddings, this run uses {planned['encoder']['name']}); pass --metadata "
+                f'\'{{"encoder": "{held}"}}\' or use another bank'
+            )
         for e in entries:
             problem = comparability_problem(planned, e, fingerprint=False)
             if problem:
-                raise UserError(f"bank entry {e['model']} / {task} in {bank.path} is not comparable with this run: "
-                                f"{problem}; set the same encoder/translator, or rebuild the entry")
+                raise UserError(
+                    f"bank entry {e['model']} / {task} in {bank.path} is not comparable with this run: "
+                    f"{problem}; set the same encoder/translator, or rebuild the entry"
+                )
         return sorted({e["model"] for e in entries})
 
     def _planned_manifest(self) -> dict:
@@ -230,18 +258,23 @@ class UniVaRTask(TaskLevelTask):
             "encoder": {"name": card.name, "revision": card.revision},
             "questionnaire": self.questionnaire,
             "questionnaire_version": questionnaire_mod.load(self.questionnaire, self.lang).version
-            if self.questionnaire else None,
+            if self.questionnaire
+            else None,
             "lang": self.lang,
             "text_format": TEXT_FORMAT,
-            "translator": {"name": "none"} if self.lang == "eng" else get_translator(self.settings.translator).describe(),
+            "translator": {"name": "none"}
+            if self.lang == "eng"
+            else get_translator(self.settings.translator).describe(),
         }
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
         # the metrics report distances only: no permutation test, no bootstrap behind them
-        result = reference_distances(dist, self.settings.bank, min_answers=self.settings.min_answers,
-                                     n_permutations=0, n_bootstrap=0)
+        result = reference_distances(
+            dist, self.settings.bank, min_answers=self.settings.min_answers, n_permutations=0, n_bootstrap=0
+        )
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")
-        metrics["nearest_distance"] = (result["references"][result["nearest"]]["distance"]
-                                       if result["nearest"] else float("nan"))
+        metrics["nearest_distance"] = (
+            result["references"][result["nearest"]]["distance"] if result["nearest"] else float("nan")
+        )
         return metrics

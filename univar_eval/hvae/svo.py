@@ -83,8 +83,9 @@ def _indices(choices: Sequence[str | int]) -> list[int]:
         choices = list(choices)
     choices = list(choices)
     if len(choices) != len(ITEMS):
-        raise SVOChoiceError(f"the SVO angle needs exactly {len(ITEMS)} choices (one per primary item), "
-                             f"got {len(choices)}")
+        raise SVOChoiceError(
+            f"the SVO angle needs exactly {len(ITEMS)} choices (one per primary item), got {len(choices)}"
+        )
     return [choice_index(c) for c in choices]
 
 
@@ -131,8 +132,12 @@ _UTILITY = {
 CHOOSERS = tuple(_UTILITY)
 
 #: The chooser that embodies each target value.
-TARGET_CHOOSER = {"altruistic": "altruist", "prosocial": "prosocial", "individualistic": "individualist",
-                  "competitive": "competitor"}
+TARGET_CHOOSER = {
+    "altruistic": "altruist",
+    "prosocial": "prosocial",
+    "individualistic": "individualist",
+    "competitive": "competitor",
+}
 
 
 def ideal_choices(chooser: str, tie: str = "first") -> list[str]:

@@ -41,7 +41,7 @@ def cut_middle(text: str, keep: int) -> str:
     if keep >= len(text):
         return text
     head, tail = (keep + 1) // 2, keep // 2
-    return (text[:head].rstrip() + ELLIPSIS + (text[len(text) - tail:].lstrip() if tail else "")).strip()
+    return (text[:head].rstrip() + ELLIPSIS + (text[len(text) - tail :].lstrip() if tail else "")).strip()
 
 
 def fit_qa(question: str, answer: str, fits: Callable[[str], bool]) -> str:
@@ -117,8 +117,10 @@ def read_samples(path: str | Path) -> list[dict]:
             raise UserError(f"{path}:{lineno}: not a univar questionnaire sample (needs doc.question and resps)")
         problem = _sample_problem(doc, resps)
         if problem:
-            raise UserError(f"{path}:{lineno}: not a univar questionnaire sample ({problem}); restore the file or "
-                            "rerun the lm_eval run; nothing was changed")
+            raise UserError(
+                f"{path}:{lineno}: not a univar questionnaire sample ({problem}); restore the file or "
+                "rerun the lm_eval run; nothing was changed"
+            )
         answers = flatten_responses(resps)
         for k, answer in enumerate(answers):
             out.append(

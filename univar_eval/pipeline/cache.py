@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -24,17 +23,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from univar_eval.resources import cache_dir
+
 log = logging.getLogger("univar_eval")
-
-
-def cache_dir() -> Path | None:
-    env = os.environ.get("UNIVAR_EVAL_CACHE")
-    if env and env.lower() in ("off", "0", "none", "false"):
-        return None
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "univar-eval"
 
 
 def text_key(text: str) -> str:
@@ -67,8 +58,10 @@ class KeyValueCache:
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             # table "kv" of older releases had no checksums: its values are never read
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (ns TEXT NOT NULL, key TEXT NOT NULL, "
-                         "value BLOB NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (ns, key))")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} (ns TEXT NOT NULL, key TEXT NOT NULL, "
+                "value BLOB NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (ns, key))"
+            )
             conn.commit()
             self._conn = conn
         except (sqlite3.Error, OSError) as e:
@@ -87,12 +80,18 @@ class KeyValueCache:
         with self._lock:
             try:
                 for start in range(0, len(unique), 500):
-                    chunk = unique[start:start + 500]
+                    chunk = unique[start : start + 500]
                     marks = ",".join("?" * len(chunk))
-                    rows = self._conn.execute(f"SELECT key, value, sha256 FROM {TABLE} WHERE ns = ? AND key IN "
-                                              f"({marks})", [namespace, *chunk])
-                    found.update({k: bytes(v) for k, v, digest in rows
-                                  if isinstance(v, bytes) and digest == value_checksum(namespace, k, bytes(v))})
+                    rows = self._conn.execute(
+                        f"SELECT key, value, sha256 FROM {TABLE} WHERE ns = ? AND key IN ({marks})", [namespace, *chunk]
+                    )
+                    found.update(
+                        {
+                            k: bytes(v)
+                            for k, v, digest in rows
+                            if isinstance(v, bytes) and digest == value_checksum(namespace, k, bytes(v))
+                        }
+                    )
             except sqlite3.Error as e:
                 log.warning("univar-eval: cache read failed (%s); recomputing", e)
                 return {}
@@ -108,10 +107,11 @@ class KeyValueCache:
         present = 0
         with self._lock, contextlib.suppress(sqlite3.Error):
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
+                chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                present += self._conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE ns = ? AND key IN ({marks})",
-                                              [namespace, *chunk]).fetchone()[0]
+                present += self._conn.execute(
+                    f"SELECT COUNT(*) FROM {TABLE} WHERE ns = ? AND key IN ({marks})", [namespace, *chunk]
+                ).fetchone()[0]
         return len(keys) - present
 
     def put_many(self, namespace: str, items: Iterable[tuple[str, bytes]]) -> None:
@@ -119,8 +119,10 @@ class KeyValueCache:
             return
         with self._lock:
             try:
-                self._conn.executemany(f"INSERT OR REPLACE INTO {TABLE} (ns, key, value, sha256) VALUES (?, ?, ?, ?)",
-                                       [(namespace, k, v, value_checksum(namespace, k, v)) for k, v in items])
+                self._conn.executemany(
+                    f"INSERT OR REPLACE INTO {TABLE} (ns, key, value, sha256) VALUES (?, ?, ?, ?)",
+                    [(namespace, k, v, value_checksum(namespace, k, v)) for k, v in items],
+                )
                 self._conn.commit()
             except sqlite3.Error as e:
                 log.warning("univar-eval: cache write failed (%s); results are not cached", e)
@@ -156,8 +158,7 @@ def cached_encode(encoder, texts: Sequence[str], *, batch_size: int = 32, progre
     keys = [text_key(t) for t in texts]
     found = cache.get_many(namespace, keys)
     dim = encoder.dimension
-    found = {k: v for k, v in found.items()
-             if len(v) == 4 * dim and np.isfinite(np.frombuffer(v, dtype="<f4")).all()}
+    found = {k: v for k, v in found.items() if len(v) == 4 * dim and np.isfinite(np.frombuffer(v, dtype="<f4")).all()}
     missing = [i for i, k in enumerate(keys) if k not in found]
     out = np.empty((len(texts), dim), dtype=np.float32)
     if missing:

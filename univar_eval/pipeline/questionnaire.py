@@ -25,11 +25,31 @@ from univar_eval.storage.files import read_jsonl
 
 #: UniVaR's 25 languages (ISO 639-3) and their NLLB-200 codes.
 LANGUAGES: dict[str, str] = {
-    "eng": "eng_Latn", "zho": "zho_Hans", "kor": "kor_Hang", "jpn": "jpn_Jpan", "deu": "deu_Latn",
-    "fin": "fin_Latn", "swe": "swe_Latn", "fra": "fra_Latn", "ita": "ita_Latn", "por": "por_Latn",
-    "spa": "spa_Latn", "tha": "tha_Thai", "vie": "vie_Latn", "zsm": "zsm_Latn", "tgl": "tgl_Latn",
-    "hat": "hat_Latn", "quy": "quy_Latn", "rus": "rus_Cyrl", "ron": "ron_Latn", "bul": "bul_Cyrl",
-    "ind": "ind_Latn", "arb": "arb_Arab", "hin": "hin_Deva", "swh": "swh_Latn", "pes": "pes_Arab",
+    "eng": "eng_Latn",
+    "zho": "zho_Hans",
+    "kor": "kor_Hang",
+    "jpn": "jpn_Jpan",
+    "deu": "deu_Latn",
+    "fin": "fin_Latn",
+    "swe": "swe_Latn",
+    "fra": "fra_Latn",
+    "ita": "ita_Latn",
+    "por": "por_Latn",
+    "spa": "spa_Latn",
+    "tha": "tha_Thai",
+    "vie": "vie_Latn",
+    "zsm": "zsm_Latn",
+    "tgl": "tgl_Latn",
+    "hat": "hat_Latn",
+    "quy": "quy_Latn",
+    "rus": "rus_Cyrl",
+    "ron": "ron_Latn",
+    "bul": "bul_Cyrl",
+    "ind": "ind_Latn",
+    "arb": "arb_Arab",
+    "hin": "hin_Deva",
+    "swh": "swh_Latn",
+    "pes": "pes_Arab",
 }
 
 #: The questionnaires shipped, with a one-line description. ``control`` is not a value set.

@@ -31,8 +31,8 @@ from typing import Sequence
 from univar_eval.errors import UserError
 from univar_eval.pipeline.cache import open_cache, text_key
 from univar_eval.pipeline.encoders import _default_device
-from univar_eval.pipeline.questionnaire import LANGUAGES, check_language
 from univar_eval.pipeline.pins import is_pinned, pinned_revision
+from univar_eval.pipeline.questionnaire import LANGUAGES, check_language
 
 log = logging.getLogger("univar_eval")
 
@@ -97,9 +97,14 @@ class NllbTranslator(Translator):
     _tokenizer: object = field(default=None, repr=False)
 
     def describe(self) -> dict:
-        return {"name": self.name, "model_id": self.model_id, "revision": self.revision,
-                "revision_pinned": is_pinned(self.revision), "max_input_tokens": self.max_input_tokens,
-                "num_beams": self.num_beams}
+        return {
+            "name": self.name,
+            "model_id": self.model_id,
+            "revision": self.revision,
+            "revision_pinned": is_pinned(self.revision),
+            "max_input_tokens": self.max_input_tokens,
+            "num_beams": self.num_beams,
+        }
 
     def _load(self):
         if self._model is None:
@@ -112,9 +117,12 @@ class NllbTranslator(Translator):
                 dtype = "float16" if str(self.device).startswith("cuda") else None
                 self._model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, dtype=dtype, **kw)
             except OSError as e:
-                raise UserError(f"translator {self.name} ({self.model_id}) cannot be loaded ({str(e).splitlines()[0]}); "
-                                f"download it first (`hf download {self.model_id} --revision {self.revision or 'main'}`) or choose the "
-                                "translator 'none', which embeds the original text") from None
+                raise UserError(
+                    f"translator {self.name} ({self.model_id}) cannot be loaded ({str(e).splitlines()[0]}); "
+                    f"download it first (`hf download {self.model_id} --revision {self.revision or 'main'}`) "
+                    "or choose the "
+                    "translator 'none', which embeds the original text"
+                ) from None
             self._model.to(self.device).eval()
         return self._model, self._tokenizer
 
@@ -137,8 +145,13 @@ class NllbTranslator(Translator):
             cache.put_many(namespace, [(k, v.encode("utf-8")) for k, v in new.items()])
             found.update(new)
         if stats.n_truncated:
-            log.warning("univar-eval: %d of %d %s texts were longer than %d tokens and were cut before translation",
-                        stats.n_truncated, len(todo), src_lang, self.max_input_tokens)
+            log.warning(
+                "univar-eval: %d of %d %s texts were longer than %d tokens and were cut before translation",
+                stats.n_truncated,
+                len(todo),
+                src_lang,
+                self.max_input_tokens,
+            )
         self.stats.add(stats)
         return [found[k] for k in keys]
 
@@ -156,15 +169,28 @@ class NllbTranslator(Translator):
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])  # similar lengths batch together
         out: list[str] = [""] * len(texts)
         # one bar per call (a task's questions, then its answers): translation is the slow step on a CPU
-        bar = tqdm(total=len(texts), desc=f"translating {label or src_code} -> eng_Latn", unit="text",
-                   disable=True if not texts else None)  # None: shown on a terminal, not in pipes or logs
+        bar = tqdm(
+            total=len(texts),
+            desc=f"translating {label or src_code} -> eng_Latn",
+            unit="text",
+            disable=True if not texts else None,
+        )  # None: shown on a terminal, not in pipes or logs
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                      max_length=self.max_input_tokens).to(model.device)
+            idx = order[start : start + self.batch_size]
+            enc = tok(
+                [texts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=self.max_input_tokens,
+            ).to(model.device)
             with torch.inference_mode():
-                gen = model.generate(**enc, forced_bos_token_id=eng, num_beams=self.num_beams,
-                                     max_new_tokens=int(self.max_input_tokens * 1.5))
+                gen = model.generate(
+                    **enc,
+                    forced_bos_token_id=eng,
+                    num_beams=self.num_beams,
+                    max_new_tokens=int(self.max_input_tokens * 1.5),
+                )
             for i, text in zip(idx, tok.batch_decode(gen, skip_special_tokens=True)):
                 out[i] = text.strip()
             bar.update(len(idx))
@@ -184,19 +210,27 @@ def get_translator(name: str, device: str | None = None, batch_size: int = 16) -
         if name in NLLB_MODELS:
             model_id, revision = NLLB_MODELS[name]
             revision = pinned_revision("translators", name, model_id, revision)  # `univar-eval pin`
-            _LOADED[key] = NllbTranslator(name=name, model_id=model_id, revision=revision, device=device,
-                                          batch_size=batch_size)
+            _LOADED[key] = NllbTranslator(
+                name=name, model_id=model_id, revision=revision, device=device, batch_size=batch_size
+            )
         elif Path(name).is_dir():
-            _LOADED[key] = NllbTranslator(name=f"local:{Path(name).resolve().name}", model_id=str(Path(name).resolve()),
-                                          device=device, batch_size=batch_size)
+            _LOADED[key] = NllbTranslator(
+                name=f"local:{Path(name).resolve().name}",
+                model_id=str(Path(name).resolve()),
+                device=device,
+                batch_size=batch_size,
+            )
         else:
-            raise UserError(f"unknown translator {name!r}; use one of {', '.join([*NLLB_MODELS, 'none'])} "
-                            "or a local NLLB checkpoint folder")
+            raise UserError(
+                f"unknown translator {name!r}; use one of {', '.join([*NLLB_MODELS, 'none'])} "
+                "or a local NLLB checkpoint folder"
+            )
     return _LOADED[key]
 
 
-def to_english(questions: Sequence[str], answers: Sequence[str], lang: str,
-               translator: Translator, label: str | None = None) -> tuple[list[str], list[str]]:
+def to_english(
+    questions: Sequence[str], answers: Sequence[str], lang: str, translator: Translator, label: str | None = None
+) -> tuple[list[str], list[str]]:
     """Translate questions and answers of language ``lang`` into English (English passes through).
 
     Each distinct question is translated once, however many answers it has.

@@ -1,7 +1,7 @@
 """Step: comparison. Distances between a run's value distributions and reference models, per task and language.
 
-* :func:`reference_distances`: one distribution against every comparable bank entry of
-  its task (used inside lm-eval at aggregation time and by ``univar-eval compare`` / ``gate``);
+The distances themselves are :func:`univar_eval.stats.references.reference_distances`; this module reports them:
+
 * :func:`compare_runs`: every task of one or more runs against a bank or against each
   other, plus the cross-language spread of each run, with the non-value control
   reported beside the value sets so a reader can tell values from style.
@@ -23,162 +23,59 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
-
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import same_encoder
-from univar_eval.reports.runs import summarise_versions
 from univar_eval.reports.table import Table, fmt_number, fmt_ratio, plural, render
+from univar_eval.runs.folders import summarise_versions
 from univar_eval.stats import distance as distance_mod
+from univar_eval.stats.references import (
+    baseline_noise,
+    compare_one,
+    insufficient,
+    pairing_keys,
+    reference_distances,
+    truncation_warnings,
+)
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import (
     ValueDistribution,
     comparability_problem,
     translator_label,
 )
+from univar_eval.storage.identity import same_encoder
 
 CONTROL = "control"
-#: Above this fraction of encoder-truncated texts, compare and gate warn.
-TRUNCATION_WARN = 0.05
 
 
-def reference_distances(dist: ValueDistribution, bank: Bank | str, *, min_answers: int = 10, metric: str = "mmd",
-                        n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS, n_bootstrap: int = 0, seed: int = 0,
-                        against: list[str] | None = None, allow_other_questions: bool = False,
-                        alpha: float = 0.05, noise: bool = False) -> dict:
-    """Distances from ``dist`` to every reference of its task in ``bank``.
-
-    Returns ``{"status": ok|insufficient|no references, "nearest": model|None,
-    "references": {model: {distance, p_value, ci_low, ci_high, upper, design, n_x, n_y, status,
-    noise, warnings, ...}}}``. ``noise``: also the reference's noise floor (:func:`baseline_noise`: the distance a
-    rerun of the reference would show; None where it cannot be measured), the floor a distance is read against.
-    """
-    bank = bank if isinstance(bank, Bank) else Bank(bank)
-    task = dist.manifest.get("task")
-    entries = bank.entries(task=task)
-    if against:
-        missing = sorted(set(against) - {e["model"] for e in entries})
-        if missing:
-            raise UserError(f"bank {bank.path} has no {task} entry for {', '.join(missing)}; "
-                            f"it has: {', '.join(e['model'] for e in entries) or 'none'}")
-        entries = [e for e in entries if e["model"] in against]
-    result: dict = {"task": task, "lang": dist.manifest.get("lang"), "n_answers": len(dist), "references": {},
-                    "nearest": None, "status": "ok"}
-    for e in entries:
-        problem = comparability_problem(dist.manifest, e)
-        if problem and allow_other_questions and problem.startswith("questionnaire version"):
-            problem = None
-        if problem:
-            raise UserError(f"bank entry {e['model']} / {task} is not comparable with this run: {problem}; "
-                            "rebuild the bank entry (or the run) with the same settings")
-    if not entries:
-        result["status"] = "no references"
-        return result
-    if len(dist) < min_answers:
-        result["status"] = "insufficient"
-        for e in entries:
-            result["references"][e["model"]] = _insufficient(len(dist), e["n_answers"])
-        return result
-    for e in entries:
-        if e["n_answers"] < min_answers:
-            result["references"][e["model"]] = _insufficient(len(dist), e["n_answers"])
-            continue
-        ref = bank.load(e, with_answers=True)
-        r = _compare(dist, ref, metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                     alpha=alpha, paired=not allow_other_questions)
-        if noise:
-            r["noise"], r["noise_upper"] = baseline_noise(ref, metric, seed)
-        r["warnings"] = truncation_warnings(dist.manifest, "run") + truncation_warnings(e, f"bank entry {e['model']}")
-        result["references"][e["model"]] = r
-    scored = {m: r["distance"] for m, r in result["references"].items() if r["status"] == "ok"}
-    result["nearest"] = min(scored, key=lambda m: (scored[m], m)) if scored else None
-    return result
-
-
-def _compare(x: ValueDistribution, y: ValueDistribution, metric: str, *, n_permutations: int, n_bootstrap: int,
-             seed: int, alpha: float, paired: bool) -> dict:
-    r = distance_mod.compare_sets(x.embeddings, y.embeddings, metric, n_permutations=n_permutations,
-                                  n_bootstrap=n_bootstrap, seed=seed, alpha=alpha, paired=paired,
-                                  **pairing_keys(x, y))
-    return {**r.to_dict(), "status": "ok"}
-
-
-def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> tuple[float | None, float | None]:
-    """The reference's noise floor (:func:`distance.within_noise`): the distance a rerun of the reference, with as
-    many answers, would show against it, and that rerun's upper bound; None where it cannot be told (no question
-    ids, no repeats, or for mmd 2 answers a question). The bound is the smallest sensible tolerance:
-    with D below it, a rerun of the reference would typically not pass."""
-    ids = next((keys for keys in (question_ids(ref), question_texts(ref)) if keys and None not in keys), None)
-    if ids is None:
-        return None, None
-    result = distance_mod.within_noise(ref.embeddings, ids, metric, seed)
-    return _finite_or_none(result.distance), _finite_or_none(result.upper)
-
-
-def _finite_or_none(value) -> float | None:
-    if isinstance(value, (int, float, np.floating)) and math.isfinite(float(value)):
-        return float(value)
-    return None
-
-
-def truncation_fraction(manifest: dict) -> float | None:
-    """The fraction of texts the encoder had to cut (None when the manifest does not say)."""
-    counts = manifest.get("counts") if isinstance(manifest.get("counts"), dict) else manifest
-    n_cut, n = counts.get("n_encoder_truncated"), counts.get("n_answers") or manifest.get("n_answers")
-    if not isinstance(n_cut, int) or not isinstance(n, int) or n <= 0:
-        return None
-    return n_cut / n
-
-
-def truncation_warnings(manifest: dict, what: str) -> list[str]:
-    frac = truncation_fraction(manifest)
-    if frac is None or frac <= TRUNCATION_WARN:
-        return []
-    return [f"{what}: {frac:.0%} of the texts exceeded the encoder's maximum length (the question's middle was cut)"]
-
-
-def question_ids(dist: ValueDistribution) -> list | None:
-    """The question id of each answer (None where a record has none; None when none has one)."""
-    ids = [r.get("id") if isinstance(r.get("id"), (str, int)) and not isinstance(r.get("id"), bool) else None
-           for r in dist.records]
-    return ids if any(i is not None for i in ids) else None
-
-
-def question_texts(dist: ValueDistribution) -> list | None:
-    """The question text of each answer, whitespace normalised (None where a record has none)."""
-    texts = [" ".join(q.split()) or None if isinstance(q := r.get("question"), str) else None for r in dist.records]
-    return texts if any(t is not None for t in texts) else None
-
-
-def pairing_keys(x: ValueDistribution, y: ValueDistribution) -> dict:
-    """How the answers of two sets are paired: by question id when both sets carry ids they share, else by
-    the question text (whitespace normalised); with neither, the sets are independent samples (the report's
-    ``paired_questions`` is then 0)."""
-    for key in (question_ids, question_texts):
-        gx, gy = key(x), key(y)
-        if gx and gy and ({g for g in gx if g is not None} & {g for g in gy if g is not None}):
-            return {"groups_x": gx, "groups_y": gy}
-    return {"groups_x": None, "groups_y": None}
-
-
-def _insufficient(n_x: int, n_y: int) -> dict:
-    return {"distance": math.nan, "p_value": None, "ci_low": None, "ci_high": None, "n_x": n_x, "n_y": n_y,
-            "status": "insufficient"}
-
-
-def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None = None, against: list[str] | None = None,
-                 metric: str = "mmd", min_answers: int = 10, n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
-                 n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP, seed: int = 0,
-                 allow_other_questions: bool = False) -> dict:
+def compare_runs(
+    runs: dict[str, list[ValueDistribution]],
+    *,
+    bank: Bank | None = None,
+    against: list[str] | None = None,
+    metric: str = "mmd",
+    min_answers: int = 10,
+    n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
+    n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    allow_other_questions: bool = False,
+) -> dict:
     """Rows ``{run, task, questionnaire, lang, reference, distance, p_value, ci_low, ci_high, n, n_ref, status,
     design, note, noise, control_distance, ratio_to_control}`` and the cross-language spread of each run."""
     rows: list[dict] = []
     if bank is not None:
         for label, dists in runs.items():
             for d in dists:
-                res = reference_distances(d, bank, min_answers=min_answers, metric=metric,
-                                          n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                                          against=against, allow_other_questions=allow_other_questions, noise=True)
+                res = reference_distances(
+                    d,
+                    bank,
+                    min_answers=min_answers,
+                    metric=metric,
+                    n_permutations=n_permutations,
+                    n_bootstrap=n_bootstrap,
+                    seed=seed,
+                    against=against,
+                    allow_other_questions=allow_other_questions,
+                    noise=True,
+                )
                 for ref, r in res["references"].items():
                     rows.append(_row(label, d, ref, r))
     else:
@@ -197,30 +94,60 @@ def compare_runs(runs: dict[str, list[ValueDistribution]], *, bank: Bank | None 
                 if problem:
                     raise UserError(f"{a} and {b} are not comparable on {d.task}: {problem}")
                 if min(len(d), len(other)) < min_answers:
-                    rows.append(_row(a, d, b, _insufficient(len(d), len(other))))
+                    rows.append(_row(a, d, b, insufficient(len(d), len(other))))
                     continue
-                r = _compare(d, other, metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                             alpha=0.05, paired=not allow_other_questions)
+                r = compare_one(
+                    d,
+                    other,
+                    metric,
+                    n_permutations=n_permutations,
+                    n_bootstrap=n_bootstrap,
+                    seed=seed,
+                    alpha=0.05,
+                    paired=not allow_other_questions,
+                )
                 r["noise"], r["noise_upper"] = baseline_noise(other, metric, seed)
-                r["warnings"] = (truncation_warnings(d.manifest, a) + truncation_warnings(other.manifest, b))
+                r["warnings"] = truncation_warnings(d.manifest, a) + truncation_warnings(other.manifest, b)
                 rows.append(_row(a, d, b, r))
     _attach_control(rows)
     spread = {label: cross_language(dists, metric=metric, min_answers=min_answers) for label, dists in runs.items()}
     warnings = sorted({w for r in rows for w in r.get("warnings", [])})
-    return {"metric": metric, "rows": rows, "cross_language": spread, "settings": _settings_of(runs),
-            "warnings": warnings, "unpaired": allow_other_questions}
+    return {
+        "metric": metric,
+        "rows": rows,
+        "cross_language": spread,
+        "settings": _settings_of(runs),
+        "warnings": warnings,
+        "unpaired": allow_other_questions,
+    }
 
 
 def _row(label: str, d: ValueDistribution, reference: str, r: dict) -> dict:
-    return {"run": label, "task": d.task, "questionnaire": d.manifest.get("questionnaire"), "lang": d.lang,
-            "reference": reference, "distance": r["distance"], "p_value": r.get("p_value"),
-            "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "upper": r.get("upper"),
-            "n": r.get("n_x"), "n_ref": r.get("n_y"), "design": r.get("design"), "note": r.get("note"),
-            "n_questions": r.get("n_questions"), "n_left_out": r.get("n_left_out_x"),
-            "n_left_out_ref": r.get("n_left_out_y"), "problem": r.get("problem"), "noise": r.get("noise"),
-            "noise_upper": r.get("noise_upper"),
-            "warnings": r.get("warnings", []), "status": r["status"],
-            "paired_questions": _paired_questions(r)}
+    return {
+        "run": label,
+        "task": d.task,
+        "questionnaire": d.manifest.get("questionnaire"),
+        "lang": d.lang,
+        "reference": reference,
+        "distance": r["distance"],
+        "p_value": r.get("p_value"),
+        "ci_low": r.get("ci_low"),
+        "ci_high": r.get("ci_high"),
+        "upper": r.get("upper"),
+        "n": r.get("n_x"),
+        "n_ref": r.get("n_y"),
+        "design": r.get("design"),
+        "note": r.get("note"),
+        "n_questions": r.get("n_questions"),
+        "n_left_out": r.get("n_left_out_x"),
+        "n_left_out_ref": r.get("n_left_out_y"),
+        "problem": r.get("problem"),
+        "noise": r.get("noise"),
+        "noise_upper": r.get("noise_upper"),
+        "warnings": r.get("warnings", []),
+        "status": r["status"],
+        "paired_questions": _paired_questions(r),
+    }
 
 
 def _paired_questions(r: dict) -> int | None:
@@ -268,32 +195,44 @@ def cross_language(dists: list[ValueDistribution], *, metric: str = "mmd", min_a
             # languages differ in questions by design; the encoder must not
             if not same_encoder(a.manifest.get("encoder"), b.manifest.get("encoder")):
                 continue
-            r = distance_mod.compare_sets(a.embeddings, b.embeddings, metric, n_permutations=0, n_bootstrap=0,
-                                          **pairing_keys(a, b))
+            r = distance_mod.compare_sets(
+                a.embeddings, b.embeddings, metric, n_permutations=0, n_bootstrap=0, **pairing_keys(a, b)
+            )
             if r.problem:
                 skipped[f"{a.lang}-{b.lang}"] = r.problem
                 continue
             pairs[f"{a.lang}-{b.lang}"] = r.distance
             design_names.add(r.design)
         if pairs:
-            out[q] = {"pairs": pairs, "spread": sum(pairs.values()) / len(pairs), "languages": [d.lang for d in ds],
-                      "design": ", ".join(sorted(design_names)), "skipped": skipped}
+            out[q] = {
+                "pairs": pairs,
+                "spread": sum(pairs.values()) / len(pairs),
+                "languages": [d.lang for d in ds],
+                "design": ", ".join(sorted(design_names)),
+                "skipped": skipped,
+            }
     return out
 
 
 def _settings_of(runs: dict[str, list[ValueDistribution]]) -> dict:
     encoders = sorted({(d.manifest.get("encoder") or {}).get("name") or "?" for ds in runs.values() for d in ds})
-    translators = sorted({translator_label(d.manifest)
-                          for ds in runs.values() for d in ds if d.lang != "eng"})
-    versions = sorted({f"{d.manifest.get('questionnaire')}@{d.manifest.get('questionnaire_version')}"
-                       for ds in runs.values() for d in ds})
+    translators = sorted({translator_label(d.manifest) for ds in runs.values() for d in ds if d.lang != "eng"})
+    versions = sorted(
+        {
+            f"{d.manifest.get('questionnaire')}@{d.manifest.get('questionnaire_version')}"
+            for ds in runs.values()
+            for d in ds
+        }
+    )
     return {"encoders": encoders, "translators": translators, "questionnaires": versions}
 
 
 # -- presentation ---------------------------------------------------------------------------------------
-CONTROL_NOTE = ("vs control: the value-set distance as a multiple of the non-value control's distance to the same "
-                "reference (1.80× = 1.8 times as far); well above 1× means the models differ in values, not only "
-                "in style.")
+CONTROL_NOTE = (
+    "vs control: the value-set distance as a multiple of the non-value control's distance to the same "
+    "reference (1.80× = 1.8 times as far); well above 1× means the models differ in values, not only "
+    "in style."
+)
 
 
 def _ratio_cell(r: dict) -> str:
@@ -306,8 +245,20 @@ def _ratio_cell(r: dict) -> str:
 
 def comparison_table(report: dict) -> Table:
     """The rows as a :class:`~univar_eval.reports.table.Table`, value sets first and the control after."""
-    headers = ["run", "task", "reference", report["metric"], "p", "95% CI", "noise", "design", "n", "n_ref",
-               "vs control", "status"]
+    headers = [
+        "run",
+        "task",
+        "reference",
+        report["metric"],
+        "p",
+        "95% CI",
+        "noise",
+        "design",
+        "n",
+        "n_ref",
+        "vs control",
+        "status",
+    ]
     rows = sorted(report["rows"], key=lambda r: (r["run"], r["questionnaire"] == CONTROL, r["task"], r["reference"]))
     cells = []
     for r in rows:
@@ -316,22 +267,42 @@ def comparison_table(report: dict) -> Table:
         n = r["n"] if not r.get("n_left_out") else f"{fmt_number(r['n'])} (-{r['n_left_out']})"
         n_ref = r["n_ref"] if not r.get("n_left_out_ref") else f"{fmt_number(r['n_ref'])} (-{r['n_left_out_ref']})"
         status = r["status"] if not r.get("problem") else f"{r['status']}: {r['problem']}"
-        cells.append([r["run"], r["task"], r["reference"], r["distance"], r["p_value"], ci, _noise(r),
-                      r.get("design"), n, n_ref, _ratio_cell(r), status])
+        cells.append(
+            [
+                r["run"],
+                r["task"],
+                r["reference"],
+                r["distance"],
+                r["p_value"],
+                ci,
+                _noise(r),
+                r.get("design"),
+                n,
+                n_ref,
+                _ratio_cell(r),
+                status,
+            ]
+        )
     s = report.get("settings", {})
-    title = (f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
-             f"questionnaires {summarise_versions(tuple(qv.split('@', 1)) for qv in s.get('questionnaires', []))}")
+    title = (
+        f"encoder {', '.join(s.get('encoders', []))}; translator {', '.join(s.get('translators', [])) or 'none'}; "
+        f"questionnaires {summarise_versions(tuple(qv.split('@', 1)) for qv in s.get('questionnaires', []))}"
+    )
     if report.get("unpaired"):
         title += "; UNPAIRED comparison (--allow-other-questions): answers are not matched by question"
     notes = design_notes(rows)
     for label, per_q in report.get("cross_language", {}).items():
         for q, info in per_q.items():
-            notes.append(f"{label} {q}: cross-language spread {fmt_number(info['spread'])} over "
-                         f"{plural(len(info['languages']), 'language')} ({', '.join(info['languages'])})")
+            notes.append(
+                f"{label} {q}: cross-language spread {fmt_number(info['spread'])} over "
+                f"{plural(len(info['languages']), 'language')} ({', '.join(info['languages'])})"
+            )
     unpaired = [f"{r['run']} / {r['task']} vs {r['reference']}" for r in rows if r.get("paired_questions") == 0]
     if unpaired and not report.get("unpaired"):  # with --allow-other-questions the title says it already
-        notes.append(f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
-                     "were compared as independent samples.")
+        notes.append(
+            f"unpaired: {'; '.join(unpaired)}: no question ids or question texts in common, so the answers "
+            "were compared as independent samples."
+        )
     if any(r["questionnaire"] == CONTROL for r in rows):
         notes.append(CONTROL_NOTE)
     notes += [f"warning: {w}" for w in report.get("warnings", [])]
@@ -346,8 +317,7 @@ def format_table(report: dict, markdown: bool = False) -> str:
 def _noise(r: dict) -> str:
     if r.get("noise") is None:
         return "-"
-    return fmt_number(r["noise"]) + (f" (<{fmt_number(r['noise_upper'])})" if r.get("noise_upper") is not None
-                                     else "")
+    return fmt_number(r["noise"]) + (f" (<{fmt_number(r['noise_upper'])})" if r.get("noise_upper") is not None else "")
 
 
 def design_notes(rows: list[dict]) -> list[str]:
@@ -358,12 +328,16 @@ def design_notes(rows: list[dict]) -> list[str]:
     if any(r.get("design") == "shared_shift" for r in rows) and not any("repeats" in n for n in notes):
         lines.append("note: " + SHARED_SHIFT_HINT)
     if any(r.get("noise") is not None for r in rows):
-        lines.append("noise: the distance a rerun of the reference, with as many answers, would show (<that rerun's "
-                     "upper bound>), measured on halves of its repeats; a distance within it is within the "
-                     "reference's own variation.")
+        lines.append(
+            "noise: the distance a rerun of the reference, with as many answers, would show (<that rerun's "
+            "upper bound>), measured on halves of its repeats; a distance within it is within the "
+            "reference's own variation."
+        )
     return lines
 
 
-SHARED_SHIFT_HINT = ("one answer per question: only shifts shared across questions are testable; ask each question "
-                     "several times (lm-eval --metadata '{\"repeats\": 3}', or 'bank add --as-repeats' for the "
-                     "reference) to see per-question changes")
+SHARED_SHIFT_HINT = (
+    "one answer per question: only shifts shared across questions are testable; ask each question "
+    "several times (lm-eval --metadata '{\"repeats\": 3}', or 'bank add --as-repeats' for the "
+    "reference) to see per-question changes"
+)

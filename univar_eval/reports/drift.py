@@ -16,8 +16,6 @@ from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline import questionnaire as questionnaire_mod
-from univar_eval.reports.compare import question_ids
-from univar_eval.reports.runs import load_run
 from univar_eval.reports.table import (
     Table,
     fmt_number,
@@ -25,7 +23,9 @@ from univar_eval.reports.table import (
     render,
     terminal_text,
 )
+from univar_eval.runs.folders import load_run
 from univar_eval.stats import drift as drift_mod
+from univar_eval.stats.references import question_ids
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution, comparability_problem
 
@@ -68,23 +68,32 @@ def breakdown(candidate: ValueDistribution, baseline: ValueDistribution, **kwarg
         raise UserError(f"{candidate.task}: the candidate and the baseline are not comparable: {problem}")
     ids_x, ids_y = question_ids(candidate), question_ids(baseline)
     if not ids_x or not ids_y:
-        raise UserError(f"{candidate.task}: the answers carry no question ids, so no per-value breakdown is "
-                        "possible; rebuild the run (or bank entry) with this version")
+        raise UserError(
+            f"{candidate.task}: the answers carry no question ids, so no per-value breakdown is "
+            "possible; rebuild the run (or bank entry) with this version"
+        )
     labels, texts = labels_of(candidate)
     for k, v in labels_of(baseline)[0].items():
         labels.setdefault(k, v)
     if not labels:
-        raise UserError(f"{candidate.task}: no value labels for its questions (questionnaire "
-                        f"{candidate.manifest.get('questionnaire')!r})")
+        raise UserError(
+            f"{candidate.task}: no value labels for its questions (questionnaire "
+            f"{candidate.manifest.get('questionnaire')!r})"
+        )
     grouped = candidate.manifest.get("questionnaire") in drift_mod.GROUPED_QUESTIONNAIRES
-    answers = {"question": texts, "answer_x": [r.get("answer", "") for r in candidate.records],
-               "answer_y": [r.get("answer", "") for r in baseline.records]}
-    return drift_mod.value_drift(candidate.embeddings, baseline.embeddings, ids_x, ids_y, labels, grouped=grouped,
-                                 texts=answers, **kwargs)
+    answers = {
+        "question": texts,
+        "answer_x": [r.get("answer", "") for r in candidate.records],
+        "answer_y": [r.get("answer", "") for r in baseline.records],
+    }
+    return drift_mod.value_drift(
+        candidate.embeddings, baseline.embeddings, ids_x, ids_y, labels, grouped=grouped, texts=answers, **kwargs
+    )
 
 
-def run_drift(run: str, bank: Bank, against: str, *, tasks: list[str] | None = None, langs: list[str] | None = None,
-              **kwargs) -> list[dict]:
+def run_drift(
+    run: str, bank: Bank, against: str, *, tasks: list[str] | None = None, langs: list[str] | None = None, **kwargs
+) -> list[dict]:
     """One breakdown per task and language of ``run`` that the bank holds for ``against``:
     ``[{"task", "lang", "questionnaire", "candidate", "baseline", "result": DriftResult}]``."""
     if against not in bank.models():
@@ -102,14 +111,22 @@ def run_drift(run: str, bank: Bank, against: str, *, tasks: list[str] | None = N
         if not entries:
             raise UserError(f"bank {bank.path} has no {d.task} entry for {against}; add it or pick --tasks")
         ref = bank.load(entries[0], with_answers=True)
-        out.append({"task": d.task, "lang": d.lang, "questionnaire": d.manifest.get("questionnaire"),
-                    "candidate": d.manifest.get("model") or run, "baseline": against,
-                    "result": breakdown(d, ref, **kwargs)})
+        out.append(
+            {
+                "task": d.task,
+                "lang": d.lang,
+                "questionnaire": d.manifest.get("questionnaire"),
+                "candidate": d.manifest.get("model") or run,
+                "baseline": against,
+                "result": breakdown(d, ref, **kwargs),
+            }
+        )
     return out
 
 
-def compare_breakdowns(runs: dict[str, list[ValueDistribution]], rows: list[dict], *, bank: Bank | None = None,
-                       **kwargs) -> list[dict]:
+def compare_breakdowns(
+    runs: dict[str, list[ValueDistribution]], rows: list[dict], *, bank: Bank | None = None, **kwargs
+) -> list[dict]:
     """The breakdown behind every scored row of ``univar-eval compare`` (a value set, status ok): the run's
     distribution against the bank entry or the other run named in the row's ``reference``."""
     out = []
@@ -121,8 +138,14 @@ def compare_breakdowns(runs: dict[str, list[ValueDistribution]], rows: list[dict
             ref = bank.load(bank.entry(row["reference"], row["task"]), with_answers=True)
         else:
             ref = next(d for d in runs[row["reference"]] if d.task == row["task"])
-        item = {"task": row["task"], "lang": row["lang"], "questionnaire": row["questionnaire"],
-                "candidate": row["run"], "baseline": row["reference"], "result": None}
+        item = {
+            "task": row["task"],
+            "lang": row["lang"],
+            "questionnaire": row["questionnaire"],
+            "candidate": row["run"],
+            "baseline": row["reference"],
+            "result": None,
+        }
         try:
             item["result"] = breakdown(dist, ref, **kwargs)
         except UserError as e:  # e.g. an entry that asked other questions: no question-by-question breakdown
@@ -153,6 +176,7 @@ def _ci(v) -> str:
 def _share(v) -> str:
     if v.share is None:
         return "-"
+
     def pct(x):
         return f"{round(100 * x) + 0:d}"  # + 0: no "-0"
 
@@ -166,8 +190,7 @@ def _p(v) -> str:
 def label_table(rows: list[drift_mod.LabelDrift], tested: bool, what: str = "value") -> Table:
     if tested:
         headers = [what, "distance", "95% CI", "share of shift", "p (BH)", "questions", "n", "n_ref", "status"]
-        body = [[v.label, v.distance, _ci(v), _share(v), _p(v), v.n_questions, v.n_x, v.n_y, v.status]
-                for v in rows]
+        body = [[v.label, v.distance, _ci(v), _share(v), _p(v), v.n_questions, v.n_x, v.n_y, v.status] for v in rows]
     else:
         headers = [what, "mean answer distance", "share", "questions", "n", "n_ref", "status"]
         body = [[v.label, v.distance, _share(v), v.n_questions, v.n_x, v.n_y, v.status] for v in rows]
@@ -177,12 +200,24 @@ def label_table(rows: list[drift_mod.LabelDrift], tested: bool, what: str = "val
 def moved_table(result: drift_mod.DriftResult, top: int) -> Table:
     """The questions that moved most, with the question and a typical answer of each side (shortened)."""
     tested = result.design == drift_mod.PER_QUESTION
-    return Table(["question", "value", "moved", "candidate", "baseline"],
-                 [[f"{clean(mv.id, 80)}: {clean(mv.question, QUESTION_CHARS)}", mv.value, mv.score,
-                   clean(mv.answer_x, ANSWER_CHARS), clean(mv.answer_y, ANSWER_CHARS)]
-                  for mv in result.questions[:top]],
-                 title=("questions that moved most (distance to the baseline's answers / the baseline's spread)"
-                        if tested else "questions that moved most (distance between the answers)"))
+    return Table(
+        ["question", "value", "moved", "candidate", "baseline"],
+        [
+            [
+                f"{clean(mv.id, 80)}: {clean(mv.question, QUESTION_CHARS)}",
+                mv.value,
+                mv.score,
+                clean(mv.answer_x, ANSWER_CHARS),
+                clean(mv.answer_y, ANSWER_CHARS),
+            ]
+            for mv in result.questions[:top]
+        ],
+        title=(
+            "questions that moved most (distance to the baseline's answers / the baseline's spread)"
+            if tested
+            else "questions that moved most (distance between the answers)"
+        ),
+    )
 
 
 def _heading(item: dict) -> str:
@@ -192,8 +227,7 @@ def _heading(item: dict) -> str:
         return f"{line}: no per-value breakdown: {item.get('error')}"
     line += f", design {r.design}, {r.n_questions} questions"
     if r.total_statistic is not None and r.total_p_value is not None:
-        line += (f"; whole task {fmt_number(math.sqrt(max(r.total_statistic, 0.0)))} "
-                 f"(p {fmt_number(r.total_p_value)})")
+        line += f"; whole task {fmt_number(math.sqrt(max(r.total_statistic, 0.0)))} (p {fmt_number(r.total_p_value)})"
     return clean(line, 600)
 
 
@@ -201,9 +235,16 @@ def _tables(item: dict, top: int) -> list[Table]:
     r = item["result"]
     tested = r.design == drift_mod.PER_QUESTION
     values = label_table(r.values, tested)
-    values.notes = ([(f"* significant after Benjamini-Hochberg across the {len(r.values)} values at alpha {r.alpha}; "
-                      "share: the value's part of the sum of per-question MMD² over the task")] if tested
-                    else [f"note: {r.note}"])
+    values.notes = (
+        [
+            (
+                f"* significant after Benjamini-Hochberg across the {len(r.values)} values at alpha {r.alpha}; "
+                "share: the value's part of the sum of per-question MMD² over the task"
+            )
+        ]
+        if tested
+        else [f"note: {r.note}"]
+    )
     out = [values]
     if r.groups:
         out.append(label_table(r.groups, tested, "group"))
@@ -244,8 +285,11 @@ def to_json(items: list[dict]) -> str:
             continue
         body = item["result"].to_dict()
         for mv in body["questions"]:
-            mv.update(question=clean(mv["question"], 4 * QUESTION_CHARS), answer_x=clean(mv["answer_x"], 4 * ANSWER_CHARS),
-                      answer_y=clean(mv["answer_y"], 4 * ANSWER_CHARS))
+            mv.update(
+                question=clean(mv["question"], 4 * QUESTION_CHARS),
+                answer_x=clean(mv["answer_x"], 4 * ANSWER_CHARS),
+                answer_y=clean(mv["answer_y"], 4 * ANSWER_CHARS),
+            )
         payload.append({k: v for k, v in item.items() if k != "result"} | body)
     return json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
@@ -254,11 +298,24 @@ RENDERERS = {"text": to_text, "md": to_markdown, "json": to_json}
 
 
 # -- the gate's hooks ---------------------------------------------------------------------------------------
-def gate_hooks(checks: list, run: str, bank: Bank, against: str, *, alpha: float, max_distance: float | None,
-               correction: str = "holm", fail_on_value: list[str] | None = None, plot: str | None = None,
-               langs: list[str] | None = None, tasks: list[str] | None = None, seed: int = 0,
-               n_permutations: int = drift_mod.DEFAULT_PERMUTATIONS,
-               min_value_answers: int = drift_mod.DEFAULT_MIN_VALUE_ANSWERS, dists: list | None = None) -> list:
+def gate_hooks(
+    checks: list,
+    run: str,
+    bank: Bank,
+    against: str,
+    *,
+    alpha: float,
+    max_distance: float | None,
+    correction: str = "holm",
+    fail_on_value: list[str] | None = None,
+    plot: str | None = None,
+    langs: list[str] | None = None,
+    tasks: list[str] | None = None,
+    seed: int = 0,
+    n_permutations: int = drift_mod.DEFAULT_PERMUTATIONS,
+    min_value_answers: int = drift_mod.DEFAULT_MIN_VALUE_ANSWERS,
+    dists: list | None = None,
+) -> list:
     """What ``gate`` adds from the breakdown: a failing (or inconclusive) value check's reason names the values
     that moved most; ``fail_on_value`` adds one check per task and language for each named value (its own
     within-question permutation p-value, corrected over those checks with ``correction``); ``plot`` draws each
@@ -271,23 +328,38 @@ def gate_hooks(checks: list, run: str, bank: Bank, against: str, *, alpha: float
         plot_mod.output_format(plot)
     wanted = {(c.name, c.lang) for c in checks if c.kind == "values" and not c.passed}
     items = []
-    for d in (dists if dists is not None else load_run(run)):
+    for d in dists if dists is not None else load_run(run):
         if d.manifest.get("questionnaire") not in questionnaire_mod.VALUE_SETS:
             continue
-        if (langs and d.lang not in langs) or (tasks and not any(d.task == t or d.task.startswith(t + "_")
-                                                                 for t in tasks)):
+        if (langs and d.lang not in langs) or (
+            tasks and not any(d.task == t or d.task.startswith(t + "_") for t in tasks)
+        ):
             continue
         if not (fail_on_value or plot or (d.task, d.lang) in wanted):
             continue
         entries = bank.entries(model=against, task=d.task)
-        item = {"task": d.task, "lang": d.lang, "questionnaire": d.manifest.get("questionnaire"),
-                "candidate": d.manifest.get("model") or run, "baseline": against, "result": None, "error": None}
+        item = {
+            "task": d.task,
+            "lang": d.lang,
+            "questionnaire": d.manifest.get("questionnaire"),
+            "candidate": d.manifest.get("model") or run,
+            "baseline": against,
+            "result": None,
+            "error": None,
+        }
         try:
             if not entries:
                 raise UserError(f"no baseline entry for {against} / {d.task}")
-            item["result"] = breakdown(d, bank.load(entries[0], with_answers=True), n_permutations=n_permutations,
-                                       n_bootstrap=drift_mod.DEFAULT_BOOTSTRAP, seed=seed, alpha=alpha,
-                                       min_value_answers=min_value_answers, top=5)
+            item["result"] = breakdown(
+                d,
+                bank.load(entries[0], with_answers=True),
+                n_permutations=n_permutations,
+                n_bootstrap=drift_mod.DEFAULT_BOOTSTRAP,
+                seed=seed,
+                alpha=alpha,
+                min_value_answers=min_value_answers,
+                top=5,
+            )
         except UserError as e:
             item["error"] = str(e)
         items.append(item)
@@ -304,24 +376,52 @@ def gate_hooks(checks: list, run: str, bank: Bank, against: str, *, alpha: float
         known = [i for i in items if i["result"] is not None and any(v.label == label for v in i["result"].values)]
         if not known:
             have = sorted({v.label for i in items if i["result"] is not None for v in i["result"].values})
-            raise UserError(f"--fail-on-value {label}: no task of the run has that value; values: "
-                            f"{', '.join(have) or 'none'}")
+            raise UserError(
+                f"--fail-on-value {label}: no task of the run has that value; values: {', '.join(have) or 'none'}"
+            )
         for i in known:
             r = i["result"]
             v = next(v for v in r.values if v.label == label)
             name = f"{i['task']}:{label}"
             if v.status != "ok":
-                added.append(gate_mod.Check(name, "values", i["lang"], gate_mod.FAIL,
-                                            f"insufficient answers for {label} ({v.n_x} vs baseline {v.n_y}; need "
-                                            f"{min_value_answers})", n=v.n_x, n_baseline=v.n_y))
+                added.append(
+                    gate_mod.Check(
+                        name,
+                        "values",
+                        i["lang"],
+                        gate_mod.FAIL,
+                        f"insufficient answers for {label} ({v.n_x} vs baseline {v.n_y}; need {min_value_answers})",
+                        n=v.n_x,
+                        n_baseline=v.n_y,
+                    )
+                )
             elif r.design != PER_QUESTION:
-                added.append(gate_mod.Check(name, "values", i["lang"], inconclusive,
-                                            f"{label}: one answer per question, no test for one value (run with "
-                                            f"repeats); mean answer distance {v.distance:.4f}",
-                                            distance=v.distance, n=v.n_x, n_baseline=v.n_y))
+                added.append(
+                    gate_mod.Check(
+                        name,
+                        "values",
+                        i["lang"],
+                        inconclusive,
+                        f"{label}: one answer per question, no test for one value (run with "
+                        f"repeats); mean answer distance {v.distance:.4f}",
+                        distance=v.distance,
+                        n=v.n_x,
+                        n_baseline=v.n_y,
+                    )
+                )
             else:
-                check = gate_mod.Check(name, "values", i["lang"], gate_mod.PASS, "", distance=v.distance,
-                                       p_value=v.p_value, threshold=max_distance, n=v.n_x, n_baseline=v.n_y)
+                check = gate_mod.Check(
+                    name,
+                    "values",
+                    i["lang"],
+                    gate_mod.PASS,
+                    "",
+                    distance=v.distance,
+                    p_value=v.p_value,
+                    threshold=max_distance,
+                    n=v.n_x,
+                    n_baseline=v.n_y,
+                )
                 added.append(check)
                 tested.append((check, v))
     for (check, v), p_adj in zip(tested, gate_mod.adjust_p_values([c.p_value for c, _ in tested], correction)):
@@ -342,8 +442,12 @@ def gate_hooks(checks: list, run: str, bank: Bank, against: str, *, alpha: float
     if plot:
         drawn = [i for i in items if i["result"] is not None]
         for i, path in zip(drawn, plot_paths(plot, [i["task"] for i in drawn])):
-            plot_mod.draw_drift(i["result"], path, questionnaire=i["questionnaire"],
-                                title=f"{i['task']}: {i['candidate']} vs {i['baseline']}")
+            plot_mod.draw_drift(
+                i["result"],
+                path,
+                questionnaire=i["questionnaire"],
+                title=f"{i['task']}: {i['candidate']} vs {i['baseline']}",
+            )
     return checks + added
 
 

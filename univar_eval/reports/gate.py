@@ -40,10 +40,8 @@ import numpy as np
 from scipy.stats import norm
 
 from univar_eval.errors import UserError
-from univar_eval.harness.results import read_results
-from univar_eval.hvae.report import floor_checks
-from univar_eval.reports.compare import SHARED_SHIFT_HINT, reference_distances
-from univar_eval.reports.runs import load_run
+from univar_eval.reports.compare import SHARED_SHIFT_HINT
+from univar_eval.reports.hvae import floor_checks
 from univar_eval.reports.table import (
     Table,
     fmt_number,
@@ -53,7 +51,9 @@ from univar_eval.reports.table import (
     render,
     xml_text,
 )
+from univar_eval.runs.folders import load_run, read_results
 from univar_eval.stats import distance as distance_mod
+from univar_eval.stats.references import reference_distances
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution
 
@@ -99,8 +99,9 @@ class Check:
 
 
 # -- options ------------------------------------------------------------------------------------------------
-def validate_options(*, alpha: float, max_distance: float | None, permutations: int, min_answers: int,
-                     bootstrap: int = 1) -> None:
+def validate_options(
+    *, alpha: float, max_distance: float | None, permutations: int, min_answers: int, bootstrap: int = 1
+) -> None:
     """One-line usage errors for options a gate cannot work with."""
     if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 < alpha < 1):
         raise UserError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
@@ -149,32 +150,57 @@ def _named(task: str, tasks: list[str] | None) -> bool:
     return not tasks or any(task == t or task.startswith(t + "_") for t in tasks)
 
 
-def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | None, alpha: float,
-                 min_answers: int, langs: list[str] | None = None, tasks: list[str] | None = None,
-                 metric: str = "mmd", n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
-                 n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP, seed: int = 0, correction: str = "holm",
-                 allow_other_questions: bool = False, dists: list[ValueDistribution] | None = None,
-                 select: str | None = None) -> list[Check]:
+def value_checks(
+    run: str,
+    bank: Bank,
+    against: str,
+    *,
+    max_distance: float | None,
+    alpha: float,
+    min_answers: int,
+    langs: list[str] | None = None,
+    tasks: list[str] | None = None,
+    metric: str = "mmd",
+    n_permutations: int = distance_mod.DEFAULT_PERMUTATIONS,
+    n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    correction: str = "holm",
+    allow_other_questions: bool = False,
+    dists: list[ValueDistribution] | None = None,
+    select: str | None = None,
+) -> list[Check]:
     """``dists``: the candidate's distributions when they were read already (from any source, see
-    :func:`univar_eval.reports.runs.read_candidates`); else the run folder ``run`` is read (a run without
+    :func:`univar_eval.runs.folders.read_candidates`); else the run folder ``run`` is read (a run without
     any distribution fails every baseline entry as missing)."""
     if against not in bank.models():
         raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
     dists = load_run(run, missing_ok=True, run=select) if dists is None else dists
     candidate = {d.task: d for d in dists if _named(d.task, tasks) and (not langs or d.lang in langs)}
-    baseline = {e["task"]: e for e in bank.entries(model=against)
-                if _named(e["task"], tasks) and (not langs or e["lang"] in langs)}
+    baseline = {
+        e["task"]: e
+        for e in bank.entries(model=against)
+        if _named(e["task"], tasks) and (not langs or e["lang"] in langs)
+    }
     checks: list[Check] = []
     # a language or task named on the command line that neither side has is missing work, not nothing to do
     for lang in langs or []:
-        if not any(d.lang == lang for d in candidate.values()) and not any(e["lang"] == lang
-                                                                           for e in baseline.values()):
-            checks.append(Check(f"lang {lang}", "values", lang, FAIL,
-                                f"language {lang} (named in --langs) is missing in candidate and baseline"))
+        if not any(d.lang == lang for d in candidate.values()) and not any(
+            e["lang"] == lang for e in baseline.values()
+        ):
+            checks.append(
+                Check(
+                    f"lang {lang}",
+                    "values",
+                    lang,
+                    FAIL,
+                    f"language {lang} (named in --langs) is missing in candidate and baseline",
+                )
+            )
     for t in tasks or []:
         if not any(_named(k, [t]) for k in {*candidate, *baseline}):
-            checks.append(Check(t, "values", None, FAIL, f"task {t} (named in --tasks) is missing in candidate and "
-                                                         "baseline"))
+            checks.append(
+                Check(t, "values", None, FAIL, f"task {t} (named in --tasks) is missing in candidate and baseline")
+            )
     if not candidate and not baseline and not checks:
         raise UserError(f"{run}: no value distributions, and no baseline entries of {against}, match --tasks/--langs")
     n_perm = permutations_needed(len({*candidate, *baseline}), alpha, correction, n_permutations)
@@ -183,29 +209,82 @@ def value_checks(run: str, bank: Bank, against: str, *, max_distance: float | No
         kind = "control" if task.startswith(CONTROL_PREFIX) else "values"
         d, e = candidate.get(task), baseline.get(task)
         if d is None:
-            checks.append(Check(task, kind, e["lang"], FAIL,
-                                f"missing in candidate (the baseline has {e['n_answers']} answers for it)",
-                                n_baseline=e["n_answers"], threshold=max_distance))
+            checks.append(
+                Check(
+                    task,
+                    kind,
+                    e["lang"],
+                    FAIL,
+                    f"missing in candidate (the baseline has {e['n_answers']} answers for it)",
+                    n_baseline=e["n_answers"],
+                    threshold=max_distance,
+                )
+            )
             continue
         if e is None:
-            checks.append(Check(task, kind, d.lang, FAIL, f"no baseline entry for {against} / {task}", n=len(d),
-                                threshold=max_distance))
+            checks.append(
+                Check(
+                    task,
+                    kind,
+                    d.lang,
+                    FAIL,
+                    f"no baseline entry for {against} / {task}",
+                    n=len(d),
+                    threshold=max_distance,
+                )
+            )
             continue
-        res = reference_distances(d, bank, min_answers=min_answers, metric=metric, n_permutations=n_perm,
-                                  n_bootstrap=n_bootstrap, seed=seed, against=[against], alpha=alpha,
-                                  allow_other_questions=allow_other_questions, noise=True)
+        res = reference_distances(
+            d,
+            bank,
+            min_answers=min_answers,
+            metric=metric,
+            n_permutations=n_perm,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            against=[against],
+            alpha=alpha,
+            allow_other_questions=allow_other_questions,
+            noise=True,
+        )
         r = res["references"][against]
         if r["status"] == "insufficient":
-            checks.append(Check(task, kind, d.lang, FAIL,
-                                f"insufficient answers ({r['n_x']} vs baseline {r['n_y']}; need {min_answers})",
-                                n=r["n_x"], n_baseline=r["n_y"], threshold=max_distance))
+            checks.append(
+                Check(
+                    task,
+                    kind,
+                    d.lang,
+                    FAIL,
+                    f"insufficient answers ({r['n_x']} vs baseline {r['n_y']}; need {min_answers})",
+                    n=r["n_x"],
+                    n_baseline=r["n_y"],
+                    threshold=max_distance,
+                )
+            )
             continue
-        check = Check(task, kind, d.lang, FAIL, "", distance=r.get("distance"), p_value=r.get("p_value"),
-                      threshold=max_distance, n=r.get("n_x"), n_baseline=r.get("n_y"), ci_low=r.get("ci_low"),
-                      ci_high=r.get("ci_high"), upper=r.get("upper"),
-                      design=r.get("design") or ("unpaired" if allow_other_questions else None), note=r.get("note"),
-                      noise=r.get("noise"), noise_upper=r.get("noise_upper"), n_questions=r.get("n_questions"), n_left_out=r.get("n_left_out_x"),
-                      n_left_out_baseline=r.get("n_left_out_y"), warnings=list(r.get("warnings", [])))
+        check = Check(
+            task,
+            kind,
+            d.lang,
+            FAIL,
+            "",
+            distance=r.get("distance"),
+            p_value=r.get("p_value"),
+            threshold=max_distance,
+            n=r.get("n_x"),
+            n_baseline=r.get("n_y"),
+            ci_low=r.get("ci_low"),
+            ci_high=r.get("ci_high"),
+            upper=r.get("upper"),
+            design=r.get("design") or ("unpaired" if allow_other_questions else None),
+            note=r.get("note"),
+            noise=r.get("noise"),
+            noise_upper=r.get("noise_upper"),
+            n_questions=r.get("n_questions"),
+            n_left_out=r.get("n_left_out_x"),
+            n_left_out_baseline=r.get("n_left_out_y"),
+            warnings=list(r.get("warnings", [])),
+        )
         checks.append(check)
         problem = r.get("problem") or not_finite(check, need_upper=max_distance is not None)
         if problem:
@@ -233,42 +312,53 @@ def not_finite(check: Check, *, need_upper: bool) -> str | None:
     return f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite" if bad else None
 
 
-def decide(check: Check, *, alpha: float, max_distance: float | None, correction: str = "holm",
-           metric: str = "mmd") -> None:
+def decide(
+    check: Check, *, alpha: float, max_distance: float | None, correction: str = "holm", metric: str = "mmd"
+) -> None:
     """Set the outcome and reason of a check with a finite distance, p-value and (with D) upper bound."""
     dist, p_adj = check.distance, check.p_adjusted if check.p_adjusted is not None else check.p_value
     significant = p_adj < alpha
-    p_text = f"p = {fmt_number(check.p_value)}" + (f", {correction} {fmt_number(p_adj)}"
-                                                    if correction != "none" else "")
+    p_text = f"p = {fmt_number(check.p_value)}" + (
+        f", {correction} {fmt_number(p_adj)}" if correction != "none" else ""
+    )
     noise = f", baseline noise {fmt_number(check.noise)}" if check.noise is not None else ""
     if check.noise is not None and check.noise_upper is not None:
         noise += f" (bound {fmt_number(check.noise_upper)})"
     if max_distance is None:
         if significant:
             check.outcome = FAIL
-            check.reason = (f"values differ from the baseline: {metric} {fmt_number(dist)}{noise} "
-                            f"({p_text} < {alpha})")
+            check.reason = f"values differ from the baseline: {metric} {fmt_number(dist)}{noise} ({p_text} < {alpha})"
         else:
-            ci = (f", 95% CI [{fmt_number(check.ci_low)}, {fmt_number(check.ci_high)}]"
-                  if check.ci_low is not None and check.ci_high is not None else "")
+            ci = (
+                f", 95% CI [{fmt_number(check.ci_low)}, {fmt_number(check.ci_high)}]"
+                if check.ci_low is not None and check.ci_high is not None
+                else ""
+            )
             check.outcome = PASS
             check.reason = f"{NO_DIFFERENCE}: {metric} {fmt_number(dist)}{ci}{noise} ({p_text})"
         return
     upper = check.upper
     if upper < max_distance:
         check.outcome = PASS
-        check.reason = (f"equivalent: upper bound {fmt_number(upper)} < {max_distance} "
-                        f"({metric} {fmt_number(dist)}{noise}; {1 - alpha:.0%} one-sided)")
+        check.reason = (
+            f"equivalent: upper bound {fmt_number(upper)} < {max_distance} "
+            f"({metric} {fmt_number(dist)}{noise}; {1 - alpha:.0%} one-sided)"
+        )
     elif significant and dist > max_distance:
         check.outcome = FAIL
         check.reason = f"{metric} {fmt_number(dist)} > {max_distance} and {p_text} < {alpha}{noise}"
     else:
         check.outcome = INCONCLUSIVE
         check.to_decide = evidence_needed(check, max_distance, alpha)
-        check.reason = (f"inconclusive: upper bound {fmt_number(upper)} >= {max_distance} and "
-                        + (f"{metric} {fmt_number(dist)} <= {max_distance}" if dist <= max_distance
-                           else f"not significant ({p_text})")
-                        + f"{noise}; {check.to_decide}")
+        check.reason = (
+            f"inconclusive: upper bound {fmt_number(upper)} >= {max_distance} and "
+            + (
+                f"{metric} {fmt_number(dist)} <= {max_distance}"
+                if dist <= max_distance
+                else f"not significant ({p_text})"
+            )
+            + f"{noise}; {check.to_decide}"
+        )
 
 
 def evidence_needed(check: Check, max_distance: float, alpha: float) -> str:
@@ -302,22 +392,33 @@ def _attach_control_ratios(checks: list[Check]) -> None:
     control = {c.lang: c.distance for c in checks if c.kind == "control" and c.distance is not None}
     for c in checks:
         ref = control.get(c.lang)
-        if c.kind == "values" and c.distance is not None and ref is not None and math.isfinite(c.distance) \
-                and math.isfinite(ref) and ref > 0:
+        if (
+            c.kind == "values"
+            and c.distance is not None
+            and ref is not None
+            and math.isfinite(c.distance)
+            and math.isfinite(ref)
+            and ref > 0
+        ):
             c.ratio_to_control = c.distance / ref
 
 
 def hvae_checks(run: str, floor: float, select: str | None = None) -> list[Check]:
     """One check per induced HVAE task: its chance-corrected value rationality (1 ideal, 0 chance) against
-    ``floor`` (rows and steering from :func:`univar_eval.hvae.report.floor_checks`)."""
+    ``floor`` (rows and steering from :func:`univar_eval.reports.hvae.floor_checks`)."""
     if not floor <= 1.0:
-        raise UserError(f"--min-value-rationality {floor} can never be met: the scale tops at 1 (the ideal "
-                        "chooser); 0 is chance")
-    checks = [Check(task, "hvae", None, PASS if passed else FAIL, reason, distance=value, threshold=floor)
-              for task, passed, reason, value in floor_checks(read_results(run, select)["tasks"], floor)]
+        raise UserError(
+            f"--min-value-rationality {floor} can never be met: the scale tops at 1 (the ideal chooser); 0 is chance"
+        )
+    checks = [
+        Check(task, "hvae", None, PASS if passed else FAIL, reason, distance=value, threshold=floor)
+        for task, passed, reason, value in floor_checks(read_results(run, select)["tasks"], floor)
+    ]
     if not checks:
-        raise UserError(f"{run}: --min-value-rationality given but the run has no HVAE results "
-                        "(run lm_eval with --tasks hvae_svo and --output_path)")
+        raise UserError(
+            f"{run}: --min-value-rationality given but the run has no HVAE results "
+            "(run lm_eval with --tasks hvae_svo and --output_path)"
+        )
     return checks
 
 
@@ -328,9 +429,16 @@ def summary(checks: list[Check], allow_inconclusive: bool = False) -> dict:
     unsure = [c for c in deciding if c.outcome == INCONCLUSIVE]
     passed = not failed and (allow_inconclusive or not unsure)
     verdict = "failed" if failed else "inconclusive" if unsure else "passed"
-    return {"passed": passed, "verdict": verdict, "n_checks": len(deciding), "n_passed": len(deciding) - len(failed)
-            - len(unsure), "n_failed": len(failed), "n_inconclusive": len(unsure),
-            "n_control": len(checks) - len(deciding), "allow_inconclusive": allow_inconclusive}
+    return {
+        "passed": passed,
+        "verdict": verdict,
+        "n_checks": len(deciding),
+        "n_passed": len(deciding) - len(failed) - len(unsure),
+        "n_failed": len(failed),
+        "n_inconclusive": len(unsure),
+        "n_control": len(checks) - len(deciding),
+        "allow_inconclusive": allow_inconclusive,
+    }
 
 
 def exit_code(checks: list[Check], allow_inconclusive: bool = False) -> int:
@@ -341,35 +449,47 @@ def notes(checks: list[Check], unpaired: bool = False) -> list[str]:
     """Lines under every output: what the comparison could see, the control's role, warnings."""
     lines = []
     if unpaired:
-        lines.append("UNPAIRED comparison (--allow-other-questions): answers are not matched by question, so "
-                     "question effects count as differences")
+        lines.append(
+            "UNPAIRED comparison (--allow-other-questions): answers are not matched by question, so "
+            "question effects count as differences"
+        )
     for n in sorted({c.note for c in checks if c.note}):
         lines.append(f"note: {n}")
     if any(c.design == "shared_shift" for c in checks) and not any(c.note and "repeats" in c.note for c in checks):
         lines.append("note: " + SHARED_SHIFT_HINT)
     if any(c.kind == "control" for c in checks):
-        lines.append("control: univar_control checks are reported, never decide; '× ctrl' is a value set's distance "
-                     "over the control's (well above 1: the models differ in values, not only in style)")
+        lines.append(
+            "control: univar_control checks are reported, never decide; '× ctrl' is a value set's distance "
+            "over the control's (well above 1: the models differ in values, not only in style)"
+        )
     lines += [f"warning: {w}" for w in sorted({w for c in checks for w in c.warnings})]
     return lines
 
 
 def to_json(checks: list[Check], settings: dict, allow_inconclusive: bool = False) -> dict:
-    return {**summary(checks, allow_inconclusive), "settings": settings,
-            "notes": notes(checks, bool(settings.get("allow_other_questions"))),
-            "checks": [{**asdict(c), "decides": c.decides} for c in checks]}
+    return {
+        **summary(checks, allow_inconclusive),
+        "settings": settings,
+        "notes": notes(checks, bool(settings.get("allow_other_questions"))),
+        "checks": [{**asdict(c), "decides": c.decides} for c in checks],
+    }
 
 
 def _cells(c: Check) -> list:
     bound = None if c.upper is None else f"<{fmt_number(c.upper)}"
-    noise = None if c.noise is None else fmt_number(c.noise) + (
-        f" (<{fmt_number(c.noise_upper)})" if c.noise_upper is not None else "")
+    noise = (
+        None
+        if c.noise is None
+        else fmt_number(c.noise) + (f" (<{fmt_number(c.noise_upper)})" if c.noise_upper is not None else "")
+    )
     control = None if c.ratio_to_control is None else f"{fmt_ratio(c.ratio_to_control)} ctrl"
     outcome = c.outcome.upper() + ("" if c.decides else " (info)")
     why = c.reason
     if c.n_left_out or c.n_left_out_baseline:
-        why += (f" [left out: {c.n_left_out or 0} candidate and {c.n_left_out_baseline or 0} baseline answers to "
-                "questions the other side did not answer]")
+        why += (
+            f" [left out: {c.n_left_out or 0} candidate and {c.n_left_out_baseline or 0} baseline answers to "
+            "questions the other side did not answer]"
+        )
     return [c.name, c.lang, outcome, c.distance, bound, noise, c.p_value, c.design, control, why]
 
 
@@ -381,13 +501,19 @@ def headline(checks: list[Check], allow_inconclusive: bool = False) -> str:
     word = {"passed": "PASSED", "failed": "FAILED", "inconclusive": "INCONCLUSIVE"}[s["verdict"]]
     if s["verdict"] == "inconclusive" and allow_inconclusive:
         word += " (allowed)"
-    return (f"{word}: {s['n_passed']} of {plural(s['n_checks'], 'check')} pass, {s['n_failed']} fail, "
-            f"{s['n_inconclusive']} inconclusive")
+    return (
+        f"{word}: {s['n_passed']} of {plural(s['n_checks'], 'check')} pass, {s['n_failed']} fail, "
+        f"{s['n_inconclusive']} inconclusive"
+    )
 
 
 def to_text(checks: list[Check], title: str, allow_inconclusive: bool = False, unpaired: bool = False) -> str:
-    table = Table(HEADERS, [_cells(c) for c in checks], title=title,
-                  notes=[*notes(checks, unpaired), headline(checks, allow_inconclusive)])
+    table = Table(
+        HEADERS,
+        [_cells(c) for c in checks],
+        title=title,
+        notes=[*notes(checks, unpaired), headline(checks, allow_inconclusive)],
+    )
     return render(table, "text")
 
 
@@ -395,38 +521,53 @@ def to_markdown(checks: list[Check], title: str, allow_inconclusive: bool = Fals
     s = summary(checks, allow_inconclusive)
     icon = {PASS: "✅", FAIL: "❌", INCONCLUSIVE: "❔"}
     verdict = "FAILED" if s["verdict"] == "failed" else s["verdict"]
-    heading = (f"### univar-eval gate: {verdict} ({s['n_passed']}/{s['n_checks']} pass, {s['n_failed']} fail, "
-               f"{s['n_inconclusive']} inconclusive)")
+    heading = (
+        f"### univar-eval gate: {verdict} ({s['n_passed']}/{s['n_checks']} pass, {s['n_failed']} fail, "
+        f"{s['n_inconclusive']} inconclusive)"
+    )
     order = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
-    rows = [[icon[c.outcome] + ("" if c.decides else " (info)"), *_cells(c)[:2], *_cells(c)[3:]]
-            for c in sorted(checks, key=lambda c: (not c.decides, order[c.outcome], c.name))]
-    table = Table(["", "check", "lang", "value", "bound", "noise", "p", "design", "control", "why"], rows,
-                  notes=notes(checks, unpaired))
+    rows = [
+        [icon[c.outcome] + ("" if c.decides else " (info)"), *_cells(c)[:2], *_cells(c)[3:]]
+        for c in sorted(checks, key=lambda c: (not c.decides, order[c.outcome], c.name))
+    ]
+    table = Table(
+        ["", "check", "lang", "value", "bound", "noise", "p", "design", "control", "why"],
+        rows,
+        notes=notes(checks, unpaired),
+    )
     return f"{heading}\n\n{markdown_text(title)}\n\n{render(table, 'md')}"
 
 
-def to_junit(checks: list[Check], suite_name: str = "univar-eval gate", allow_inconclusive: bool = False,
-             unpaired: bool = False) -> str:
+def to_junit(
+    checks: list[Check], suite_name: str = "univar-eval gate", allow_inconclusive: bool = False, unpaired: bool = False
+) -> str:
     """One test case per check: a failure is a <failure>; an inconclusive check is a <failure> too (it blocks),
     or <skipped> when inconclusive checks are allowed; the control's cases never fail (they do not decide).
     Every name and message passes through :func:`~univar_eval.reports.table.xml_text`, so hostile names
     (control characters) never make the XML ill-formed."""
+
     def fails(c: Check) -> bool:
         return c.decides and (c.outcome == FAIL or (c.outcome == INCONCLUSIVE and not allow_inconclusive))
 
     def skipped(c: Check) -> bool:
         return not fails(c) and c.outcome != PASS
 
-    suite = ET.Element("testsuite", name=xml_text(suite_name + (" (unpaired)" if unpaired else "")),
-                       tests=str(len(checks)), failures=str(sum(fails(c) for c in checks)), errors="0",
-                       skipped=str(sum(skipped(c) for c in checks)))
+    suite = ET.Element(
+        "testsuite",
+        name=xml_text(suite_name + (" (unpaired)" if unpaired else "")),
+        tests=str(len(checks)),
+        failures=str(sum(fails(c) for c in checks)),
+        errors="0",
+        skipped=str(sum(skipped(c) for c in checks)),
+    )
     if unpaired:
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="design", value="unpaired")
     for c in checks:
         family = c.name.rsplit("_", 1)[0] if c.kind in ("values", "control") else c.name
-        case = ET.SubElement(suite, "testcase", classname=xml_text(f"univar_eval.{c.kind}.{family}"),
-                             name=xml_text(c.name))
+        case = ET.SubElement(
+            suite, "testcase", classname=xml_text(f"univar_eval.{c.kind}.{family}"), name=xml_text(c.name)
+        )
         if fails(c):
             failure = ET.SubElement(case, "failure", message=xml_text(c.reason), type=c.outcome)
             failure.text = xml_text(c.reason)
@@ -437,9 +578,9 @@ def to_junit(checks: list[Check], suite_name: str = "univar-eval gate", allow_in
             f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} noise_upper={c.noise_upper} "
             f"p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} design={c.design} n={c.n} "
             f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline}"
-            + (f" note={c.note}" if c.note else ""))
-    root = ET.Element("testsuites", name=xml_text(suite_name), tests=suite.get("tests"),
-                      failures=suite.get("failures"))
+            + (f" note={c.note}" if c.note else "")
+        )
+    root = ET.Element("testsuites", name=xml_text(suite_name), tests=suite.get("tests"), failures=suite.get("failures"))
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

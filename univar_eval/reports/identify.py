@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from univar_eval.errors import UserError
-from univar_eval.reports.runs import find_runs, load_run
 from univar_eval.reports.table import Table, fmt_percent, render
+from univar_eval.runs.folders import find_runs, load_run
+from univar_eval.runs.sources import collect, to_distribution
 from univar_eval.settings import resolve
 from univar_eval.stats.identify import (
     TOP_KS,
@@ -22,7 +23,6 @@ from univar_eval.stats.identify import (
     check_one_encoder,
     from_distribution,
 )
-from univar_eval.storage.sources import collect, to_distribution
 
 FEW_STEPS = 100  # fewer probe steps than this earn a note under the table
 
@@ -36,8 +36,10 @@ def from_bank(path: str | Path) -> list[LabelledSet]:
     if not entries:
         raise UserError(f"bank {bank.path} is empty; add entries with 'univar-eval bank add'")
     # with the answers: their question ids serve --split question
-    return [from_distribution(bank.load(e, with_answers=True), f"{bank.path}:{e['model']}/{e['task']}", model=e["model"])
-            for e in entries]
+    return [
+        from_distribution(bank.load(e, with_answers=True), f"{bank.path}:{e['model']}/{e['task']}", model=e["model"])
+        for e in entries
+    ]
 
 
 def from_run(path: str | Path, select: str | None = None) -> list[LabelledSet]:
@@ -51,13 +53,22 @@ def has_artifacts(path: Path) -> bool:
     return path.is_dir() and any(r.distributions for r in find_runs(path))
 
 
-def gather(sources: list[str], *, bank: str | None = None, encoder: str | None = None, name: str | None = None,
-           questionnaire: str | None = None, translator: str | None = None, device: str | None = None,
-           batch_size: int | None = None, select: str | None = None) -> list[LabelledSet]:
+def gather(
+    sources: list[str],
+    *,
+    bank: str | None = None,
+    encoder: str | None = None,
+    name: str | None = None,
+    questionnaire: str | None = None,
+    translator: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    select: str | None = None,
+) -> list[LabelledSet]:
     """Labelled embeddings from run folders, a bank and QA sources (embedded with ``encoder``).
 
     Folders with univar-eval artifacts are read as runs; other sources go through
-    :func:`univar_eval.storage.sources.collect` (the sources ``bank add`` accepts). All sets must
+    :func:`univar_eval.runs.sources.collect` (the sources ``bank add`` accepts). All sets must
     share one encoder: a mix is refused.
     """
     sets: list[LabelledSet] = from_bank(bank) if bank else []
@@ -72,8 +83,16 @@ def gather(sources: list[str], *, bank: str | None = None, encoder: str | None =
             raw.append(src)
     if raw:
         wanted = encoder or (sets[0].encoder.get("name") if sets else None)
-        overrides = {k: v for k, v in {"encoder": wanted, "translator": translator, "encoder_device": device,
-                                       "encoder_batch_size": batch_size}.items() if v is not None}
+        overrides = {
+            k: v
+            for k, v in {
+                "encoder": wanted,
+                "translator": translator,
+                "encoder_device": device,
+                "encoder_batch_size": batch_size,
+            }.items()
+            if v is not None
+        }
         settings = resolve(overrides)
         for group in collect(raw, model=name, questionnaire=questionnaire):
             dist, _ = to_distribution(group, settings)
@@ -83,8 +102,10 @@ def gather(sources: list[str], *, bank: str | None = None, encoder: str | None =
     if encoder:
         other = [s for s in sets if s.encoder.get("name") != encoder]
         if other:
-            raise UserError(f"{other[0].origin} was embedded with {other[0].encoder.get('name')}, not {encoder}; "
-                            "pass its QA source (not its embeddings) to re-embed it, or drop --encoder")
+            raise UserError(
+                f"{other[0].origin} was embedded with {other[0].encoder.get('name')}, not {encoder}; "
+                "pass its QA source (not its embeddings) to re-embed it, or drop --encoder"
+            )
     check_one_encoder(sets)
     return sets
 
@@ -100,21 +121,27 @@ def format_report(report: dict) -> str:
     rows += [("probe weighted F1", probe["weighted_f1"], 1 / n)]
     enc = report.get("encoder") or {}
     split = report["split"]
-    head = (f"source {report.get('source', 'unknown')}: identification of {n} labels (model$lang), encoder "
-            f"{enc.get('name')} (fingerprint {enc.get('fingerprint_id')})\n"
-            f"{report['n_train']} train / {report['n_test']} held-out inputs; split: {split['kind']}, "
-            f"{split['note']}, seed {split['seed']}\n"
-            f"kNN k={knn['k']}" + (f" (capped from {knn['k_requested']})" if knn["k"] != knn["k_requested"] else "")
-            + f"; probe {probe['epochs']} epochs, Adam lr {probe['lr']:g} decayed by 1 - epoch/{probe['epochs']}, "
-              f"batch {probe['batch_size']}")
-    table = Table(["metric", "score", "chance"], [[name, v, c] for name, v, c in rows],
-                  formats={1: fmt_percent, 2: fmt_percent})
+    head = (
+        f"source {report.get('source', 'unknown')}: identification of {n} labels (model$lang), encoder "
+        f"{enc.get('name')} (fingerprint {enc.get('fingerprint_id')})\n"
+        f"{report['n_train']} train / {report['n_test']} held-out inputs; split: {split['kind']}, "
+        f"{split['note']}, seed {split['seed']}\n"
+        f"kNN k={knn['k']}"
+        + (f" (capped from {knn['k_requested']})" if knn["k"] != knn["k_requested"] else "")
+        + f"; probe {probe['epochs']} epochs, Adam lr {probe['lr']:g} decayed by 1 - epoch/{probe['epochs']}, "
+        f"batch {probe['batch_size']}"
+    )
+    table = Table(
+        ["metric", "score", "chance"], [[name, v, c] for name, v, c in rows], formats={1: fmt_percent, 2: fmt_percent}
+    )
     lines = [head, "", render(table, "text")]
     lines += ["", f"chance level: 1/{n} = {100 / n:.2f}%"]
     hidden = [f"acc@{t}" for t in TOP_KS if f"acc@{t}" not in probe]
     if hidden:
         lines.append(f"({' and '.join(hidden)} not shown: with {n} labels they are 1 by construction)")
     if probe.get("steps", FEW_STEPS) < FEW_STEPS:
-        lines.append(f"note: the probe took only {probe['steps']} optimiser steps (the paper's recipe assumes "
-                     "thousands of inputs); on small data try a larger --epochs")
+        lines.append(
+            f"note: the probe took only {probe['steps']} optimiser steps (the paper's recipe assumes "
+            "thousands of inputs); on small data try a larger --epochs"
+        )
     return "\n".join(lines)

@@ -21,45 +21,63 @@ import json
 from pathlib import Path
 
 from univar_eval.errors import UserError
-from univar_eval.harness.results import read_results
-from univar_eval.hvae.report import leaderboard_cells as hvae_leaderboard_cells
-from univar_eval.pipeline.encoders import same_encoder
-from univar_eval.reports.compare import cross_language, reference_distances
-from univar_eval.reports.runs import Candidate, load_run, run_label, summarise_versions
+from univar_eval.reports.compare import cross_language
+from univar_eval.reports.hvae import leaderboard_cells as hvae_leaderboard_cells
 from univar_eval.reports.table import Table, render
 from univar_eval.reports.table import to_html as to_html_table
+from univar_eval.runs.folders import Candidate, load_run, read_results, run_label, summarise_versions
 from univar_eval.stats.dispersion import dispersion
+from univar_eval.stats.references import reference_distances
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import translator_label
 from univar_eval.storage.files import jsonable
+from univar_eval.storage.identity import same_encoder
 
 VALUELEX_TASK = "valuelex_projective"
 
 
-def build(runs: list[str], *, bank: Bank | None = None, against: list[str] | None = None, min_answers: int = 10,
-          metric: str = "mmd", allow_mixed: bool = False, candidates: list[Candidate] | None = None) -> dict:
+def build(
+    runs: list[str],
+    *,
+    bank: Bank | None = None,
+    against: list[str] | None = None,
+    min_answers: int = 10,
+    metric: str = "mmd",
+    allow_mixed: bool = False,
+    candidates: list[Candidate] | None = None,
+) -> dict:
     """``candidates``: the models read already from any source (see
-    :func:`univar_eval.reports.runs.read_candidates`); else each of ``runs`` is read as a run folder."""
+    :func:`univar_eval.runs.folders.read_candidates`); else each of ``runs`` is read as a run folder."""
     if candidates is None:
-        candidates = [Candidate(run_label(d, ""), str(p), d, True)
-                      for p in runs for d in [load_run(p, missing_ok=True)]]
+        candidates = [
+            Candidate(run_label(d, ""), str(p), d, True) for p in runs for d in [load_run(p, missing_ok=True)]
+        ]
     rows, settings = [], []
     for cand in candidates:
         path, dists = cand.path, cand.distributions
-        results = ({"model": None, "tasks": {}} if not cand.is_run
-                   else read_results(path, files=cand.results) if cand.results is not None else read_results(path))
+        results = (
+            {"model": None, "tasks": {}}
+            if not cand.is_run
+            else read_results(path, files=cand.results)
+            if cand.results is not None
+            else read_results(path)
+        )
         if not dists and not results["tasks"]:
             raise UserError(f"{path}: neither univar-eval artifacts nor lm-eval results found")
-        model = cand.model if not cand.is_run else (
-            (run_label(dists, "") if dists else "") or results["model"] or Path(path).name)
+        model = (
+            cand.model
+            if not cand.is_run
+            else ((run_label(dists, "") if dists else "") or results["model"] or Path(path).name)
+        )
         cells: dict[str, object] = {}
         for d in sorted(dists, key=lambda d: d.task):
             if bank is not None:
                 refs = None if not against else [a for a in against if bank.entries(model=a, task=d.task)]
                 if refs == []:
                     continue
-                res = reference_distances(d, bank, min_answers=min_answers, metric=metric, n_permutations=0,
-                                          against=refs)
+                res = reference_distances(
+                    d, bank, min_answers=min_answers, metric=metric, n_permutations=0, against=refs
+                )
                 for ref, r in sorted(res["references"].items()):
                     cells[f"{d.task} {metric}({ref})"] = r["distance"] if r["status"] == "ok" else None
                 cells[f"{d.task} nearest"] = res["nearest"] or res["status"]
@@ -93,14 +111,13 @@ def _column_key(col: str) -> tuple:
 def _settings(dists) -> dict:
     return {
         "encoder": [d.manifest.get("encoder") or {} for d in dists],
-        "translator": sorted({translator_label(d.manifest)
-                              for d in dists if d.lang != "eng"}),
+        "translator": sorted({translator_label(d.manifest) for d in dists if d.lang != "eng"}),
         "questionnaire": {d.task: d.manifest.get("questionnaire_version") for d in dists},
     }
 
 
 def _merge_settings(settings: list[dict], allow_mixed: bool) -> dict:
-    distinct: list[dict] = []  # one record per encoder, by the one rule of encoders.same_encoder
+    distinct: list[dict] = []  # one record per encoder, by the one rule of storage.identity.same_encoder
     for e in (e for s in settings for e in s["encoder"]):
         if not any(same_encoder(e, d) for d in distinct):
             distinct.append(e)
@@ -119,11 +136,17 @@ def _merge_settings(settings: list[dict], allow_mixed: bool) -> dict:
     if mixed_q:
         problems.append(f"questionnaire versions differ on {', '.join(mixed_q)}")
     if problems and not allow_mixed:
-        raise UserError(f"the runs were made with different settings: {'; '.join(problems)}; "
-                        "re-run them alike, or pass --allow-mixed to build the table anyway")
-    return {"encoders": encoders, "translators": translators or ["none"],
-            "questionnaire_versions": {t: sorted(map(str, v)) for t, v in sorted(versions.items())},
-            "mixed": bool(problems), "problems": problems}
+        raise UserError(
+            f"the runs were made with different settings: {'; '.join(problems)}; "
+            "re-run them alike, or pass --allow-mixed to build the table anyway"
+        )
+    return {
+        "encoders": encoders,
+        "translators": translators or ["none"],
+        "questionnaire_versions": {t: sorted(map(str, v)) for t, v in sorted(versions.items())},
+        "mixed": bool(problems),
+        "problems": problems,
+    }
 
 
 # -- rendering ---------------------------------------------------------------------------------------------------
@@ -135,8 +158,10 @@ def _questionnaire_of(task: str) -> str:
 def _header_line(board: dict) -> str:
     s = board["settings"]
     versions = [(_questionnaire_of(task), v) for task, vs in s.get("questionnaire_versions", {}).items() for v in vs]
-    line = (f"encoder {', '.join(s['encoders']) or '-'}; translator {', '.join(s['translators'])}; "
-            f"questionnaires {summarise_versions(versions)}; distance {board['metric']}")
+    line = (
+        f"encoder {', '.join(s['encoders']) or '-'}; translator {', '.join(s['translators'])}; "
+        f"questionnaires {summarise_versions(versions)}; distance {board['metric']}"
+    )
     if s["mixed"]:
         line += f"; MIXED SETTINGS: {'; '.join(s['problems'])}"
     return line

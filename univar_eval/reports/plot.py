@@ -34,9 +34,33 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "8", "d", "H")
 MAX_POINTS = 300  # rows per model-language set in the distance heatmap (a seeded subsample above it)
 FLAT_SHARE = 0.01  # a second PCA axis explaining less than this share of the variance is not drawn
 #: 25 colours that stay apart (CIE76 distance >= 15 between any two): Kelly's contrast colours and five more
-PALETTE = ("#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482", "#008856", "#E68FAC",
-           "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300", "#882D17", "#8DB600", "#654522",
-           "#E25822", "#2B3D26", "#00CED1", "#000080", "#FF00FF", "#7FFFD4", "#222222")
+PALETTE = (
+    "#F3C300",
+    "#875692",
+    "#F38400",
+    "#A1CAF1",
+    "#BE0032",
+    "#C2B280",
+    "#848482",
+    "#008856",
+    "#E68FAC",
+    "#0067A5",
+    "#F99379",
+    "#604E97",
+    "#F6A600",
+    "#B3446C",
+    "#DCD300",
+    "#882D17",
+    "#8DB600",
+    "#654522",
+    "#E25822",
+    "#2B3D26",
+    "#00CED1",
+    "#000080",
+    "#FF00FF",
+    "#7FFFD4",
+    "#222222",
+)
 
 
 # -- data --------------------------------------------------------------------------------------------------
@@ -51,8 +75,10 @@ def select_family(sets: list[LabelledSet], family: str | None) -> list[LabelledS
         kept = [s for s in sets if s.questionnaire == family or (s.task or "").startswith(f"univar_{family}_")]
     if not kept:
         have = sorted({str(s.questionnaire) for s in sets})
-        raise UserError(f"no inputs for task family {family or 'any value questionnaire'}; "
-                        f"the inputs have: {', '.join(have) or 'nothing'}")
+        raise UserError(
+            f"no inputs for task family {family or 'any value questionnaire'}; "
+            f"the inputs have: {', '.join(have) or 'nothing'}"
+        )
     return kept
 
 
@@ -81,8 +107,10 @@ def centroids(sets: list[LabelledSet]) -> tuple[list[tuple[str, str]], np.ndarra
     """(model, lang) keys and the mean embedding of each (rows of the returned matrix)."""
     keys, pools = grouped(sets)
     if len(keys) < 2:
-        raise UserError(f"a map needs two model-language pairs or more; the inputs have "
-                        f"{', '.join('$'.join(k) for k in keys) or 'none'}")
+        raise UserError(
+            f"a map needs two model-language pairs or more; the inputs have "
+            f"{', '.join('$'.join(k) for k in keys) or 'none'}"
+        )
     return keys, np.vstack([p.mean(axis=0) for p in pools])
 
 
@@ -94,7 +122,7 @@ def pca_2d(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xy = np.zeros((len(points), 2))
     r = min(2, len(s))
     xy[:, :r] = u[:, :r] * s[:r]
-    total = float(np.sum(s ** 2))
+    total = float(np.sum(s**2))
     share = np.zeros(2)
     share[:r] = (s[:r] ** 2) / total if total > 0 else 0.0
     # a fixed sign: the largest coordinate of each axis is positive (SVD signs are arbitrary)
@@ -108,8 +136,9 @@ def umap_2d(points: np.ndarray, seed: int = 0) -> np.ndarray:
     try:
         import umap
     except ImportError:
-        raise UserError("--method umap needs the umap-learn package: pip install umap-learn "
-                        "(or use the default --method pca)") from None
+        raise UserError(
+            "--method umap needs the umap-learn package: pip install umap-learn (or use the default --method pca)"
+        ) from None
     if len(points) < 4:
         raise UserError(f"UMAP needs four model-language pairs or more (got {len(points)}); use --method pca")
     reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(points) - 1), metric="cosine", random_state=seed)
@@ -122,8 +151,10 @@ def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.
         xy, share = pca_2d(points)
         if share[1] < FLAT_SHARE:
             xy[:, 1] = 0.0
-            return xy, (f"PC1 ({100 * share[0]:.1f}% of variance)",
-                        f"one dimension: PC2 explains {100 * share[1]:.1f}% of the variance")
+            return xy, (
+                f"PC1 ({100 * share[0]:.1f}% of variance)",
+                f"one dimension: PC2 explains {100 * share[1]:.1f}% of the variance",
+            )
         return xy, (f"PC1 ({100 * share[0]:.1f}% of variance)", f"PC2 ({100 * share[1]:.1f}% of variance)")
     if method == "umap":
         return umap_2d(points, seed), ("UMAP 1", "UMAP 2")
@@ -131,8 +162,13 @@ def project(points: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.
 
 
 # -- distances ---------------------------------------------------------------------------------------------
-def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: int = MAX_POINTS,
-                    seed: int = 0, groups: list[list | None] | None = None) -> np.ndarray:
+def distance_matrix(
+    pools: list[np.ndarray],
+    metric: str = "mmd",
+    max_points: int = MAX_POINTS,
+    seed: int = 0,
+    groups: list[list | None] | None = None,
+) -> np.ndarray:
     """Symmetric matrix of distances between sets (NaN where a pair cannot be compared); zero diagonal.
 
     Each pair is compared with :func:`univar_eval.stats.distance.compare_sets` (distance only). With
@@ -150,9 +186,15 @@ def distance_matrix(pools: list[np.ndarray], metric: str = "mmd", max_points: in
             if min(len(ix), len(iy)) < 2:
                 out[i, j] = out[j, i] = np.nan
                 continue
-            r = distance_mod.compare_sets(pools[i][ix], pools[j][iy], metric, n_permutations=0, n_bootstrap=0,
-                                          groups_x=None if gi is None else [gi[k] for k in ix],
-                                          groups_y=None if gj is None else [gj[k] for k in iy])
+            r = distance_mod.compare_sets(
+                pools[i][ix],
+                pools[j][iy],
+                metric,
+                n_permutations=0,
+                n_bootstrap=0,
+                groups_x=None if gi is None else [gi[k] for k in ix],
+                groups_y=None if gj is None else [gj[k] for k in iy],
+            )
             out[i, j] = out[j, i] = np.nan if r.problem else r.distance
     return out
 
@@ -209,17 +251,31 @@ def _spread_labels(fig, texts) -> None:
         placed.append(text.get_window_extent(renderer))
 
 
-def draw_map(xy: np.ndarray, keys: list[tuple[str, str]], path: str | Path, *, title: str,
-             axis_labels: tuple[str, str] = ("", ""), size: tuple[float, float] = (8.0, 6.0),
-             dpi: float = 150) -> Path:
+def draw_map(
+    xy: np.ndarray,
+    keys: list[tuple[str, str]],
+    path: str | Path,
+    *,
+    title: str,
+    axis_labels: tuple[str, str] = ("", ""),
+    size: tuple[float, float] = (8.0, 6.0),
+    dpi: float = 150,
+) -> Path:
     """Points coloured by language, marked by model; each language's centroid linked to its points."""
     output_format(path)
     fig = map_figure(xy, keys, title=title, axis_labels=axis_labels, size=size, dpi=dpi)
     return _save(fig, path, dpi)
 
 
-def map_figure(xy: np.ndarray, keys: list[tuple[str, str]], *, title: str, axis_labels: tuple[str, str] = ("", ""),
-               size: tuple[float, float] = (8.0, 6.0), dpi: float = 150):
+def map_figure(
+    xy: np.ndarray,
+    keys: list[tuple[str, str]],
+    *,
+    title: str,
+    axis_labels: tuple[str, str] = ("", ""),
+    size: tuple[float, float] = (8.0, 6.0),
+    dpi: float = 150,
+):
     """The map as a matplotlib figure (see :func:`draw_map`)."""
     fig = _figure(size, dpi)  # first: a missing matplotlib is reported before anything else imports it
     from matplotlib.lines import Line2D
@@ -235,19 +291,43 @@ def map_figure(xy: np.ndarray, keys: list[tuple[str, str]], *, title: str, axis_
         centre = xy[rows].mean(axis=0)
         for i in rows:
             ax.plot([centre[0], xy[i, 0]], [centre[1], xy[i, 1]], color=colour[lang], alpha=0.45, lw=1, zorder=1)
-        ax.scatter([centre[0]], [centre[1]], marker="*", s=260, color=colour[lang], edgecolors="black",
-                   linewidths=0.8, zorder=2)
-        labels.append(ax.annotate(lang, centre, xytext=(6, 6), textcoords="offset points", fontsize=9,
-                                  fontweight="bold", zorder=4))
+        ax.scatter(
+            [centre[0]],
+            [centre[1]],
+            marker="*",
+            s=260,
+            color=colour[lang],
+            edgecolors="black",
+            linewidths=0.8,
+            zorder=2,
+        )
+        labels.append(
+            ax.annotate(
+                lang, centre, xytext=(6, 6), textcoords="offset points", fontsize=9, fontweight="bold", zorder=4
+            )
+        )
     for i, (model, lang) in enumerate(keys):  # above the stars: a model's point is never hidden by its centroid
-        ax.scatter([xy[i, 0]], [xy[i, 1]], marker=marker[model], s=55, color=colour[lang], edgecolors="black",
-                   linewidths=0.4, zorder=3)
-    lang_handles = [Line2D([], [], ls="", marker="o", color=colour[lg], markeredgecolor="black", label=lg)
-                    for lg in langs]
-    lang_handles.append(Line2D([], [], ls="", marker="*", markersize=12, color="white", markeredgecolor="black",
-                               label="language centroid"))
-    model_handles = [Line2D([], [], ls="", marker=marker[m], color="grey", markeredgecolor="black", label=m)
-                     for m in models]
+        ax.scatter(
+            [xy[i, 0]],
+            [xy[i, 1]],
+            marker=marker[model],
+            s=55,
+            color=colour[lang],
+            edgecolors="black",
+            linewidths=0.4,
+            zorder=3,
+        )
+    lang_handles = [
+        Line2D([], [], ls="", marker="o", color=colour[lg], markeredgecolor="black", label=lg) for lg in langs
+    ]
+    lang_handles.append(
+        Line2D(
+            [], [], ls="", marker="*", markersize=12, color="white", markeredgecolor="black", label="language centroid"
+        )
+    )
+    model_handles = [
+        Line2D([], [], ls="", marker=marker[m], color="grey", markeredgecolor="black", label=m) for m in models
+    ]
     # "outside" legends: constrained layout shrinks the axes so that both fit inside the figure
     fig.legend(handles=lang_handles, title="language", loc="outside right upper", fontsize=8, title_fontsize=9)
     fig.legend(handles=model_handles, title="model", loc="outside right lower", fontsize=8, title_fontsize=9)
@@ -269,16 +349,31 @@ def map_figure(xy: np.ndarray, keys: list[tuple[str, str]], *, title: str, axis_
     return fig
 
 
-def draw_heatmap(matrix: np.ndarray, labels: list[str], path: str | Path, *, title: str, metric: str = "mmd",
-                 size: tuple[float, float] = (8.0, 6.0), dpi: float = 150) -> Path:
+def draw_heatmap(
+    matrix: np.ndarray,
+    labels: list[str],
+    path: str | Path,
+    *,
+    title: str,
+    metric: str = "mmd",
+    size: tuple[float, float] = (8.0, 6.0),
+    dpi: float = 150,
+) -> Path:
     """Pairwise distances with the labels on both axes (values written in the cells when there are few)."""
     output_format(path)
     fig = heatmap_figure(matrix, labels, title=title, metric=metric, size=size, dpi=dpi)
     return _save(fig, path, dpi)
 
 
-def heatmap_figure(matrix: np.ndarray, labels: list[str], *, title: str, metric: str = "mmd",
-                   size: tuple[float, float] = (8.0, 6.0), dpi: float = 150):
+def heatmap_figure(
+    matrix: np.ndarray,
+    labels: list[str],
+    *,
+    title: str,
+    metric: str = "mmd",
+    size: tuple[float, float] = (8.0, 6.0),
+    dpi: float = 150,
+):
     """The heatmap as a matplotlib figure (see :func:`draw_heatmap`)."""
     fig = _figure(size, dpi)
     ax = fig.add_subplot()
@@ -297,16 +392,32 @@ def heatmap_figure(matrix: np.ndarray, labels: list[str], *, title: str, metric:
             for j in range(n):
                 v = matrix[i, j]
                 text = "n/a" if not np.isfinite(v) else f"{v:.2f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=font * 0.85,
-                        color="white" if np.isfinite(v) and v < middle else "black")
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=font * 0.85,
+                    color="white" if np.isfinite(v) and v < middle else "black",
+                )
     fig.suptitle(title, fontsize=10)
     return fig
 
 
 # -- the command's work ------------------------------------------------------------------------------------
-def value_map(sets: list[LabelledSet], output: str | Path, *, method: str = "pca", family: str | None = None,
-              heatmap: str | Path | None = None, metric: str = "mmd", size: tuple[float, float] = (8.0, 6.0),
-              dpi: float = 150, seed: int = 0) -> dict:
+def value_map(
+    sets: list[LabelledSet],
+    output: str | Path,
+    *,
+    method: str = "pca",
+    family: str | None = None,
+    heatmap: str | Path | None = None,
+    metric: str = "mmd",
+    size: tuple[float, float] = (8.0, 6.0),
+    dpi: float = 150,
+    seed: int = 0,
+) -> dict:
     """Draw the map (and the heatmap); return the coordinates and distances as plain data."""
 
     sets = select_family(sets, family)
@@ -318,25 +429,46 @@ def value_map(sets: list[LabelledSet], output: str | Path, *, method: str = "pca
     xy, axis_labels = project(points, method, seed)
     enc_name = encoder.get("name") or "unknown encoder"
     what = family or "value questionnaires"
-    draw_map(xy, keys, output, title=f"Value map ({what}, {method.upper()})\nencoder {enc_name}",
-             axis_labels=axis_labels, size=size, dpi=dpi)
-    result = {"encoder": {k: encoder.get(k) for k in ("name", "fingerprint_id")}, "method": method,
-              "task_family": family, "map": str(output),
-              "points": [{"model": m, "lang": lg, "x": float(p[0]), "y": float(p[1])} for (m, lg), p in zip(keys, xy)]}
+    draw_map(
+        xy,
+        keys,
+        output,
+        title=f"Value map ({what}, {method.upper()})\nencoder {enc_name}",
+        axis_labels=axis_labels,
+        size=size,
+        dpi=dpi,
+    )
+    result = {
+        "encoder": {k: encoder.get(k) for k in ("name", "fingerprint_id")},
+        "method": method,
+        "task_family": family,
+        "map": str(output),
+        "points": [{"model": m, "lang": lg, "x": float(p[0]), "y": float(p[1])} for (m, lg), p in zip(keys, xy)],
+    }
     if heatmap:
         group_keys, pools = grouped(sets)
         matrix = distance_matrix(pools, metric, seed=seed, groups=grouped_question_ids(sets, group_keys))
         labels = [f"{m}${lg}" for m, lg in keys]
-        draw_heatmap(matrix, labels, heatmap, metric=metric, size=size, dpi=dpi,
-                     title=f"{metric.upper()} between model-language value distributions\n"
-                           f"({what}), encoder {enc_name}")
-        result.update(heatmap=str(heatmap), labels=labels,
-                      distances=[[None if not np.isfinite(v) else float(v) for v in row] for row in matrix])
+        draw_heatmap(
+            matrix,
+            labels,
+            heatmap,
+            metric=metric,
+            size=size,
+            dpi=dpi,
+            title=f"{metric.upper()} between model-language value distributions\n({what}), encoder {enc_name}",
+        )
+        result.update(
+            heatmap=str(heatmap),
+            labels=labels,
+            distances=[[None if not np.isfinite(v) else float(v) for v in row] for row in matrix],
+        )
     return result
 
 
-def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, float] = (8.0, 4.5),
-                   dpi: float = 150) -> Path:
+def draw_hvae_bars(
+    table: list[dict], path: str | Path, *, size: tuple[float, float] = (8.0, 4.5), dpi: float = 150
+) -> Path:
     """Grouped bars of HVAE value rationality per target value, one bar per run and task form."""
 
     if not table:
@@ -354,8 +486,15 @@ def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, fl
             if not (isinstance(v, (int, float)) and v == v):
                 ax.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     ax.set_xticks(range(len(TARGETS)), TARGETS)
-    lowest = min([0.0] + [v for row in table for v in (row["targets"].get(t, {}).get("value_rationality")
-                                                      for t in TARGETS) if isinstance(v, (int, float)) and v == v])
+    lowest = min(
+        [0.0]
+        + [
+            v
+            for row in table
+            for v in (row["targets"].get(t, {}).get("value_rationality") for t in TARGETS)
+            if isinstance(v, (int, float)) and v == v
+        ]
+    )
     ax.set_ylim(min(-0.1, lowest - 0.05), 1.05)  # chance-corrected: below 0 is worse than chance
     ax.axhline(0.0, color="black", lw=0.8, ls="--", label="chance")
     ax.set_ylabel("value rationality (1 ideal, 0 chance)")
@@ -366,13 +505,34 @@ def draw_hvae_bars(table: list[dict], path: str | Path, *, size: tuple[float, fl
 
 # -- drift: which values moved --------------------------------------------------------------------------
 #: PVQ's 19 values in the order of Schwartz's circle (refined theory), going round once.
-PVQ_CIRCLE = ("sd_thought", "sd_action", "stimulation", "hedonism", "achievement", "power_dominance",
-              "power_resources", "face", "security_personal", "security_societal", "tradition", "conformity_rules",
-              "conformity_interpersonal", "humility", "benevolence_dependability", "benevolence_caring",
-              "universalism_concern", "universalism_nature", "universalism_tolerance")
+PVQ_CIRCLE = (
+    "sd_thought",
+    "sd_action",
+    "stimulation",
+    "hedonism",
+    "achievement",
+    "power_dominance",
+    "power_resources",
+    "face",
+    "security_personal",
+    "security_societal",
+    "tradition",
+    "conformity_rules",
+    "conformity_interpersonal",
+    "humility",
+    "benevolence_dependability",
+    "benevolence_caring",
+    "universalism_concern",
+    "universalism_nature",
+    "universalism_tolerance",
+)
 #: colours of PVQ's higher-order groups on the circle
-PVQ_GROUP_COLOURS = {"openness_to_change": "#e6902e", "self_enhancement": "#c8453b", "conservation": "#3f76b5",
-                     "self_transcendence": "#3f9b5a"}
+PVQ_GROUP_COLOURS = {
+    "openness_to_change": "#e6902e",
+    "self_enhancement": "#c8453b",
+    "conservation": "#3f76b5",
+    "self_transcendence": "#3f9b5a",
+}
 
 
 def _drift_rows(values: list, quantity: str) -> dict[str, tuple[float, float | None, float | None, bool]]:
@@ -387,13 +547,25 @@ def _drift_rows(values: list, quantity: str) -> dict[str, tuple[float, float | N
             mag, lo, hi = v.distance, v.ci_low, v.ci_high
         if mag is None:
             continue
-        out[v.label] = (max(float(mag), 0.0), None if lo is None else max(float(lo), 0.0),
-                        None if hi is None else max(float(hi), 0.0), bool(v.significant))
+        out[v.label] = (
+            max(float(mag), 0.0),
+            None if lo is None else max(float(lo), 0.0),
+            None if hi is None else max(float(hi), 0.0),
+            bool(v.significant),
+        )
     return out
 
 
-def draw_value_circle(values: list, path: str | Path, *, title: str, groups: dict[str, str] | None = None,
-                      quantity: str = "distance", size: tuple[float, float] = (7.5, 7.5), dpi: float = 150) -> Path:
+def draw_value_circle(
+    values: list,
+    path: str | Path,
+    *,
+    title: str,
+    groups: dict[str, str] | None = None,
+    quantity: str = "distance",
+    size: tuple[float, float] = (7.5, 7.5),
+    dpi: float = 150,
+) -> Path:
     """PVQ's 19 values round Schwartz's circle: one wedge per value whose length is its distance (or share)
     from the baseline, a whisker for its interval, a black edge and a star when significant. Lengths are
     magnitudes: a distance says how much a value moved, never in which direction."""
@@ -415,16 +587,34 @@ def draw_value_circle(values: list, path: str | Path, *, title: str, groups: dic
             ax.text(theta[i], top * 0.08, "n/a", ha="center", va="center", fontsize=7, color="grey")
             continue
         mag, lo, hi, sig = rows[label]
-        ax.bar(theta[i], mag, width=2 * np.pi / n * 0.8, color=colour, alpha=0.9 if sig else 0.45,
-               edgecolor="black" if sig else colour, linewidth=1.6 if sig else 0.5, zorder=2)
+        ax.bar(
+            theta[i],
+            mag,
+            width=2 * np.pi / n * 0.8,
+            color=colour,
+            alpha=0.9 if sig else 0.45,
+            edgecolor="black" if sig else colour,
+            linewidth=1.6 if sig else 0.5,
+            zorder=2,
+        )
         if lo is not None and hi is not None:
             whisker = "black" if sig else "#555555"
             ax.plot([theta[i], theta[i]], [lo, hi], color=whisker, lw=1.2 if sig else 0.8, zorder=3)
             ax.plot([theta[i]], [hi], marker="_", color=whisker, zorder=3)
         if sig:
-            ax.text(theta[i], (hi if hi is not None else mag) + top * 0.06, "*", ha="center", va="center",
-                    fontsize=15, fontweight="bold", zorder=4)
-    ax.set_xticks(theta, [lb.replace("sd_", "self-direction_").replace("_", "\n", 1) for lb in PVQ_CIRCLE], fontsize=7.5)
+            ax.text(
+                theta[i],
+                (hi if hi is not None else mag) + top * 0.06,
+                "*",
+                ha="center",
+                va="center",
+                fontsize=15,
+                fontweight="bold",
+                zorder=4,
+            )
+    ax.set_xticks(
+        theta, [lb.replace("sd_", "self-direction_").replace("_", "\n", 1) for lb in PVQ_CIRCLE], fontsize=7.5
+    )
     ax.set_ylim(0, top * 1.18)
     ax.set_rlabel_position(0)
     ax.tick_params(axis="y", labelsize=7)
@@ -436,8 +626,15 @@ def draw_value_circle(values: list, path: str | Path, *, title: str, groups: dic
     return _save(fig, path, dpi)
 
 
-def draw_value_bars(values: list, path: str | Path, *, title: str, quantity: str = "distance",
-                    size: tuple[float, float] = (8.0, 5.0), dpi: float = 150) -> Path:
+def draw_value_bars(
+    values: list,
+    path: str | Path,
+    *,
+    title: str,
+    quantity: str = "distance",
+    size: tuple[float, float] = (8.0, 5.0),
+    dpi: float = 150,
+) -> Path:
     """One horizontal bar per value label (largest at the top) with its interval; significant ones dark and
     starred. For questionnaires without Schwartz's circle (WVS themes, GLOBE dimensions, situation domains)."""
     output_format(path)
@@ -465,12 +662,14 @@ def draw_value_bars(values: list, path: str | Path, *, title: str, quantity: str
     return _save(fig, path, dpi)
 
 
-def draw_drift(result, path: str | Path, *, questionnaire: str | None, title: str, quantity: str = "distance",
-               dpi: float = 150) -> Path:
+def draw_drift(
+    result, path: str | Path, *, questionnaire: str | None, title: str, quantity: str = "distance", dpi: float = 150
+) -> Path:
     """The value circle for PVQ, bars for the other questionnaires (``result``: a stats.drift.DriftResult)."""
     if result.design != "per_question":
         title += "\none answer per question: descriptive (mean answer distance), no interval, no test"
     if questionnaire == "pvq" and {v.label for v in result.values} <= set(PVQ_CIRCLE):
-        return draw_value_circle(result.values, path, title=title, groups=result.value_groups, quantity=quantity,
-                                 dpi=dpi)
+        return draw_value_circle(
+            result.values, path, title=title, groups=result.value_groups, quantity=quantity, dpi=dpi
+        )
     return draw_value_bars(result.values, path, title=title, quantity=quantity, dpi=dpi)

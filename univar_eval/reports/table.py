@@ -56,7 +56,7 @@ def fmt_number(x, digits: int = DIGITS) -> str:
         return "n/a"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    smallest = 10.0 ** -digits
+    smallest = 10.0**-digits
     if x != 0 and abs(x) < smallest / 2:
         return f"<{smallest:.{digits}f}" if x > 0 else f">-{smallest:.{digits}f}"
     return f"{x:.{digits}f}"
@@ -116,8 +116,9 @@ def csv_text(text: str) -> str:
 
 def _xml_ok(ch: str) -> bool:
     code = ord(ch)
-    return (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
-            or 0x10000 <= code <= 0x10FFFF) and not 0x7F <= code <= 0x9F
+    return (
+        code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+    ) and not 0x7F <= code <= 0x9F
 
 
 def xml_text(text) -> str:
@@ -153,9 +154,13 @@ class Table:
 
     def numeric_column(self, col: int) -> bool:
         values = [r[col] for r in self.rows if r[col] is not None]
-        return bool(values) and all(isinstance(v, (int, float)) or _is_numpy_number(v)
-                                    or _is_number_text(self.text_of(col, v)) or self.text_of(col, v) in ("-", "n/a")
-                                    for v in values)
+        return bool(values) and all(
+            isinstance(v, (int, float))
+            or _is_numpy_number(v)
+            or _is_number_text(self.text_of(col, v))
+            or self.text_of(col, v) in ("-", "n/a")
+            for v in values
+        )
 
 
 def _is_numpy_number(x) -> bool:
@@ -163,8 +168,7 @@ def _is_numpy_number(x) -> bool:
 
 
 def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 0 if unicodedata.combining(ch) else 1
-               for ch in text)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 0 if unicodedata.combining(ch) else 1 for ch in text)
 
 
 def _pad(text: str, width: int, right: bool) -> str:
@@ -240,8 +244,10 @@ document.querySelectorAll('th').forEach(function (th, col) {
 });
 """
 
-_STYLE = ("body{font-family:sans-serif}table{border-collapse:collapse}th,td{border:1px solid #ccc;"
-          "padding:4px 8px;text-align:right}th{cursor:pointer;background:#f4f4f4}td:first-child{text-align:left}")
+_STYLE = (
+    "body{font-family:sans-serif}table{border-collapse:collapse}th,td{border:1px solid #ccc;"
+    "padding:4px 8px;text-align:right}th{cursor:pointer;background:#f4f4f4}td:first-child{text-align:left}"
+)
 
 
 def to_html(table: Table, page_title: str | None = None) -> str:
@@ -261,9 +267,12 @@ def to_html(table: Table, page_title: str | None = None) -> str:
     parts += [f"<p>{esc(n)}</p>" for n in table.notes]
     if page_title is None:
         return "\n".join(parts) + "\n"
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + esc(page_title) + "</title>"
-            f"<style>{_STYLE}</style></head><body><h1>{esc(page_title)}</h1>" + "".join(parts)
-            + f"<script>{_SORT_JS}</script></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>' + esc(page_title) + "</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{esc(page_title)}</h1>"
+        + "".join(parts)
+        + f"<script>{_SORT_JS}</script></body></html>\n"
+    )
 
 
 RENDERERS: dict[str, Callable[[Table], str]] = {"text": to_text, "md": to_markdown, "csv": to_csv, "html": to_html}

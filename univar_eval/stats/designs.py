@@ -39,8 +39,12 @@ class Design:
     @property
     def one_to_one(self) -> bool:
         """Exactly one answer per question on each side (the sign-flip fast path)."""
-        return (self.qx is not None and len(self.qx) == self.n_questions == len(self.qy)
-                and len(np.unique(self.qx)) == self.n_questions and len(np.unique(self.qy)) == self.n_questions)
+        return (
+            self.qx is not None
+            and len(self.qx) == self.n_questions == len(self.qy)
+            and len(np.unique(self.qx)) == self.n_questions
+            and len(np.unique(self.qy)) == self.n_questions
+        )
 
 
 def _ids(groups, size: int, side: str) -> list:
@@ -63,9 +67,18 @@ def choose_design(groups_x, groups_y, m: int, n: int, *, paired: bool = True, pe
     left_x = sum(1 for g in gx if g not in cy or g is None)
     left_y = sum(1 for g in gy if g not in cx or g is None)
     if not shared:
-        return Design(SHARED_SHIFT, np.arange(0), np.arange(0), None, None, 0, left_x, left_y,
-                      problem="no question is answered on both sides, so there is nothing to pair; compare "
-                              "unpaired (paired=False, --allow-other-questions) if the sets ask different questions")
+        return Design(
+            SHARED_SHIFT,
+            np.arange(0),
+            np.arange(0),
+            None,
+            None,
+            0,
+            left_x,
+            left_y,
+            problem="no question is answered on both sides, so there is nothing to pair; compare "
+            "unpaired (paired=False, --allow-other-questions) if the sets ask different questions",
+        )
     repeated = [g for g in shared if cx[g] >= MIN_REPEATS and cy[g] >= MIN_REPEATS]
     name = PER_QUESTION if per_question and repeated and 2 * len(repeated) >= len(shared) else SHARED_SHIFT
     used = repeated if name == PER_QUESTION else shared
@@ -76,14 +89,28 @@ def choose_design(groups_x, groups_y, m: int, n: int, *, paired: bool = True, pe
     qy = np.array([number[gy[i]] for i in y_index], dtype=np.int64)
     problem = None
     if name == SHARED_SHIFT and len(used) < 2:
-        problem = ("all answers share one question id: the shared-shift comparison leaves out pairs of answers to "
-                   "the same question, so it needs two shared questions or more")
-    return Design(name, x_index, y_index, qx, qy, len(used), left_x, left_y,
-                  n_few_repeats=len(shared) - len(used), problem=problem, n_repeated=len(repeated))
+        problem = (
+            "all answers share one question id: the shared-shift comparison leaves out pairs of answers to "
+            "the same question, so it needs two shared questions or more"
+        )
+    return Design(
+        name,
+        x_index,
+        y_index,
+        qx,
+        qy,
+        len(used),
+        left_x,
+        left_y,
+        n_few_repeats=len(shared) - len(used),
+        problem=problem,
+        n_repeated=len(repeated),
+    )
 
 
-def paired_subsample(groups_x, groups_y, max_n: int, seed: int = 0, *, n_x: int | None = None,
-                     n_y: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def paired_subsample(
+    groups_x, groups_y, max_n: int, seed: int = 0, *, n_x: int | None = None, n_y: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of x and y to keep at most ``max_n`` answers a side, subsampling by shared question id.
 
     With question ids on both sides, a seeded random subset of the shared questions is kept whole on
@@ -97,8 +124,10 @@ def paired_subsample(groups_x, groups_y, max_n: int, seed: int = 0, *, n_x: int 
         n = len(groups_y) if groups_y is not None else n_y
         if m is None or n is None:
             raise ValueError("give n_x and n_y when a side has no question ids")
-        pick = lambda size: (np.sort(rng.choice(size, max_n, replace=False)) if size > max_n  # noqa: E731
-                             else np.arange(size))
+
+        def pick(size):
+            return np.sort(rng.choice(size, max_n, replace=False)) if size > max_n else np.arange(size)
+
         return pick(m), pick(n)
     gx, gy = list(groups_x), list(groups_y)
     cx, cy = Counter(gx), Counter(gy)
@@ -109,8 +138,10 @@ def paired_subsample(groups_x, groups_y, max_n: int, seed: int = 0, *, n_x: int 
         if used_x + cx[g] <= max_n and used_y + cy[g] <= max_n:
             keep.add(g)
             used_x, used_y = used_x + cx[g], used_y + cy[g]
-    return (np.array([i for i, g in enumerate(gx) if g in keep], dtype=np.int64),
-            np.array([i for i, g in enumerate(gy) if g in keep], dtype=np.int64))
+    return (
+        np.array([i for i, g in enumerate(gx) if g in keep], dtype=np.int64),
+        np.array([i for i, g in enumerate(gy) if g in keep], dtype=np.int64),
+    )
 
 
 def split_repeats(groups, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +161,6 @@ def split_repeats(groups, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         if len(rows) < 2:
             continue
         rows = list(np.asarray(rows)[rng.permutation(len(rows))])
-        a += rows[:len(rows) // 2]
-        b += rows[len(rows) // 2:]
+        a += rows[: len(rows) // 2]
+        b += rows[len(rows) // 2 :]
     return np.sort(np.array(a, dtype=np.int64)), np.sort(np.array(b, dtype=np.int64))

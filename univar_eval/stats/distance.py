@@ -85,15 +85,21 @@ _CHUNK = 256
 #: Share of bootstrap resamples that must give a finite statistic for a bound to be reported.
 _MIN_FINITE_BOOTSTRAP = 0.9
 
-SHARED_SHIFT_NOTE = ("one answer per question: only shifts shared across questions are testable; ask with repeats "
-                     "(lm-eval `repeats: N` with sampling) to test per-question changes")
-UNPAIRED_NOTE = ("unpaired: the answers are compared as two independent samples, not matched by question "
-                 "(differences in which questions were asked count as differences)")
+SHARED_SHIFT_NOTE = (
+    "one answer per question: only shifts shared across questions are testable; ask with repeats "
+    "(lm-eval `repeats: N` with sampling) to test per-question changes"
+)
+UNPAIRED_NOTE = (
+    "unpaired: the answers are compared as two independent samples, not matched by question "
+    "(differences in which questions were asked count as differences)"
+)
 
 
 def pooled_note(metric: str) -> str:
-    return (f"{metric} compares the pooled answers to the shared questions: only shifts shared across questions "
-            "are testable; use mmd to test per-question changes")
+    return (
+        f"{metric} compares the pooled answers to the shared questions: only shifts shared across questions "
+        "are testable; use mmd to test per-question changes"
+    )
 
 
 @dataclass
@@ -177,12 +183,13 @@ def _pair_counts(w: np.ndarray, onehot: np.ndarray) -> np.ndarray:
     """For weight rows ``w`` (B x N): the number of ordered pairs of items with *different* labels,
     ``(sum w)² - sum_l (sum_{i in l} w_i)²`` (items sharing a label, e.g. answers to one question, are not paired)."""
     per_label = w.astype(np.float64) @ onehot
-    return w.sum(1, dtype=np.float64) ** 2 - (per_label ** 2).sum(1)
+    return w.sum(1, dtype=np.float64) ** 2 - (per_label**2).sum(1)
 
 
 def _cross_counts(wx: np.ndarray, wy: np.ndarray, onehot: np.ndarray) -> np.ndarray:
-    return (wx.sum(1, dtype=np.float64) * wy.sum(1, dtype=np.float64)
-            - ((wx.astype(np.float64) @ onehot) * (wy.astype(np.float64) @ onehot)).sum(1))
+    return wx.sum(1, dtype=np.float64) * wy.sum(1, dtype=np.float64) - (
+        (wx.astype(np.float64) @ onehot) * (wy.astype(np.float64) @ onehot)
+    ).sum(1)
 
 
 def _forms_complementary(k: np.ndarray, wx: np.ndarray):
@@ -199,15 +206,23 @@ def _forms(k: np.ndarray, wx: np.ndarray, wy: np.ndarray):
     out = []
     for a, b in zip(_chunks(wx), _chunks(wy)):
         ka = a @ k
-        out.append(np.stack([(ka * a).sum(1, dtype=np.float64), ((b @ k) * b).sum(1, dtype=np.float64),
-                             (ka * b).sum(1, dtype=np.float64)], axis=1))
+        out.append(
+            np.stack(
+                [
+                    (ka * a).sum(1, dtype=np.float64),
+                    ((b @ k) * b).sum(1, dtype=np.float64),
+                    (ka * b).sum(1, dtype=np.float64),
+                ],
+                axis=1,
+            )
+        )
     res = np.concatenate(out)
     return res[:, 0], res[:, 1], res[:, 2]
 
 
 def _chunks(w: np.ndarray, size: int = _CHUNK):
     for start in range(0, len(w), size):
-        yield w[start:start + size]
+        yield w[start : start + size]
 
 
 # -- the statistics ---------------------------------------------------------------------------------
@@ -217,8 +232,11 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, bandwidth: float | str | None = 
     sigma = _bandwidth(x, y, bandwidth, seed)
     kxx, kyy, kxy = gaussian_kernel(x, x, sigma), gaussian_kernel(y, y, sigma), gaussian_kernel(x, y, sigma)
     m, n = len(x), len(y)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2.0 * kxy.sum() / (m * n))
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2.0 * kxy.sum() / (m * n)
+    )
 
 
 def centroid_distance(x: np.ndarray, y: np.ndarray) -> float:
@@ -264,7 +282,8 @@ def question_form(k: np.ndarray, cx: int, cy: int) -> tuple:
 
 
 def question_mmd2(w: np.ndarray, form: tuple) -> np.ndarray:
-    """Per-question MMD² (batch, G) for 0/1 labels ``w`` (batch, G, c), 1 = x, of :func:`question_form`'s G questions."""
+    """Per-question MMD² (batch, G) for 0/1 labels ``w`` (batch, G, c), 1 = x, of :func:`question_form`'s G
+    questions."""
     k, r, quad, lin, const = form
     wt = w.transpose(1, 0, 2)  # (G, batch, c): one matrix product per question
     return (quad * ((wt @ k) * wt).sum(2) - lin * (wt * r[:, None, :]).sum(2) + const[:, None]).T
@@ -289,7 +308,7 @@ def _per_question_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _
         if n_perm:
             splits = resampling.within_question_splits(px, py, len(qs), n_perm, seed, tag)
             for s in range(0, n_perm, 2048):
-                perm[s:s + 2048] += question_mmd2(splits[s:s + 2048].astype(np.float64), form).sum(1)
+                perm[s : s + 2048] += question_mmd2(splits[s : s + 2048].astype(np.float64), form).sum(1)
     draws = _Draws(float(t_obs.mean()), ref / q, None if perm is None else perm / q)
     draws.details["per_question"] = t_obs
     if n_boot:
@@ -310,7 +329,7 @@ def _studentised_bounds(t: np.ndarray, counts: np.ndarray) -> Callable:
     q = len(t)
     mean, se = float(t.mean()), float(t.std(ddof=1)) / np.sqrt(q) if q > 1 else 0.0
     m = counts @ t / q
-    var = np.clip(counts @ (t ** 2) / q - m ** 2, 0.0, None) * q / max(q - 1, 1)
+    var = np.clip(counts @ (t**2) / q - m**2, 0.0, None) * q / max(q - 1, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         pivots = (m - mean) / np.sqrt(var / q)
     pivots = pivots[np.isfinite(pivots)]
@@ -340,12 +359,13 @@ def _sign_flip_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Dra
     draws.reference = float(((np.ones((1, q), np.float32) @ h32).sum(dtype=np.float64)) / (q * (q - 1)))
     if n_perm:
         signs = resampling.sign_flips(q, n_perm, seed)
-        draws.permuted = np.concatenate([np.einsum("ij,ij->i", s @ h32, s, dtype=np.float64)
-                                         for s in _chunks(signs, 4096)]) / (q * (q - 1))
+        draws.permuted = np.concatenate(
+            [np.einsum("ij,ij->i", s @ h32, s, dtype=np.float64) for s in _chunks(signs, 4096)]
+        ) / (q * (q - 1))
     if n_boot:
         c = resampling.question_counts(rng, q, n_boot)
         with np.errstate(divide="ignore", invalid="ignore"):  # a resample of one question has no pair
-            draws.boot = np.einsum("ij,ij->i", c @ h, c) / (q * q - (c ** 2).sum(1))
+            draws.boot = np.einsum("ij,ij->i", c @ h, c) / (q * q - (c**2).sum(1))
     return draws
 
 
@@ -362,13 +382,16 @@ def _dense(metric, xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Dra
     labels = np.concatenate([dz.qx, dz.qy]) if paired else np.arange(m + n)
     if metric == "mmd":
         k = kernel_from_gram(gram, sigma)
-        k *= (labels[:, None] != labels[None, :])  # no pair of answers to one question (nor an item with itself)
+        k *= labels[:, None] != labels[None, :]  # no pair of answers to one question (nor an item with itself)
         onehot = np.zeros((m + n, labels.max() + 1))
         onehot[np.arange(m + n), labels] = 1.0
 
         def from_forms(sxx, syy, sxy, wx, wy):
-            return sxx / _pair_counts(wx, onehot) + syy / _pair_counts(wy, onehot) \
+            return (
+                sxx / _pair_counts(wx, onehot)
+                + syy / _pair_counts(wy, onehot)
                 - 2.0 * sxy / _cross_counts(wx, wy, onehot)
+            )
     else:
         k = gram
 
@@ -420,8 +443,11 @@ def _frechet(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
             boot = np.empty(n_boot)
             for size in sorted({(len(a), len(b)) for a, b in rows}):  # equal sizes are batched together
                 sel = [i for i, (a, b) in enumerate(rows) if (len(a), len(b)) == size]
-                boot[sel] = fit(np.stack([rows[i][0] for i in sel]), np.stack([rows[i][1] for i in sel])) \
-                    if min(size) >= 2 else np.nan
+                boot[sel] = (
+                    fit(np.stack([rows[i][0] for i in sel]), np.stack([rows[i][1] for i in sel]))
+                    if min(size) >= 2
+                    else np.nan
+                )
             draws.boot = boot
     return draws
 
@@ -429,12 +455,16 @@ def _frechet(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
 def _mmd2_rows(x, y, sigma) -> float:
     kxx, kyy, kxy = (kernel_from_gram(a @ b.T, sigma) for a, b in ((x, x), (y, y), (x, y)))
     m, n = len(x), len(y)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-                 - 2.0 * kxy.sum() / (m * n))
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2.0 * kxy.sum() / (m * n)
+    )
 
 
 def mmd2_unbiased_masked(x, y, dz: Design, sigma: float = 1.0) -> float:
     """Shared-shift MMD² (float64): the unbiased MMD² over pairs of answers to different questions."""
+
     def mean(a, qa, b, qb):
         k = kernel_from_gram(a @ b.T, sigma)
         keep = qa[:, None] != qb[None, :]
@@ -444,10 +474,21 @@ def mmd2_unbiased_masked(x, y, dz: Design, sigma: float = 1.0) -> float:
 
 
 # -- tests of difference ------------------------------------------------------------------------------
-def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permutations: int = DEFAULT_PERMUTATIONS,
-                 n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, ci: float = 0.95, alpha: float = DEFAULT_ALPHA,
-                 bandwidth: float | str | None = None, groups_x=None, groups_y=None,
-                 paired: bool = True) -> DistanceResult:
+def compare_sets(
+    x: np.ndarray,
+    y: np.ndarray,
+    metric: str = "mmd",
+    *,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    ci: float = 0.95,
+    alpha: float = DEFAULT_ALPHA,
+    bandwidth: float | str | None = None,
+    groups_x=None,
+    groups_y=None,
+    paired: bool = True,
+) -> DistanceResult:
     """Distance between two sets with a permutation p-value, a paired bootstrap interval and upper bound.
 
     ``groups_x`` / ``groups_y``: the question id of each answer. The design (per-question,
@@ -459,13 +500,26 @@ def compare_sets(x: np.ndarray, y: np.ndarray, metric: str = "mmd", *, n_permuta
     x, y = _check_sets(x, y)
     m, n = len(x), len(y)
     dz = choose_design(groups_x, groups_y, m, n, paired=paired, per_question=(metric == "mmd"))
-    result = DistanceResult(metric=metric, distance=np.nan, statistic=np.nan,
-                            p_value=np.nan if n_permutations else None,
-                            ci_low=np.nan if n_bootstrap else None, ci_high=np.nan if n_bootstrap else None,
-                            n_x=m, n_y=n, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                            design=dz.name, n_questions=dz.n_questions, n_left_out_x=dz.n_left_out_x,
-                            n_left_out_y=dz.n_left_out_y, upper=np.nan if n_bootstrap else None, alpha=alpha,
-                            note=_note(metric, dz))
+    result = DistanceResult(
+        metric=metric,
+        distance=np.nan,
+        statistic=np.nan,
+        p_value=np.nan if n_permutations else None,
+        ci_low=np.nan if n_bootstrap else None,
+        ci_high=np.nan if n_bootstrap else None,
+        n_x=m,
+        n_y=n,
+        n_permutations=n_permutations,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        design=dz.name,
+        n_questions=dz.n_questions,
+        n_left_out_x=dz.n_left_out_x,
+        n_left_out_y=dz.n_left_out_y,
+        upper=np.nan if n_bootstrap else None,
+        alpha=alpha,
+        note=_note(metric, dz),
+    )
     if dz.name != UNPAIRED:
         result.details["paired_questions"] = dz.n_questions  # kept for readers of the earlier field
     if dz.n_few_repeats:
@@ -531,9 +585,17 @@ def _note(metric: str, dz: Design) -> str | None:
     return None
 
 
-def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n_permutations: int = 0,
-                 n_bootstrap: int = DEFAULT_BOOTSTRAP, alpha: float = DEFAULT_ALPHA,
-                 ci: float = 0.95) -> DistanceResult:
+def within_noise(
+    x: np.ndarray,
+    groups,
+    metric: str = "mmd",
+    seed: int = 0,
+    *,
+    n_permutations: int = 0,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    alpha: float = DEFAULT_ALPHA,
+    ci: float = 0.95,
+) -> DistanceResult:
     """The noise floor: the distance a rerun of this model, with as many answers as it has, would show against it.
 
     Each question's answers are split in two (seeded; see :func:`designs.split_repeats`), the halves
@@ -572,9 +634,14 @@ def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n
         return _unavailable(metric, x, seed, "no question ids: the halves of a model's repeats cannot be matched")
     a, b = split_repeats(groups, seed)
     if len(a) < 2 or len(b) < 2:
-        return _unavailable(metric, x, seed, "no repeats: every question has one answer, so the model's own noise "
-                                             "cannot be measured; ask with repeats (lm-eval `repeats: N` with "
-                                             "sampling) or add runs with `bank add --as-repeats`")
+        return _unavailable(
+            metric,
+            x,
+            seed,
+            "no repeats: every question has one answer, so the model's own noise "
+            "cannot be measured; ask with repeats (lm-eval `repeats: N` with "
+            "sampling) or add runs with `bank add --as-repeats`",
+        )
     g = list(groups)
     if metric == "mmd":
         rerun = choose_design(g, g, len(g), len(g))
@@ -582,8 +649,18 @@ def within_noise(x: np.ndarray, groups, metric: str = "mmd", seed: int = 0, *, n
             return _per_question_floor(x, g, a, b, rerun, seed=seed, n_bootstrap=n_bootstrap, ci=ci, alpha=alpha)
     if metric == "centroid":
         b = _same_counts(b, a, g)
-    result = compare_sets(x[a], x[b], metric, n_permutations=n_permutations, n_bootstrap=n_bootstrap, seed=seed,
-                          alpha=alpha, ci=ci, groups_x=[g[i] for i in a], groups_y=[g[i] for i in b])
+    result = compare_sets(
+        x[a],
+        x[b],
+        metric,
+        n_permutations=n_permutations,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        alpha=alpha,
+        ci=ci,
+        groups_x=[g[i] for i in a],
+        groups_y=[g[i] for i in b],
+    )
     result.details["noise_floor"] = True
     if metric == "centroid" and np.isfinite(result.statistic):
         scale = _centroid_rerun_scale(x, g, a, b)
@@ -620,8 +697,18 @@ def noise_variance_factor(m: int, n: int) -> float:
     return 1.0 / (m * (m - 1)) + 1.0 / (n * (n - 1)) + 2.0 / (m * n)
 
 
-def _per_question_floor(x: np.ndarray, groups: list, a: np.ndarray, b: np.ndarray, rerun: Design, *, seed: int,
-                        n_bootstrap: int, ci: float, alpha: float) -> DistanceResult:
+def _per_question_floor(
+    x: np.ndarray,
+    groups: list,
+    a: np.ndarray,
+    b: np.ndarray,
+    rerun: Design,
+    *,
+    seed: int,
+    n_bootstrap: int,
+    ci: float,
+    alpha: float,
+) -> DistanceResult:
     """The mmd floor of a per-question rerun: each question's halves value rescaled (see :func:`within_noise`)."""
     rows_a: dict = {}
     rows_b: dict = {}
@@ -645,17 +732,36 @@ def _per_question_floor(x: np.ndarray, groups: list, a: np.ndarray, b: np.ndarra
             coefs.append(2.0 / (n * (n - 1)) + 1.0 / n)
             n_one_answer += 1
     used = len(values)
-    result = DistanceResult(metric="mmd", distance=np.nan, statistic=np.nan, p_value=None,
-                            ci_low=np.nan if n_bootstrap else None, ci_high=np.nan if n_bootstrap else None,
-                            n_x=len(a), n_y=len(b), n_permutations=0, n_bootstrap=n_bootstrap, seed=seed,
-                            design=PER_QUESTION, n_questions=used, upper=np.nan if n_bootstrap else None, alpha=alpha,
-                            details={"noise_floor": True, "rerun_questions": rerun.n_questions,
-                                     "rerun_scale": "per question", "n_split_one_answer": n_one_answer})
+    result = DistanceResult(
+        metric="mmd",
+        distance=np.nan,
+        statistic=np.nan,
+        p_value=None,
+        ci_low=np.nan if n_bootstrap else None,
+        ci_high=np.nan if n_bootstrap else None,
+        n_x=len(a),
+        n_y=len(b),
+        n_permutations=0,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        design=PER_QUESTION,
+        n_questions=used,
+        upper=np.nan if n_bootstrap else None,
+        alpha=alpha,
+        details={
+            "noise_floor": True,
+            "rerun_questions": rerun.n_questions,
+            "rerun_scale": "per question",
+            "n_split_one_answer": n_one_answer,
+        },
+    )
     if used < 2 or 2 * used < rerun.n_questions:
-        result.problem = ("too few repeats for a per-question noise floor: a rerun is compared question by question, "
-                          "and its noise can be measured from 3 answers a question or more on at least half the "
-                          "questions (2 answers cannot show it); ask with `repeats: 4` or merge 4 runs with "
-                          "`bank add --as-repeats`")
+        result.problem = (
+            "too few repeats for a per-question noise floor: a rerun is compared question by question, "
+            "and its noise can be measured from 3 answers a question or more on at least half the "
+            "questions (2 answers cannot show it); ask with `repeats: 4` or merge 4 runs with "
+            "`bank add --as-repeats`"
+        )
         return result
     t = np.array(values)
     u = t * np.sqrt(target / (used * np.array(coefs))) * used / rerun.n_questions
@@ -677,12 +783,15 @@ def _centroid_rerun_scale(x: np.ndarray, groups: list, a: np.ndarray, b: np.ndar
     for i, g in enumerate(groups):
         if g is not None:
             by_q.setdefault(g, []).append(i)
-    spread = {g: float(((x[rows] - x[rows].mean(0)) ** 2).sum() / (len(rows) - 1))
-              for g, rows in by_q.items() if len(rows) >= 2}
+    spread = {
+        g: float(((x[rows] - x[rows].mean(0)) ** 2).sum() / (len(rows) - 1))
+        for g, rows in by_q.items()
+        if len(rows) >= 2
+    }
     typical = float(np.mean(list(spread.values())))
     counts = {g: len(rows) for g, rows in by_q.items()}
     total = sum(counts.values())
-    rerun = 2.0 * sum(c * spread.get(g, typical) for g, c in counts.items()) / total ** 2
+    rerun = 2.0 * sum(c * spread.get(g, typical) for g, c in counts.items()) / total**2
 
     def side(rows):
         per_q: dict = {}
@@ -695,9 +804,21 @@ def _centroid_rerun_scale(x: np.ndarray, groups: list, a: np.ndarray, b: np.ndar
 
 
 def _unavailable(metric, x, seed, problem) -> DistanceResult:
-    return DistanceResult(metric=metric, distance=np.nan, statistic=np.nan, p_value=None, ci_low=None, ci_high=None,
-                          n_x=len(x), n_y=0, n_permutations=0, n_bootstrap=0, seed=seed, problem=problem,
-                          details={"noise_floor": True})
+    return DistanceResult(
+        metric=metric,
+        distance=np.nan,
+        statistic=np.nan,
+        p_value=None,
+        ci_low=None,
+        ci_high=None,
+        n_x=len(x),
+        n_y=0,
+        n_permutations=0,
+        n_bootstrap=0,
+        seed=seed,
+        problem=problem,
+        details={"noise_floor": True},
+    )
 
 
 def distance(x: np.ndarray, y: np.ndarray, metric: str = "mmd", **kwargs) -> float:

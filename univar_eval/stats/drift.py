@@ -44,9 +44,11 @@ DEFAULT_BOOTSTRAP = 1000
 DEFAULT_MIN_VALUE_ANSWERS = 5
 #: questionnaires whose higher-order field is a grouping of the values (the others' is a constant or a tag)
 GROUPED_QUESTIONNAIRES = ("pvq",)
-NO_TEST_NOTE = ("one answer per question: the spread of a model's answers to one question cannot be estimated, "
-                "so there is no test and no interval; the ranking is descriptive (mean distance between the "
-                "candidate's and the baseline's answer to each question of the value)")
+NO_TEST_NOTE = (
+    "one answer per question: the spread of a model's answers to one question cannot be estimated, "
+    "so there is no test and no interval; the ranking is descriptive (mean distance between the "
+    "candidate's and the baseline's answer to each question of the value)"
+)
 
 
 @dataclass
@@ -131,13 +133,13 @@ def _labels(q: _Question, wx: np.ndarray) -> np.ndarray:
 
 def _observed(q: _Question) -> float:
     w = np.zeros((1, q.m + q.n))
-    w[0, :q.m] = 1.0
+    w[0, : q.m] = 1.0
     return float(_labels(q, w)[0])
 
 
 def _permuted(q: _Question, b: int, rng: np.random.Generator) -> np.ndarray:
     template = np.zeros(q.m + q.n)
-    template[:q.m] = 1.0
+    template[: q.m] = 1.0
     return _labels(q, rng.permuted(np.broadcast_to(template, (b, q.m + q.n)), axis=1))
 
 
@@ -147,10 +149,10 @@ def _kernel_distance(k: np.ndarray) -> np.ndarray:
 
 def _cross_and_spread(q: _Question) -> tuple[float, float | None]:
     d = _kernel_distance(q.k)
-    cross = float(d[:q.m, q.m:].mean())
+    cross = float(d[: q.m, q.m :].mean())
     if q.n < 2:
         return cross, None
-    dy = d[q.m:, q.m:]
+    dy = d[q.m :, q.m :]
     return cross, float(dy.sum() / (q.n * (q.n - 1)))
 
 
@@ -159,11 +161,23 @@ def _medoid(k: np.ndarray) -> int:
 
 
 # -- the breakdown ---------------------------------------------------------------------------------------
-def value_drift(x: np.ndarray, y: np.ndarray, ids_x: list, ids_y: list, labels: dict[str, tuple[str, str]], *,
-                grouped: bool = False, n_permutations: int = DEFAULT_PERMUTATIONS,
-                n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = 0, alpha: float = 0.05, ci: float = 0.95,
-                min_value_answers: int = DEFAULT_MIN_VALUE_ANSWERS, top: int = 10,
-                texts: dict | None = None) -> DriftResult:
+def value_drift(
+    x: np.ndarray,
+    y: np.ndarray,
+    ids_x: list,
+    ids_y: list,
+    labels: dict[str, tuple[str, str]],
+    *,
+    grouped: bool = False,
+    n_permutations: int = DEFAULT_PERMUTATIONS,
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    alpha: float = 0.05,
+    ci: float = 0.95,
+    min_value_answers: int = DEFAULT_MIN_VALUE_ANSWERS,
+    top: int = 10,
+    texts: dict | None = None,
+) -> DriftResult:
     """Per-label drift of ``x`` (candidate) from ``y`` (baseline).
 
     ``ids_x`` / ``ids_y``: each answer's question id; ``labels``: question id -> (value, higher-order
@@ -183,14 +197,19 @@ def value_drift(x: np.ndarray, y: np.ndarray, ids_x: list, ids_y: list, labels: 
             by_y.setdefault(q, []).append(i)
     shared = sorted(set(by_x) & set(by_y))
     if not shared:
-        raise UserError("the candidate and the baseline share no labelled question (compare runs of the same "
-                        "questionnaire version, with question ids in their answers)")
+        raise UserError(
+            "the candidate and the baseline share no labelled question (compare runs of the same "
+            "questionnaire version, with question ids in their answers)"
+        )
     questions = []
     for qid in shared:
         rx, ry = by_x[qid], by_y[qid]
         pooled = np.vstack([x[rx], y[ry]])
-        questions.append(_Question(qid, labels[qid][0], labels[qid][1], kernel_from_gram(pooled @ pooled.T),
-                                   len(rx), len(ry), rx, ry))
+        questions.append(
+            _Question(
+                qid, labels[qid][0], labels[qid][1], kernel_from_gram(pooled @ pooled.T), len(rx), len(ry), rx, ry
+            )
+        )
     n_rep = sum(q.repeated for q in questions)
     design = PER_QUESTION if n_rep and 2 * n_rep >= len(questions) else SHARED_SHIFT
     used = [q for q in questions if q.repeated] if design == PER_QUESTION else questions
@@ -205,8 +224,9 @@ def value_drift(x: np.ndarray, y: np.ndarray, ids_x: list, ids_y: list, labels: 
         if perm is not None:
             total_p = _p_value(perm.mean(1), total_stat)
         for level, key in level_keys:
-            out[level] = _tested_level(level, used, key, h, perm, rng, n_bootstrap=n_bootstrap, ci=ci, alpha=alpha,
-                                       minimum=min_value_answers)
+            out[level] = _tested_level(
+                level, used, key, h, perm, rng, n_bootstrap=n_bootstrap, ci=ci, alpha=alpha, minimum=min_value_answers
+            )
     else:
         for level, key in level_keys:
             out[level] = _descriptive_level(level, used, key, minimum=min_value_answers)
@@ -214,17 +234,38 @@ def value_drift(x: np.ndarray, y: np.ndarray, ids_x: list, ids_y: list, labels: 
         present = {r.label for r in out[level]}
         for label, cols in sorted(_strata(questions, key).items()):
             if label not in present:
-                out[level].append(LabelDrift(label, level, "insufficient", 0, sum(questions[i].m for i in cols),
-                                             sum(questions[i].n for i in cols)))
+                out[level].append(
+                    LabelDrift(
+                        label,
+                        level,
+                        "insufficient",
+                        0,
+                        sum(questions[i].m for i in cols),
+                        sum(questions[i].n for i in cols),
+                    )
+                )
     moves = _moved_questions(used, design, texts or {}, top)
-    return DriftResult(design=design, note=None if design == PER_QUESTION else NO_TEST_NOTE, alpha=alpha,
-                       n_questions=len(used), total_statistic=total_stat, total_p_value=total_p,
-                       values=out["value"], groups=out.get("higher_order", []), questions=moves,
-                       settings={"n_permutations": n_permutations if design == PER_QUESTION else 0,
-                                 "n_bootstrap": n_bootstrap if design == PER_QUESTION else 0, "seed": seed,
-                                 "ci": ci, "min_value_answers": min_value_answers, "correction": "bh",
-                                 "kernel": "gaussian sigma=1 on unit vectors"},
-                       value_groups={q.value: q.group for q in questions})
+    return DriftResult(
+        design=design,
+        note=None if design == PER_QUESTION else NO_TEST_NOTE,
+        alpha=alpha,
+        n_questions=len(used),
+        total_statistic=total_stat,
+        total_p_value=total_p,
+        values=out["value"],
+        groups=out.get("higher_order", []),
+        questions=moves,
+        settings={
+            "n_permutations": n_permutations if design == PER_QUESTION else 0,
+            "n_bootstrap": n_bootstrap if design == PER_QUESTION else 0,
+            "seed": seed,
+            "ci": ci,
+            "min_value_answers": min_value_answers,
+            "correction": "bh",
+            "kernel": "gaussian sigma=1 on unit vectors",
+        },
+        value_groups={q.value: q.group for q in questions},
+    )
 
 
 def _p_value(perm: np.ndarray, observed: float) -> float:
@@ -282,8 +323,9 @@ def _tested_level(level, used, key, h, perm, rng, *, n_bootstrap, ci, alpha, min
 
 def _descriptive_level(level, used, key, *, minimum) -> list[LabelDrift]:
     strata = _strata(used, key)
-    d2 = np.array([float(np.mean(q.k[:q.m, :q.m]) + np.mean(q.k[q.m:, q.m:]) - 2 * np.mean(q.k[:q.m, q.m:]))
-                   for q in used])
+    d2 = np.array(
+        [float(np.mean(q.k[: q.m, : q.m]) + np.mean(q.k[q.m :, q.m :]) - 2 * np.mean(q.k[: q.m, q.m :])) for q in used]
+    )
     total = float(d2.sum())
     rows = []
     for label, cols in sorted(strata.items()):
@@ -310,12 +352,22 @@ def _moved_questions(used: list[_Question], design: str, texts: dict, top: int) 
     for q, (cross, spread) in zip(used, stats):
         relative = design == PER_QUESTION and spread is not None and floor
         score = cross / max(spread, floor) if relative else cross
-        mx = q.rows_x[_medoid(q.k[:q.m, :q.m])]
-        my = q.rows_y[_medoid(q.k[q.m:, q.m:])]
+        mx = q.rows_x[_medoid(q.k[: q.m, : q.m])]
+        my = q.rows_y[_medoid(q.k[q.m :, q.m :])]
         answers_x, answers_y = texts.get("answer_x") or [], texts.get("answer_y") or []
-        moves.append(QuestionMove(q.id, q.value, float(score), cross, spread,
-                                  _observed(q) if q.repeated else None, q.m, q.n,
-                                  question=str((texts.get("question") or {}).get(q.id, "")),
-                                  answer_x=str(answers_x[mx]) if mx < len(answers_x) else "",
-                                  answer_y=str(answers_y[my]) if my < len(answers_y) else ""))
+        moves.append(
+            QuestionMove(
+                q.id,
+                q.value,
+                float(score),
+                cross,
+                spread,
+                _observed(q) if q.repeated else None,
+                q.m,
+                q.n,
+                question=str((texts.get("question") or {}).get(q.id, "")),
+                answer_x=str(answers_x[mx]) if mx < len(answers_x) else "",
+                answer_y=str(answers_y[my]) if my < len(answers_y) else "",
+            )
+        )
     return sorted(moves, key=lambda mv: (-mv.score, mv.id))[:top]

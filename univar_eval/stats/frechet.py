@@ -39,11 +39,11 @@ def ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, float, float]:
     n, d = x.shape
     xc = x - x.mean(0)
     gram = xc @ xc.T if n < d else None
-    s_fro2 = float((gram ** 2).sum()) / n ** 2 if gram is not None else float(((xc.T @ xc) ** 2).sum()) / n ** 2
-    trace = float((xc ** 2).sum()) / n
+    s_fro2 = float((gram**2).sum()) / n**2 if gram is not None else float(((xc.T @ xc) ** 2).sum()) / n**2
+    trace = float((xc**2).sum()) / n
     mu = trace / d
     delta = (s_fro2 - 2 * mu * trace + d * mu * mu) / d  # |S - mu I|_F² / d
-    row4 = float(((xc ** 2).sum(1) ** 2).sum())
+    row4 = float(((xc**2).sum(1) ** 2).sum())
     beta = (row4 - n * s_fro2) / (n * n) / d
     shrink = 1.0 if delta <= 0 else float(np.clip(beta / delta, 0.0, 1.0))
     return xc, shrink, mu
@@ -93,10 +93,10 @@ def _lw_from_gram(g: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.nda
     n = g.shape[1]
     sq_norms = np.einsum("bii->bi", g)
     trace = sq_norms.sum(1) / n
-    s_fro2 = (g ** 2).sum((1, 2)) / n ** 2
+    s_fro2 = (g**2).sum((1, 2)) / n**2
     mu = trace / d
     delta = (s_fro2 - 2 * mu * trace + d * mu * mu) / d
-    beta = ((sq_norms ** 2).sum(1) - n * s_fro2) / (n * n) / d
+    beta = ((sq_norms**2).sum(1) - n * s_fro2) / (n * n) / d
     with np.errstate(divide="ignore", invalid="ignore"):
         shrink = np.where(delta <= 0, 1.0, np.clip(beta / delta, 0.0, 1.0))
     return trace, shrink, mu
@@ -126,7 +126,7 @@ class PooledFrechet:
         about twice as fast (used for permutation statistics, the observed one computed alike).
         """
         ix, iy = np.atleast_2d(ix), np.atleast_2d(iy)
-        chunks = [(ix[s:s + _CHUNK], iy[s:s + _CHUNK]) for s in range(0, len(ix), _CHUNK)]
+        chunks = [(ix[s : s + _CHUNK], iy[s : s + _CHUNK]) for s in range(0, len(ix), _CHUNK)]
         with threadpool_limits(1):
             if len(chunks) == 1:
                 parts = [self._chunk(*chunks[0], dtype)]

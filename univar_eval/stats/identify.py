@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import encoder_difference
+from univar_eval.storage.identity import encoder_difference
 
 log = logging.getLogger("univar_eval")
 
@@ -51,8 +51,13 @@ DEFAULT_K = 50
 TOP_KS = (1, 5, 10)
 
 #: UniVaR's per-label (train, test) counts of each question source (paper, Table 4; downstream_eval.py).
-PAPER_SPLIT: dict[str, tuple[int, int]] = {"pvq": (128, 40), "wvs": (201, 50), "globe": (54, 30),
-                                           "situations": (1000, 250), "control": (735, 250)}
+PAPER_SPLIT: dict[str, tuple[int, int]] = {
+    "pvq": (128, 40),
+    "wvs": (201, 50),
+    "globe": (54, 30),
+    "situations": (1000, 250),
+    "control": (735, 250),
+}
 SPLITS = ("paper", "question")
 DEFAULT_TEST_SIZE = 0.2
 
@@ -97,9 +102,16 @@ def question_keys(records: list[dict]) -> list | None:
 def from_distribution(dist, origin: str, model: str | None = None) -> LabelledSet:
     m = dist.manifest
     name = model or m.get("model") or origin
-    return LabelledSet(model=str(name), lang=str(m.get("lang")), task=m.get("task"),
-                       questionnaire=m.get("questionnaire"), embeddings=np.asarray(dist.embeddings, np.float32),
-                       encoder=m.get("encoder") or {}, origin=origin, questions=question_keys(dist.records))
+    return LabelledSet(
+        model=str(name),
+        lang=str(m.get("lang")),
+        task=m.get("task"),
+        questionnaire=m.get("questionnaire"),
+        embeddings=np.asarray(dist.embeddings, np.float32),
+        encoder=m.get("encoder") or {},
+        origin=origin,
+        questions=question_keys(dist.records),
+    )
 
 
 def check_one_encoder(sets: list[LabelledSet]) -> dict:
@@ -107,10 +119,12 @@ def check_one_encoder(sets: list[LabelledSet]) -> dict:
     first = sets[0].encoder
     for s in sets[1:]:
         if encoder_difference(s.encoder, first):
-            raise UserError(f"{s.origin} was embedded with {s.encoder.get('name')} (fingerprint "
-                            f"{s.encoder.get('fingerprint_id')}) but {sets[0].origin} with {first.get('name')} "
-                            f"({first.get('fingerprint_id')}); use inputs from one encoder (--encoder re-embeds "
-                            "QA sources)")
+            raise UserError(
+                f"{s.origin} was embedded with {s.encoder.get('name')} (fingerprint "
+                f"{s.encoder.get('fingerprint_id')}) but {sets[0].origin} with {first.get('name')} "
+                f"({first.get('fingerprint_id')}); use inputs from one encoder (--encoder re-embeds "
+                "QA sources)"
+            )
     return first
 
 
@@ -167,12 +181,13 @@ def fixed_split(y: np.ndarray, n_train: int, n_test: int, seed: int = 0) -> tupl
             raise UserError(f"label #{c} has {len(rows)} examples; the fixed split needs {n_train + n_test}")
         rows = rows[rng.permutation(len(rows))]
         test.append(rows[:n_test])
-        train.append(rows[n_test:n_test + n_train])
+        train.append(rows[n_test : n_test + n_train])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def question_split(y: np.ndarray, questions: np.ndarray, test_size: float = DEFAULT_TEST_SIZE,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def question_split(
+    y: np.ndarray, questions: np.ndarray, test_size: float = DEFAULT_TEST_SIZE, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Hold out ``round(test_size * questions)`` whole questions (at least one, never all): every answer to a
     held-out question, from every label, is in test, so no question is in both train and test."""
     if not 0.0 < test_size < 1.0:
@@ -187,37 +202,77 @@ def question_split(y: np.ndarray, questions: np.ndarray, test_size: float = DEFA
     train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     for c in np.unique(y):
         if not np.any(y[train] == c) or not np.any(y[test] == c):
-            raise UserError(f"label #{c} has no answers on one side of the question split; "
-                            "it needs answers to more questions (or use the default split)")
+            raise UserError(
+                f"label #{c} has no answers on one side of the question split; "
+                "it needs answers to more questions (or use the default split)"
+            )
     return train, test
 
 
-def choose_split(y: np.ndarray, source: str, *, split: str = "paper", test_size: float = DEFAULT_TEST_SIZE,
-                 seed: int = 0, questions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def choose_split(
+    y: np.ndarray,
+    source: str,
+    *,
+    split: str = "paper",
+    test_size: float = DEFAULT_TEST_SIZE,
+    seed: int = 0,
+    questions: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """The train/test rows of one source and a description of the split used (kind, counts, why)."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; use {' or '.join(SPLITS)}")
     if split == "question":
         if questions is None:
-            raise UserError(f"{source}: the question split needs the question of every answer, and some inputs "
-                            "do not record it; use the default split")
+            raise UserError(
+                f"{source}: the question split needs the question of every answer, and some inputs "
+                "do not record it; use the default split"
+            )
         train, test = question_split(y, questions, test_size, seed)
-        return train, test, {"kind": "question", "test_size": test_size, "seed": seed,
-                             "n_questions": len(set(questions.tolist())),
-                             "n_test_questions": len(set(questions[test].tolist())),
-                             "note": f"{len(set(questions[test].tolist()))} of {len(set(questions.tolist()))} "
-                                     "questions held out, none in both train and test (stricter than the paper)"}
+        return (
+            train,
+            test,
+            {
+                "kind": "question",
+                "test_size": test_size,
+                "seed": seed,
+                "n_questions": len(set(questions.tolist())),
+                "n_test_questions": len(set(questions[test].tolist())),
+                "note": f"{len(set(questions[test].tolist()))} of {len(set(questions.tolist()))} "
+                "questions held out, none in both train and test (stricter than the paper)",
+            },
+        )
     smallest = int(np.bincount(y).min()) if len(y) else 0
     counts = PAPER_SPLIT.get(source)
     if counts and smallest >= sum(counts):
         train, test = fixed_split(y, *counts, seed=seed)
-        return train, test, {"kind": "paper", "n_train_per_label": counts[0], "n_test_per_label": counts[1],
-                             "seed": seed, "note": f"the paper's fixed {counts[0]}/{counts[1]} per label"}
-    why = (f"the paper's {counts[0]}/{counts[1]} per label needs {sum(counts)} answers per label, the smallest "
-           f"label has {smallest}" if counts else f"the paper has no fixed counts for {source!r}")
+        return (
+            train,
+            test,
+            {
+                "kind": "paper",
+                "n_train_per_label": counts[0],
+                "n_test_per_label": counts[1],
+                "seed": seed,
+                "note": f"the paper's fixed {counts[0]}/{counts[1]} per label",
+            },
+        )
+    why = (
+        f"the paper's {counts[0]}/{counts[1]} per label needs {sum(counts)} answers per label, the smallest "
+        f"label has {smallest}"
+        if counts
+        else f"the paper has no fixed counts for {source!r}"
+    )
     train, test = stratified_split(y, test_size, seed)
-    return train, test, {"kind": "stratified", "test_size": test_size, "seed": seed,
-                         "note": f"{round(100 * (1 - test_size))}/{round(100 * test_size)} per label ({why})"}
+    return (
+        train,
+        test,
+        {
+            "kind": "stratified",
+            "test_size": test_size,
+            "seed": seed,
+            "note": f"{round(100 * (1 - test_size))}/{round(100 * test_size)} per label ({why})",
+        },
+    )
 
 
 # -- metrics -----------------------------------------------------------------------------------------------
@@ -262,16 +317,20 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
 
 
-def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int, n_labels: int,
-                chunk: int = 1024) -> np.ndarray:
+def knn_predict(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int, n_labels: int, chunk: int = 1024
+) -> np.ndarray:
     """Cosine kNN: majority vote of the ``k`` nearest training rows, ties broken by summed similarity."""
     train_x, test_x = _unit(train_x), _unit(test_x)
     k = max(1, min(k, len(train_x)))
     preds = []
     for start in range(0, len(test_x), chunk):
-        sims = test_x[start:start + chunk] @ train_x.T
-        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else \
-            np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
+        sims = test_x[start : start + chunk] @ train_x.T
+        nearest = (
+            np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            if k < sims.shape[1]
+            else np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
+        )
         near_sims = np.take_along_axis(sims, nearest, axis=1).astype(np.float64)
         near_labels = train_y[nearest]
         rows = np.repeat(np.arange(len(sims)), nearest.shape[1])
@@ -289,8 +348,16 @@ def effective_k(k: int, train_y: np.ndarray) -> int:
     return int(max(1, min(k, np.bincount(train_y).min() if len(train_y) else 1)))
 
 
-def train_probe(train_x: np.ndarray, train_y: np.ndarray, n_labels: int, *, epochs: int = PROBE_EPOCHS,
-                lr: float = PROBE_LR, batch_size: int = PROBE_BATCH, seed: int = 0):
+def train_probe(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    n_labels: int,
+    *,
+    epochs: int = PROBE_EPOCHS,
+    lr: float = PROBE_LR,
+    batch_size: int = PROBE_BATCH,
+    seed: int = 0,
+):
     """Softmax regression (one linear layer) with Adam; zero start and seeded shuffling make it deterministic.
 
     Returns a function mapping embeddings to logits (numpy).
@@ -313,7 +380,7 @@ def train_probe(train_x: np.ndarray, train_y: np.ndarray, n_labels: int, *, epoc
         rates.append(opt.param_groups[0]["lr"])
         order = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             opt.zero_grad()
             loss = loss_fn(layer(x[idx]), y[idx])
             loss.backward()
@@ -335,16 +402,28 @@ def top_ks(n_labels: int) -> list[int]:
     return [t for t in TOP_KS if t == 1 or t < n_labels]
 
 
-def identify(x: np.ndarray, y: np.ndarray, names: list[str], *, k: int = DEFAULT_K,
-             test_size: float = DEFAULT_TEST_SIZE, seed: int = 0, epochs: int = PROBE_EPOCHS, lr: float = PROBE_LR,
-             batch_size: int = PROBE_BATCH, source: str = "unknown", split: str = "paper",
-             questions: np.ndarray | None = None) -> dict:
+def identify(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    *,
+    k: int = DEFAULT_K,
+    test_size: float = DEFAULT_TEST_SIZE,
+    seed: int = 0,
+    epochs: int = PROBE_EPOCHS,
+    lr: float = PROBE_LR,
+    batch_size: int = PROBE_BATCH,
+    source: str = "unknown",
+    split: str = "paper",
+    questions: np.ndarray | None = None,
+) -> dict:
     """kNN and linear-probe identification of ``names[y]`` from ``x`` (one question source) on a seeded
     held-out split (:func:`choose_split`)."""
     n_labels = len(names)
     if n_labels < 2:
-        raise UserError(f"identification needs two labels (model$lang) or more; the inputs have only "
-                        f"{', '.join(names) or 'none'}")
+        raise UserError(
+            f"identification needs two labels (model$lang) or more; the inputs have only {', '.join(names) or 'none'}"
+        )
     train, test, split_info = choose_split(y, source, split=split, test_size=test_size, seed=seed, questions=questions)
     k_used = effective_k(k, y[train])
     knn_pred = knn_predict(x[train], y[train], x[test], k_used, n_labels)
@@ -359,14 +438,24 @@ def identify(x: np.ndarray, y: np.ndarray, names: list[str], *, k: int = DEFAULT
         "n_test": int(len(test)),
         "chance": 1.0 / n_labels,
         "split": split_info,
-        "knn": {"k": k_used, "k_requested": k, "accuracy": accuracy(y[test], knn_pred),
-                "weighted_f1": weighted_f1(y[test], knn_pred, n_labels)},
-        "probe": {**{f"acc@{t}": accuracy_at_k(logits, y[test], t) for t in top_ks(n_labels)},
-                  "weighted_f1": weighted_f1(y[test], probe_pred, n_labels),
-                  "epochs": epochs, "lr": lr, "batch_size": batch_size, "schedule": "LambdaLR 1 - epoch/epochs",
-                  "steps": epochs * -(-len(train) // batch_size)},
-        "labels": [{"label": n, "n_train": int(train_counts[i]), "n_test": int(test_counts[i])}
-                   for i, n in enumerate(names)],
+        "knn": {
+            "k": k_used,
+            "k_requested": k,
+            "accuracy": accuracy(y[test], knn_pred),
+            "weighted_f1": weighted_f1(y[test], knn_pred, n_labels),
+        },
+        "probe": {
+            **{f"acc@{t}": accuracy_at_k(logits, y[test], t) for t in top_ks(n_labels)},
+            "weighted_f1": weighted_f1(y[test], probe_pred, n_labels),
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "schedule": "LambdaLR 1 - epoch/epochs",
+            "steps": epochs * -(-len(train) // batch_size),
+        },
+        "labels": [
+            {"label": n, "n_train": int(train_counts[i]), "n_test": int(test_counts[i])} for i, n in enumerate(names)
+        ],
     }
 
 
@@ -381,6 +470,8 @@ def identify_sources(sets: list[LabelledSet], **kwargs) -> dict[str, dict]:
             continue
         reports[source] = identify(x, y, names, source=source, questions=questions_of(group), **kwargs)
     if all("skipped" in r for r in reports.values()):
-        raise UserError("identification needs two labels (model$lang) or more within one question source; "
-                        + "; ".join(f"{s}: {r['skipped']}" for s, r in reports.items()))
+        raise UserError(
+            "identification needs two labels (model$lang) or more within one question source; "
+            + "; ".join(f"{s}: {r['skipped']}" for s, r in reports.items())
+        )
     return reports

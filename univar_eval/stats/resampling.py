@@ -18,7 +18,7 @@ from collections import OrderedDict
 import numpy as np
 
 #: Upper bound on the memory held by cached permutation draws.
-CACHE_BYTES = 256 * 2 ** 20
+CACHE_BYTES = 256 * 2**20
 
 
 class ByteBoundedCache:
@@ -75,6 +75,7 @@ def permutation_indicators(n_total: int, m: int, b: int, seed: int, strata: tupl
     With ``strata`` (one label per item, the first ``m`` items being the first set), labels are
     exchanged only within a stratum: each stratum keeps its number of items in each set.
     """
+
     def make():
         rng = np.random.default_rng([seed, n_total, m])
         if strata is None:
@@ -99,14 +100,18 @@ def permutation_indicators(n_total: int, m: int, b: int, seed: int, strata: tupl
 
 def sign_flips(n_questions: int, b: int, seed: int) -> np.ndarray:
     """``b`` rows of ``n_questions`` random signs (float32): -1 swaps a question's two answers."""
-    return _cached(("signs", n_questions, b, seed),
-                   lambda: (1.0 - 2.0 * np.random.default_rng([seed, n_questions, 1]).integers(
-                       0, 2, size=(b, n_questions))).astype(np.float32))
+    return _cached(
+        ("signs", n_questions, b, seed),
+        lambda: (
+            1.0 - 2.0 * np.random.default_rng([seed, n_questions, 1]).integers(0, 2, size=(b, n_questions))
+        ).astype(np.float32),
+    )
 
 
 def within_question_splits(cx: int, cy: int, g: int, b: int, seed: int, tag: int) -> np.ndarray:
     """For ``g`` questions with ``cx`` answers of x then ``cy`` of y each: ``b`` random relabellings
     that keep ``cx`` answers in x per question, as booleans (b, g, cx + cy), True for x."""
+
     def make():
         rng = np.random.default_rng([seed, cx, cy, g, tag])
         ranks = np.argsort(np.argsort(rng.random((b, g, cx + cy)), axis=2), axis=2)

@@ -46,7 +46,6 @@ from typing import Iterator
 import numpy as np
 
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import encoder_difference
 from univar_eval.storage.distribution import TASK_NAME, ValueDistribution
 from univar_eval.storage.files import (
     TMP_SUFFIX,
@@ -59,6 +58,7 @@ from univar_eval.storage.files import (
     write_json,
     write_jsonl,
 )
+from univar_eval.storage.identity import SHA256, encoder_difference
 
 log = logging.getLogger("univar_eval")
 
@@ -68,7 +68,6 @@ FORMAT = "univar-eval/bank/2"
 OLD_FORMATS = ("univar-eval/bank/1",)
 ENTRIES = "entries"
 _TASK_RE = TASK_NAME  # the one rule for task names, shared with run manifests
-_SHA_RE = re.compile(r"[0-9a-f]{64}")
 _warned: set[str] = set()
 
 
@@ -80,17 +79,25 @@ def slug(name: str) -> str:
 def check_task(task, where: str) -> str:
     """``task`` when it is a usable task name (it becomes part of a file name), else a UserError."""
     if not isinstance(task, str) or not _TASK_RE.fullmatch(task):
-        raise UserError(f"{where}: task {_shown(task)} is not a task name (letters, digits, '_', '-', '.'; "
-                        "at most 128, starting with a letter or digit)")
+        raise UserError(
+            f"{where}: task {_shown(task)} is not a task name (letters, digits, '_', '-', '.'; "
+            "at most 128, starting with a letter or digit)"
+        )
     return task
 
 
 def check_model(model, where: str) -> str:
     """``model`` when it is a usable model name (non-empty text, no control characters), else a UserError."""
-    if not isinstance(model, str) or not model.strip() or len(model) > 256 \
-            or any(unicodedata.category(c) == "Cc" for c in model):
-        raise UserError(f"{where}: model name {_shown(model)} is not usable (needs non-empty text of at most 256 "
-                        "characters, without control characters)")
+    if (
+        not isinstance(model, str)
+        or not model.strip()
+        or len(model) > 256
+        or any(unicodedata.category(c) == "Cc" for c in model)
+    ):
+        raise UserError(
+            f"{where}: model name {_shown(model)} is not usable (needs non-empty text of at most 256 "
+            "characters, without control characters)"
+        )
     return model
 
 
@@ -106,16 +113,21 @@ class Bank:
         self.replaced: list[tuple[dict, dict]] = []
         self.cleaned: list[str] = []
         if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"--bank {self.path} is a file; a reference bank is a folder (made by "
-                            "'univar-eval bank add')")
+            raise UserError(
+                f"--bank {self.path} is a file; a reference bank is a folder (made by 'univar-eval bank add')"
+            )
         manifest = self.path / MANIFEST
         if not manifest.exists():
             if not create:
                 if self.path.exists() and any(self.path.iterdir()):
-                    raise UserError(f"{self.path} is not a reference bank (no {MANIFEST}); "
-                                    "point to a folder made by 'univar-eval bank add'")
-                raise UserError(f"no reference bank at {self.path}; build one with "
-                                f"'univar-eval bank add --bank {self.path} --name MODEL SOURCE'")
+                    raise UserError(
+                        f"{self.path} is not a reference bank (no {MANIFEST}); "
+                        "point to a folder made by 'univar-eval bank add'"
+                    )
+                raise UserError(
+                    f"no reference bank at {self.path}; build one with "
+                    f"'univar-eval bank add --bank {self.path} --name MODEL SOURCE'"
+                )
             self._data = {"format": FORMAT, "entries": []}
         else:
             self._data = self._read()
@@ -127,18 +139,27 @@ class Bank:
         except UserError as e:
             raise UserError(f"damaged bank: {e}") from None
         if not isinstance(data, dict) or data.get("format") not in (FORMAT, *OLD_FORMATS):
-            raise UserError(f"{self.path / MANIFEST} is not a univar-eval bank manifest ({FORMAT}); "
-                            "was the bank made by another tool or version?")
+            raise UserError(
+                f"{self.path / MANIFEST} is not a univar-eval bank manifest ({FORMAT}); "
+                "was the bank made by another tool or version?"
+            )
         self._validate(data)
         if data["format"] != FORMAT and str(self.path) not in _warned:
             _warned.add(str(self.path))
-            log.warning("warning: bank %s is in the older format %s (answers files not checksummed); "
-                        "'univar-eval bank upgrade %s' adds what it lacks", self.path, data["format"], self.path)
+            log.warning(
+                "warning: bank %s is in the older format %s (answers files not checksummed); "
+                "'univar-eval bank upgrade %s' adds what it lacks",
+                self.path,
+                data["format"],
+                self.path,
+            )
         return data
 
     def _damaged(self, what: str) -> UserError:
-        return UserError(f"damaged bank: {self.path / MANIFEST}: {what}; nothing it names was read or changed: "
-                         "restore bank.json from a backup or rebuild the bank")
+        return UserError(
+            f"damaged bank: {self.path / MANIFEST}: {what}; nothing it names was read or changed: "
+            "restore bank.json from a backup or rebuild the bank"
+        )
 
     def _validate(self, data: dict) -> None:
         """Check the manifest against the bank schema; any failure is a "damaged bank"."""
@@ -165,14 +186,17 @@ class Bank:
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise self._damaged(f"{where}: n_answers {_shown(n)} is not a positive whole number")
             for key in ("sha256", "answers_sha256"):
-                if key in e and not (isinstance(e[key], str) and _SHA_RE.fullmatch(e[key])):
+                if key in e and not (isinstance(e[key], str) and SHA256.fullmatch(e[key])):
                     raise self._damaged(f"{where}: {key} {_shown(e[key])} is not a sha256 (64 hex digits)")
             enc = e["encoder"]
             if not isinstance(enc, dict) or not isinstance(enc.get("name"), str) or not enc["name"]:
                 raise self._damaged(f"{where}: the encoder has no name")
             fp = enc.get("fingerprint")
-            if not isinstance(fp, list) or not fp or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in fp):
+            if (
+                not isinstance(fp, list)
+                or not fp
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in fp)
+            ):
                 raise self._damaged(f"{where}: the encoder fingerprint is not a list of finite numbers")
             dim = enc.get("dimension")
             if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
@@ -180,13 +204,16 @@ class Bank:
             if first_encoder is None:
                 first_encoder = enc
             elif encoder_difference(first_encoder, enc):
-                raise self._damaged(f"{where}: encoder {enc['name']} differs from the bank's "
-                                    f"{first_encoder['name']} (a bank holds one encoder)")
+                raise self._damaged(
+                    f"{where}: encoder {enc['name']} differs from the bank's "
+                    f"{first_encoder['name']} (a bank holds one encoder)"
+                )
             for key in ("questionnaire", "questionnaire_version", "source", "source_model"):
                 if e.get(key) is not None and not isinstance(e[key], str):
                     raise self._damaged(f"{where}: {key} {_shown(e[key])} is not text")
-            if e.get("translator") is not None and not (isinstance(e["translator"], dict)
-                                                        and isinstance(e["translator"].get("name"), str)):
+            if e.get("translator") is not None and not (
+                isinstance(e["translator"], dict) and isinstance(e["translator"].get("name"), str)
+            ):
                 raise self._damaged(f"{where}: translator is not an object with a name")
             if (e["model"], e["task"]) in seen_keys:
                 raise self._damaged(f"{where} appears twice")
@@ -215,9 +242,13 @@ class Bank:
         return full
 
     def entries(self, *, model: str | None = None, task: str | None = None, lang: str | None = None) -> list[dict]:
-        return [e for e in self._data["entries"]
-                if (model is None or e["model"] == model) and (task is None or e["task"] == task)
-                and (lang is None or e["lang"] == lang)]
+        return [
+            e
+            for e in self._data["entries"]
+            if (model is None or e["model"] == model)
+            and (task is None or e["task"] == task)
+            and (lang is None or e["lang"] == lang)
+        ]
 
     @property
     def format(self) -> str:
@@ -234,8 +265,9 @@ class Bank:
         found = self.entries(model=model, task=task)
         if not found:
             have = ", ".join(self.references(task=task)) or "none"
-            raise UserError(f"bank {self.path} has no entry for model {model!r} and task {task!r} "
-                            f"(models with that task: {have})")
+            raise UserError(
+                f"bank {self.path} has no entry for model {model!r} and task {task!r} (models with that task: {have})"
+            )
         return found[0]
 
     def encoder(self) -> dict | None:
@@ -251,12 +283,16 @@ class Bank:
         array_path = self._contained(entry["array"], f"entry {entry['model']} / {entry['task']}: array")
         emb = load_array(array_path, expected_sha256=entry["sha256"] if verify else None)
         if len(emb) != entry["n_answers"]:
-            raise UserError(f"{array_path}: {len(emb)} rows but the bank manifest says {entry['n_answers']}; "
-                            "the file was replaced: remove the entry and add it again")
+            raise UserError(
+                f"{array_path}: {len(emb)} rows but the bank manifest says {entry['n_answers']}; "
+                "the file was replaced: remove the entry and add it again"
+            )
         dim = entry["encoder"].get("dimension")
         if dim and emb.shape[1] != dim:
-            raise UserError(f"{array_path}: {emb.shape[1]} dimensions but the bank's encoder has {dim}; "
-                            "remove the entry and add it again")
+            raise UserError(
+                f"{array_path}: {emb.shape[1]} dimensions but the bank's encoder has {dim}; "
+                "remove the entry and add it again"
+            )
         if verify and not np.isfinite(emb).all():
             raise UserError(f"{array_path}: holds NaN or infinite embeddings; remove the entry and add it again")
         records = self._answers(entry, verify=verify) if (verify or with_answers) else None
@@ -267,12 +303,16 @@ class Bank:
         if not path.is_file():
             raise UserError(f"{path}: answers file is missing; remove the entry and add it again")
         if verify and entry.get("answers_sha256") and verified_sha256(path) != entry["answers_sha256"]:
-            raise UserError(f"{path}: sha256 does not match the manifest (answers file modified or replaced); "
-                            "remove the entry and add it again")
+            raise UserError(
+                f"{path}: sha256 does not match the manifest (answers file modified or replaced); "
+                "remove the entry and add it again"
+            )
         records = read_jsonl(path)
         if len(records) != entry["n_answers"]:
-            raise UserError(f"{path}: {len(records)} answers but the bank manifest says {entry['n_answers']}; "
-                            "remove the entry and add it again")
+            raise UserError(
+                f"{path}: {len(records)} answers but the bank manifest says {entry['n_answers']}; "
+                "remove the entry and add it again"
+            )
         return records
 
     # -- writing -------------------------------------------------------------------------------------
@@ -284,12 +324,16 @@ class Bank:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         except OSError:
             if lock_path.is_symlink():  # O_NOFOLLOW refuses it (ELOOP): never lock, or create, through a link
-                raise UserError(f"{lock_path}: the bank's lock file is a symlink (to {os.readlink(lock_path)}), which "
-                                f"univar-eval does not follow; remove it (rm {lock_path}) and run again") from None
+                raise UserError(
+                    f"{lock_path}: the bank's lock file is a symlink (to {os.readlink(lock_path)}), which "
+                    f"univar-eval does not follow; remove it (rm {lock_path}) and run again"
+                ) from None
             if lock_path.is_dir():  # EISDIR: a folder cannot be the lock file
-                raise UserError(f"{lock_path}: the bank's lock file is a folder, which univar-eval cannot lock; remove "
-                                f"it (rmdir {lock_path}, or move it out of the bank if it holds anything) and run "
-                                "again") from None
+                raise UserError(
+                    f"{lock_path}: the bank's lock file is a folder, which univar-eval cannot lock; remove "
+                    f"it (rmdir {lock_path}, or move it out of the bank if it holds anything) and run "
+                    "again"
+                ) from None
             raise
         with open(fd, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -316,8 +360,10 @@ class Bank:
             langs.setdefault((model, dist.manifest.get("task")), set()).add(dist.manifest.get("lang"))
         for (model, task), ls in langs.items():
             if len(ls) > 1:
-                raise UserError(f"{model} / {task} comes in {len(ls)} languages ({', '.join(sorted(map(str, ls)))}) "
-                                "but a bank entry holds one language: give each language its own task name")
+                raise UserError(
+                    f"{model} / {task} comes in {len(ls)} languages ({', '.join(sorted(map(str, ls)))}) "
+                    "but a bank entry holds one language: give each language its own task name"
+                )
         with self._locked():
             added, written, replaced = [], [], []
             try:
@@ -325,8 +371,9 @@ class Bank:
                     entry, old = self._store(dist, model=model, source=source, replace=replace)
                     written.append(entry)
                     replaced += [(o, entry) for o in old]
-                    self._data["entries"] = [e for e in self._data["entries"]
-                                             if not (e["model"] == model and e["task"] == entry["task"])] + [entry]
+                    self._data["entries"] = [
+                        e for e in self._data["entries"] if not (e["model"] == model and e["task"] == entry["task"])
+                    ] + [entry]
                     added.append(entry)
             except BaseException:
                 self._delete_files(written)
@@ -348,25 +395,36 @@ class Bank:
         check_task(m["task"], f"cannot add {source}")
         check_task(m["lang"], f"cannot add {source}")
         new_enc = m["encoder"]
-        if not isinstance(new_enc, dict) or not isinstance(new_enc.get("name"), str) or not new_enc["name"] \
-                or not isinstance(new_enc.get("fingerprint"), (list, tuple)) or not new_enc["fingerprint"]:
+        if (
+            not isinstance(new_enc, dict)
+            or not isinstance(new_enc.get("name"), str)
+            or not new_enc["name"]
+            or not isinstance(new_enc.get("fingerprint"), (list, tuple))
+            or not new_enc["fingerprint"]
+        ):
             raise UserError(f"cannot add {source} to the bank: its manifest names no encoder with a fingerprint")
         if len(dist) == 0:
             raise UserError(f"cannot add {source} ({m['task']}) to the bank: no non-empty answers")
         emb = np.asarray(dist.embeddings)
         if emb.ndim != 2 or not np.isfinite(emb).all():
-            raise UserError(f"cannot add {source} ({m['task']}) to the bank: its embeddings are not a finite "
-                            "2-D array (NaN, infinity or wrong shape)")
+            raise UserError(
+                f"cannot add {source} ({m['task']}) to the bank: its embeddings are not a finite "
+                "2-D array (NaN, infinity or wrong shape)"
+            )
         enc = self.encoder()
         if enc and encoder_difference(enc, new_enc):
-            raise UserError(f"bank {self.path} holds {enc.get('name')} embeddings (fingerprint "
-                            f"{enc.get('fingerprint_id')}) but {source} was embedded with "
-                            f"{new_enc.get('name')} ({new_enc.get('fingerprint_id')}); "
-                            "use --encoder to match or another --bank")
+            raise UserError(
+                f"bank {self.path} holds {enc.get('name')} embeddings (fingerprint "
+                f"{enc.get('fingerprint_id')}) but {source} was embedded with "
+                f"{new_enc.get('name')} ({new_enc.get('fingerprint_id')}); "
+                "use --encoder to match or another --bank"
+            )
         old = self.entries(model=model, task=m["task"])
         if old and not replace:
-            raise UserError(f"bank already has {model} / {m['task']} ({old[0]['n_answers']} answers); "
-                            "leave out --no-replace to replace it")
+            raise UserError(
+                f"bank already has {model} / {m['task']} ({old[0]['n_answers']} answers); "
+                "leave out --no-replace to replace it"
+            )
         # new files get fresh names: the entry they replace stays intact until the manifest moves on
         base = f"{ENTRIES}/{slug(model)}/{m['task']}.{secrets.token_hex(4)}"
         array_rel, answers_rel = f"{base}.safetensors", f"{base}.answers.jsonl"
@@ -384,8 +442,10 @@ class Bank:
             "lang": m["lang"],
             "questionnaire": m.get("questionnaire"),
             "questionnaire_version": m.get("questionnaire_version"),
-            "encoder": {k: new_enc.get(k) for k in ("name", "model_id", "revision", "dimension",
-                                                    "fingerprint", "fingerprint_id")},
+            "encoder": {
+                k: new_enc.get(k)
+                for k in ("name", "model_id", "revision", "dimension", "fingerprint", "fingerprint_id")
+            },
             "translator": m.get("translator") or {"name": "none"},
             "n_answers": int(len(dist)),
             "text_format": m.get("text_format"),
@@ -404,8 +464,11 @@ class Bank:
         with self._locked():
             gone = self.entries(model=model, task=task, lang=lang)
             if not gone:
-                raise UserError(f"bank {self.path} has no entries for {model!r}"
-                                + (f" and task {task!r}" if task else "") + (f" and language {lang!r}" if lang else ""))
+                raise UserError(
+                    f"bank {self.path} has no entries for {model!r}"
+                    + (f" and task {task!r}" if task else "")
+                    + (f" and language {lang!r}" if lang else "")
+                )
             keep = [e for e in self._data["entries"] if e not in gone]
             self._data["entries"] = keep
             self._write()

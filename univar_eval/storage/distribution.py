@@ -32,8 +32,6 @@ import numpy as np
 
 from univar_eval import __version__
 from univar_eval.errors import UserError
-from univar_eval.pipeline.encoders import encoder_difference
-from univar_eval.pipeline.pins import same_revision
 from univar_eval.storage.files import (
     DamagedFile,
     load_array,
@@ -43,6 +41,7 @@ from univar_eval.storage.files import (
     write_json,
     write_jsonl,
 )
+from univar_eval.storage.identity import SHA256, encoder_difference, same_revision
 
 EMBEDDINGS_FILE = "embeddings.safetensors"
 ANSWERS_FILE = "answers.jsonl"
@@ -53,7 +52,6 @@ DISTRIBUTION_FORMAT = "univar-eval/value-distribution/1"
 PENDING_FORMAT = "univar-eval/pending-answers/1"
 #: A task name: it becomes part of file names (bank entries, ``gate --plot`` files), so no path separators
 TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 # -- the run manifest schema --------------------------------------------------------------------------------
@@ -90,7 +88,7 @@ def _positive_or_null(v):
 
 
 def _sha(v):
-    return None if isinstance(v, str) and _SHA256.fullmatch(v) else f"{_shown(v)} is not a sha256 (64 hex digits)"
+    return None if isinstance(v, str) and SHA256.fullmatch(v) else f"{_shown(v)} is not a sha256 (64 hex digits)"
 
 
 def _task(v):
@@ -100,8 +98,11 @@ def _task(v):
 
 
 def _fingerprint(v):
-    ok = isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                            and math.isfinite(x) for x in v)
+    ok = (
+        isinstance(v, list)
+        and v
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+    )
     return None if ok else f"{_shown(v)} is not a list of finite numbers"
 
 
@@ -214,8 +215,10 @@ def manifest_problem(manifest: dict) -> str | None:
 
 def damaged(where, what: str) -> UserError:
     """The one-line error for a damaged file of a run's task folder (``where``: the file, or ``file:line``)."""
-    return UserError(f"damaged run artifact {where}: {what}; nothing was changed: restore its task folder from a "
-                     "backup or rerun the lm_eval task")
+    return UserError(
+        f"damaged run artifact {where}: {what}; nothing was changed: restore its task folder from a "
+        "backup or rerun the lm_eval task"
+    )
 
 
 def check_manifest(manifest, path: str | Path) -> dict:
@@ -230,9 +233,11 @@ def check_manifest(manifest, path: str | Path) -> dict:
     if schema is None:
         known = ", ".join(SCHEMAS)
         if isinstance(fmt, str) and fmt.startswith("univar-eval/"):
-            raise UserError(f"{path}: format {fmt!r} is not one univar-eval {__version__} reads ({known}); it was "
-                            "written by another release: upgrade univar-eval, or rerun the lm_eval task with this "
-                            "one; nothing was changed")
+            raise UserError(
+                f"{path}: format {fmt!r} is not one univar-eval {__version__} reads ({known}); it was "
+                "written by another release: upgrade univar-eval, or rerun the lm_eval task with this "
+                "one; nothing was changed"
+            )
         raise damaged(path, f"format {_shown(fmt)} is not a univar-eval run format ({known})")
     problem = _problem(manifest, schema)
     if problem:
@@ -306,8 +311,10 @@ class ValueDistribution:
         path = folder / MANIFEST_FILE
         manifest = read_manifest(path, ours=True)
         if manifest["format"] != DISTRIBUTION_FORMAT:
-            raise UserError(f"{folder}: holds answers that were kept but never embedded ({manifest.get('error')}); "
-                            f"finish them with `univar-eval embed {folder.parent}`")
+            raise UserError(
+                f"{folder}: holds answers that were kept but never embedded ({manifest.get('error')}); "
+                f"finish them with `univar-eval embed {folder.parent}`"
+            )
         try:
             emb = load_array(folder / EMBEDDINGS_FILE, expected_sha256=manifest["sha256"] if verify else None)
             records = read_jsonl(folder / ANSWERS_FILE)
@@ -315,21 +322,34 @@ class ValueDistribution:
             raise damaged(e.where, e.what.replace("array file is missing", "file is missing")) from None
         n_rows, dim = emb.shape
         if n_rows != manifest["n_answers"]:
-            raise damaged(folder / EMBEDDINGS_FILE, f"{n_rows} embeddings but the manifest says n_answers "
-                                                    f"{manifest['n_answers']}")
+            raise damaged(
+                folder / EMBEDDINGS_FILE, f"{n_rows} embeddings but the manifest says n_answers {manifest['n_answers']}"
+            )
         if len(records) != n_rows:
             raise damaged(folder / ANSWERS_FILE, f"{len(records)} answers but {n_rows} embeddings")
         expected_dim = manifest["encoder"].get("dimension")
         if expected_dim is not None and dim != expected_dim:
-            raise damaged(folder / EMBEDDINGS_FILE, f"{dim} dimensions but the manifest's encoder "
-                                                    f"{manifest['encoder']['name']} has {expected_dim}")
+            raise damaged(
+                folder / EMBEDDINGS_FILE,
+                f"{dim} dimensions but the manifest's encoder {manifest['encoder']['name']} has {expected_dim}",
+            )
         if verify and not np.isfinite(emb).all():
             raise damaged(folder / EMBEDDINGS_FILE, "holds NaN or infinite embeddings")
         return cls(np.asarray(emb, dtype=np.float32), records, manifest)
 
 
-def make_manifest(*, encoder: dict, questionnaire: str, questionnaire_version: str, task: str, lang: str,
-                  translator: dict, model: str | None, counts: dict, text_format: str | None = None) -> dict:
+def make_manifest(
+    *,
+    encoder: dict,
+    questionnaire: str,
+    questionnaire_version: str,
+    task: str,
+    lang: str,
+    translator: dict,
+    model: str | None,
+    counts: dict,
+    text_format: str | None = None,
+) -> dict:
     return {
         "format": DISTRIBUTION_FORMAT,
         "univar_eval_version": __version__,
@@ -360,8 +380,10 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
     if a.get("questionnaire_version") != b.get("questionnaire_version"):
         return f"questionnaire version differs ({a.get('questionnaire_version')} vs {b.get('questionnaire_version')})"
     if a.get("text_format") != b.get("text_format"):
-        return (f"embedded text format differs ({a.get('text_format') or 'unversioned'} vs "
-                f"{b.get('text_format') or 'unversioned'}; made by another univar-eval version)")
+        return (
+            f"embedded text format differs ({a.get('text_format') or 'unversioned'} vs "
+            f"{b.get('text_format') or 'unversioned'}; made by another univar-eval version)"
+        )
     tra, trb = a.get("translator") or {}, b.get("translator") or {}
     ta, tb = tra.get("name"), trb.get("name")
     if a.get("lang") != "eng" and ta != tb:

@@ -20,6 +20,7 @@ import numpy as np
 
 from univar_eval.errors import UserError
 
+
 class DamagedFile(UserError):
     """A file that cannot be read as what it should be: ``<where>: <what>; <hint>``.
 
@@ -100,8 +101,9 @@ def _decode(raw: bytes, path: Path, lineno: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DamagedFile(path, f"not valid UTF-8 (byte {e.start + 1} of the line)", "save the file as UTF-8",
-                          line=lineno) from None
+        raise DamagedFile(
+            path, f"not valid UTF-8 (byte {e.start + 1} of the line)", "save the file as UTF-8", line=lineno
+        ) from None
 
 
 def check_utf8(path: str | os.PathLike) -> None:
@@ -205,8 +207,9 @@ def load_array(path: str | os.PathLike, *, expected_sha256: str | None = None) -
     if not path.exists():
         raise DamagedFile(path, "array file is missing", "rebuild it (univar-eval bank add ...)")
     if expected_sha256 is not None and verified_sha256(path) != expected_sha256:
-        raise DamagedFile(path, "sha256 does not match the manifest (file truncated or modified)",
-                          "remove the entry and add it again")
+        raise DamagedFile(
+            path, "sha256 does not match the manifest (file truncated or modified)", "remove the entry and add it again"
+        )
     try:
         return _mmap_safetensors(path)
     except UserError:
@@ -241,8 +244,9 @@ def _mmap_safetensors(path: Path) -> np.ndarray:
     if dtype is None:
         raise DamagedFile(path, f"unsupported dtype {dtype_name}")
     if len(shape) != 2:
-        raise DamagedFile(path, f"embeddings have shape {list(shape)}; expected 2-D (answers x dimensions)",
-                          "rebuild it")
+        raise DamagedFile(
+            path, f"embeddings have shape {list(shape)}; expected 2-D (answers x dimensions)", "rebuild it"
+        )
     expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if end - start != expected or path.stat().st_size < 8 + n + end:
         raise DamagedFile(path, "file is truncated", "rebuild it")

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from univar_eval.errors import UserError
-from univar_eval.pipeline.cache import cache_dir
+from univar_eval.resources import cache_dir
 from univar_eval.storage.bank import MANIFEST, Bank
 from univar_eval.storage.files import read_json, sha256_file, write_json
+from univar_eval.storage.identity import FULL_HASH
 
 HF_PREFIX = "hf://"
 CHECKSUMS = "SHA256SUMS"
@@ -37,17 +38,18 @@ ORIGIN = "origin.json"
 ORIGIN_FORMAT = "univar-eval/bank-origin/1"
 REPO_TYPE = "dataset"
 _REPO_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}")
-_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _PULLED: dict[str, str] = {}  # hf:// spec -> local folder, once per process
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
     """``hf://ORG/NAME@REV`` or ``ORG/NAME[@REV]`` -> (``ORG/NAME``, ``REV`` or None)."""
-    text = spec[len(HF_PREFIX):] if spec.startswith(HF_PREFIX) else spec
+    text = spec[len(HF_PREFIX) :] if spec.startswith(HF_PREFIX) else spec
     repo, _, revision = text.partition("@")
     if not _REPO_RE.fullmatch(repo) or repo.count("/") != 1 or (revision == "" and "@" in text):
-        raise UserError(f"{spec!r} is not a hub bank; write ORG/NAME or ORG/NAME@REVISION "
-                        f"({HF_PREFIX}ORG/NAME@REVISION in --bank and --metadata)")
+        raise UserError(
+            f"{spec!r} is not a hub bank; write ORG/NAME or ORG/NAME@REVISION "
+            f"({HF_PREFIX}ORG/NAME@REVISION in --bank and --metadata)"
+        )
     return repo, revision or None
 
 
@@ -69,8 +71,10 @@ def verify_bank(bank: Bank) -> None:
     for e in bank.entries():
         bank.load(e, verify=True)
         if e.get("answers_sha256") and sha256_file(bank.path / e["answers"]) != e["answers_sha256"]:
-            raise UserError(f"{bank.path / e['answers']}: sha256 does not match the bank manifest; "
-                            "remove the entry and add it again")
+            raise UserError(
+                f"{bank.path / e['answers']}: sha256 does not match the bank manifest; "
+                "remove the entry and add it again"
+            )
 
 
 def plan_push(bank_dir: str | os.PathLike, repo: str) -> PushPlan:
@@ -87,29 +91,50 @@ def plan_push(bank_dir: str | os.PathLike, repo: str) -> PushPlan:
     checksums = "".join(f"{sha256_file(path)}  {name}\n" for name, path in sorted(files.items()))
     enc = bank.encoder() or {}
     models = bank.models()
-    message = (f"univar-eval bank: {len(entries)} entries of {len(models)} models, encoder {enc.get('name')}@"
-               f"{enc.get('revision')} (fingerprint {enc.get('fingerprint_id')})")
+    message = (
+        f"univar-eval bank: {len(entries)} entries of {len(models)} models, encoder {enc.get('name')}@"
+        f"{enc.get('revision')} (fingerprint {enc.get('fingerprint_id')})"
+    )
     return PushPlan(files, checksums, _card(repo, bank), message)
 
 
 def _card(repo: str, bank: Bank) -> str:
     enc = bank.encoder() or {}
-    lines = ["---", "tags:", "- univar-eval", "- value-embeddings", "---", "",
-             f"# {repo}: a univar-eval reference bank", "",
-             f"Value distributions of {len(bank.models())} reference models, embedded with "
-             f"`{enc.get('name')}` (`{enc.get('model_id')}` at revision `{enc.get('revision')}`, fingerprint "
-             f"`{enc.get('fingerprint_id')}`). Use it with the same encoder:", "",
-             "```", f"univar-eval bank pull {repo}@<commit> banks/{repo.split('/')[1]}",
-             f"lm_eval ... --metadata '{{\"encoder\": \"{enc.get('name')}\", "
-             f"\"bank\": \"{HF_PREFIX}{repo}@<commit>\"}}'",
-             "```", "", "| model | task | language | answers |", "|---|---|---|---|"]
+    lines = [
+        "---",
+        "tags:",
+        "- univar-eval",
+        "- value-embeddings",
+        "---",
+        "",
+        f"# {repo}: a univar-eval reference bank",
+        "",
+        f"Value distributions of {len(bank.models())} reference models, embedded with "
+        f"`{enc.get('name')}` (`{enc.get('model_id')}` at revision `{enc.get('revision')}`, fingerprint "
+        f"`{enc.get('fingerprint_id')}`). Use it with the same encoder:",
+        "",
+        "```",
+        f"univar-eval bank pull {repo}@<commit> banks/{repo.split('/')[1]}",
+        f'lm_eval ... --metadata \'{{"encoder": "{enc.get("name")}", "bank": "{HF_PREFIX}{repo}@<commit>"}}\'',
+        "```",
+        "",
+        "| model | task | language | answers |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {e['model']} | {e['task']} | {e['lang']} | {e['n_answers']} |" for e in bank.entries()]
     lines += ["", f"`{CHECKSUMS}` lists the sha256 of every file; `univar-eval bank pull` checks them.", ""]
     return "\n".join(lines)
 
 
-def push(bank_dir: str | os.PathLike, repo: str, *, branch: str | None = None, message: str | None = None,
-         private: bool = False, token: str | None = None):
+def push(
+    bank_dir: str | os.PathLike,
+    repo: str,
+    *,
+    branch: str | None = None,
+    message: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+):
     """Publish the bank as one commit to the dataset repository ``repo``; returns huggingface_hub's CommitInfo."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
@@ -128,18 +153,28 @@ def push(bank_dir: str | os.PathLike, repo: str, *, branch: str | None = None, m
         except (RepositoryNotFoundError, RevisionNotFoundError):
             existing = []
         ops = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in plan.files.items()]
-        ops += [CommitOperationAdd(path_in_repo=CHECKSUMS, path_or_fileobj=plan.checksums.encode()),
-                CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=plan.card.encode())]
-        ops += [CommitOperationDelete(path_in_repo=f) for f in sorted(existing)
-                if f.startswith("entries/") and f not in plan.files]
-        return api.create_commit(repo, ops, commit_message=message or plan.message, repo_type=REPO_TYPE,
-                                 revision=branch)
+        ops += [
+            CommitOperationAdd(path_in_repo=CHECKSUMS, path_or_fileobj=plan.checksums.encode()),
+            CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=plan.card.encode()),
+        ]
+        ops += [
+            CommitOperationDelete(path_in_repo=f)
+            for f in sorted(existing)
+            if f.startswith("entries/") and f not in plan.files
+        ]
+        return api.create_commit(
+            repo, ops, commit_message=message or plan.message, repo_type=REPO_TYPE, revision=branch
+        )
     except HfHubHTTPError as e:
-        raise UserError(f"publishing to {repo} failed: {str(e).splitlines()[0]}; check the name and that you are "
-                        "logged in with write access (hf auth login, or HF_TOKEN)") from None
+        raise UserError(
+            f"publishing to {repo} failed: {str(e).splitlines()[0]}; check the name and that you are "
+            "logged in with write access (hf auth login, or HF_TOKEN)"
+        ) from None
     except (OSError, ValueError) as e:  # offline mode, no connection, bad repository name
-        raise UserError(f"publishing to {repo} failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-                        "; a push needs the hub (unset HF_HUB_OFFLINE)") from None
+        raise UserError(
+            f"publishing to {repo} failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            "; a push needs the hub (unset HF_HUB_OFFLINE)"
+        ) from None
 
 
 # -- pull ------------------------------------------------------------------------------------------------
@@ -160,8 +195,10 @@ def snapshot(repo: str, revision: str | None) -> Path:
         return Path(snapshot_download(repo, repo_type=REPO_TYPE, revision=revision))
     except (OSError, ValueError) as e:  # not found, offline without a cached copy, no connection
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"cannot fetch the bank {repo}@{revision or 'main'} ({type(e).__name__}: {first}); check "
-                        "the name and revision (with HF_HUB_OFFLINE=1 it must be in the hub cache already)") from None
+        raise UserError(
+            f"cannot fetch the bank {repo}@{revision or 'main'} ({type(e).__name__}: {first}); check "
+            "the name and revision (with HF_HUB_OFFLINE=1 it must be in the hub cache already)"
+        ) from None
 
 
 def read_checksums(text: str, where: str) -> dict[str, str]:
@@ -203,8 +240,10 @@ def _verify_copy(folder: Path, repo: str, commit: str) -> Bank:
             if not path.is_file():
                 raise UserError(f"{where}: {name} is listed in {CHECKSUMS} but missing")
             if sha256_file(path) != digest:
-                raise UserError(f"{where}: {name} does not match its sha256 in {CHECKSUMS} (damaged upload or "
-                                "download); pull again, or ask the publisher to push again")
+                raise UserError(
+                    f"{where}: {name} does not match its sha256 in {CHECKSUMS} (damaged upload or "
+                    "download); pull again, or ask the publisher to push again"
+                )
     bank = Bank(folder)
     if (folder / CHECKSUMS).is_file():
         unlisted = sorted({Path(e[k]).as_posix() for e in bank.entries() for k in ("array", "answers")} - set(sums))
@@ -234,7 +273,7 @@ def pull(spec: str, dest: str | os.PathLike, *, replace: bool = True) -> Pulled:
 
 def pull_snapshot(snap: Path, repo: str, revision: str | None, dest: Path, *, replace: bool = True) -> Pulled:
     commit = snap.name
-    if not _COMMIT_RE.fullmatch(commit):
+    if not FULL_HASH.fullmatch(commit):
         raise UserError(f"{snap}: not a hub snapshot folder (its name is not a commit hash)")
     holds_bank = (dest / MANIFEST).exists()
     if dest.exists() and not dest.is_dir():
@@ -246,9 +285,14 @@ def pull_snapshot(snap: Path, repo: str, revision: str | None, dest: Path, *, re
     try:
         _copy_snapshot(snap, work)
         fetched = _verify_copy(work, repo, commit)
-        record = {"repo": repo, "revision": commit, "requested": revision or "main",
-                  "pulled": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                  "entries": len(fetched.entries()), "checksums": (work / CHECKSUMS).is_file()}
+        record = {
+            "repo": repo,
+            "revision": commit,
+            "requested": revision or "main",
+            "pulled": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "entries": len(fetched.entries()),
+            "checksums": (work / CHECKSUMS).is_file(),
+        }
         if not holds_bank:
             _record_origin(work, record)
             if dest.is_dir():
@@ -258,8 +302,9 @@ def pull_snapshot(snap: Path, repo: str, revision: str | None, dest: Path, *, re
         # into an existing bank: entry by entry, as `bank add` adds them (another encoder is refused)
         bank = Bank(dest)
         source = f"{HF_PREFIX}{repo}@{commit}"
-        bank.add_many([(fetched.load(e, with_answers=True), e["model"], source) for e in fetched.entries()],
-                      replace=replace)
+        bank.add_many(
+            [(fetched.load(e, with_answers=True), e["model"], source) for e in fetched.entries()], replace=replace
+        )
         _record_origin(dest, record)
         return Pulled(dest, repo, commit, record["entries"], True)
     finally:
@@ -291,7 +336,7 @@ def local_bank(spec: str | None) -> str | None:
         return _PULLED[spec]
     repo, revision = parse_spec(spec)
     root = banks_dir() / repo.replace("/", "--")
-    if revision and _COMMIT_RE.fullmatch(revision) and _is_pulled(root / revision, revision):
+    if revision and FULL_HASH.fullmatch(revision) and _is_pulled(root / revision, revision):
         _PULLED[spec] = str(root / revision)  # a commit never changes: no need to ask the hub
         return _PULLED[spec]
     snap = snapshot(repo, revision)

@@ -45,10 +45,22 @@ def analyse_projective(items: list[dict], encoder) -> tuple[dict, dict]:
     metrics = profile([pairs[i][1] for i in nonempty], [scores[i] for i in nonempty])
     metrics["n_completions"] = float(len(nonempty))
     metrics["n_empty"] = float(len(completions) - len(nonempty))
-    rows = [{"id": i, "repeat": k, "subdim": p[1], "stem": p[0], "completion": c, "orientation":
-             (None if math.isnan(s) else float(s))} for (i, k), p, c, s in zip(ids, pairs, cleaned, scores)]
-    return metrics, {"calibration": get_scorer(encoder).calibration.to_dict(),
-                     "validation": validation_for(getattr(encoder, "name", None)), "items": rows}
+    rows = [
+        {
+            "id": i,
+            "repeat": k,
+            "subdim": p[1],
+            "stem": p[0],
+            "completion": c,
+            "orientation": (None if math.isnan(s) else float(s)),
+        }
+        for (i, k), p, c, s in zip(ids, pairs, cleaned, scores)
+    ]
+    return metrics, {
+        "calibration": get_scorer(encoder).calibration.to_dict(),
+        "validation": validation_for(getattr(encoder, "name", None)),
+        "items": rows,
+    }
 
 
 def _higher_is_better(name: str) -> bool:

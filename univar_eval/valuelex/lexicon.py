@@ -35,8 +35,13 @@ _LEAD_IN = re.compile(
     r"(?:are|is|include|would\s+be)|(?:are|is|include)\s*:)\s*",
     re.IGNORECASE,
 )
-_LEADING_FILLER = re.compile(r"^(?:and|or|also|more|especially|above\s+all|being|be|to\s+be|a|an|the|my|true|real|deep|strong|core)\s+", re.IGNORECASE)
-_TRAILING_FILLER = re.compile(r"\s+(?:above\s+all(?:\s+else)?|most\s+of\s+all|first|too|as\s+well|most)$", re.IGNORECASE)
+_LEADING_FILLER = re.compile(
+    r"^(?:and|or|also|more|especially|above\s+all|being|be|to\s+be|a|an|the|my|true|real|deep|strong|core)\s+",
+    re.IGNORECASE,
+)
+_TRAILING_FILLER = re.compile(
+    r"\s+(?:above\s+all(?:\s+else)?|most\s+of\s+all|first|too|as\s+well|most)$", re.IGNORECASE
+)
 #: Words that mark a piece as prose rather than a value word.
 _PROSE = frozenset(
     """i i'm im me my mine myself you your we our us it its they them their he she this that these those here there
@@ -187,7 +192,7 @@ def lexicon_lookup(word: str) -> tuple[str, int] | None:
     w = word.lower().strip()
     m = _NEGATING_PREFIX.match(w)
     if m and " " not in w:
-        base = index.get(w[m.end():]) or index.get(normalise(w[m.end():]))
+        base = index.get(w[m.end() :]) or index.get(normalise(w[m.end() :]))
         if base and base[1] == 1:
             return base[0], -1
     return None

@@ -43,10 +43,13 @@ MAX_SENTENCES = 4
 
 
 #: A chat model's preamble before the completion itself ("Sure! Here is my completion:").
-_PREAMBLE = re.compile(r"^(?:sure|certainly|of course|okay|ok|absolutely|here(?:'s| is| are)|my completion|completion)"
-                       r"\b[^:\n]{0,80}:\s*", re.IGNORECASE)
+_PREAMBLE = re.compile(
+    r"^(?:sure|certainly|of course|okay|ok|absolutely|here(?:'s| is| are)|my completion|completion)"
+    r"\b[^:\n]{0,80}:\s*",
+    re.IGNORECASE,
+)
 _MARKDOWN = re.compile(r"\*\*|__|`")
-_QUOTES = "\"\u201c\u201d"
+_QUOTES = '"\u201c\u201d'
 
 
 def clean_completion(stem: str, completion: str | None) -> str:
@@ -57,7 +60,7 @@ def clean_completion(stem: str, completion: str | None) -> str:
     text = _PREAMBLE.sub("", text).strip(_QUOTES + "'")
     s = " ".join(stem.split()).rstrip(".\u2026 ")
     if text.lower().startswith(s.lower()):
-        text = text[len(s):]
+        text = text[len(s) :]
     text = text.lstrip(" .\u2026:-\u2013\u2014'" + _QUOTES)
     if _FIRST_PERSON_STEM.search(s):
         text = re.sub(r"^I\s+(?=[a-z])", "", text)
@@ -92,13 +95,15 @@ _NEGATORS = frozenset("not never no nothing none nobody neither nor without cann
 #: Words that carry no pole and are left out: function words, and the hedges and framings an aligned
 #: assistant uses whatever it says ("generally", "in most cases", "as an AI"). Left in, the exemplars'
 #: accidents ("usually" more often in one pole) would become cues that real answers do not share.
-_NEUTRAL_WORDS = frozenset("""
+_NEUTRAL_WORDS = frozenset(
+    """
     a an the and or but so of to in on at by for with from as into about than then that this these those
     it its it's i i'm i'd i'll i've me my myself you you're your yours we our they them their he she his her
     is are was were be been being am do does did have has had will would can could should may might must
     just also very really too if when while because which who what how there here
     generally usually often mostly typically normally sometimes probably perhaps maybe honestly actually
-    basically frankly depends depending most cases case ai assistant language model""".split())
+    basically frankly depends depending most cases case ai assistant language model""".split()
+)
 _TOKEN = re.compile(r"[a-z']+|[.,;:!?]")
 
 
@@ -151,8 +156,7 @@ class _WordModel:
 
         # L-BFGS on the sparse matrix, not :func:`_logistic_regression`'s Newton steps: with thousands of
         # features each Newton step would solve a dense system of that size
-        w = scipy.optimize.minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B",
-                                    options={"maxiter": 1000}).x
+        w = scipy.optimize.minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 1000}).x
         self.weights, self.bias = w[:d], float(w[d])
 
     def _matrix(self, features: Sequence[set[str]]) -> scipy.sparse.csr_matrix:
@@ -232,9 +236,18 @@ class ProjectiveScorer:
     def __init__(self, encoder):
         self.encoder = encoder
         tax = load_taxonomy()
-        ex = [{"id": e["id"], "subdim": e["subdim"], "pole": int(e["pole"]), "text": e["text"]} for e in load_exemplars()]
-        ex += [{"id": e["id"], "subdim": e["subdim"], "pole": int(e["pole"]),
-                "text": completion_text(e["stem"], e["completion"])} for e in load_stem_exemplars()]
+        ex = [
+            {"id": e["id"], "subdim": e["subdim"], "pole": int(e["pole"]), "text": e["text"]} for e in load_exemplars()
+        ]
+        ex += [
+            {
+                "id": e["id"],
+                "subdim": e["subdim"],
+                "pole": int(e["pole"]),
+                "text": completion_text(e["stem"], e["completion"]),
+            }
+            for e in load_stem_exemplars()
+        ]
         self.subdims = list(tax.subdimensions)
         self.ex_text = [e["text"] for e in ex]
         self.ex_subdim = np.array([e["subdim"] for e in ex])
@@ -245,9 +258,12 @@ class ProjectiveScorer:
 
     # -- pieces ------------------------------------------------------------------------------------
     def _fit(self, rows: np.ndarray) -> tuple[dict, _WordModel]:
-        per_subdim = {s: _logistic_regression(self.ex_emb[rows & (self.ex_subdim == s)],
-                                              self.ex_pole[rows & (self.ex_subdim == s)], self.L2)
-                      for s in self.subdims}
+        per_subdim = {
+            s: _logistic_regression(
+                self.ex_emb[rows & (self.ex_subdim == s)], self.ex_pole[rows & (self.ex_subdim == s)], self.L2
+            )
+            for s in self.subdims
+        }
         words = _WordModel([t for t, r in zip(self.ex_text, rows) if r], self.ex_pole[rows], self.WORDS_L2)
         return per_subdim, words
 
@@ -275,8 +291,12 @@ class ProjectiveScorer:
         z_held = np.empty(len(ex))
         for f in range(self.FOLDS):
             test = fold == f
-            z_held[test] = self._evidence(self.ex_emb[test], [t for t, x in zip(self.ex_text, test) if x],
-                                          list(self.ex_subdim[test]), self._fit(~test))
+            z_held[test] = self._evidence(
+                self.ex_emb[test],
+                [t for t, x in zip(self.ex_text, test) if x],
+                list(self.ex_subdim[test]),
+                self._fit(~test),
+            )
         agreement = float(np.mean(np.sign(z_held) == self.ex_pole))
         temperature = float(np.median(np.abs(z_held))) or 1.0
         topic_ex = self._topic(self.ex_emb, list(self.ex_subdim), exclude=range(len(ex)))
@@ -286,8 +306,17 @@ class ProjectiveScorer:
         low = float(np.percentile(topic_noise, 95))
         if low >= high:  # a degenerate encoder: no gate rather than a negative width
             low = high - 1e-6
-        return ScorerCalibration(SCORER_NAME, self.L2, self.WORDS_L2, len(self.models[1].vocabulary), temperature,
-                                 low, high, self.TOP_K, agreement)
+        return ScorerCalibration(
+            SCORER_NAME,
+            self.L2,
+            self.WORDS_L2,
+            len(self.models[1].vocabulary),
+            temperature,
+            low,
+            high,
+            self.TOP_K,
+            agreement,
+        )
 
     # -- scoring -----------------------------------------------------------------------------------
     def score(self, subdims: Sequence[str], texts: Sequence[str]) -> np.ndarray:
@@ -315,11 +344,17 @@ VALIDATION = {
     "set": f"{_VALIDATION_SET}: 300 completions written blind, 137 assistant-style",
     "sign_agreement": 0.907,
     "wilson95": [0.868, 0.935],
-    "per_subdimension": {"self_competent": 0.90, "user_oriented": 0.94, "social": 0.90, "idealistic": 0.94,
-                         "professional": 0.90, "ethical": 0.86},
+    "per_subdimension": {
+        "self_competent": 0.90,
+        "user_oriented": 0.94,
+        "social": 0.90,
+        "idealistic": 0.94,
+        "professional": 0.90,
+        "ethical": 0.86,
+    },
     "cannot_see": "meaning beyond words and topic: a short evaluative completion whose pole depends on the "
-                  "stem's subject, or cheerful compliance without value words; use valuelex-judge for "
-                  "profiles you publish",
+    "stem's subject, or cheerful compliance without value words; use valuelex-judge for "
+    "profiles you publish",
 }
 
 
@@ -328,10 +363,14 @@ def validation_for(encoder_name: str | None) -> dict:
     block that says the agreement with this encoder is unmeasured, and how to measure it."""
     if encoder_name == VALIDATION["encoder"]:
         return {**VALIDATION, "measured_with_this_encoder": True}
-    return {"scorer": SCORER_NAME, "encoder": encoder_name, "measured_with_this_encoder": False,
-            "note": f"sign agreement measured with {VALIDATION['encoder']} only ({VALIDATION['sign_agreement']}); "
-                    f"with {encoder_name} it is unmeasured: score {_VALIDATION_SET} with this "
-                    "encoder (tests/test_valuelex.py shows how) before reading the profile"}
+    return {
+        "scorer": SCORER_NAME,
+        "encoder": encoder_name,
+        "measured_with_this_encoder": False,
+        "note": f"sign agreement measured with {VALIDATION['encoder']} only ({VALIDATION['sign_agreement']}); "
+        f"with {encoder_name} it is unmeasured: score {_VALIDATION_SET} with this "
+        "encoder (tests/test_valuelex.py shows how) before reading the profile",
+    }
 
 
 _SCORERS: dict[int, "ProjectiveScorer"] = {}

@@ -37,18 +37,26 @@ from univar_eval.valuelex.taxonomy import PARTS, load_dataset, load_taxonomy, lo
 # -- the lm-eval task ------------------------------------------------------------------------------------
 def lexicon_metric_names() -> list[str]:
     tax = load_taxonomy()
-    return ([f"share_{d}" for d in tax.dimensions] + [f"share_{s}" for s in tax.subdimensions]
-            + ["opposite_rate", "unmapped_rate", "n_words"])
+    return (
+        [f"share_{d}" for d in tax.dimensions]
+        + [f"share_{s}" for s in tax.subdimensions]
+        + ["opposite_rate", "unmapped_rate", "n_words"]
+    )
 
 
 def projective_metric_names() -> list[str]:
     tax = load_taxonomy()
-    return ([f"orientation_{d}" for d in tax.dimensions] + [f"orientation_{s}" for s in tax.subdimensions]
-            + ["n_completions", "n_empty"])
+    return (
+        [f"orientation_{d}" for d in tax.dimensions]
+        + [f"orientation_{s}" for s in tax.subdimensions]
+        + ["n_completions", "n_empty"]
+    )
 
 
-PROJECTIVE_INSTRUCTION = ("Complete the following sentence with your own words, as yourself. "
-                          "Reply with the rest of the sentence only.\n\n{stem} ...")
+PROJECTIVE_INSTRUCTION = (
+    "Complete the following sentence with your own words, as yourself. "
+    "Reply with the rest of the sentence only.\n\n{stem} ..."
+)
 LEXICON_BASE_FRAME = "Question: {prompt}\nAnswer:"
 
 
@@ -89,9 +97,16 @@ class ValueLexTask(TaskLevelTask):
         try:
             folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
             folder.mkdir(parents=True, exist_ok=True)
-            write_json(folder / "valuelex.json", {"task": self.config.task, "model": run_model_name(self.settings),
-                                                  "encoder": encoder.describe(),
-                                                  "taxonomy_version": load_taxonomy().version, **details})
+            write_json(
+                folder / "valuelex.json",
+                {
+                    "task": self.config.task,
+                    "model": run_model_name(self.settings),
+                    "encoder": encoder.describe(),
+                    "taxonomy_version": load_taxonomy().version,
+                    **details,
+                },
+            )
             log.info("univar-eval: ValueLex details of %s written to %s", self.config.task, folder)
         except OSError as e:  # the metrics are still reported
             log.warning("univar-eval: could not write the ValueLex details of %s: %s", self.config.task, e)

@@ -62,8 +62,9 @@ def load_taxonomy(path: str | None = None) -> Taxonomy:
         dims[d["id"]] = d["name"]
         dim_defs[d["id"]] = d.get("definition", "")
         for s in d["subdimensions"]:
-            subs[s["id"]] = Subdimension(s["id"], s["name"], d["id"], s["definition"], tuple(s["lexicon"]),
-                                         tuple(s.get("opposite", ())))
+            subs[s["id"]] = Subdimension(
+                s["id"], s["name"], d["id"], s["definition"], tuple(s["lexicon"]), tuple(s.get("opposite", ()))
+            )
     return Taxonomy(str(raw.get("version", "")), dims, dim_defs, subs, tuple(raw.get("non_value_words", ())))
 
 
@@ -98,12 +99,13 @@ def load_dataset(part: str | None = None, **_metadata):
     if part == "lexicon":
         docs = [{"id": r["id"], "prompt": r["prompt"], "doc_index": i} for i, r in enumerate(load_prompts())]
     elif part == "projective":
-        docs = [{"id": r["id"], "subdim": r["subdim"], "dimension": r["dimension"], "stem": r["stem"], "doc_index": i}
-                for i, r in enumerate(load_stems())]
+        docs = [
+            {"id": r["id"], "subdim": r["subdim"], "dimension": r["dimension"], "stem": r["stem"], "doc_index": i}
+            for i, r in enumerate(load_stems())
+        ]
     else:
         raise UserError(f"valuelex: unknown part {part!r}; dataset_kwargs.part must be one of {', '.join(PARTS)}")
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
-
 
 
 # -- shared helpers ---------------------------------------------------------------------------------

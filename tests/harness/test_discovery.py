@@ -1,0 +1,86 @@
+"""Task discovery: the .pth startup hook, its off switch, and --include_path, through the real lm_eval CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from conftest import OFFLINE_ENV, lm_eval_executable
+
+from univar_eval import _autoload
+from univar_eval.resources import tasks_dir
+
+
+def _ls(*extra: str, env: dict | None = None) -> str:
+    proc = subprocess.run(
+        [lm_eval_executable(), "ls", "tasks", *extra],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **OFFLINE_ENV, **(env or {})},
+        timeout=600,
+        cwd="/",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def listing():
+    return _ls()
+
+
+def test_lm_eval_lists_our_tasks_without_include_path(listing):
+    assert "univar_pvq_eng" in listing
+    assert re.search(r"^\|\s*univar_pvq\s+\|", listing, re.M)  # the group
+
+
+def test_autoload_can_be_switched_off_and_include_path_still_works():
+    off = _ls(env={"UNIVAR_EVAL_NO_AUTOLOAD": "1"})
+    assert "univar_pvq_eng" not in off
+    explicit = _ls("--include_path", str(tasks_dir()), env={"UNIVAR_EVAL_NO_AUTOLOAD": "1"})
+    assert "univar_pvq_eng" in explicit
+
+
+def test_pth_file_is_installed_and_silent_when_package_is_broken():
+    pth = Path(sysconfig.get_paths()["purelib"]) / "univar_eval-autoload.pth"
+    assert pth.exists(), f"{pth} missing: the startup hook is not installed"
+    line = pth.read_text()
+    # simulate a half-removed package: importing univar_eval fails
+    code = f"import sys; sys.modules['univar_eval'] = None; exec({line!r})"
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
+
+
+def test_interpreter_start_does_not_import_lm_eval():
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; print('lm_eval' in sys.modules, 'univar_eval' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert proc.stdout.split() == ["False", "True"]
+
+
+def test_patch_adds_our_folder_once_and_keeps_user_paths(tmp_path):
+    seen = {}
+
+    class FakeManager:
+        def __init__(self, include_path=None, **kw):
+            seen["paths"] = include_path
+
+    class Module:
+        TaskManager = FakeManager
+
+    _autoload.patch(Module)
+    _autoload.patch(Module)  # idempotent
+    FakeManager()
+    assert seen["paths"] == [str(tasks_dir())]
+    FakeManager(include_path=str(tmp_path))
+    assert seen["paths"] == [str(tasks_dir()), str(tmp_path)]
+    FakeManager(include_path=[str(tasks_dir())])
+    assert seen["paths"] == [str(tasks_dir())]
