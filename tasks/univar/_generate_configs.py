@@ -52,7 +52,7 @@ def expected_files() -> dict[Path, str]:
             + "aggregate_metric_list:\n"
             + "  - metric: value_dispersion\n    aggregation: mean\n    weight_by_size: false\n"
             + "  - metric: refusal_rate\n    aggregation: mean\n    weight_by_size: false\n"
-            + "metadata:\n  version: 1.0\n"
+            + "metadata:\n  version: 2.0\n"
         )
         if q in VALUE_SETS:
             value_groups.append(group)
@@ -63,7 +63,7 @@ def expected_files() -> dict[Path, str]:
         + "".join(f"  - {g}\n" for g in value_groups)
         + "aggregate_metric_list:\n"
         + "  - metric: value_dispersion\n    aggregation: mean\n    weight_by_size: false\n"
-        + "metadata:\n  version: 1.0\n"
+        + "metadata:\n  version: 2.0\n"
     )
     for lang in LANGUAGES:
         if lang not in by_lang:
@@ -75,7 +75,7 @@ def expected_files() -> dict[Path, str]:
             + "".join(f"  - {task}\n" for task in by_lang[lang])
             + "aggregate_metric_list:\n"
             + "  - metric: value_dispersion\n    aggregation: mean\n    weight_by_size: false\n"
-            + "metadata:\n  version: 1.0\n"
+            + "metadata:\n  version: 2.0\n"
         )
     return files
 
