@@ -27,11 +27,14 @@ def analyse_lexicon(items: list[dict], encoder) -> tuple[dict, dict]:
             all_maps += maps
             rows.append({"id": item["id"], "repeat": k, "response": response, "words": [asdict(m) for m in maps]})
     metrics: dict = dict(lexicon_metrics(all_maps))
-    n_without = sum(1 for r in rows if not r["words"])
+    # an answer is unscoreable when none of its words maps to a value (no words, or only unmapped ones)
+    n_without = sum(1 for r in rows if not any(w["pole"] != 0 for w in r["words"]))
     positive = sum(1 for m in all_maps if m.pole == 1)
     why = ""
     if unscoreable(n_without, len(rows)):
-        why = f"{n_without} of {len(rows)} answers named no value word (a list of single words was asked for)"
+        why = (
+            f"{n_without} of {len(rows)} answers named no word that maps to a value (single value words were asked for)"
+        )
     elif not positive:
         why = f"none of the {len(all_maps)} value words mapped to a subdimension, so the shares are undefined"
     metrics["why_unscored"] = why
