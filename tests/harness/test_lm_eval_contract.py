@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import univar_eval
 from conftest import OFFLINE_ENV, lm_eval_executable, read_results
 
 from univar_eval.harness import lm_eval_api
@@ -250,7 +251,9 @@ def test_command_line_run_with_a_one_answer_model(tmp_path):
     assert res["value_dispersion,none"] == 0.0  # "lol" to every question: no spread in what it said
     assert results["versions"]["univar_pvq_eng"] == 2.0
     [folder] = (tmp_path / "runs" / "org__contract").glob("univar_*/univar_pvq_eng")
-    assert (folder / "manifest.json").exists()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["univar_eval_version"] == univar_eval.__version__  # the code that wrote it
+    assert manifest["model"] == "org/contract"  # from --model_args, merged into the metadata
 
 
 @pytest.mark.e2e

@@ -4,7 +4,8 @@ lm-eval computes metrics per document and aggregates them per metric. Value
 measures need all answers of a task at once (a distribution, an angle over six
 items, a profile), so :class:`TaskLevelTask`
 
-* names its metrics itself (``metric_names``), so lm-eval never looks them up in its registry;
+* serves the metrics its YAML lists (checked against ``metric_names``, what ``analyse`` computes), with
+  a ``process_results`` of its own, so lm-eval never looks them up in its metric registry;
 * in ``process_results`` hands the whole per-document record (``document_record``) to the
   first metric and only the document index to the others (lm-eval logs every value);
 * at aggregation time calls ``analyse(records)`` once and serves every metric from its result.
@@ -14,7 +15,7 @@ items, a profile), so :class:`TaskLevelTask`
   ``univar-eval embed RUN`` finishes the job later.
 
 The YAML states the task's metrics (``metric_list``, aggregation ``task_level``, each metric's
-direction); a subclass may add metrics that depend on the run (``extra_metrics``: UniVaR's distances to
+direction; a YAML without one is refused before generation); a subclass may add metrics that depend on the run (``extra_metrics``: UniVaR's distances to
 the models of a reference bank). Every lm-eval specific is in :mod:`univar_eval.harness.lm_eval_api`.
 
 Settings errors, and anything else that can be found before an answer is generated, are raised as

@@ -22,6 +22,7 @@ computed once per task at aggregation time.
 from __future__ import annotations
 
 # task_base imports lm-eval; `univar_eval.valuelex` re-exports from here lazily
+from univar_eval import __version__
 from univar_eval.errors import UserError
 from univar_eval.harness.task_base import TaskLevelTask, artifact_dir, run_model_name
 from univar_eval.pipeline.encoders import load_encoder
@@ -103,6 +104,7 @@ class ValueLexTask(TaskLevelTask):
                 folder / "valuelex.json",
                 {
                     "task": self.config.task,
+                    "univar_eval_version": __version__,
                     "model": run_model_name(self.settings),
                     "encoder": encoder.describe(),
                     "taxonomy_version": load_taxonomy().version,
