@@ -16,9 +16,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-import univar_eval
 from conftest import OFFLINE_ENV, lm_eval_executable, read_results
 
+import univar_eval
 from univar_eval.harness import lm_eval_api
 from univar_eval.harness.lm_eval_api import TASK_LEVEL, CommandLine, command_line
 

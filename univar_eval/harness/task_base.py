@@ -15,8 +15,9 @@ items, a profile), so :class:`TaskLevelTask`
   ``univar-eval embed RUN`` finishes the job later.
 
 The YAML states the task's metrics (``metric_list``, aggregation ``task_level``, each metric's
-direction; a YAML without one is refused before generation); a subclass may add metrics that depend on the run (``extra_metrics``: UniVaR's distances to
-the models of a reference bank). Every lm-eval specific is in :mod:`univar_eval.harness.lm_eval_api`.
+direction; a YAML without one is refused before generation); a subclass may add metrics that depend
+on the run (``extra_metrics``: UniVaR's distances to the models of a reference bank). Every lm-eval
+specific is in :mod:`univar_eval.harness.lm_eval_api`.
 
 Settings errors, and anything else that can be found before an answer is generated, are raised as
 :class:`~univar_eval.errors.UserError` and turned into one ``error: ...`` line and exit code 2 by
