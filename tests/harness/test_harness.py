@@ -46,7 +46,9 @@ ARGV = ["lm_eval", "--model", "hf", "--model_args", "pretrained=org/Model-7B,dty
 
 
 def test_artifact_dir_beside_lm_eval_output_under_the_model_name():
-    path = artifact_dir("univar_pvq_eng", RunSettings(), ARGV + ["--output_path", "runs"], stamp="S")
+    # the model's name is the `model` setting: lm-eval merges --model_args pretrained=... into the metadata
+    settings = resolve({"pretrained": "org/Model-7B", "dtype": "float16"}, environ={})
+    path = artifact_dir("univar_pvq_eng", settings, ARGV + ["--output_path", "runs"], stamp="S")
     assert path == Path("runs") / "org__Model-7B" / "univar_S" / "univar_pvq_eng"
 
 
