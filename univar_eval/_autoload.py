@@ -9,6 +9,11 @@ start. It does not import lm_eval; it registers an import hook that, when
 
 Set ``UNIVAR_EVAL_NO_AUTOLOAD=1`` to switch it off; then pass
 ``--include_path "$(univar-eval tasks-dir)"`` to lm_eval explicitly.
+
+It never breaks lm_eval and never fails silently: any error of its own (here or in the ``.pth`` line)
+becomes one warning line on stderr that names the way out (:func:`warn`), and lm_eval goes on without
+our tasks. What it relies on in lm-eval (``TaskManager.__init__(include_path=...)``) is checked by
+``tests/harness/test_lm_eval_contract.py``.
 """
 
 import os
@@ -16,6 +21,20 @@ import sys
 
 TARGET = "lm_eval.tasks.manager"
 _MARK = "_univar_eval_patched"
+
+
+HINT = (
+    "set UNIVAR_EVAL_NO_AUTOLOAD=1 to silence this and pass lm_eval "
+    '--include_path "$(univar-eval tasks-dir)", or reinstall univar-eval'
+)
+
+
+def warn(error: BaseException) -> None:
+    """One line on stderr: the hook failed, why, and what to do."""
+    what = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    sys.stderr.write(
+        f"univar-eval: task discovery is off ({type(error).__name__}{': ' + what if what else ''}); {HINT}\n"
+    )
 
 
 def _tasks_dir() -> str:
@@ -60,8 +79,8 @@ class _Loader:
         self.inner.exec_module(module)
         try:
             patch(module)
-        except Exception:  # never break lm_eval because of us
-            pass
+        except Exception as e:  # never break lm_eval because of us, but say so
+            warn(e)
 
 
 class _Finder:

@@ -14,13 +14,17 @@ min_answers         UNIVAR_EVAL_MIN_ANSWERS     10
 encoder_batch_size  UNIVAR_EVAL_BATCH_SIZE      32
 encoder_device      UNIVAR_EVAL_DEVICE          cuda when available, else cpu
 model               UNIVAR_EVAL_MODEL           from the model arguments (see below)
+repeats             (metadata only)             lm-eval's task ``repeats`` (the YAML's, else 1)
 ==================  ==========================  ==================================================
 
 lm-eval merges ``--model_args`` (``simple_evaluate(model_args=...)``) into the metadata, so
 the encoder's device and batch size are named ``encoder_*``: ``--model_args device=cuda:0,
-batch_size=8`` belongs to the evaluated model, not to the encoder. The old names,
-``device`` and ``batch_size``, are still read when the caller says they were typed in
-``--metadata`` (``user_keys``), with a deprecation warning.
+batch_size=8`` belongs to the evaluated model, not to the encoder.
+
+Nothing is silently ignored: a metadata key that is not a setting but is within a small edit distance
+of one (``encodr``, ``translater``, ``min_answer``: distance 2, or 1 for names of four letters or fewer)
+is refused with a "did you mean"; so is any ``UNIVAR_EVAL_*`` environment variable that univar-eval
+does not read. Other unknown metadata keys are the model's arguments, not ours to refuse.
 
 ``model``, the evaluated model's name in the artifacts, is the first of the metadata keys
 ``peft``, ``delta``, ``pretrained``, ``model``, ``path``, ``engine`` (the model arguments that
@@ -32,7 +36,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Collection, Mapping
+from typing import Any, Mapping
 
 from univar_eval.errors import UserError
 
@@ -43,9 +47,6 @@ DEFAULT_TRANSLATOR = "nllb-600m"
 
 #: Model arguments that name the evaluated model, most specific first (an adapter before its base).
 MODEL_NAME_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine")
-#: Old metadata names -> new ones (renamed because lm-eval's model arguments use the old names too).
-DEPRECATED = {"device": "encoder_device", "batch_size": "encoder_batch_size"}
-_warned: set[str] = set()  # deprecated names already warned about in this process (one line, not one per task)
 
 
 @dataclass(frozen=True)
@@ -62,19 +63,22 @@ class RunSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    # read-only aliases of the names before the rename, for code written against them
-    @property
-    def device(self) -> str | None:
-        return self.encoder_device
 
-    @property
-    def batch_size(self) -> int:
-        return self.encoder_batch_size
-
-
-# the environment variables keep their names from before the rename
 _ENV = {f.name: f"UNIVAR_EVAL_{f.name.upper()}" for f in fields(RunSettings)}
 _ENV.update(encoder_batch_size="UNIVAR_EVAL_BATCH_SIZE", encoder_device="UNIVAR_EVAL_DEVICE")
+
+#: Metadata read by the task itself rather than kept in RunSettings: ``repeats`` sets lm-eval's task ``repeats``.
+TASK_SETTINGS = ("repeats",)
+#: Every metadata key univar-eval reads.
+SETTING_NAMES = tuple(f.name for f in fields(RunSettings)) + TASK_SETTINGS
+ENV_PREFIX = "UNIVAR_EVAL_"
+#: Every environment variable with our prefix that univar-eval reads: the settings' and these.
+OTHER_ENVIRONMENT = {
+    "UNIVAR_EVAL_CACHE": "the embedding cache folder",
+    "UNIVAR_EVAL_CARDS": "extra encoder cards",
+    "UNIVAR_EVAL_NO_AUTOLOAD": "switches task discovery off",
+}
+KNOWN_ENVIRONMENT = frozenset(_ENV.values()) | frozenset(OTHER_ENVIRONMENT)
 
 
 def model_name(metadata: Mapping[str, Any]) -> str | None:
@@ -90,31 +94,68 @@ def model_name(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
-def resolve(
-    metadata: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-    *,
-    user_keys: Collection[str] = (),
-) -> RunSettings:
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance, a swap of two neighbouring letters counting as one edit."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def near_setting(key: str, names=SETTING_NAMES) -> str | None:
+    """The setting name ``key`` is probably a misspelling of: within edit distance 2 (1 for names of four
+    letters or fewer, so that short model arguments are not mistaken for ``bank`` or ``model``)."""
+    if key in names:
+        return None
+    lowered = key.lower()
+    scored = sorted((edit_distance(lowered, n), n) for n in names)
+    for distance, name in scored:
+        if distance <= (1 if len(name) <= 4 else 2):
+            return name
+    return None
+
+
+def check_metadata_keys(metadata: Mapping[str, Any]) -> None:
+    """Refuse a metadata key that looks like a misspelt setting (``encodr``). Other unknown keys are
+    left alone: lm-eval merges the model's arguments into the same metadata."""
+    for key in metadata:
+        name = near_setting(str(key))
+        if name:
+            raise UserError(
+                f"metadata key {key!r} is not a univar-eval setting; did you mean {name!r}? "
+                f"(settings: {', '.join(SETTING_NAMES)})"
+            )
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse an environment variable with our prefix that univar-eval does not read."""
+    for var in sorted(environ):
+        if var.startswith(ENV_PREFIX) and var not in KNOWN_ENVIRONMENT:
+            suffixes = tuple(sorted(k[len(ENV_PREFIX) :].lower() for k in KNOWN_ENVIRONMENT))
+            close = near_setting(var[len(ENV_PREFIX) :], suffixes)
+            hint = f"did you mean {ENV_PREFIX}{close.upper()}? " if close else ""
+            raise UserError(
+                f"environment variable {var} is not a univar-eval setting; {hint}"
+                f"(known: {', '.join(sorted(KNOWN_ENVIRONMENT))}); unset it"
+            )
+
+
+def resolve(metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> RunSettings:
     """Combine ``--metadata`` values, environment variables and defaults.
 
-    ``user_keys``: the metadata keys known to come from the user's ``--metadata`` (not from the
-    model arguments); only those make the deprecated names ``device``/``batch_size`` count.
+    Raises :class:`UserError` for a misspelt setting in ``metadata`` or an unknown ``UNIVAR_EVAL_*``
+    variable in ``environ`` (see the module docstring), and for a value of the wrong type.
     """
     metadata = dict(metadata or {})
     environ = os.environ if environ is None else environ
-    for old, new in DEPRECATED.items():
-        if old in metadata and old in user_keys and new not in metadata:
-            metadata[new] = metadata[old]
-            if old in _warned:
-                continue
-            _warned.add(old)
-            log.warning(
-                "univar-eval: metadata %r is deprecated (lm-eval also passes --model_args %s=... to the tasks); use %r",
-                old,
-                old,
-                new,
-            )
+    check_metadata_keys(metadata)
+    check_environment(environ)
     values: dict[str, Any] = {}
     for f in fields(RunSettings):
         raw = model_name(metadata) if f.name == "model" else metadata.get(f.name)

@@ -314,13 +314,13 @@ def test_no_custom_kwargs_warning_per_task(caplog):
 
 
 # -- item 5: --limit below min_answers is said before generation -------------------------------------------
-def test_limit_below_min_answers_warns(monkeypatch, caplog):
+def test_limit_below_min_answers_warns(caplog):
     from lm_eval.tasks import TaskManager
 
-    monkeypatch.setattr("sys.argv", ["lm_eval", "--tasks", "univar_pvq_eng", "--limit", "3"])
+    task = TaskManager(metadata={"encoder": "minilm"}).load(["univar_pvq_eng"])["tasks"]["univar_pvq_eng"]
     with caplog.at_level(logging.WARNING, logger="univar_eval"):
-        TaskManager(metadata={"encoder": "minilm"}).load(["univar_pvq_eng"])
-    assert any("--limit 3 is below min_answers (10)" in r.getMessage() for r in caplog.records)
+        task.build_all_requests(limit=3)  # lm-eval hands the task what --limit 3 leaves, before generation
+    assert any("--limit leaves 3 answers, fewer than min_answers (10)" in r.getMessage() for r in caplog.records)
 
 
 # -- item 9: reasons name the real cause ---------------------------------------------------------------------

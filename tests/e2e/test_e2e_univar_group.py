@@ -74,5 +74,5 @@ def test_every_task_reports_and_writes_its_distribution(group_run):
     per_lang = [results["results"][f"univar_pvq_{lang}"] for lang in langs]
     assert all(r["n_answers,none"] == 2 for r in per_lang)
     mean = sum(r["value_dispersion,none"] for r in per_lang) / len(langs)
-    assert 0.0 < mean <= 2.0
+    assert 0.0 <= mean <= 2.0  # the answers alone: the tiny model says much the same to every question
     assert results["results"]["univar_pvq"]["value_dispersion,none"] == pytest.approx(mean)

@@ -56,13 +56,15 @@ def test_lexicon_metrics(valuelex_run):
     assert len(samples) == LIMIT
     words = [w for s in samples for r in flatten_responses(s["filtered_resps"]) for w in lexicon.parse_value_words(r)]
     assert res["n_words,none"] == len(words)
-    rates = [res[f"{n},none"] for n in task.lexicon_metric_names() if n != "n_words"]
+    rates = [res[f"{n},none"] for n in task.lexicon_metric_names() if n not in ("n_words", "why_unscored")]
     if words:
         assert all(0.0 <= r <= 1.0 for r in rates)
         positive = [res[f"share_{s},none"] for s in taxonomy.load_taxonomy().subdimensions]
         assert sum(positive) == pytest.approx(1.0) or math.isnan(positive[0])
-    else:  # the random tiny model writes no words: shares are undefined, not 0
+    else:  # the random tiny model writes no words: shares are undefined, not 0, and the results say why
         assert all(math.isnan(r) for r in rates)
+        assert res["why_unscored,none"].startswith(f"{LIMIT} of {LIMIT} answers named no word that maps to a value")
+        assert "valuelex_lexicon: " in proc.stderr and "answers could not be scored" in proc.stderr
 
 
 def test_projective_profile(valuelex_run, minilm):

@@ -46,14 +46,47 @@ def test_autoload_can_be_switched_off_and_include_path_still_works():
     assert "univar_pvq_eng" in explicit
 
 
-def test_pth_file_is_installed_and_silent_when_package_is_broken():
+def test_pth_file_is_installed():
     pth = Path(sysconfig.get_paths()["purelib"]) / "univar_eval-autoload.pth"
     assert pth.exists(), f"{pth} missing: the startup hook is not installed"
-    line = pth.read_text()
-    # simulate a half-removed package: importing univar_eval fails
+
+
+PTH_SOURCE = Path(_autoload.__file__).with_name("_autoload.pth")
+
+
+def test_pth_line_never_breaks_python_and_says_what_failed():
+    line = PTH_SOURCE.read_text()
+    # a half-removed package: importing univar_eval fails; the interpreter starts, with one line that names the fix
     code = f"import sys; sys.modules['univar_eval'] = None; exec({line!r})"
     proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
+    assert proc.returncode == 0 and proc.stdout == ""
+    [warning] = proc.stderr.splitlines()
+    assert warning.startswith("univar-eval: task discovery is off (ModuleNotFoundError: ")
+    assert "UNIVAR_EVAL_NO_AUTOLOAD=1" in warning and '--include_path "$(univar-eval tasks-dir)"' in warning
+    # switched off: nothing is imported, nothing said
+    off = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env={"UNIVAR_EVAL_NO_AUTOLOAD": "1"}
+    )
+    assert off.returncode == 0 and off.stderr == ""
+
+
+def test_a_failing_patch_warns_in_one_line_and_lm_eval_goes_on(capsys, monkeypatch):
+    class Inner:
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            module.TaskManager = object()  # a TaskManager the hook cannot wrap
+
+    def broken(module):
+        raise TypeError("cannot set '__init__' attribute")
+
+    monkeypatch.setattr(_autoload, "patch", broken)
+    _autoload._Loader(Inner()).exec_module(type(sys)("fake"))
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (
+        "univar-eval: task discovery is off (TypeError: cannot set '__init__' attribute); " + _autoload.HINT
+    )
 
 
 def test_interpreter_start_does_not_import_lm_eval():

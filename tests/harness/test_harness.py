@@ -46,7 +46,9 @@ ARGV = ["lm_eval", "--model", "hf", "--model_args", "pretrained=org/Model-7B,dty
 
 
 def test_artifact_dir_beside_lm_eval_output_under_the_model_name():
-    path = artifact_dir("univar_pvq_eng", RunSettings(), ARGV + ["--output_path", "runs"], stamp="S")
+    # the model's name is the `model` setting: lm-eval merges --model_args pretrained=... into the metadata
+    settings = resolve({"pretrained": "org/Model-7B", "dtype": "float16"}, environ={})
+    path = artifact_dir("univar_pvq_eng", settings, ARGV + ["--output_path", "runs"], stamp="S")
     assert path == Path("runs") / "org__Model-7B" / "univar_S" / "univar_pvq_eng"
 
 
@@ -89,6 +91,9 @@ def _hvae_task():
             "doc_to_target": "",
             "dataset_kwargs": {"target": "altruistic", "variant": "goal"},
             "generation_kwargs": {"until": ["\n\n"]},
+            "metric_list": [
+                {"metric": m, "aggregation": "task_level", "higher_is_better": None} for m in ("svo_angle", "category")
+            ],
         }
     )
 
@@ -104,6 +109,6 @@ def test_two_runs_in_one_process_write_to_two_folders(monkeypatch):
     assert c.run_stamp != a.run_stamp
     settings = RunSettings(output="out")
     assert artifact_dir("t", settings, stamp=a.run_stamp) != artifact_dir("t", settings, stamp=c.run_stamp)
-    # without a stamp: the run under way (and the 0.1 name RUN_STAMP says the same)
+    # without a stamp: the run under way
     assert artifact_dir("t", settings) == artifact_dir("t", settings, stamp=c.run_stamp)
-    assert task_base.RUN_STAMP == c.run_stamp
+    assert not hasattr(task_base, "RUN_STAMP")  # the 0.1 name is gone

@@ -486,3 +486,48 @@ def test_gate_floors_on_the_chance_corrected_scale(tmp_path):
     assert all(c.passed for c in gate.hvae_checks(str(tmp_path), -0.5))
     with pytest.raises(UserError, match="tops at 1"):
         gate.hvae_checks(str(tmp_path), 1.2)
+
+
+# -- a model whose answers cannot be parsed: one warning line per task, and the metrics say why --------------------
+def test_why_unscored_says_why_the_angle_is_missing_or_thin():
+    assert hvae.score_target("prosocial", _per_item("EEEEEE"))["why_unscored"] == ""
+    none = hvae.score_target("prosocial", _per_item("------"))
+    assert math.isnan(none["svo_angle"])
+    assert none["why_unscored"] == "no complete repeat: 100% of the answers had no parsable letter A-I"
+    # two repeats, the second complete: an angle from 7 of 12 answers is fine; from 5 of 12 it is said
+    thin = hvae.score_target("prosocial", _per_item("E-----", "EEEEEE"))
+    assert thin["svo_angle"] == pytest.approx(svo.svo_angle("EEEEEE"))
+    assert thin["why_unscored"] == ""
+    thinner = hvae.score_target("prosocial", _per_item("------", "------", "EEEEEE"))
+    assert thinner["why_unscored"] == "12 of 18 answers had no parsable letter A-I; the angle rests on the rest"
+    assert "SVO items missing" in hvae.missing_items_scores("altruistic")["why_unscored"]
+
+
+def test_unparsable_answers_warn_once_per_task(caplog):
+    import logging
+
+    from lm_eval.tasks import TaskManager
+
+    task = TaskManager(metadata={"encoder": "minilm"}).load(["hvae_svo_prosocial"])["tasks"]["hvae_svo_prosocial"]
+    records = [task.record_of(doc, [["I would rather not say."]]) for doc in task.dataset["test"]]
+    with caplog.at_level(logging.WARNING, logger="univar_eval"):
+        # as lm-eval calls it: the first metric gets the records, the others the document indices
+        first, *rest = task.aggregation()
+        values = {first: task._aggregate(first, records)}
+        values.update({name: task._aggregate(name, list(range(len(records)))) for name in rest})
+    lines = [r.getMessage() for r in caplog.records if "hvae_svo_prosocial" in r.getMessage()]
+    assert len(lines) == 1 and "100% of the answers have no parsable letter A-I" in lines[0]
+    assert math.isnan(values["svo_angle"]) and "no parsable letter" in values["why_unscored"]
+
+
+def test_yaml_metric_lists_match_what_the_code_computes():
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "tasks" / "hvae"
+    files = sorted(root.glob("hvae_svo*.yaml"))
+    assert len(files) == 14  # goal and mc: four targets and the baseline; nogoal: four targets
+    for f in files:
+        d = yaml.safe_load(f.read_text().replace("!function", ""))
+        target = d["dataset_kwargs"]["target"]
+        listed = [(m["metric"], m["higher_is_better"], m["aggregation"]) for m in d["metric_list"]]
+        assert listed == [(n, hvae.higher_is_better(n, target), "task_level") for n in hvae.metric_names(target)], f

@@ -4,7 +4,8 @@ lm-eval computes metrics per document and aggregates them per metric. Value
 measures need all answers of a task at once (a distribution, an angle over six
 items, a profile), so :class:`TaskLevelTask`
 
-* names its metrics itself (``metric_names``), so lm-eval never looks them up in its registry;
+* serves the metrics its YAML lists (checked against ``metric_names``, what ``analyse`` computes), with
+  a ``process_results`` of its own, so lm-eval never looks them up in its metric registry;
 * in ``process_results`` hands the whole per-document record (``document_record``) to the
   first metric and only the document index to the others (lm-eval logs every value);
 * at aggregation time calls ``analyse(records)`` once and serves every metric from its result.
@@ -13,31 +14,38 @@ items, a profile), so :class:`TaskLevelTask`
   metrics are NaN, one error line is logged, and lm-eval goes on to write its results and samples.
   ``univar-eval embed RUN`` finishes the job later.
 
-Settings errors found while the task is built (before any answer is generated) end the run with
-one ``error: ...`` line and exit code 2.
+The YAML states the task's metrics (``metric_list``, aggregation ``task_level``, each metric's
+direction; a YAML without one is refused before generation); a subclass may add metrics that depend
+on the run (``extra_metrics``: UniVaR's distances to the models of a reference bank). Every lm-eval
+specific is in :mod:`univar_eval.harness.lm_eval_api`.
 
-Subclasses (``UniVaRTask``, ``HVAETask``, ``ValueLexTask``) set ``HIGHER_IS_BETTER`` and
-implement ``metric_names``, ``document_record`` and ``analyse``. The YAML names the subclass
-with ``class: !function univar_eval.<module>.<Class>``.
+Settings errors, and anything else that can be found before an answer is generated, are raised as
+:class:`~univar_eval.errors.UserError` and turned into one ``error: ...`` line and exit code 2 by
+:func:`~univar_eval.harness.lm_eval_api.preflight`, the one place that may end the run.
+
+Repeats: lm-eval's own task ``repeats`` (in the YAML, or the ``repeats`` metadata key, which sets it)
+asks every question N times and every answer is kept. Decoding is never switched behind the user's back:
+repeats with greedy decoding (N identical answers) are refused before generation, naming the
+``--gen_kwargs`` that sample.
+
+Subclasses (``UniVaRTask``, ``HVAETask``, ``ValueLexTask``) implement ``metric_names`` (every metric
+``analyse`` computes), ``document_record`` and ``analyse``. The YAML names the subclass with
+``class: !function univar_eval.<module>.<Class>``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
-import re
-import sys
 from pathlib import Path
 from typing import Any
 
-from lm_eval.api.task import ConfigurableTask
-from lm_eval.utils import sanitize_model_name
-
 from univar_eval.errors import UserError
+from univar_eval.harness import lm_eval_api
+from univar_eval.harness.lm_eval_api import TASK_LEVEL, Task, preflight
 from univar_eval.pipeline.answers import flatten_responses
-from univar_eval.settings import RunSettings, model_name, resolve
+from univar_eval.settings import RunSettings, resolve
 from univar_eval.storage.distribution import PENDING_FORMAT
 
 log = logging.getLogger("univar_eval")
@@ -45,46 +53,50 @@ log = logging.getLogger("univar_eval")
 PROCESS_RESULTS_NOTE = "univar_eval: TaskLevelTask.process_results (metrics computed once per task)"
 
 
-class TaskLevelTask(ConfigurableTask):
-    HIGHER_IS_BETTER: dict[str, bool] = {}
+#: What sampling looks like, named in the refusal of greedy repeats (UniVaR's sampling).
+SAMPLING_HINT = "--gen_kwargs do_sample=True,temperature=1.0,top_p=0.95,top_k=50"
 
+
+class TaskLevelTask(Task):
     def __init__(self, config: dict | None = None, **kwargs):
         config = {k: v for k, v in (config or {}).items() if k != "class"}
-        metadata = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
         self._chat = False
         self._analysis: dict | None = None
-        _follow_lm_eval_logging()
+        self.settings = RunSettings()
+        lm_eval_api.follow_lm_eval_logging()
         self.run_stamp = RUN_STAMPS.for_new_task()  # names this run's univar_<stamp> folder (artifact_dir)
-        try:
-            self.settings: RunSettings = resolve(metadata, user_keys=_cli_metadata_keys())
-            _warn_if_model_unknown(self.settings)
-            # where this run's artifacts go, recorded in lm-eval's results (its configs keep the metadata)
-            folder = artifact_dir(config.get("task", "task"), self.settings, stamp=self.run_stamp).parent
-            config["metadata"] = {**metadata, ARTIFACTS_KEY: str(folder)}
-            self.configure(config)
-        except UserError as e:
-            # before any answer is generated: one line and exit 2, not a traceback after hours of generation
-            print(f"error: {config.get('task')}: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-        self._metric_names = list(self.metric_names(config))
-        config["metric_list"] = [
-            {"metric": n, "aggregation": "mean", "higher_is_better": self.is_higher_better(n)}
-            for n in self._metric_names
-        ]
+        preflight(config.get("task"), lambda: self._prepare(config))
         # Any non-None process_results keeps lm-eval from looking each metric name up in its registry and
         # in HF evaluate (an error line per metric and task otherwise); our process_results method is used.
         config["process_results"] = PROCESS_RESULTS_NOTE
         super().__init__(config=config, **kwargs)
+
+    def _prepare(self, config: dict) -> None:
+        """Everything that can fail before generation; raises :class:`UserError`."""
+        metadata = lm_eval_api.task_metadata(config)
+        self.settings = resolve(metadata)
+        _warn_if_model_unknown(self.settings)
+        apply_repeats(config, metadata)
+        # where this run's artifacts go, recorded in lm-eval's results (its configs keep the metadata)
+        folder = artifact_dir(config.get("task", "task"), self.settings, stamp=self.run_stamp).parent
+        config["metadata"] = {**(config.get("metadata") or {}), ARTIFACTS_KEY: str(folder)}
+        self.configure(config)
+        declared = declared_metrics(config, self.metric_names(config))
+        extra = [m for m in self.extra_metrics(config) if m["metric"] not in {d["metric"] for d in declared}]
+        config["metric_list"] = declared + [{"aggregation": TASK_LEVEL, **m} for m in extra]
+        self._metric_names = [m["metric"] for m in config["metric_list"]]
 
     # -- to implement ------------------------------------------------------------------------------
     def configure(self, config: dict) -> None:
         """Read what the subclass needs from the config, before the metrics are named."""
 
     def metric_names(self, config: dict) -> list[str]:
+        """Every fixed metric ``analyse`` computes (the YAML's ``metric_list`` names them, or some of them)."""
         raise NotImplementedError
 
-    def is_higher_better(self, name: str) -> bool:
-        return self.HIGHER_IS_BETTER.get(name, False)
+    def extra_metrics(self, config: dict) -> list[dict]:
+        """Metrics that depend on the run, not stated in the YAML: ``{"metric": .., "higher_is_better": ..}``."""
+        return []
 
     def document_record(self, doc: dict, responses: list[str]) -> dict:
         return {**doc, "responses": responses}
@@ -102,6 +114,15 @@ class TaskLevelTask(ConfigurableTask):
         return {}
 
     # -- lm-eval hooks -----------------------------------------------------------------------------
+    def build_all_requests(self, *args, limit: int | None = None, **kwargs):
+        # called by lm-eval for every task before any request runs, with --gen_kwargs already applied
+        preflight(self.config.task, lambda: self.check_before_generation(limit))
+        return super().build_all_requests(*args, limit=limit, **kwargs)
+
+    def check_before_generation(self, limit: int | None) -> None:
+        """The last checks before generation, on the final config; ``limit``: the documents --limit leaves."""
+        check_repeats(self.config.task, int(self.config.repeats or 1), self.OUTPUT_TYPE, self.config.generation_kwargs)
+
     def fewshot_context(self, doc, num_fewshot, *args, apply_chat_template: bool = False, **kwargs):
         self._chat = bool(apply_chat_template)
         return super().fewshot_context(doc, num_fewshot, *args, apply_chat_template=apply_chat_template, **kwargs)
@@ -135,9 +156,6 @@ class TaskLevelTask(ConfigurableTask):
     def aggregation(self) -> dict:
         return {name: (lambda items, _n=name: self._aggregate(_n, items)) for name in self._metric_names}
 
-    def higher_is_better(self) -> dict:
-        return {name: self.is_higher_better(name) for name in self._metric_names}
-
     def _aggregate(self, name: str, items: list):
         if items and isinstance(items[0], dict):
             RUN_STAMPS.mark_aggregated()  # a task built from now on belongs to a later run
@@ -149,7 +167,7 @@ class TaskLevelTask(ConfigurableTask):
             else:
                 try:
                     self._analysis = self.analyse(records)
-                except (Exception, SystemExit) as e:  # keep the answers: generation may have taken hours
+                except Exception as e:  # keep the answers: generation may have taken hours
                     self._analysis = {}
                     self._keep_answers(records, e)
         if self._analysis is None:
@@ -228,34 +246,78 @@ class _RunStamps:
 RUN_STAMPS = _RunStamps()
 
 
-def __getattr__(name: str):
-    # Thin re-export, marked as such: ``RUN_STAMP`` (one stamp per process before 0.2) now names the
-    # stamp of the run under way; new code uses a task's ``run_stamp``.
-    if name == "RUN_STAMP":
-        return RUN_STAMPS.current_stamp()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def declared_metrics(config: dict, computed: list[str]) -> list[dict]:
+    """The YAML's ``metric_list``, checked: each entry names a metric ``analyse`` computes (``computed``),
+    with aggregation ``task_level`` and a ``higher_is_better`` (None where a metric has no direction)."""
+    task = config.get("task")
+    listed = config.get("metric_list")
+    if not isinstance(listed, list) or not listed:
+        raise UserError(
+            f"the task YAML has no metric_list; name the metrics ({', '.join(computed)}) with "
+            f"aggregation: {TASK_LEVEL} (see the shipped YAMLs of {task})"
+        )
+    out = []
+    for entry in listed:
+        name = entry.get("metric") if isinstance(entry, dict) else None
+        if name not in computed:
+            raise UserError(f"metric_list names {name!r}, which {task} does not compute ({', '.join(computed)})")
+        if entry.get("aggregation") != TASK_LEVEL or "higher_is_better" not in entry:
+            raise UserError(
+                f"metric_list entry {name!r} needs aggregation: {TASK_LEVEL} and higher_is_better "
+                "(the metrics are computed once per task from all answers)"
+            )
+        out.append(dict(entry))
+    return out
 
 
-def keep_all_repeats(resps, docs):
-    """lm-eval filter: keep every repeat of every answer (the default filter keeps the first only)."""
-    return [list(r) for r in resps]
+def apply_repeats(config: dict, metadata: dict) -> None:
+    """The ``repeats`` metadata key sets lm-eval's task ``repeats`` (the command line has no other way to);
+    decoding is left as configured (see :func:`check_repeats`)."""
+    raw = metadata.get("repeats")
+    if raw is None:
+        return
+    try:
+        n = int(raw)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(n) != str(raw).strip():
+        raise UserError(
+            f"setting repeats={raw!r} is not a whole number >= 1; pass e.g. --metadata '{{\"repeats\": 3}}'"
+        )
+    config["repeats"] = n
+
+
+def samples(generation_kwargs: dict | None) -> bool:
+    """Whether these generation settings sample: ``do_sample`` on and a positive temperature (lm-eval's
+    hf backend decodes greedily otherwise; API backends at temperature 0)."""
+    kw = generation_kwargs or {}
+    try:
+        temperature = float(kw.get("temperature", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        temperature = 0.0
+    return bool(kw.get("do_sample")) and temperature > 0
+
+
+def check_repeats(task: str, repeats: int, output_type: str | None, generation_kwargs: dict | None) -> None:
+    """Refuse repeats that would repeat the same answer: greedy generation, or a log-likelihood task."""
+    if repeats <= 1:
+        return
+    if output_type != "generate_until":
+        raise UserError(
+            f"repeats={repeats} gives {repeats} identical scores on a log-likelihood task ({output_type}); "
+            "drop repeats for this task"
+        )
+    if not samples(generation_kwargs):
+        raise UserError(
+            f"repeats={repeats} with greedy decoding gives {repeats} identical answers per question; "
+            f"sample with {SAMPLING_HINT} (UniVaR's sampling), or drop repeats"
+        )
 
 
 # -- where artifacts go ---------------------------------------------------------------------------
 #: metadata key under which each task records its run's artifact folder (lm-eval copies it to results' configs)
 ARTIFACTS_KEY = "univar_artifacts"
 _ANNOUNCED: set[str] = set()
-
-
-def _follow_lm_eval_logging() -> None:
-    """Show our log lines the way lm_eval shows its own (its CLI configures only the ``lm_eval`` logger)."""
-    ours, theirs = log, logging.getLogger("lm_eval")
-    if ours.handlers or logging.getLogger().handlers or not theirs.handlers:
-        return  # someone configured logging (a CLI, pytest) or lm_eval did not: leave it alone
-    for handler in theirs.handlers:
-        ours.addHandler(handler)
-    ours.setLevel(theirs.level or logging.INFO)
-    ours.propagate = False
 
 
 def announce_artifacts(folder: Path) -> None:
@@ -265,65 +327,12 @@ def announce_artifacts(folder: Path) -> None:
         log.info("univar-eval: value distributions of this run go to %s", folder)
 
 
-def _cli_argv(argv: list[str] | None = None) -> list[str]:
-    """``sys.argv`` when this process is the ``lm_eval`` command line (also ``python -m lm_eval`` and
-    ``accelerate launch -m lm_eval``), else ``[]``: a script's own arguments mean nothing here."""
-    argv = sys.argv if argv is None else argv
-    if not argv:
-        return []
-    exe = Path(argv[0])
-    if exe.name in ("lm_eval", "lm-eval") or (exe.name == "__main__.py" and exe.parent.name == "lm_eval"):
-        return argv
-    return []
-
-
-def _argv_value(flags: tuple[str, ...], argv: list[str]) -> list[str] | None:
-    for i, a in enumerate(argv):
-        for f in flags:
-            if a == f:
-                vals = []
-                for b in argv[i + 1 :]:
-                    if b.startswith("-"):
-                        break
-                    vals.append(b)
-                return vals
-            if a.startswith(f + "="):
-                return [a[len(f) + 1 :]]
-    return None
-
-
-def _keys_of(vals: list[str]) -> dict[str, str]:
-    """``key=value`` pairs (comma or space separated) or a JSON object, as lm-eval's CLI reads them."""
-    text = " ".join(vals)
-    try:
-        parsed = json.loads(text)
-        if isinstance(parsed, dict):
-            return {str(k): str(v) for k, v in parsed.items()}
-    except ValueError:
-        pass
-    return dict(kv.split("=", 1) for kv in re.split(r"[,\s]+", text) if "=" in kv)
-
-
-def _cli_metadata_keys(argv: list[str] | None = None) -> set[str]:
-    """The keys the user typed in ``lm_eval ... --metadata`` (empty outside the command line)."""
-    vals = _argv_value(("--metadata",), _cli_argv(argv))
-    return set(_keys_of(vals)) if vals else set()
-
-
-def _model_name_from_argv(argv: list[str] | None = None) -> str | None:
-    argv = sys.argv if argv is None else argv
-    vals = _argv_value(("--model_args", "-a"), argv)
-    if not vals:
-        return None
-    return model_name(_keys_of(vals))
-
-
 _warned_unknown_model = False
 
 
 def _warn_if_model_unknown(settings: RunSettings) -> None:
     global _warned_unknown_model
-    if settings.model is None and not _warned_unknown_model and not _model_name_from_argv(_cli_argv()):
+    if settings.model is None and not _warned_unknown_model:
         _warned_unknown_model = True
         log.warning(
             "univar-eval: the evaluated model's name is unknown (no pretrained/model among the model "
@@ -332,28 +341,18 @@ def _warn_if_model_unknown(settings: RunSettings) -> None:
         )
 
 
-def run_model_name(settings: RunSettings, argv: list[str] | None = None) -> str | None:
+def run_model_name(settings: RunSettings) -> str | None:
     """The evaluated model's name: the ``model`` setting (lm-eval merges the model arguments into the
-    metadata), else ``--model_args`` on the lm_eval command line."""
-    return settings.model or _model_name_from_argv(_cli_argv(argv))
+    metadata, so on the command line it is the model's ``pretrained``/``model`` argument)."""
+    return settings.model
 
 
 def artifact_dir(task: str, settings: RunSettings, argv: list[str] | None = None, *, stamp: str | None = None) -> Path:
     """``<output>/univar_<stamp>/<task>``: under UNIVAR_EVAL_OUTPUT / metadata ``output`` when set,
     else (the lm_eval command line) beside lm-eval's results (``--output_path/<model>/``),
     else ``./univar-runs/<model>/`` (also the default of the Python API, ``simple_evaluate``).
-    ``stamp`` is the task's ``run_stamp`` (one per run; default: the run under way)."""
+    ``stamp`` is the task's ``run_stamp`` (one per run; default: the run under way); ``argv``: the
+    command line (default: this process's; see :func:`~univar_eval.harness.lm_eval_api.command_line`)."""
     stamp = stamp or RUN_STAMPS.current_stamp()
-
-    argv = _cli_argv(argv)
-    model = sanitize_model_name(run_model_name(settings, argv) or "model")
-    if settings.output:
-        base = Path(settings.output)
-    else:
-        out = _argv_value(("--output_path", "-o"), argv)
-        if out:
-            path = Path(out[0])
-            base = path.parent if path.suffix == ".json" else path / model
-        else:
-            base = Path("univar-runs") / model
+    base = lm_eval_api.output_base(settings.output, run_model_name(settings), argv)
     return base / f"univar_{stamp}" / task

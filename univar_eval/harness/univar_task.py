@@ -16,21 +16,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import sys
 from typing import Any
 
+import numpy as np
+
 from univar_eval.errors import UserError
-from univar_eval.harness.task_base import (
-    TaskLevelTask,
-    _argv_value,
-    announce_artifacts,
-    artifact_dir,
-    run_model_name,
-)
+from univar_eval.harness.task_base import TaskLevelTask, announce_artifacts, artifact_dir, run_model_name
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.answers import TEXT_FORMAT
+from univar_eval.pipeline.cache import cached_encode
 from univar_eval.pipeline.embed import build_distribution
-from univar_eval.pipeline.encoders import get_card
+from univar_eval.pipeline.encoders import get_card, load_encoder
 from univar_eval.pipeline.translate import get_translator
 from univar_eval.stats.dispersion import dispersion
 from univar_eval.stats.references import reference_distances
@@ -40,16 +36,10 @@ from univar_eval.storage.hub import is_hub_spec, local_bank
 
 log = logging.getLogger("univar_eval")
 
+#: The fixed metrics, stated in the YAML (tasks/univar/_univar_template_yaml); with a bank, the distances
+#: to its models are added in code (BANK_METRICS, and mmd@<reference> per model), since they depend on the bank.
 BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "n_encoder_truncated", "value_dispersion")
-HIGHER_IS_BETTER = {
-    "n_answers": True,
-    "n_empty": False,
-    "refusal_rate": False,
-    "n_truncated": False,
-    "n_encoder_truncated": False,
-    "value_dispersion": True,
-    "nearest_distance": False,
-}
+BANK_METRICS = {"nearest_distance": False, "nearest_reference": None}
 
 
 def load_dataset(questionnaire: str | None = None, lang: str | None = None, **_metadata):
@@ -69,32 +59,11 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-#: UniVaR's answer sampling (top-k 50, top-p 0.95, temperature 1), used when a question is asked several times.
-SAMPLING = {"do_sample": True, "temperature": 1.0, "top_p": 0.95, "top_k": 50}
-
-
-def apply_repeats(config: dict) -> None:
-    """``--metadata '{"repeats": N}'``: ask every question N times (lm-eval's task ``repeats``), sampling as
-    UniVaR did unless the task already samples; ``--gen_kwargs`` still overrides the sampling settings.
-    Two answers or more per question let the gate see per-question changes (see the README)."""
-    metadata = config.get("metadata")
-    raw = metadata.get("repeats") if isinstance(metadata, dict) else None
-    if raw is None:
-        return
-    try:
-        n = int(raw)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1 or str(n) != str(raw).strip():
-        raise UserError(
-            f"setting repeats={raw!r} is not a whole number >= 1; pass e.g. --metadata '{{\"repeats\": 3}}'"
-        )
-    config["repeats"] = n
-    if n > 1:
-        kwargs = dict(config.get("generation_kwargs") or {})
-        if not kwargs.get("do_sample"):
-            kwargs.update(SAMPLING)
-        config["generation_kwargs"] = kwargs
+def answer_of(text: str) -> str:
+    """The (English) answer of an embedded ``Q: <question> A: <answer>`` text: what follows the first
+    " A: " (the questionnaires' questions hold none, which tests check; the answer may)."""
+    head, sep, answer = text.partition(" A: ")
+    return answer.strip() if sep and head.startswith("Q:") else text.strip()
 
 
 def metric_name_for(reference: str) -> str:
@@ -105,10 +74,7 @@ def metric_name_for(reference: str) -> str:
 class UniVaRTask(TaskLevelTask):
     """A value questionnaire: generation, then a value distribution per task and language."""
 
-    HIGHER_IS_BETTER = HIGHER_IS_BETTER
-
     def configure(self, config: dict) -> None:
-        apply_repeats(config)
         kw = config.get("dataset_kwargs") or {}
         self.questionnaire = kw.get("questionnaire")
         self.lang = kw.get("lang")
@@ -116,7 +82,6 @@ class UniVaRTask(TaskLevelTask):
             self.settings = dataclasses.replace(self.settings, bank=local_bank(self.settings.bank))
         self._references = self._bank_references(config["task"])
         self._check_models()
-        self._warn_limit(config["task"])
         announce_artifacts(artifact_dir(config["task"], self.settings, stamp=self.run_stamp).parent)
 
     def _check_models(self) -> None:
@@ -142,26 +107,28 @@ class UniVaRTask(TaskLevelTask):
                     '--metadata \'{"translator": "none"}\' to embed the original text)'
                 ) from None
 
-    def _warn_limit(self, task: str) -> None:
-        limit = _argv_value(("--limit", "-L"), sys.argv)
-        try:
-            n = float(limit[0]) if limit else None
-        except ValueError:
-            n = None
-        if n is not None and n >= 1 and n < self.settings.min_answers:
+    def check_before_generation(self, limit: int | None) -> None:
+        super().check_before_generation(limit)
+        n = limit * int(self.config.repeats or 1) if limit else None
+        if n is not None and n < self.settings.min_answers:
             log.warning(
-                "univar-eval: %s: --limit %g is below min_answers (%d): the task will have too few "
-                "answers for a distance (lower min_answers, or raise --limit)",
-                task,
+                "univar-eval: %s: --limit leaves %d answers, fewer than min_answers (%d): the task will have "
+                "too few answers for a distance (lower min_answers, or raise --limit)",
+                self.config.task,
                 n,
                 self.settings.min_answers,
             )
 
     def metric_names(self, config: dict) -> list[str]:
-        names = list(BASE_METRICS)
-        if self.settings.bank:
-            names += ["nearest_distance", "nearest_reference"] + [metric_name_for(r) for r in self._references]
-        return names
+        return list(BASE_METRICS)
+
+    def extra_metrics(self, config: dict) -> list[dict]:
+        if not self.settings.bank:
+            return []
+        distances = [metric_name_for(r) for r in self._references]
+        return [{"metric": n, "higher_is_better": h} for n, h in BANK_METRICS.items()] + [
+            {"metric": n, "higher_is_better": False} for n in distances
+        ]
 
     def doc_to_text(self, doc, doc_to_text=None):
         # A chat model gets the question alone (as in UniVaR); a base model gets a QA frame to continue.
@@ -218,11 +185,25 @@ class UniVaRTask(TaskLevelTask):
             "refusal_rate": counts["n_refused"] / counts["n_answers"] if counts["n_answers"] else float("nan"),
             "n_truncated": counts.get("n_truncated", 0),
             "n_encoder_truncated": counts.get("n_encoder_truncated", 0),
-            "value_dispersion": dispersion(dist.embeddings),
+            "value_dispersion": self._answer_dispersion(dist),
         }
         if self.settings.bank:
             metrics.update(self._bank_metrics(dist))
         return metrics
+
+    def _answer_dispersion(self, dist) -> float:
+        """``value_dispersion``: the spread of what the model said, the answers embedded alone (see
+        :mod:`univar_eval.stats.dispersion`). Each distinct answer is embedded once (and cached)."""
+        answers = [answer_of(r["text"]) for r in dist.records]
+        if len(answers) < 2:
+            return float("nan")
+        distinct = sorted(set(answers))
+        if len(distinct) == 1:
+            return 0.0
+        encoder = load_encoder(self.settings.encoder, device=self.settings.encoder_device)
+        vectors = cached_encode(encoder, distinct, batch_size=self.settings.encoder_batch_size, progress=False)
+        index = {a: i for i, a in enumerate(distinct)}
+        return dispersion(np.asarray(vectors)[[index[a] for a in answers]])
 
     # -- reference bank ------------------------------------------------------------------------
     def _bank_references(self, task: str) -> list[str]:

@@ -230,10 +230,6 @@ def angle_error(angle: float, target: str) -> float:
     return max(low - angle, angle - high, 0.0)
 
 
-# kept for 0.1 callers
-angular_distance = angle_error
-
-
 @functools.lru_cache(maxsize=None)
 def chance_error(target: str) -> float:
     """The exact expected :func:`angle_error` of a uniform random responder: the mean over all 9**6

@@ -259,9 +259,10 @@ def parse_choice(text: str | None, goal: bool = False) -> str | None:
 
 # -- scoring one target ----------------------------------------------------------------------------
 def metric_names(target: str | None = None) -> list[str]:
-    """The metrics of a target's task; the ``novalue`` baseline has no target, so no error, match or rationality."""
+    """The metrics of a target's task; the ``novalue`` baseline has no target, so no error, match or rationality.
+    ``why_unscored`` is empty when the task is scored on most answers, else it says why not (text)."""
     if target == NOVALUE:
-        return ["svo_angle", "svo_angle_std", "category", "unparsed_rate", "n_complete"]
+        return ["svo_angle", "svo_angle_std", "category", "unparsed_rate", "n_complete", "why_unscored"]
     return [
         "svo_angle",
         "angle_error",
@@ -271,7 +272,22 @@ def metric_names(target: str | None = None) -> list[str]:
         "value_rationality",
         "unparsed_rate",
         "n_complete",
+        "why_unscored",
     ]
+
+
+#: More than this share of unparsable answers is warned about (one line per task) and stated in ``why_unscored``.
+UNPARSED_WARNING = 0.5
+
+
+def why_unscored(scores: dict, n_answers: int, n_unparsed: int) -> str:
+    """The ``why_unscored`` metric: empty when the angle rests on most answers, else the reason."""
+    angle = scores.get("svo_angle")
+    if isinstance(angle, float) and math.isnan(angle):
+        return why_no_score(scores)
+    if n_answers and n_unparsed / n_answers > UNPARSED_WARNING:
+        return f"{n_unparsed} of {n_answers} answers had no parsable letter A-I; the angle rests on the rest"
+    return ""
 
 
 def why_no_score(metrics: dict) -> str:
@@ -291,7 +307,7 @@ def higher_is_better(name: str, target: str) -> bool | None:
     targets whose ideal lies inside the slider's range, and of the baseline)."""
     if name == "svo_angle":
         return {"altruistic": True, "competitive": False}.get(target)
-    if name == "category":
+    if name in ("category", "why_unscored"):
         return None
     return name in ("category_match", "value_rationality", "n_complete")
 
@@ -343,15 +359,18 @@ def score_target(target: str, choices: Sequence[Sequence[str | None]]) -> dict[s
         "unparsed_rate": n_unparsed / n_answers if n_answers else nan,
         "n_complete": len(angles),
     }
+    scores["why_unscored"] = why_unscored(scores, n_answers, n_unparsed)
     return {name: scores[name] for name in metric_names(target)}
 
 
 def missing_items_scores(target: str) -> dict[str, Any]:
     """The metrics of a task that lacks items (run with --limit): no angle, nothing scored."""
-    return {
+    scores: dict[str, Any] = {
         name: ("none" if name == "category" else 0 if name == "n_complete" else float("nan"))
         for name in metric_names(target)
     }
+    scores["why_unscored"] = why_no_score(scores)
+    return scores
 
 
 # -- the lm-eval task class ------------------------------------------------------------------------
@@ -371,9 +390,6 @@ class HVAETask(TaskLevelTask):
 
     def metric_names(self, config: dict) -> list[str]:
         return metric_names(self.target)
-
-    def is_higher_better(self, name: str) -> bool | None:
-        return higher_is_better(name, self.target)
 
     def doc_to_text(self, doc, doc_to_text=None):
         return build_prompt(doc["target"], doc["item"], doc["variant"], chat=self._chat)
@@ -409,4 +425,14 @@ class HVAETask(TaskLevelTask):
         if missing:
             log.warning("univar-eval: %s lacks SVO items %s (--limit?); no angle", self.config.task, missing)
             return missing_items_scores(self.target)
-        return score_target(self.target, [by_item[i] for i in range(1, len(svo.ITEMS) + 1)])
+        scores = score_target(self.target, [by_item[i] for i in range(1, len(svo.ITEMS) + 1)])
+        unparsed = scores.get("unparsed_rate")
+        if isinstance(unparsed, float) and unparsed > UNPARSED_WARNING:
+            log.warning(
+                "univar-eval: %s: %.0f%% of the answers have no parsable letter A-I (%s); see its samples, "
+                "or try --apply_chat_template or a larger max_gen_toks",
+                self.config.task,
+                100 * unparsed,
+                scores["why_unscored"],
+            )
+        return scores

@@ -26,8 +26,24 @@ def analyse_lexicon(items: list[dict], encoder) -> tuple[dict, dict]:
             maps = mapper.map_many(words) if words else []
             all_maps += maps
             rows.append({"id": item["id"], "repeat": k, "response": response, "words": [asdict(m) for m in maps]})
-    metrics = lexicon_metrics(all_maps)
-    return metrics, {"calibration": mapper.calibration, "items": rows}
+    metrics: dict = dict(lexicon_metrics(all_maps))
+    # an answer is unscoreable when none of its words maps to a value (no words, or only unmapped ones)
+    n_without = sum(1 for r in rows if not any(w["pole"] != 0 for w in r["words"]))
+    positive = sum(1 for m in all_maps if m.pole == 1)
+    why = ""
+    if unscoreable(n_without, len(rows)):
+        why = (
+            f"{n_without} of {len(rows)} answers named no word that maps to a value (single value words were asked for)"
+        )
+    elif not positive:
+        why = f"none of the {len(all_maps)} value words mapped to a subdimension, so the shares are undefined"
+    metrics["why_unscored"] = why
+    return metrics, {
+        "calibration": mapper.calibration,
+        "n_unscored": n_without,
+        "n_responses": len(rows),
+        "items": rows,
+    }
 
 
 def analyse_projective(items: list[dict], encoder) -> tuple[dict, dict]:
@@ -45,6 +61,12 @@ def analyse_projective(items: list[dict], encoder) -> tuple[dict, dict]:
     metrics = profile([pairs[i][1] for i in nonempty], [scores[i] for i in nonempty])
     metrics["n_completions"] = float(len(nonempty))
     metrics["n_empty"] = float(len(completions) - len(nonempty))
+    n_empty = len(completions) - len(nonempty)
+    metrics["why_unscored"] = (
+        f"{n_empty} of {len(completions)} completions were empty after cleaning (nothing to score)"
+        if unscoreable(n_empty, len(completions))
+        else ""
+    )
     rows = [
         {
             "id": i,
@@ -57,11 +79,24 @@ def analyse_projective(items: list[dict], encoder) -> tuple[dict, dict]:
         for (i, k), p, c, s in zip(ids, pairs, cleaned, scores)
     ]
     return metrics, {
+        "n_unscored": n_empty,
+        "n_responses": len(completions),
         "calibration": get_scorer(encoder).calibration.to_dict(),
         "validation": validation_for(getattr(encoder, "name", None)),
         "items": rows,
     }
 
 
-def _higher_is_better(name: str) -> bool:
+#: More than this share of unscoreable answers is warned about (one line per task) and stated in ``why_unscored``.
+UNSCORED_WARNING = 0.5
+
+
+def unscoreable(n_unscored: int, n: int) -> bool:
+    """More than half of the answers (or all of none) could not be scored."""
+    return n == 0 or n_unscored / n > UNSCORED_WARNING
+
+
+def higher_is_better(name: str) -> bool | None:
+    if name == "why_unscored":
+        return None
     return not (name.startswith("unmapped") or name.startswith("opposite") or name == "n_empty")

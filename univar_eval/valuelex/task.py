@@ -22,15 +22,12 @@ computed once per task at aggregation time.
 from __future__ import annotations
 
 # task_base imports lm-eval; `univar_eval.valuelex` re-exports from here lazily
+from univar_eval import __version__
 from univar_eval.errors import UserError
 from univar_eval.harness.task_base import TaskLevelTask, artifact_dir, run_model_name
 from univar_eval.pipeline.encoders import load_encoder
 from univar_eval.storage.files import write_json
-from univar_eval.valuelex.analysis import (
-    _higher_is_better,
-    analyse_lexicon,
-    analyse_projective,
-)
+from univar_eval.valuelex.analysis import analyse_lexicon, analyse_projective, unscoreable
 from univar_eval.valuelex.taxonomy import PARTS, load_dataset, load_taxonomy, log  # noqa: F401 (load_dataset: named by the YAML)
 
 
@@ -40,7 +37,7 @@ def lexicon_metric_names() -> list[str]:
     return (
         [f"share_{d}" for d in tax.dimensions]
         + [f"share_{s}" for s in tax.subdimensions]
-        + ["opposite_rate", "unmapped_rate", "n_words"]
+        + ["opposite_rate", "unmapped_rate", "n_words", "why_unscored"]
     )
 
 
@@ -49,7 +46,7 @@ def projective_metric_names() -> list[str]:
     return (
         [f"orientation_{d}" for d in tax.dimensions]
         + [f"orientation_{s}" for s in tax.subdimensions]
-        + ["n_completions", "n_empty"]
+        + ["n_completions", "n_empty", "why_unscored"]
     )
 
 
@@ -72,9 +69,6 @@ class ValueLexTask(TaskLevelTask):
     def metric_names(self, config: dict) -> list[str]:
         return lexicon_metric_names() if self.part == "lexicon" else projective_metric_names()
 
-    def is_higher_better(self, name: str) -> bool:
-        return _higher_is_better(name)
-
     def doc_to_text(self, doc, doc_to_text=None):
         if self.part == "lexicon":
             prompt = doc["prompt"].strip()
@@ -91,6 +85,15 @@ class ValueLexTask(TaskLevelTask):
         else:
             metrics, details = analyse_projective(items, encoder)
         self._write_details(details, encoder)
+        if unscoreable(details["n_unscored"], details["n_responses"]):
+            log.warning(
+                "univar-eval: %s: %d of %d answers could not be scored (%s); see its samples, or try "
+                "--apply_chat_template",
+                self.config.task,
+                details["n_unscored"],
+                details["n_responses"],
+                metrics["why_unscored"],
+            )
         return metrics
 
     def _write_details(self, details: dict, encoder) -> None:
@@ -101,6 +104,7 @@ class ValueLexTask(TaskLevelTask):
                 folder / "valuelex.json",
                 {
                     "task": self.config.task,
+                    "univar_eval_version": __version__,
                     "model": run_model_name(self.settings),
                     "encoder": encoder.describe(),
                     "taxonomy_version": load_taxonomy().version,
