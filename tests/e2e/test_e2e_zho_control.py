@@ -58,7 +58,7 @@ def test_univar_zho_is_compared_with_the_chinese_control(tiny_lm, tmp_path, caps
             "--bank",
             str(bank),
             "--permutations",
-            "50",
+            "99",
             "--bootstrap",
             "0",
             "-o",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from univar_eval.cli import options
 from univar_eval.errors import UserError
 from univar_eval.pipeline.translate import NLLB_MODELS
 from univar_eval.runs.folders import Candidate, is_run, read_candidates
@@ -84,7 +85,7 @@ def add_source_options(p: argparse.ArgumentParser, *, kind: str = "candidates") 
     if kind != "identify":
         g.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
     g.add_argument("--device", help="encoder/translator device (cpu, cuda, ...; default: cuda when available)")
-    g.add_argument("--batch-size", type=int, help="encoder batch size")
+    g.add_argument("--batch-size", type=options.positive_int, help="encoder batch size")
     add_run_option(g)
 
 
