@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Callable
 
 from univar_eval.cli import candidates, options
 from univar_eval.errors import UserError
@@ -361,7 +362,8 @@ def cmd_compare(args) -> int:
     else:
         print(format_table(report, markdown=args.format == "md"))
         if by_value:
-            print("\n" + RENDERERS["md" if args.format == "md" else "text"](by_value, top=3))
+            render_values: Callable[..., str] = RENDERERS["md" if args.format == "md" else "text"]
+            print("\n" + render_values(by_value, top=3))
         if hvae_rows:
             print("\n" + format_hvae(hvae_rows, markdown=args.format == "md"))
     return 0

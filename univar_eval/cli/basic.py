@@ -6,7 +6,7 @@ from univar_eval.cli import options
 from univar_eval.demo.tiny_models import build_persona_lm, build_tiny_causal_lm
 from univar_eval.pipeline.encoders import list_cards, shipped_cards
 from univar_eval.pipeline.pins import cards_path, describe_revision
-from univar_eval.pipeline.translate import NLLB_MODELS, get_translator
+from univar_eval.pipeline.translate import NLLB_MODELS, NllbTranslator, get_translator
 from univar_eval.reports.table import Table, render
 from univar_eval.resources import tasks_dir
 from univar_eval.settings import DEFAULT_ENCODER, DEFAULT_TRANSLATOR
@@ -98,6 +98,7 @@ def _encoders(args) -> int:
     rows = []
     for name in NLLB_MODELS:
         t = get_translator(name)
+        assert isinstance(t, NllbTranslator)  # every name in NLLB_MODELS
         state = local if t.revision != NLLB_MODELS[name][1] else describe_revision(t.revision)
         rows.append([name, f"{t.model_id}@{t.revision}", state, "yes" if name == DEFAULT_TRANSLATOR else ""])
     print()

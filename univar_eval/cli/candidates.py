@@ -104,7 +104,7 @@ def read(args: argparse.Namespace, paths: list[str], bank: Bank | None, *, missi
     """Every candidate in ``paths``, in order: run folders first decide the encoder when there is no bank."""
     encoder = args.encoder
     bank_encoder = (bank.encoder() or {}).get("name") if bank is not None else None
-    if encoder and bank_encoder and encoder != bank_encoder:
+    if encoder and bank is not None and bank_encoder and encoder != bank_encoder:
         raise UserError(
             f"--encoder {encoder} but the bank {bank.path} holds {bank_encoder} embeddings; "
             "answers must be embedded with the bank's encoder (leave out --encoder)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 from univar_eval.cli import options
 from univar_eval.stats import drift as drift_mod
@@ -71,11 +72,8 @@ def cmd_drift(args) -> int:
         min_value_answers=args.min_value_answers,
         top=max(args.top, 1),
     )
-    text = (
-        report.RENDERERS[args.format](items)
-        if args.format == "json"
-        else report.RENDERERS[args.format](items, top=args.top)
-    )
+    render: Callable[..., str] = report.RENDERERS[args.format]
+    text = render(items) if args.format == "json" else render(items, top=args.top)
     if args.output:
         write_text(args.output, text)
         print(f"wrote {args.output}")
