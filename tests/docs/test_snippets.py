@@ -139,3 +139,11 @@ def test_snippet_runs(snippet: Snippet, folders):
     report = f"{snippet.name} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     assert proc.returncode == snippet.exit, report
     assert "Traceback (most recent call last)" not in proc.stderr, report
+
+
+def test_the_readme_stays_short_and_points_to_every_page():
+    """At most 200 lines: what it is, set-up, tests, the demo, where to read on; the rest is in docs/."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")} - {"index.md"}
+    assert {p for p in pages if f"(docs/{p})" not in readme} == set()
