@@ -173,7 +173,7 @@ def test_gate_says_in_one_line_what_it_read_and_warns_of_answers_not_embedded(tw
             "--against",
             "base",
             "--permutations",
-            "9",
+            "99",
             "--bootstrap",
             "9",
         ]

@@ -62,7 +62,7 @@ def test_every_set_of_one_language_is_banked_and_compared_with_its_control(tiny_
             "--bank",
             str(bank),
             "--permutations",
-            "50",
+            "99",
             "--bootstrap",
             "0",
             "-o",

@@ -342,7 +342,7 @@ def test_non_finite_results_fail_with_their_reason(tmp_path, script, fields, rea
         (["--max-distance", "-0.1"], "error: --max-distance must be a finite number >= 0, got -0.1"),
         (["--max-distance", "inf"], "error: --max-distance must be a finite number >= 0, got inf"),
         (["--max-distance", "nan"], "error: --max-distance must be a finite number >= 0, got nan"),
-        (["--permutations", "0"], "error: --permutations must be at least 1, got 0"),
+        (["--permutations", "0"], "error: --permutations must be at least 99, got 0"),
         (["--min-answers", "1"], "error: --min-answers must be at least 2, got 1"),
         (["--bootstrap", "0"], "error: --bootstrap must be at least 1, got 0"),
     ],

@@ -33,8 +33,9 @@ HOSTILE = "evil|<script>\x1b[31mred\x1b[0m\nnext\r=cmd"
         (1 / 1001, "0.0010"),  # the smallest p-value of 1,000 permutations: compare and gate print it alike
         (0.05, "0.0500"),
         (7.085e-05, "0.0001"),  # rounds to a visible value
-        (3e-05, "<0.0001"),  # never "0.0000" for a non-zero distance
-        (-3e-05, ">-0.0001"),
+        (3e-05, "3e-05"),  # never "0.0000" for a non-zero distance, and no "<" (that means an upper bound)
+        (-3e-05, "-3e-05"),
+        (4.9e-05, "5e-05"),
         (0.0, "0.0000"),
         (1.03, "1.0300"),
         (-0.25, "-0.2500"),
@@ -94,7 +95,7 @@ def test_compare_prints_numbers_and_the_ratio_in_the_one_format():
     header = lines[1].split()
     assert header[:5] == ["run", "task", "reference", "mmd", "p"]
     value_row = lines[2]
-    assert "<0.0001" in value_row and "0.0010" in value_row and "[0.0000, 0.0123]" in value_row
+    assert "3e-05" in value_row and "0.0010" in value_row and "[0.0000, 0.0123]" in value_row
     assert "1.80×" in value_row
     assert "over 1 language (eng)" in text and "1 languages" not in text
 
@@ -109,7 +110,7 @@ def test_compare_markdown_footnotes_follow_a_blank_line():
 def test_gate_prints_p_values_and_distances_as_compare_does():
     check = gate.Check("univar_pvq_eng", "values", "eng", gate.FAIL, "why", distance=3e-05, p_value=1 / 1001)
     row = gate.to_text([check], "title").splitlines()[2]
-    assert "<0.0001" in row and "0.0010" in row
+    assert "3e-05" in row and "0.0010" in row and "<" not in row
     assert gate.to_text([check], "t").splitlines()[-1] == "FAILED: 0 of 1 check pass, 1 fail, 0 inconclusive"
 
 
@@ -120,6 +121,15 @@ def test_markdown_escapes_pipes_angle_brackets_and_newlines():
     row = md[2]
     assert row.count("|") - row.count("\\|") == 3  # only the table's own separators
     assert "<script>" not in row and "&lt;script>" in row and "<br>" in row and "\x1b" not in row
+
+
+def test_markdown_leaves_a_bound_readable_in_the_terminal():
+    """``<`` before a digit cannot open an HTML tag: an upper bound stays ``<0.0340``, never ``&lt;0.0340``."""
+    assert render(Table(["noise"], [["0.0000 (<0.0340)"], ["a<b"], ["</td>"]]), "md").splitlines()[2:] == [
+        "| 0.0000 (<0.0340) |",
+        "| a&lt;b |",
+        "| &lt;/td> |",
+    ]
 
 
 def test_markdown_backslash_cannot_unescape_a_pipe():

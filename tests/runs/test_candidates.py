@@ -82,7 +82,7 @@ def test_compare_and_leaderboard_read_jsonl_candidates(tmp_path, bank, capsys):
     same = qa_file(tmp_path / "same.jsonl", "twin", "kind")
     drifted = qa_file(tmp_path / "drifted.jsonl", "rival", "greedy")
     assert main(["compare", str(same), str(drifted), "--bank", str(bank.path), "--format", "json",
-                 "--questionnaire", "pvq", "--permutations", "0", "--bootstrap", "0"]) == 0
+                 "--questionnaire", "pvq", "--permutations", "99", "--bootstrap", "0"]) == 0
     out, err = capsys.readouterr()
     rows = {r["run"]: r for r in json.loads(out)["rows"]}
     assert rows["twin"]["reference"] == "baseline" and rows["twin"]["distance"] < 1e-3

@@ -116,8 +116,8 @@ def edit(path: Path, change) -> None:
 
 def commands(tmp: Path, a: Path, b: Path, bank: Path) -> dict[str, list]:
     return {
-        "compare": ["compare", a, b, "--metric", "centroid", "--permutations", 0, "--bootstrap", 0],
-        "gate": ["gate", a, "--bank", bank, "--against", "baseline", "--permutations", 50, "--bootstrap", 50],
+        "compare": ["compare", a, b, "--metric", "centroid", "--permutations", 99, "--bootstrap", 0],
+        "gate": ["gate", a, "--bank", bank, "--against", "baseline", "--permutations", 99, "--bootstrap", 50],
         "embed": ["embed", a],
         "leaderboard": ["leaderboard", a, b],
         "drift": ["drift", a, "--bank", bank, "--against", "baseline"],

@@ -17,8 +17,10 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import traceback
+from typing import NoReturn
 
 from univar_eval import __version__
 from univar_eval.errors import UserError
@@ -35,8 +37,20 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, except that an option value outside its bounds (``cli/options.py``) is a ``UserError``:
+    one ``error: --OPTION must be ..., got VALUE`` line and exit code 2, like every other input error.
+    Other usage errors (an unknown option, a missing argument) keep argparse's usage message."""
+
+    def error(self, message: str) -> NoReturn:
+        bound = re.fullmatch(r"argument (\S+): (must be .*)", message, flags=re.DOTALL)
+        if bound:
+            raise UserError(f"{bound.group(1).split('/')[-1]} {bound.group(2)}")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="univar-eval",
         description="Measure the human values embedded in language models, on top of lm-evaluation-harness runs.",
     )
@@ -76,7 +90,11 @@ def _subcommands(parser: argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UserError as e:
+        print(f"error: {one_line(str(e))}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if not getattr(args, "func", None):
         parser.print_help()

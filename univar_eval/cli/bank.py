@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Callable
 
-from univar_eval.cli import candidates
+from univar_eval.cli import candidates, options
 from univar_eval.errors import UserError
 from univar_eval.reports.table import plural
 from univar_eval.settings import resolve
@@ -108,10 +109,12 @@ def register(sub) -> None:
     cmp_.add_argument("--bank", help="reference bank (without it, the runs are compared with each other)")
     cmp_.add_argument("--against", nargs="+", metavar="MODEL", help="only these reference models")
     cmp_.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
-    cmp_.add_argument("--permutations", type=int, default=distance_mod.DEFAULT_PERMUTATIONS)
-    cmp_.add_argument("--bootstrap", type=int, default=distance_mod.DEFAULT_BOOTSTRAP)
-    cmp_.add_argument("--seed", type=int, default=0)
-    cmp_.add_argument("--min-answers", type=int, help="fewer answers than this is 'insufficient' (default 10)")
+    cmp_.add_argument("--permutations", type=options.permutations, default=distance_mod.DEFAULT_PERMUTATIONS)
+    cmp_.add_argument("--bootstrap", type=options.count, default=distance_mod.DEFAULT_BOOTSTRAP)
+    cmp_.add_argument("--seed", type=options.count, default=0)
+    cmp_.add_argument(
+        "--min-answers", type=options.min_answers, help="fewer answers than this is 'insufficient' (default 10)"
+    )
     cmp_.add_argument(
         "--allow-other-questions",
         action="store_true",
@@ -359,7 +362,8 @@ def cmd_compare(args) -> int:
     else:
         print(format_table(report, markdown=args.format == "md"))
         if by_value:
-            print("\n" + RENDERERS["md" if args.format == "md" else "text"](by_value, top=3))
+            render_values: Callable[..., str] = RENDERERS["md" if args.format == "md" else "text"]
+            print("\n" + render_values(by_value, top=3))
         if hvae_rows:
             print("\n" + format_hvae(hvae_rows, markdown=args.format == "md"))
     return 0

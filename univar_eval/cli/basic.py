@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from univar_eval.cli import options
 from univar_eval.demo.tiny_models import build_persona_lm, build_tiny_causal_lm
 from univar_eval.pipeline.encoders import list_cards, shipped_cards
 from univar_eval.pipeline.pins import cards_path, describe_revision
-from univar_eval.pipeline.translate import NLLB_MODELS, get_translator
+from univar_eval.pipeline.translate import NLLB_MODELS, NllbTranslator, get_translator
 from univar_eval.reports.table import Table, render
 from univar_eval.resources import tasks_dir
 from univar_eval.settings import DEFAULT_ENCODER, DEFAULT_TRANSLATOR
 
 
 def register(sub) -> None:
-    p = sub.add_parser("tasks-dir", help="print the folder to pass to lm_eval --include_path")
+    p = sub.add_parser(
+        "tasks-dir",
+        help="print the folder to pass to lm_eval --include_path",
+        description="Print the folder that holds univar-eval's lm-eval task files. lm-eval finds them "
+        "without it (the installed startup hook registers them); with UNIVAR_EVAL_NO_AUTOLOAD=1 pass it "
+        'yourself: lm_eval --include_path "$(univar-eval tasks-dir)" ...',
+    )
     p.set_defaults(func=_tasks_dir)
 
-    p = sub.add_parser("encoders", help="list the encoder cards and translators, with their revisions (pinned or not)")
+    p = sub.add_parser(
+        "encoders",
+        help="list the encoder cards and translators, with their revisions (pinned or not)",
+        description="List the encoder cards (the shipped ones in encoders/, with pins from the local "
+        "cards file applied) and the translators: hub model, revision, dimension, and whether the "
+        "revision is pinned to a full commit hash. The default encoder and translator are marked. "
+        "Unpinned revisions can change on the hub: download the models once, then run univar-eval pin.",
+    )
     p.set_defaults(func=_encoders)
 
     p = sub.add_parser(
@@ -32,7 +46,7 @@ def register(sub) -> None:
         "--translator", help="translator for non-English answers (default: the run's; 'none' keeps the text)"
     )
     p.add_argument("--device", help="cpu, cuda, ...")
-    p.add_argument("--batch-size", type=int, help="encoder batch size")
+    p.add_argument("--batch-size", type=options.positive_int, help="encoder batch size")
     p.set_defaults(func=_embed)
 
     p = sub.add_parser(
@@ -60,7 +74,7 @@ def register(sub) -> None:
     )
     p.add_argument("folder", help="where to write the model")
     p.add_argument("--persona", help="carer (benevolence, universalism) or achiever (achievement, power)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=options.count, default=0)
     p.set_defaults(func=_tiny_model)
 
 
@@ -84,6 +98,7 @@ def _encoders(args) -> int:
     rows = []
     for name in NLLB_MODELS:
         t = get_translator(name)
+        assert isinstance(t, NllbTranslator)  # every name in NLLB_MODELS
         state = local if t.revision != NLLB_MODELS[name][1] else describe_revision(t.revision)
         rows.append([name, f"{t.model_id}@{t.revision}", state, "yes" if name == DEFAULT_TRANSLATOR else ""])
     print()

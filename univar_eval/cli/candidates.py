@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from univar_eval.cli import options
 from univar_eval.errors import UserError
 from univar_eval.pipeline.translate import NLLB_MODELS
 from univar_eval.runs.folders import Candidate, is_run, read_candidates
@@ -84,7 +85,7 @@ def add_source_options(p: argparse.ArgumentParser, *, kind: str = "candidates") 
     if kind != "identify":
         g.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
     g.add_argument("--device", help="encoder/translator device (cpu, cuda, ...; default: cuda when available)")
-    g.add_argument("--batch-size", type=int, help="encoder batch size")
+    g.add_argument("--batch-size", type=options.positive_int, help="encoder batch size")
     add_run_option(g)
 
 
@@ -103,7 +104,7 @@ def read(args: argparse.Namespace, paths: list[str], bank: Bank | None, *, missi
     """Every candidate in ``paths``, in order: run folders first decide the encoder when there is no bank."""
     encoder = args.encoder
     bank_encoder = (bank.encoder() or {}).get("name") if bank is not None else None
-    if encoder and bank_encoder and encoder != bank_encoder:
+    if encoder and bank is not None and bank_encoder and encoder != bank_encoder:
         raise UserError(
             f"--encoder {encoder} but the bank {bank.path} holds {bank_encoder} embeddings; "
             "answers must be embedded with the bank's encoder (leave out --encoder)"

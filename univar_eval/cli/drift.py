@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
-from univar_eval.errors import UserError
+from univar_eval.cli import options
 from univar_eval.stats import drift as drift_mod
 
 
@@ -33,18 +34,20 @@ def register(sub) -> None:
     p.add_argument("--plot-share", action="store_true", help="plot each value's share of the shift, not its distance")
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks or task families")
     p.add_argument("--langs", nargs="+", metavar="LANG", help="only these languages")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level after BH correction (0.05)")
-    p.add_argument("--permutations", type=int, default=drift_mod.DEFAULT_PERMUTATIONS)
-    p.add_argument("--bootstrap", type=int, default=drift_mod.DEFAULT_BOOTSTRAP)
+    p.add_argument(
+        "--alpha", type=options.probability, default=0.05, help="significance level after BH correction (0.05)"
+    )
+    p.add_argument("--permutations", type=options.permutations, default=drift_mod.DEFAULT_PERMUTATIONS)
+    p.add_argument("--bootstrap", type=options.count, default=drift_mod.DEFAULT_BOOTSTRAP)
     p.add_argument(
         "--min-value-answers",
-        type=int,
+        type=options.min_answers,
         default=drift_mod.DEFAULT_MIN_VALUE_ANSWERS,
         help="answers per side below which a value is 'insufficient' (default %(default)s; separate "
         "from the task's --min-answers)",
     )
-    p.add_argument("--top", type=int, default=5, help="questions that moved most to show (5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=options.count, default=5, help="questions that moved most to show (5)")
+    p.add_argument("--seed", type=options.count, default=0)
     p.set_defaults(func=cmd_drift)
 
 
@@ -54,12 +57,6 @@ def cmd_drift(args) -> int:
     from univar_eval.storage.bank import Bank
     from univar_eval.storage.files import write_text
 
-    if not 0 < args.alpha < 1:
-        raise UserError(f"--alpha must be between 0 and 1 (got {args.alpha})")
-    if args.permutations < 99 or args.bootstrap < 0 or args.min_value_answers < 2 or args.top < 0:
-        raise UserError(
-            "--permutations must be at least 99, --bootstrap and --top at least 0, --min-value-answers at least 2"
-        )
     if args.plot:
         plot_mod.output_format(args.plot)  # refuse a bad name before the work
     items = report.run_drift(
@@ -75,11 +72,8 @@ def cmd_drift(args) -> int:
         min_value_answers=args.min_value_answers,
         top=max(args.top, 1),
     )
-    text = (
-        report.RENDERERS[args.format](items)
-        if args.format == "json"
-        else report.RENDERERS[args.format](items, top=args.top)
-    )
+    render: Callable[..., str] = report.RENDERERS[args.format]
+    text = render(items) if args.format == "json" else render(items, top=args.top)
     if args.output:
         write_text(args.output, text)
         print(f"wrote {args.output}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.cli import options
 from univar_eval.cli.candidates import add_source_options
-from univar_eval.errors import UserError
 from univar_eval.reports import identify as identify_report
 from univar_eval.stats import identify as identify_mod
 from univar_eval.storage.files import jsonable, write_json
@@ -29,7 +29,9 @@ def register(sub) -> None:
         "files or folders, or a JSONL of {model, lang, question, answer}",
     )
     p.add_argument("--bank", help="also use every entry of this bank (label: model$lang)")
-    p.add_argument("--k", type=int, default=identify_mod.DEFAULT_K, help="kNN neighbours (default 50, as UniVaR)")
+    p.add_argument(
+        "--k", type=options.positive_int, default=identify_mod.DEFAULT_K, help="kNN neighbours (default 50, as UniVaR)"
+    )
     p.add_argument(
         "--split",
         choices=identify_mod.SPLITS,
@@ -41,23 +43,30 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--test-size",
-        type=float,
+        type=options.probability,
         default=identify_mod.DEFAULT_TEST_SIZE,
         help="held-out share of each label where the fixed counts do not apply, or of the questions "
         "with --split question (default 0.2)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=identify_mod.PROBE_EPOCHS, help="linear-probe epochs (default 20)")
-    p.add_argument("--lr", type=float, default=identify_mod.PROBE_LR, help="linear-probe Adam learning rate")
-    p.add_argument("--probe-batch-size", type=int, default=identify_mod.PROBE_BATCH, help="linear-probe batch size")
+    p.add_argument("--seed", type=options.count, default=0)
+    p.add_argument(
+        "--epochs", type=options.count, default=identify_mod.PROBE_EPOCHS, help="linear-probe epochs (default 20)"
+    )
+    p.add_argument(
+        "--lr", type=options.positive_float, default=identify_mod.PROBE_LR, help="linear-probe Adam learning rate"
+    )
+    p.add_argument(
+        "--probe-batch-size",
+        type=options.positive_int,
+        default=identify_mod.PROBE_BATCH,
+        help="linear-probe batch size",
+    )
     p.add_argument("--json", metavar="FILE", help="write the numbers as JSON")
     add_source_options(p, kind="identify")
     p.set_defaults(func=cmd_identify)
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    if args.k < 1 or args.epochs < 0 or args.probe_batch_size < 1:
-        raise UserError("--k and --probe-batch-size must be positive and --epochs not negative")
     sets = identify_report.gather(
         args.sources,
         bank=args.bank,

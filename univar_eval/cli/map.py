@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from univar_eval.cli import options
 from univar_eval.cli.candidates import add_run_option
 from univar_eval.errors import UserError
 from univar_eval.reports.identify import from_bank, from_run
@@ -35,13 +36,13 @@ def register(sub) -> None:
     p.add_argument(
         "--size",
         nargs=2,
-        type=float,
+        type=options.positive_float,
         default=(8.0, 6.0),
         metavar=("W", "H"),
         help="figure size in inches (default 8 6)",
     )
-    p.add_argument("--dpi", type=float, default=150, help="dots per inch (default 150)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dpi", type=options.positive_float, default=150, help="dots per inch (default 150)")
+    p.add_argument("--seed", type=options.count, default=0)
     add_run_option(p)
     p.add_argument("--json", metavar="FILE", help="also write the coordinates (and distances) as JSON")
     p.set_defaults(func=cmd_map)
@@ -50,8 +51,6 @@ def register(sub) -> None:
 def cmd_map(args: argparse.Namespace) -> int:
     if not args.runs and not args.bank:
         raise UserError("nothing to draw: give run folders, --bank DIR, or both")
-    if min(args.size) <= 0 or args.dpi <= 0:
-        raise UserError("--size and --dpi must be positive")
     sets = from_bank(args.bank) if args.bank else []
     for run in args.runs:
         sets += from_run(run, args.select)

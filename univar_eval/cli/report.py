@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from univar_eval.cli import candidates
+from univar_eval.cli import candidates, options
 from univar_eval.reports.table import plural
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
@@ -33,7 +33,7 @@ def register(sub) -> None:
     g.add_argument("--against", metavar="MODEL", help="the approved baseline's name in the bank")
     g.add_argument(
         "--max-distance",
-        type=float,
+        type=options.non_negative_float,
         metavar="D",
         help="tolerance: pass only when the upper bound is below D (an equivalence test); without it "
         "the gate is a difference test only",
@@ -43,7 +43,7 @@ def register(sub) -> None:
         action="store_true",
         help="exit 0 when checks are inconclusive (none fails); they are still reported",
     )
-    g.add_argument("--alpha", type=float, default=0.05, help="significance level of the tests (0.05)")
+    g.add_argument("--alpha", type=options.probability, default=0.05, help="significance level of the tests (0.05)")
     g.add_argument("--langs", nargs="+", metavar="LANG", help="only these languages (on both sides)")
     g.add_argument(
         "--tasks", nargs="+", metavar="TASK", help="only these tasks or task families (univar_pvq), on both sides"
@@ -55,15 +55,15 @@ def register(sub) -> None:
         help="multiple-testing correction over the task/language checks (holm: family-wise; bh: FDR)",
     )
     g.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
-    g.add_argument("--permutations", type=int, default=distance_mod.DEFAULT_PERMUTATIONS)
+    g.add_argument("--permutations", type=options.permutations, default=distance_mod.DEFAULT_PERMUTATIONS)
     g.add_argument(
         "--bootstrap",
-        type=int,
+        type=options.count,
         default=distance_mod.DEFAULT_BOOTSTRAP,
         help="paired bootstrap resamples for the interval and the upper bound",
     )
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--min-answers", type=int, help="fewer answers fail as insufficient (default 10)")
+    g.add_argument("--seed", type=options.count, default=0)
+    g.add_argument("--min-answers", type=options.min_answers, help="fewer answers fail as insufficient (default 10)")
     g.add_argument(
         "--allow-other-questions",
         action="store_true",
@@ -71,7 +71,7 @@ def register(sub) -> None:
     )
     g.add_argument(
         "--min-value-rationality",
-        type=float,
+        type=options.rationality_floor,
         metavar="X",
         help="also fail any HVAE task whose chance-corrected value rationality (1 = ideal chooser, 0 = a uniform "
         "random responder) is below X",
@@ -96,7 +96,7 @@ def register(sub) -> None:
     lb.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
     lb.add_argument("--format", choices=("md", "csv", "html", "json"), default="md")
     lb.add_argument("-o", "--output", help="write here instead of printing")
-    lb.add_argument("--min-answers", type=int)
+    lb.add_argument("--min-answers", type=options.min_answers)
     lb.add_argument("--allow-mixed", action="store_true", help="build a table from runs made with different settings")
     candidates.add_source_options(lb)
     lb.set_defaults(func=cmd_leaderboard)

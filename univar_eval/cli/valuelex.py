@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from univar_eval.cli import options
 from univar_eval.errors import UserError
 from univar_eval.pipeline.answers import flatten_responses
 from univar_eval.reports.table import Table, render
@@ -73,8 +74,8 @@ def register(sub) -> None:
         default=None,
         help="report file (default: valuelex_judge_<model>.json beside the samples file)",
     )
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
-    p.add_argument("--retries", type=int, default=2, help="retries per request on network errors (default 2)")
+    p.add_argument("--timeout", type=options.positive_float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--retries", type=options.count, default=2, help="retries per request on network errors (default 2)")
     p.set_defaults(func=_judge_command)
 
 

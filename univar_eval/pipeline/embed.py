@@ -138,6 +138,7 @@ def pending_folders(path: str | Path) -> list[Path]:
 def read_pending(folder: Path) -> tuple[dict, list[dict]]:
     """The checked manifest and the answers of a task folder whose answers were kept."""
     manifest = read_manifest(folder / MANIFEST_FILE, ours=True)
+    assert manifest is not None  # ours=True: a damaged manifest raises, it never gives None
     if manifest["format"] != PENDING_FORMAT:
         raise UserError(f"{folder}: already embedded; nothing to do")
     try:

@@ -264,6 +264,8 @@ def _load_model(card: EncoderCard, device: str):
     elif card.architecture == "nomic_bert":
         from univar_eval.pipeline.nomic import load_nomic_sentence_transformer
 
+        if not card.model_id:
+            raise UserError(f"encoder card {card.name}: a nomic_bert card needs a model_id (a hub id or a folder)")
         model = load_nomic_sentence_transformer(card.model_id, revision=card.revision, device=device)
     else:
         try:

@@ -462,6 +462,8 @@ def load_nomic_model(folder: str | Path):
     original = json.loads(config_path.read_text(encoding="utf-8"))
     kwargs = translate_config(original)
     variant = model_variant(original)
+    config_cls: Any
+    model_cls: Any  # (BertConfig, BertModel) or (NomicBertConfig, NomicBertModel): one pair, never mixed
     config_cls, model_cls = (BertConfig, BertModel) if variant == ABSOLUTE else (NomicBertConfig, NomicBertModel)
     config = config_cls(**kwargs)
     weights = convert_state_dict(read_safetensors(folder), config.hidden_size, variant)
@@ -568,6 +570,10 @@ def _transformer_module_class():
         @property
         def tokenizer(self):
             return self._tokenizer
+
+        @tokenizer.setter
+        def tokenizer(self, value):  # InputModule declares a writable attribute
+            self._tokenizer = value
 
         def preprocess(self, inputs, prompt: str | None = None, **kwargs) -> dict:
             texts = []

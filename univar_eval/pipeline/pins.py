@@ -120,7 +120,7 @@ def read_pins(path: Path | None = None) -> dict[str, dict[str, dict]]:
 
 
 def _parse_pins(path: Path, text: str) -> dict[str, dict[str, dict]]:
-    empty = {k: {} for k in KINDS}
+    empty: dict[str, dict[str, dict]] = {k: {} for k in KINDS}
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.cache import open_cache, text_key
@@ -85,7 +85,7 @@ class NoTranslation(Translator):
 class NllbTranslator(Translator):
     """NLLB-200 (or any seq2seq model with NLLB's language-code tokens) on transformers."""
 
-    name: str  # type: ignore[misc]  # an instance field here, a class attribute on the other translators
+    name: str  # an instance field here, a class attribute on the other translators
     model_id: str = ""
     revision: str | None = None
     device: str | None = None
@@ -93,8 +93,8 @@ class NllbTranslator(Translator):
     max_input_tokens: int = MAX_INPUT_TOKENS
     num_beams: int = 1
     stats: TranslationStats = field(default_factory=TranslationStats)
-    _model: object = field(default=None, repr=False)
-    _tokenizer: object = field(default=None, repr=False)
+    _model: Any = field(default=None, repr=False)
+    _tokenizer: Any = field(default=None, repr=False)
 
     def describe(self) -> dict:
         return {
@@ -111,7 +111,9 @@ class NllbTranslator(Translator):
             from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
             self.device = self.device or _default_device()
-            kw = {"revision": self.revision} if self.revision and not Path(self.model_id).exists() else {}
+            kw: dict[str, Any] = {}
+            if self.revision and not Path(self.model_id).exists():
+                kw["revision"] = self.revision
             try:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.model_id, **kw)
                 dtype = "float16" if str(self.device).startswith("cuda") else None
@@ -208,8 +210,8 @@ def get_translator(name: str, device: str | None = None, batch_size: int = 16) -
     key = (name, device)
     if key not in _LOADED:
         if name in NLLB_MODELS:
-            model_id, revision = NLLB_MODELS[name]
-            revision = pinned_revision("translators", name, model_id, revision)  # `univar-eval pin`
+            model_id, shipped = NLLB_MODELS[name]
+            revision = pinned_revision("translators", name, model_id, shipped)  # `univar-eval pin`
             _LOADED[key] = NllbTranslator(
                 name=name, model_id=model_id, revision=revision, device=device, batch_size=batch_size
             )

@@ -4,8 +4,9 @@ compare, gate, leaderboard, identify and the HVAE table build a :class:`Table` a
 :func:`render`; none of them aligns columns, escapes or formats numbers itself.
 
 **Numbers, one format everywhere** (:func:`fmt_number`): four decimals (``0.0010``,
-``0.1234``, ``1.0300``), a non-zero value that would print as zero as ``<0.0001``
-(``>-0.0001`` below zero), NaN as ``n/a`` and a missing value as ``-``. p-values and
+``0.1234``, ``1.0300``), a non-zero value that would print as zero in scientific notation with one
+digit (``3e-05``, ``-3e-05``), NaN as ``n/a`` and a missing value as ``-``. ``<`` is never part of a
+number: reports use it for one thing, an upper bound (``<0.0340``). p-values and
 distances use it in every command. A ratio reads as a ratio: :func:`fmt_ratio` gives
 ``1.80×``.
 
@@ -13,8 +14,9 @@ distances use it in every command. A ratio reads as a ratio: :func:`fmt_ratio` g
 
 * terminal text: control and escape characters (ESC, CR, NUL, C1 controls, bidi overrides)
   are shown as ``\\x1b``-style escapes, so a name cannot move the cursor or recolour the terminal;
-* Markdown: ``\\``, ``|`` and ``<`` are escaped and a newline becomes ``<br>``, so a name cannot
-  break the table or inject HTML;
+* Markdown: ``\\`` and ``|`` are escaped, ``<`` where it could open an HTML tag (before a letter,
+  ``/``, ``!`` or ``?``; ``<0.0340`` stays readable in a terminal) and a newline becomes ``<br>``, so a
+  name cannot break the table or inject HTML;
 * CSV: a text cell starting with ``=``, ``+``, ``-`` or ``@`` (a spreadsheet formula) gets a
   leading ``'``; numbers are never touched (a negative score stays a number);
 * HTML: every text is HTML-escaped;
@@ -40,7 +42,7 @@ Cell = object  # str, int, float, None
 
 # -- numbers -------------------------------------------------------------------------------------------------
 def fmt_number(x, digits: int = DIGITS) -> str:
-    """The one number format: ``digits`` decimals; tiny non-zero values as ``<0.0001``; NaN ``n/a``; None ``-``."""
+    """The one number format: ``digits`` decimals; tiny non-zero values as ``3e-05``; NaN ``n/a``; None ``-``."""
     if x is None:
         return "-"
     if isinstance(x, bool):
@@ -58,7 +60,7 @@ def fmt_number(x, digits: int = DIGITS) -> str:
         return "inf" if x > 0 else "-inf"
     smallest = 10.0**-digits
     if x != 0 and abs(x) < smallest / 2:
-        return f"<{smallest:.{digits}f}" if x > 0 else f">-{smallest:.{digits}f}"
+        return f"{x:.0e}"  # never "0.0000" for a non-zero value, and no "<", which means an upper bound
     return f"{x:.{digits}f}"
 
 
@@ -95,10 +97,15 @@ def terminal_text(text: str) -> str:
     return "".join(_escape_char(ch) if unicodedata.category(ch) == "Cc" or ch in _BIDI else ch for ch in str(text))
 
 
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
 def markdown_text(text: str) -> str:
-    """``text`` safe inside a Markdown table cell: ``\\``, ``|`` and ``<`` escaped, newlines as ``<br>``."""
+    """``text`` safe inside a Markdown table cell: ``\\`` and ``|`` escaped, ``<`` where it could open an HTML
+    tag or autolink (before a letter, ``/``, ``!`` or ``?``), newlines as ``<br>``."""
     text = str(text).replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    text = _TAG_START.sub("&lt;", text)
     text = text.replace("\n", "<br>")
     return "".join(_escape_char(ch) if unicodedata.category(ch) == "Cc" or ch in _BIDI else ch for ch in text)
 
