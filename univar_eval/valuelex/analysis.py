@@ -58,7 +58,7 @@ def analyse_projective(items: list[dict], encoder) -> tuple[dict, dict]:
     scores = np.full(len(completions), np.nan)
     if nonempty:
         scores[nonempty] = score_completions([pairs[i] for i in nonempty], [completions[i] for i in nonempty], encoder)
-    metrics = profile([pairs[i][1] for i in nonempty], [scores[i] for i in nonempty])
+    metrics: dict[str, float | str] = dict(profile([pairs[i][1] for i in nonempty], [scores[i] for i in nonempty]))
     metrics["n_completions"] = float(len(nonempty))
     metrics["n_empty"] = float(len(completions) - len(nonempty))
     n_empty = len(completions) - len(nonempty)
