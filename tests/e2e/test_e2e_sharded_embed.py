@@ -140,3 +140,37 @@ def test_a_crash_on_rank_1_loses_nothing(kept_run, tmp_path):
     )
     assert snapshot(run) == before  # every kept answer still there, nothing half-written
     assert len(embedded[1]) == 16  # rank 1 embedded one block before it crashed
+
+
+def test_bank_add_on_two_ranks_writes_the_bank_one_process_writes(tmp_path):
+    questions = load("pvq", "eng").records
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        "".join(
+            json.dumps({"model": m, "lang": "eng", "question": q["question"], "answer": f"{m} answer {i}: help them"})
+            + "\n"
+            for m in ("m1", "m2")
+            for i, q in enumerate(questions[:40])
+        )
+    )
+    banks = {}
+    for size in (1, 2):
+        bank = tmp_path / f"bank{size}"
+        procs = launch(
+            lambda r: ["--", "bank", "add", "--bank", str(bank), "--encoder", "minilm", "--batch-size", "4", str(qa)],
+            size,
+            env_of_rank={r: {"UNIVAR_EVAL_CACHE": str(tmp_path / f"cache{size}-{r}")} for r in range(size)},
+        )
+        assert [code for code, _, _ in procs] == [0] * size, procs[-1][2][-3000:]
+        assert procs[0][1].count("added m") == 2 and all(out == "" for _, out, _ in procs[1:])
+        banks[size] = bank
+    one, two = (json.loads((banks[s] / "bank.json").read_text()) for s in (1, 2))
+    assert len(one["entries"]) == len(two["entries"]) == 2
+    for a, b in zip(one["entries"], two["entries"]):
+        # the arrays (their sha256), answers, counts and settings are the same; file names and times are new
+        assert (banks[1] / a["answers"]).read_bytes() == (banks[2] / b["answers"]).read_bytes()
+        a, b = dict(a), dict(b)
+        assert b.pop("sharding", {"world_size": 2})["world_size"] == 2
+        for key in ("created", "added", "array", "answers"):
+            a.pop(key, None), b.pop(key, None)
+        assert a == b
