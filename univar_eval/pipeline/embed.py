@@ -17,7 +17,7 @@ from univar_eval.pipeline import answers as answers_mod
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.cache import cached_encode
 from univar_eval.pipeline.encoders import load_encoder
-from univar_eval.pipeline.shard import World, active_world, rank_device, run_blocks
+from univar_eval.pipeline.shard import World, active_world, agree, rank_device, run_blocks
 from univar_eval.pipeline.translate import get_translator, quietly, to_english
 from univar_eval.settings import RunSettings
 from univar_eval.storage.distribution import (
@@ -69,6 +69,10 @@ def build_distribution(
         translator = get_translator("none" if lang == "eng" else settings.translator, device=device)
         translation = translator.describe()
     encoder = load_encoder(settings.encoder, device=device)
+    # the same models on every rank (by name and revision: a fingerprint may differ in its last digit by device)
+    described = encoder.describe()
+    identity = {k: described.get(k) for k in ("name", "model_id", "revision", "dimension")}
+    agree((identity, translation), world, "encoder or translator")
 
     def embed_block(rows: list[dict]) -> tuple[list[str], np.ndarray, int, int, int]:
         """One block of answers: translated, fitted to the encoder, embedded (through the caches)."""

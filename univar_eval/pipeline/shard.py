@@ -265,7 +265,7 @@ def run_blocks(
         raise ShardFailed(
             f"{label}: rank {first_rank} of {world.size} failed ({first})" if world.distributed else f"{label}: {first}"
         )
-    if world.distributed:
+    if items:
         log.info(
             "univar-eval: %s: rank %d did %ss %d-%d in %.1f s",
             label,
@@ -322,3 +322,20 @@ def from_main(value, world: World):
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def agree(value, world: World, what: str) -> None:
+    """Stop every rank unless all ranks hold the same ``value`` (e.g. the encoder's fingerprint: a node
+    with another revision in its hub cache or cards file would mix two encoders in one distribution)."""
+    if not world.distributed:
+        return
+    import torch.distributed as dist
+
+    values: list = [None] * world.size
+    dist.all_gather_object(values, value)
+    other = next((r for r, v in enumerate(values) if v != values[0]), None)
+    if other is not None:
+        raise UserError(
+            f"rank {other} of {world.size} has another {what} than rank 0 ({values[other]!r} vs {values[0]!r}); "
+            "give every node the same models and cards file (univar-eval pin), then rerun"
+        )
