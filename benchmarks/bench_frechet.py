@@ -37,14 +37,19 @@ def load() -> str:
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def centred_gram(gram: np.ndarray, a: np.ndarray) -> np.ndarray:
+    k = gram[a[:, :, None], a[:, None, :]]
+    return k - k.mean(2, keepdims=True) - k.mean(1, keepdims=True) + k.mean((1, 2), keepdims=True)
+
+
 def previous_kernel(fit: F.PooledFrechet, a: np.ndarray, b: np.ndarray, dtype=np.float32) -> np.ndarray:
     """The kernel before this change: Cholesky of S_x and eigenvalues of L' S_y L in the pooled span."""
     d, k = fit.d, fit.coords.shape[1]
     m, n = a.shape[1], b.shape[1]
     px, py = fit.coords[a], fit.coords[b]
     mean_term = ((px.mean(1) - py.mean(1)) ** 2).sum(1)
-    tx, sx, mux = F._lw_from_gram(F._centred_gram(fit.gram, a), d)
-    ty, sy, muy = F._lw_from_gram(F._centred_gram(fit.gram, b), d)
+    tx, sx, mux = F._lw_from_gram(centred_gram(fit.gram, a), d)
+    ty, sy, muy = F._lw_from_gram(centred_gram(fit.gram, b), d)
     ax, ay = sx * mux, sy * muy
     cx = (px - px.mean(1, keepdims=True)).astype(dtype)
     cy = (py - py.mean(1, keepdims=True)).astype(dtype)

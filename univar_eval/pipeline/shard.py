@@ -27,7 +27,7 @@ import contextvars
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from univar_eval.errors import UserError
@@ -48,6 +48,8 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    #: this module started the process group (and :func:`shutdown` ends it)
+    owned: bool = field(default=False, compare=False)
 
     @property
     def is_main(self) -> bool:
@@ -98,7 +100,7 @@ def current_world(environ=None, *, init: bool = True) -> World:
             f"WORLD_SIZE={size} but {' and '.join(missing)} not set; launch with torchrun or accelerate launch, "
             "or unset WORLD_SIZE to run in one process"
         )
-    world = World(rank, size, _env_int(environ, "LOCAL_RANK", rank))
+    world = World(rank, size, _env_int(environ, "LOCAL_RANK", rank), owned=init)
     if init:
         if not dist.is_available():
             raise UserError("WORLD_SIZE > 1 but this torch has no torch.distributed; run in one process")
@@ -115,7 +117,7 @@ def shutdown(world: World) -> None:
     """End the process group this module started (a no-op in one process or a group someone else owns)."""
     import torch.distributed as dist
 
-    if world.distributed and dist.is_available() and dist.is_initialized():
+    if world.owned and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
