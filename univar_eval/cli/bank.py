@@ -134,6 +134,19 @@ def register(sub) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    """Under ``torchrun``/``accelerate launch`` each rank embeds its share of every source; rank 0 writes."""
+    from univar_eval.pipeline.shard import current_world, sharded, shutdown
+
+    world = current_world()
+    try:
+        with sharded(world):
+            return _add(args, world)
+    finally:
+        shutdown(world)
+
+
+def _add(args: argparse.Namespace, world) -> int:
+    from univar_eval.pipeline.shard import from_main
     from univar_eval.runs.sources import collect, to_distribution
     from univar_eval.storage.bank import Bank
     from univar_eval.storage.distribution import merge_as_repeats
@@ -143,7 +156,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             "--name is empty; give the reference model's name, or leave --name out to use the model the source names"
         )
     bank = Bank(args.bank, create=True)
-    bank_encoder = (bank.encoder() or {}).get("name")
+    bank_encoder = from_main((bank.encoder() or {}).get("name"), world)  # the bank on rank 0's disk
     overrides = {
         k: v
         for k, v in {
@@ -189,6 +202,8 @@ def cmd_add(args: argparse.Namespace) -> int:
             notes = [f"{len(dists)} runs merged as repeats; " + "; ".join(sorted(set(notes)))]
         items.append((dist, model, ", ".join(g.source for g in gs)))
         how.append(notes[0])
+    if not world.is_main:  # rank 0 holds every distribution and writes the bank, once
+        return 0
     added = bank.add_many(items, replace=not args.no_replace)
     old_of = {id(new): old for old, new in bank.replaced}
     for entry, note in zip(added, how):

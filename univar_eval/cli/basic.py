@@ -150,8 +150,11 @@ def _pin(args) -> int:
 
 
 def _embed(args) -> int:
+    """Under ``torchrun``/``accelerate launch`` every process runs this: each embeds its share of every
+    task folder, rank 0 gathers, writes and prints (see :mod:`univar_eval.pipeline.shard`)."""
     from univar_eval.errors import UserError
     from univar_eval.pipeline.embed import finish_pending, pending_folders
+    from univar_eval.pipeline.shard import current_world, sharded, shutdown
 
     folders = pending_folders(args.run)
     if not folders:
@@ -162,9 +165,17 @@ def _embed(args) -> int:
         "encoder_device": args.device,
         "encoder_batch_size": args.batch_size,
     }
-    for folder in folders:
-        dist = finish_pending(folder, overrides)
-        print(f"embedded {dist.task}: {len(dist)} answers with {dist.manifest['encoder']['name']} -> {folder}")
+    world = current_world()
+    try:
+        with sharded(world):
+            for folder in folders:
+                dist = finish_pending(folder, overrides)
+                if world.is_main:
+                    print(
+                        f"embedded {dist.task}: {len(dist)} answers with {dist.manifest['encoder']['name']} -> {folder}"
+                    )
+    finally:
+        shutdown(world)
     return 0
 
 

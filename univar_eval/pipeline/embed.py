@@ -17,7 +17,8 @@ from univar_eval.pipeline import answers as answers_mod
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.cache import cached_encode
 from univar_eval.pipeline.encoders import load_encoder
-from univar_eval.pipeline.translate import get_translator, to_english
+from univar_eval.pipeline.shard import World, active_world, agree, rank_device, run_blocks
+from univar_eval.pipeline.translate import get_translator, quietly, to_english
 from univar_eval.settings import RunSettings
 from univar_eval.storage.distribution import (
     ANSWERS_FILE,
@@ -43,30 +44,70 @@ def build_distribution(
     model: str | None,
     questionnaire_version: str | None = None,
     translated_by: str | None = None,
+    world: World | None = None,
 ) -> tuple[ValueDistribution, dict]:
     """Embed the non-empty answers of ``records`` (all in language ``lang``).
 
     ``translated_by``: the records are already in English, translated by that system
     (e.g. UniVaR's released ``qa_translated`` data); it is recorded, nothing is translated.
+
+    The answers are translated and embedded in blocks of :func:`block_size`; under
+    :func:`~univar_eval.pipeline.shard.sharded` (or with ``world``) the blocks are spread over the
+    ranks and gathered to rank 0, which returns the distribution; the other ranks return an empty one
+    (no rows) that must not be written.
     """
     questionnaire_mod.check_language(lang)
+    world = world or active_world()
     if questionnaire_version is None and questionnaire:
         questionnaire_version = questionnaire_mod.load(questionnaire, lang).version
     kept, n_empty = answers_mod.split_empty(records)
-    n_truncated = 0
+    device = rank_device(settings.encoder_device, world)
+    translator = None
     if translated_by:
-        questions_en, answers_en = [r["question"] for r in kept], [r["answer"] for r in kept]
         translation = {"name": translated_by, "applied_by": "source"}
     else:
-        translator = get_translator("none" if lang == "eng" else settings.translator, device=settings.encoder_device)
-        truncated_before = translator.stats.n_truncated
-        questions_en, answers_en = to_english(
-            [r["question"] for r in kept], [r["answer"] for r in kept], lang, translator, label=task
-        )
-        n_truncated = translator.stats.n_truncated - truncated_before
+        translator = get_translator("none" if lang == "eng" else settings.translator, device=device)
         translation = translator.describe()
-    encoder = load_encoder(settings.encoder, device=settings.encoder_device)
-    texts, n_encoder_truncated = fit_to_encoder(questions_en, answers_en, encoder)
+    encoder = load_encoder(settings.encoder, device=device)
+    # the same models on every rank (by name and revision: a fingerprint may differ in its last digit by device)
+    described = encoder.describe()
+    identity = {k: described.get(k) for k in ("name", "model_id", "revision", "dimension")}
+    agree((identity, translation), world, "encoder or translator")
+
+    def embed_block(rows: list[dict]) -> tuple[list[str], np.ndarray, int, int, int]:
+        """One block of answers: translated, fitted to the encoder, embedded (through the caches)."""
+        questions, answers = [r["question"] for r in rows], [r["answer"] for r in rows]
+        n_cut = 0
+        if translator is not None:
+            before = translator.stats.n_truncated
+            with quietly(translator):
+                questions, answers = to_english(questions, answers, lang, translator, label=task)
+            n_cut = translator.stats.n_truncated - before
+        texts, n_fitted = fit_to_encoder(questions, answers, encoder)
+        vectors = cached_encode(encoder, texts, batch_size=settings.encoder_batch_size, progress=False)
+        return texts, vectors, sum(answers_mod.is_refusal(a) for a in answers), n_cut, n_fitted
+
+    done = run_blocks(kept, embed_block, block=block_size(settings), world=world, label=f"embedding {task}")
+    sharding = {"world_size": world.size} if world.distributed else None
+    if done is None:  # another rank than 0: rank 0 holds the whole distribution and writes it
+        empty = np.zeros((0, encoder.dimension), dtype=np.float32)
+        manifest = {"task": task, "lang": lang, "encoder": encoder.describe(), "sharding": sharding}
+        return ValueDistribution(empty, [], manifest), {"n_answers": 0, "n_empty": 0}
+    blocks, shares = done
+    texts = [t for b in blocks for t in b[0]]
+    if sharding:
+        sharding["answers_per_rank"] = [s.stop - s.start for s in shares]
+    n_truncated = sum(b[3] for b in blocks)
+    n_encoder_truncated = sum(b[4] for b in blocks)
+    if n_truncated:
+        log.warning(
+            "univar-eval: %d %s texts of %s (questions and answers) were longer than %s tokens and were cut "
+            "before translation",
+            n_truncated,
+            lang,
+            task,
+            getattr(translator, "max_input_tokens", "?"),
+        )
     if n_encoder_truncated:
         log.warning(
             "univar-eval: %d of %d texts of %s (%.0f%%) exceed %s's maximum length of %s tokens; the "
@@ -78,14 +119,15 @@ def build_distribution(
             encoder.name,
             encoder.max_length,
         )
-    embeddings = embed_with_progress(encoder, texts, batch_size=settings.encoder_batch_size, label=task)
-    out_records = []
-    for r, text in zip(kept, texts):
-        out_records.append({**r, "text": text})
+    if blocks:
+        embeddings = np.vstack([b[1] for b in blocks])
+    else:
+        embeddings = cached_encode(encoder, [], batch_size=settings.encoder_batch_size, progress=False)
+    out_records = [{**r, "text": text} for r, text in zip(kept, texts)]
     counts = {
         "n_answers": len(kept),
         "n_empty": n_empty,
-        "n_refused": sum(answers_mod.is_refusal(a) for a in answers_en),
+        "n_refused": sum(b[2] for b in blocks),
         "n_truncated": n_truncated,
         "n_encoder_truncated": n_encoder_truncated,
     }
@@ -100,7 +142,15 @@ def build_distribution(
         counts=counts,
         text_format=answers_mod.TEXT_FORMAT,
     )
+    if sharding:
+        manifest["sharding"] = sharding
     return ValueDistribution(embeddings, out_records, manifest), counts
+
+
+def block_size(settings: RunSettings) -> int:
+    """Answers per block: four encoder batches. The blocks are the same in one process and in many, so
+    each block is translated and embedded exactly as one process would (see :mod:`.shard`)."""
+    return max(1, settings.encoder_batch_size) * 4
 
 
 def embed_with_progress(encoder, texts: list[str], *, batch_size: int, label: str) -> np.ndarray:
@@ -154,7 +204,10 @@ def read_pending(folder: Path) -> tuple[dict, list[dict]]:
 
 def finish_pending(folder: Path, overrides: dict) -> ValueDistribution:
     """Embed the kept answers of one task folder with its run's settings (``overrides`` win) and save the
-    distribution in its place, so compare, gate, bank add and map read it like any other."""
+    distribution in its place, so compare, gate, bank add and map read it like any other.
+
+    Under :func:`~univar_eval.pipeline.shard.sharded` every rank embeds its share and rank 0 alone
+    writes; a failure on any rank leaves the kept answers as they were."""
     from univar_eval.settings import resolve
 
     manifest, rows = read_pending(folder)
@@ -172,7 +225,8 @@ def finish_pending(folder: Path, overrides: dict) -> ValueDistribution:
         settings=settings,
         model=manifest.get("model"),
     )
-    dist.save(folder)
+    if active_world().is_main:
+        dist.save(folder)
     return dist
 
 

@@ -23,10 +23,11 @@ language and text hash; see :mod:`univar_eval.pipeline.cache`), so a text is tra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline.cache import open_cache, text_key
@@ -62,6 +63,8 @@ class Translator:
     """Interface: ``translate(texts, src_lang)`` returns English texts, same order."""
 
     name = "abstract"
+    #: no progress bar and no per-call truncation warning: the caller (translating in blocks) reports totals
+    quiet = False
 
     def __init__(self) -> None:
         self.stats = TranslationStats()
@@ -95,6 +98,7 @@ class NllbTranslator(Translator):
     stats: TranslationStats = field(default_factory=TranslationStats)
     _model: Any = field(default=None, repr=False)
     _tokenizer: Any = field(default=None, repr=False)
+    quiet: bool = False
 
     def describe(self) -> dict:
         return {
@@ -146,7 +150,7 @@ class NllbTranslator(Translator):
             new = {text_key(t): out for t, out in zip(todo, done)}
             cache.put_many(namespace, [(k, v.encode("utf-8")) for k, v in new.items()])
             found.update(new)
-        if stats.n_truncated:
+        if stats.n_truncated and not self.quiet:
             log.warning(
                 "univar-eval: %d of %d %s texts were longer than %d tokens and were cut before translation",
                 stats.n_truncated,
@@ -175,7 +179,7 @@ class NllbTranslator(Translator):
             total=len(texts),
             desc=f"translating {label or src_code} -> eng_Latn",
             unit="text",
-            disable=True if not texts else None,
+            disable=True if not texts or self.quiet else None,
         )  # None: shown on a terminal, not in pipes or logs
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
@@ -228,6 +232,17 @@ def get_translator(name: str, device: str | None = None, batch_size: int = 16) -
                 "or a local NLLB checkpoint folder"
             )
     return _LOADED[key]
+
+
+@contextlib.contextmanager
+def quietly(translator: Translator) -> Iterator[Translator]:
+    """``translator`` without its own progress bars and truncation warnings within the block."""
+    was = translator.quiet
+    translator.quiet = True
+    try:
+        yield translator
+    finally:
+        translator.quiet = was
 
 
 def to_english(

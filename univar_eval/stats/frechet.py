@@ -5,16 +5,20 @@ shrunk covariances ``S = a I + b Xc'Xc`` (``a = s mu``, ``b = (1 - s) / n``; Led
 since a task has fewer answers than dimensions.
 
 :func:`frechet_distance` fits one pair of sets. :class:`PooledFrechet` computes the same
-value for many pairs of subsets of one pooled set (permutations and bootstrap resamples): the
-centred rows of every subset lie in the span of the pooled centred rows, so one SVD of the
-pooled set serves every pair, means, traces and shrinkages come from the pooled Gram matrix,
-and each pair costs one Cholesky factor and one symmetric eigenvalue problem of the span's
-size (``tr((S_x^½ S_y S_x^½)^½)`` from the eigenvalues of ``L' S_y L``, ``S_x = L L'``), run on
-two threads. In double precision it equals the direct fit (checked in the tests); permutation
-statistics run in single precision (about twice as fast; 4e-8 from double precision at 200 vs 200
-answers in 768 dimensions, against a permutation spread of 6e-3). A pair still costs an r x r
-eigenvalue problem (r = m + n - 1), the floor of an exact computation: about 11 ms of CPU at
-200 vs 200 (``benchmarks/bench_gate_stats.py``).
+value for many pairs of subsets of one pooled set (permutations and bootstrap resamples) from the
+pooled Gram matrix alone. One SVD of the pooled set gives that matrix. Means, traces and shrinkages
+come from a pair's Gram block. The trace term ``tr((S_x^½ S_y S_x^½)^½)`` comes from a symmetric
+(m+n) x (m+n) matrix built from the same block with one m x m Cholesky factor
+(:func:`_trace_sqrt`), never from a d-sized or span-sized product. A pair therefore costs one
+symmetric eigenvalue problem of size m + n and a few m x m products. The eigenvalue problem is the
+floor of an exact computation: the product of two covariances, with m - 1 and n - 1 directions of
+their own, has m + n - 1 non-trivial eigenvalues.
+
+Batches of pairs run on two threads. In double precision the result equals the direct fit (checked
+in the tests). Permutation statistics run in single precision, about twice as fast; their error
+against double precision is printed by ``benchmarks/bench_frechet.py`` beside the permutation
+spread, and so is the speed against the previous kernel (a Cholesky factor of the span-sized
+``S_x`` and the product ``L' S_y L``).
 """
 
 from __future__ import annotations
@@ -102,11 +106,6 @@ def _lw_from_gram(g: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return trace, shrink, mu
 
 
-def _centred_gram(gram: np.ndarray, a: np.ndarray) -> np.ndarray:
-    k = gram[a[:, :, None], a[:, None, :]]
-    return k - k.mean(2, keepdims=True) - k.mean(1, keepdims=True) + k.mean((1, 2), keepdims=True)
-
-
 class PooledFrechet:
     """Fréchet distances between many pairs of subsets of one pooled set (see the module docstring)."""
 
@@ -136,26 +135,69 @@ class PooledFrechet:
         return np.concatenate(parts)
 
     def _chunk(self, a: np.ndarray, b: np.ndarray, dtype=np.float64) -> np.ndarray:
-        d, k = self.d, self.coords.shape[1]
+        """The distances of one batch of pairs, from the pooled Gram matrix alone (see :func:`_trace_sqrt`)."""
+        d = self.d
+        if a.shape[1] > b.shape[1]:  # the Cholesky factor is of the smaller side; the distance is symmetric
+            a, b = b, a
         m, n = a.shape[1], b.shape[1]
-        px, py = self.coords[a], self.coords[b]
-        mean_term = ((px.mean(1) - py.mean(1)) ** 2).sum(1)  # the means' difference lies in the span
-        tx, sx, mux = _lw_from_gram(_centred_gram(self.gram, a), d)
-        ty, sy, muy = _lw_from_gram(_centred_gram(self.gram, b), d)
+        # one gather of the pair's Gram block; centring each side is a matter of row and column means
+        idx = np.concatenate([a, b], axis=1)
+        k = self.gram[idx[:, :, None], idx[:, None, :]]
+        kxx, kyy, kxy = k[:, :m, :m], k[:, m:, m:], k[:, :m, m:]
+        rx, ry = kxx.mean(2), kyy.mean(2)  # x_i . mean(x), y_j . mean(y)
+        mxx, myy = rx.mean(1), ry.mean(1)
+        rxy, cxy = kxy.mean(2), kxy.mean(1)  # x_i . mean(y), mean(x) . y_j
+        mxy = rxy.mean(1)
+        mean_term = mxx + myy - 2 * mxy  # |mean(x) - mean(y)|²
+        gxx = kxx - rx[:, :, None] - rx[:, None, :] + mxx[:, None, None]
+        gyy = kyy - ry[:, :, None] - ry[:, None, :] + myy[:, None, None]
+        tx, sx, mux = _lw_from_gram(gxx, d)
+        ty, sy, muy = _lw_from_gram(gyy, d)
         ax, ay = sx * mux, sy * muy
         value = np.full(len(a), np.nan)
         ok = (ax > 0) & (ay > 0)
         if ok.any():
-            cx = (px[ok] - px[ok].mean(1, keepdims=True)).astype(dtype)
-            cy = (py[ok] - py[ok].mean(1, keepdims=True)).astype(dtype)
-            bx, by = ((1 - sx[ok]) / m).astype(dtype), ((1 - sy[ok]) / n).astype(dtype)
-            eye = np.eye(k, dtype=dtype)
-            cov_x = ax[ok, None, None].astype(dtype) * eye + bx[:, None, None] * (cx.transpose(0, 2, 1) @ cx)
-            cov_y = ay[ok, None, None].astype(dtype) * eye + by[:, None, None] * (cy.transpose(0, 2, 1) @ cy)
-            low = np.linalg.cholesky(cov_x)  # cov_x = L L'; L' cov_y L has the eigenvalues of cov_x cov_y
-            lam = np.clip(np.linalg.eigvalsh(low.transpose(0, 2, 1) @ cov_y @ low).astype(np.float64), 0.0, None)
-            tr_sqrt = np.sqrt(lam).sum(1) + (d - k) * np.sqrt(ax[ok] * ay[ok])  # outside the span both are a I
-            value[ok] = np.maximum(mean_term[ok] + tx[ok] + ty[ok] - 2 * tr_sqrt, 0.0)
+            sel = slice(None) if ok.all() else ok  # no copies when every pair is shrunk (the usual case)
+            gxy = kxy[sel] - rxy[sel][:, :, None] - cxy[sel][:, None, :] + mxy[sel][:, None, None]
+            bx, by = ((1 - sx[sel]) / m).astype(dtype), ((1 - sy[sel]) / n).astype(dtype)
+            tr_sqrt = _trace_sqrt(
+                bx[:, None, None] * gxx[sel].astype(dtype),
+                by[:, None, None] * gyy[sel].astype(dtype),
+                np.sqrt(bx * by)[:, None, None] * gxy.astype(dtype),
+                ax[sel],
+                ay[sel],
+                d,
+            )
+            value[sel] = np.maximum(mean_term[sel] + tx[sel] + ty[sel] - 2 * tr_sqrt, 0.0)
         for i in np.flatnonzero(~ok):  # no shrinkage: the direct fit
             value[i] = frechet_distance(self.pooled[a[i]], self.pooled[b[i]])
         return value
+
+
+def _trace_sqrt(gxx, gyy, gxy, ax, ay, d: int) -> np.ndarray:
+    """``tr((S_x^½ S_y S_x^½)^½)`` for ``S_x = ax I + Cx'Cx``, ``S_y = ay I + Cy'Cy`` in ``d`` dimensions,
+    given only the Gram blocks ``gxx = Cx Cx'``, ``gyy = Cy Cy'``, ``gxy = Cx Cy'`` (batched).
+
+    ``S_x^½ S_y S_x^½ = ax ay I + Y'Y`` with ``Y = [√ay Cx; Cy S_x^½]``; the non-zero eigenvalues of
+    ``Y'Y`` are those of the (m+n) x (m+n) matrix ``YY' = [[ay gxx, √ay R gxy], [., ax gyy + gxy'gxy]]``
+    (``Cx S_x^½ = R Cx`` with ``R = (ax I + gxx)^½``: ``C f(C'C) = f(CC') C``). With the Cholesky factor
+    ``ax I + gxx = L L'`` instead of the root, the similar matrix ``diag(L' R^-1, I) YY' diag(R L'^-1, I)``
+    is ``[[ay (L'L - ax I), √ay L'gxy], [., ax gyy + gxy'gxy]]``: symmetric, and built with one m x m
+    Cholesky factor and products of m x m and m x n blocks, never a d-sized one. One symmetric eigenvalue
+    problem of size m + n then gives the trace; the other d - (m+n) directions give ``√(ax ay)`` each.
+    """
+    m, n = gxx.shape[1], gyy.shape[1]
+    dtype = gxx.dtype
+    axd, ayd = ax[:, None, None].astype(dtype), ay[:, None, None].astype(dtype)
+    eye = np.eye(m, dtype=dtype)
+    low = np.linalg.cholesky(axd * eye + gxx)
+    up = low.transpose(0, 2, 1)
+    sym = np.empty((len(gxx), m + n, m + n), dtype=dtype)
+    sym[:, :m, :m] = ayd * (up @ low - axd * eye)
+    top = np.sqrt(ayd) * (up @ gxy)
+    sym[:, :m, m:] = top
+    sym[:, m:, :m] = top.transpose(0, 2, 1)
+    sym[:, m:, m:] = axd * gyy + gxy.transpose(0, 2, 1) @ gxy
+    mu = np.clip(np.linalg.eigvalsh(sym).astype(np.float64), 0.0, None)
+    c = ax * ay
+    return np.sqrt(c[:, None] + mu).sum(1) + (d - m - n) * np.sqrt(c)
