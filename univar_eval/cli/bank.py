@@ -9,6 +9,7 @@ import sys
 from univar_eval.cli import candidates
 from univar_eval.errors import UserError
 from univar_eval.reports.table import plural
+from univar_eval.safe_text import terminal_text
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
 
@@ -159,6 +160,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         model=args.name,
         questionnaire=args.questionnaire,
         translated_by=args.translated_by,
+        as_repeats=True,  # several runs of one model: refused below unless --as-repeats, with the sources named
     )
     by_key: dict[tuple, list] = {}
     for g in groups:
@@ -191,11 +193,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     for entry, note in zip(added, how):
         old = old_of.get(id(entry))
         if old is None:
-            print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})")
+            print(terminal_text(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})"))
         else:
             print(
-                f"replaced {entry['model']} / {entry['task']}: {old['n_answers']} answers before, "
-                f"{entry['n_answers']} now ({note})"
+                terminal_text(
+                    f"replaced {entry['model']} / {entry['task']}: {old['n_answers']} answers before, "
+                    f"{entry['n_answers']} now ({note})"
+                )
             )
     if bank.cleaned:
         print(f"removed {len(bank.cleaned)} orphaned file(s) no entry named (left by an interrupted write)")
@@ -213,14 +217,15 @@ def cmd_list(args) -> int:
         return 0
     enc = bank.encoder() or {}
     print(
-        f"bank {bank.path}: {plural(len(entries), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}; "
-        f"encoder {enc.get('name')} "
-        f"(fingerprint {enc.get('fingerprint_id')})"
+        terminal_text(
+            f"bank {bank.path}: {plural(len(entries), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}; "
+            f"encoder {enc.get('name')} (fingerprint {enc.get('fingerprint_id')})"
+        )
     )
     for model in bank.models():
         own = bank.entries(model=model)
         tasks = ", ".join(f"{e['task']} ({e['n_answers']})" for e in own)
-        print(f"  {model}: {tasks}")
+        print(terminal_text(f"  {model}: {tasks}"))
     return 0
 
 
@@ -248,7 +253,7 @@ def cmd_show(args) -> int:
             bank.load(e)  # raises on a damaged array or answers file
         shown = {k: v for k, v in e.items() if k != "encoder"}
         shown["encoder"] = {k: v for k, v in e["encoder"].items() if k != "fingerprint"}
-        print(json.dumps(shown, indent=2, ensure_ascii=False))
+        print(terminal_text(json.dumps(shown, indent=2, ensure_ascii=False), lines=True))  # "\u202e" stays valid JSON
     if args.verify:
         print(f"all {len(entries)} arrays match their sha256 (and so do their answers files)")
     return 0
@@ -271,7 +276,7 @@ def cmd_remove(args) -> int:
     from univar_eval.storage.bank import Bank
 
     gone = Bank(args.bank).remove(args.model, task=args.task, lang=args.lang)
-    print(f"removed {plural(len(gone), 'entry', 'entries')}: {', '.join(e['task'] for e in gone)}")
+    print(terminal_text(f"removed {plural(len(gone), 'entry', 'entries')}: {', '.join(e['task'] for e in gone)}"))
     return 0
 
 

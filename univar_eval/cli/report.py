@@ -65,6 +65,14 @@ def register(sub) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--min-answers", type=int, help="fewer answers fail as insufficient (default 10)")
     g.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.9,
+        metavar="SHARE",
+        help="fail a check as incomplete when the candidate answered fewer than this share of the baseline's "
+        "questions (or, in the per-question design, has repeats for fewer); default 0.9",
+    )
+    g.add_argument(
         "--allow-other-questions",
         action="store_true",
         help="compare with a baseline that asked other questions: an explicitly UNPAIRED comparison",
@@ -118,6 +126,7 @@ def cmd_gate(args) -> int:
         permutations=args.permutations,
         min_answers=min_answers,
         bootstrap=args.bootstrap,
+        min_coverage=args.min_coverage,
     )
     bank = open_bank(args.bank) if args.bank else None
     if bank is not None and args.against not in bank.models():  # before any answer is embedded
@@ -148,6 +157,7 @@ def cmd_gate(args) -> int:
             correction=args.correction,
             allow_other_questions=args.allow_other_questions,
             dists=candidate.distributions,
+            min_coverage=args.min_coverage,
         )
     if args.min_value_rationality is not None:
         if not candidate.is_run:
@@ -201,6 +211,7 @@ def cmd_gate(args) -> int:
         "allow_other_questions": args.allow_other_questions,
         "design": "unpaired" if unpaired else "paired",
         "min_answers": min_answers,
+        "min_coverage": args.min_coverage,
         "permutations": args.permutations,
         "bootstrap": args.bootstrap,
         "seed": args.seed,

@@ -13,10 +13,11 @@ distances use it in every command. A ratio reads as a ratio: :func:`fmt_ratio` g
 
 * terminal text: control and escape characters (ESC, CR, NUL, C1 controls, bidi overrides)
   are shown as ``\\x1b``-style escapes, so a name cannot move the cursor or recolour the terminal;
-* Markdown: ``\\``, ``|`` and ``<`` are escaped and a newline becomes ``<br>``, so a name cannot
-  break the table or inject HTML;
-* CSV: a text cell starting with ``=``, ``+``, ``-`` or ``@`` (a spreadsheet formula) gets a
-  leading ``'``; numbers are never touched (a negative score stays a number);
+* Markdown: ``\\``, ``|``, ``<``, ``[``, ``]`` and backticks are escaped, ``://`` and ``www.`` are broken
+  with an entity and a newline becomes ``<br>``, so a name cannot break the table, inject HTML or render as a
+  link or an image;
+* CSV: a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab, CR or LF (after leading spaces too: a
+  spreadsheet formula) gets a leading ``'``; numbers are never touched (a negative score stays a number);
 * HTML: every text is HTML-escaped;
 * XML (JUnit): :func:`xml_text` replaces the characters XML 1.0 cannot hold.
 """
@@ -31,6 +32,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
+
+from univar_eval.safe_text import escape_char, terminal_text, unsafe
+
+__all__ = ["terminal_text"]  # re-exported: the reports' one place for terminal text
 
 FORMATS = ("text", "md", "csv", "html")
 DIGITS = 4
@@ -82,34 +87,29 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
 
 
 # -- safe text ------------------------------------------------------------------------------------------------
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
-
-
 def _escape_char(ch: str) -> str:
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def terminal_text(text: str) -> str:
-    """``text`` with control, escape and bidi-override characters shown as escapes (``\\x1b``)."""
-    return "".join(_escape_char(ch) if unicodedata.category(ch) == "Cc" or ch in _BIDI else ch for ch in str(text))
+    return escape_char(ch)
 
 
 def markdown_text(text: str) -> str:
-    """``text`` safe inside a Markdown table cell: ``\\``, ``|`` and ``<`` escaped, newlines as ``<br>``."""
+    """``text`` safe inside a Markdown table cell: ``\\``, ``|`` and ``<`` escaped, newlines as ``<br>``; link and
+    image syntax (``[``, ``]``), code spans (backticks) and autolinks (``://``, ``www.``) escaped, so a name
+    cannot render as a link, an image or a clickable URL."""
     text = str(text).replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+    text = text.replace("[", "\\[").replace("]", "\\]").replace("`", "\\`")
+    text = text.replace("://", "&#58;//").replace("www.", "www&#46;")
     text = text.replace("\n", "<br>")
-    return "".join(_escape_char(ch) if unicodedata.category(ch) == "Cc" or ch in _BIDI else ch for ch in text)
+    return "".join(_escape_char(ch) if unsafe(ch) else ch for ch in text)
 
 
-_FORMULA_START = ("=", "+", "-", "@")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def csv_text(text: str) -> str:
     """A text cell that a spreadsheet would run as a formula gets a leading ``'``; numbers stay as they are."""
     text = str(text)
-    if text.startswith(_FORMULA_START) and not _is_number_text(text):
+    if (text.startswith(_FORMULA_START) or text.lstrip().startswith(_FORMULA_START)) and not _is_number_text(text):
         return "'" + text
     return text
 

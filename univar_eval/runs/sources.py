@@ -182,8 +182,9 @@ def from_jsonl(file: Path, model: str | None, questionnaire: str | None, transla
 
 
 def collect(sources: list[str], *, model: str | None, questionnaire: str | None = None,
-            translated_by: str | None = None) -> list[Group]:
-    """Every (model, task) group of answers in ``sources``."""
+            translated_by: str | None = None, as_repeats: bool = False) -> list[Group]:
+    """Every (model, task) group of answers in ``sources``. Two groups for one (model, task, language) are
+    refused (naming both sources) unless ``as_repeats`` says they are repeats of one model."""
     groups: list[Group] = []
     for src in sources:
         path = Path(src)
@@ -204,6 +205,13 @@ def collect(sources: list[str], *, model: str | None, questionnaire: str | None 
             raise UserError(f"{src}: not lm-eval samples, UniVaR CSV files or a JSONL of QA records")
     if not groups:
         raise UserError(f"no answers found in {', '.join(sources)}")
+    if not as_repeats:
+        first: dict[tuple, str] = {}
+        for g in groups:
+            key = (g.model, g.task, g.lang)
+            if key in first:
+                raise duplicate_task(key, first[key], g.source)
+            first[key] = g.source
     langs: dict[tuple, set] = {}
     for g in groups:
         langs.setdefault((g.model, g.task), set()).add(g.lang)
@@ -213,6 +221,17 @@ def collect(sources: list[str], *, model: str | None, questionnaire: str | None 
                             "entry holds one language: give each language its own task (or leave 'task' out: "
                             "it defaults to univar_<questionnaire>_<lang>)")
     return groups
+
+
+def duplicate_task(key: tuple, first, second) -> UserError:
+    """The one-line refusal of two sets of answers for one task and language where one is expected."""
+    task, lang = key[-2], key[-1]
+    who = f"{key[0]} / " if len(key) > 2 and key[0] else ""
+    return UserError(
+        f"two sets of answers for {who}{task} ({lang or 'no language'}) in one read: {first} and {second}; "
+        "a run holds one folder per task and language: remove the one that does not belong (or, for "
+        "`bank add`, pass --as-repeats when they are repeats of one model)"
+    )
 
 
 def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True, encoder: str | None = None,

@@ -271,6 +271,8 @@ class ValueDistribution:
     embeddings: np.ndarray
     records: list[dict]
     manifest: dict = field(default_factory=dict)
+    #: the folder it was read from (None: computed in this process); embeddings read from disk are verified
+    loaded_from: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if len(self.records) != len(self.embeddings):
@@ -335,7 +337,7 @@ class ValueDistribution:
             )
         if verify and not np.isfinite(emb).all():
             raise damaged(folder / EMBEDDINGS_FILE, "holds NaN or infinite embeddings")
-        return cls(np.asarray(emb, dtype=np.float32), records, manifest)
+        return cls(np.asarray(emb, dtype=np.float32), records, manifest, loaded_from=folder)
 
 
 def make_manifest(
