@@ -22,6 +22,8 @@ OFFLINE_ENV = {
 os.environ.update(OFFLINE_ENV)
 # a private translation/embedding cache per test session (never the user's ~/.cache)
 os.environ.setdefault("UNIVAR_EVAL_CACHE", tempfile.mkdtemp(prefix="univar-eval-test-cache-"))
+# the embedding cache's secret key of this test session (never the user's ~/.config/univar-eval/cache.key)
+os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="univar-eval-test-config-"))
 # the shipped cards as they are: never the user's pinned revisions (~/.config/univar-eval/cards.yaml)
 os.environ["UNIVAR_EVAL_CARDS"] = "off"
 

@@ -389,7 +389,7 @@ def test_7_a_tampered_cache_value_is_recomputed_never_used(tmp_path, capsys, cap
         db.execute(f"UPDATE {TABLE} SET value = ? WHERE key = ?", (np.ones(8, "<f4").tobytes(), text_key(texts[0])))
     again = cached_encode(enc, texts)
     assert np.array_equal(again, clean) and enc.calls[-1] == [texts[0]]  # recomputed, the other one reused
-    assert "1 cached value(s)" in caplog.text and "failed their checksum; recomputing them" in caplog.text
+    assert "1 cached value(s)" in caplog.text and "failed authentication; recomputing them" in caplog.text
     assert np.array_equal(cached_encode(enc, texts), clean) and len(enc.calls) == 2  # the row was repaired
     # end to end: a bank entry built from a poisoned cache equals one built from a clean cache (distance 0)
     bank_dir = tmp_path / "bank"

@@ -140,6 +140,10 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise UserError(
             "--name is empty; give the reference model's name, or leave --name out to use the model the source names"
         )
+    if args.name is not None:
+        from univar_eval.storage.bank import check_model
+
+        check_model(args.name, "--name")  # before anything is embedded
     bank = Bank(args.bank, create=True)
     bank_encoder = (bank.encoder() or {}).get("name")
     overrides = {

@@ -68,6 +68,8 @@ FORMAT = "univar-eval/bank/2"
 OLD_FORMATS = ("univar-eval/bank/1",)
 ENTRIES = "entries"
 _TASK_RE = TASK_NAME  # the one rule for task names, shared with run manifests
+#: The longest model folder name (bytes): file systems allow 255 per name; a margin for backup suffixes.
+MAX_NAME_BYTES = 240
 _warned: set[str] = set()
 
 
@@ -98,6 +100,11 @@ def check_model(model, where: str) -> str:
             f"{where}: model name {_shown(model)} is not usable (needs non-empty text of at most 256 "
             "characters, without control characters)"
         )
+    if len(slug(model).encode("utf-8")) > MAX_NAME_BYTES:
+        raise UserError(
+            f"{where}: model name {_shown(model)} is too long for a folder name ({len(slug(model).encode('utf-8'))} "
+            f"bytes once made file-safe; at most {MAX_NAME_BYTES}): give a shorter --name"
+        )
     return model
 
 
@@ -108,6 +115,11 @@ def _shown(value) -> str:
 
 class Bank:
     def __init__(self, path: str | os.PathLike, *, create: bool = False):
+        if str(path).startswith("hf:"):  # a local folder is never named like a hub bank (./hf:/org/name)
+            raise UserError(
+                f"--bank {path}: a hub bank is read-only here (gate, compare, leaderboard and bank list read it); "
+                "to change it, pull it into a folder (univar-eval bank pull ORG/NAME DIR), work there and push it"
+            )
         self.path = Path(path)
         #: (old entry, new entry) of each entry the last add replaced; files the last clean-up removed
         self.replaced: list[tuple[dict, dict]] = []
