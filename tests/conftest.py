@@ -28,6 +28,16 @@ os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="univar-eval-te
 os.environ["UNIVAR_EVAL_CARDS"] = "off"
 
 
+@pytest.fixture(autouse=True)
+def _verify_only_when_asked(monkeypatch):
+    """Most tests build run folders and banks by hand, with made-up encoders and records without embedded text,
+    which the default re-embedding check (``--verify 16``) would rightly refuse; tests of that check (and the
+    e2e runs, in their own processes) pass ``--verify`` or use the real default."""
+    from univar_eval.runs import verify
+
+    monkeypatch.setattr(verify, "DEFAULT_SAMPLE", 0)
+
+
 @pytest.fixture()
 def private_cache(tmp_path, monkeypatch) -> Path:
     """A cache folder of this test's own (``UNIVAR_EVAL_CACHE``), for tests that must not see cached embeddings."""
@@ -117,3 +127,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("figures")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def integrity_world(minilm, tmp_path_factory):
+    """Real-text runs of a carer (the baseline) and an achiever (see tests/integrity_world.py)."""
+    from integrity_world import World
+
+    return World(tmp_path_factory.mktemp("integrity-world"))

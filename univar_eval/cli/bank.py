@@ -101,6 +101,8 @@ def register(sub) -> None:
     pull.add_argument("repo", metavar="ORG/NAME[@REVISION]")
     pull.add_argument("folder", metavar="DIR")
     pull.add_argument("--no-replace", action="store_true", help="refuse to overwrite entries DIR already has")
+    candidates.add_verify_option(pull)
+    pull.add_argument("--device", help="encoder device for --verify (cpu, cuda, ...)")
     pull.set_defaults(func=cmd_pull)
     bank.set_defaults(func=lambda a: (bank.print_help(), 2)[1])
 
@@ -133,6 +135,7 @@ def register(sub) -> None:
 
 def cmd_add(args: argparse.Namespace) -> int:
     from univar_eval.runs.sources import collect, to_distribution
+    from univar_eval.runs.verify import verify_all
     from univar_eval.storage.bank import Bank
     from univar_eval.storage.distribution import merge_as_repeats
 
@@ -183,6 +186,8 @@ def cmd_add(args: argparse.Namespace) -> int:
             dist, reused = to_distribution(
                 g, settings, reuse=not args.no_reuse, encoder=args.encoder or bank_encoder, translator=args.translator
             )
+            if reused:  # the run's own embeddings: checked against their answers before they enter the bank
+                verify_all([dist], candidates.verify_count(args), device=args.device)
             dists.append(dist)
             notes.append(
                 "reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}"
@@ -303,9 +308,13 @@ def cmd_push(args) -> int:
 
 
 def cmd_pull(args) -> int:
+    from univar_eval.runs.verify import verify_bank
     from univar_eval.storage import hub
 
-    pulled = hub.pull(args.repo, args.folder, replace=not args.no_replace)
+    n = candidates.verify_count(args)
+    pulled = hub.pull(
+        args.repo, args.folder, replace=not args.no_replace, check=lambda bank: verify_bank(bank, n, device=args.device)
+    )
     how = "added to the bank there" if pulled.merged else "a bank of its own"
     print(
         f"pulled {pulled.repo}@{pulled.revision}: {pulled.n_entries} entries, every sha256 checked, into "
@@ -318,9 +327,8 @@ def cmd_compare(args) -> int:
     from univar_eval.reports.compare import compare_runs, format_table
     from univar_eval.reports.hvae import format_hvae, hvae_table
     from univar_eval.storage.files import jsonable, write_json
-    from univar_eval.storage.hub import open_bank
 
-    bank = open_bank(args.bank) if args.bank else None
+    bank = candidates.open_bank(args) if args.bank else None
     runs, paths = {}, {}
     # a run may have lm-eval results only (HVAE, ValueLex); other sources are embedded like the bank
     for cand in candidates.read(args, args.runs, bank, missing_ok=True):

@@ -113,7 +113,6 @@ def register(sub) -> None:
 def cmd_gate(args) -> int:
     from univar_eval.errors import UserError
     from univar_eval.reports import gate
-    from univar_eval.storage.hub import open_bank
 
     if not args.bank and args.min_value_rationality is None:
         raise UserError("nothing to check: give --bank DIR --against MODEL, and/or --min-value-rationality X")
@@ -128,7 +127,7 @@ def cmd_gate(args) -> int:
         bootstrap=args.bootstrap,
         min_coverage=args.min_coverage,
     )
-    bank = open_bank(args.bank) if args.bank else None
+    bank = candidates.open_bank(args) if args.bank else None
     if bank is not None and args.against not in bank.models():  # before any answer is embedded
         raise UserError(f"bank {bank.path} has no model {args.against!r}; it has: {', '.join(bank.models()) or 'none'}")
     # a run without value distributions (a crash) is read as empty: every baseline entry then fails as missing
@@ -230,10 +229,9 @@ def cmd_gate(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from univar_eval.reports import leaderboard
-    from univar_eval.storage.hub import open_bank
 
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
-    bank = open_bank(args.bank) if args.bank else None
+    bank = candidates.open_bank(args) if args.bank else None
     found = candidates.read(args, args.runs, bank, missing_ok=True)
     board = leaderboard.build(
         args.runs,

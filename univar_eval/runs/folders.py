@@ -322,7 +322,8 @@ def is_run(path: Path) -> bool:
 def read_candidates(path: str | Path, *, encoder: str | None = None, name: str | None = None,
                     questionnaire: str | None = None, translator: str | None = None,
                     translated_by: str | None = None, device: str | None = None, batch_size: int | None = None,
-                    missing_ok: bool = False, announce: bool = True, run: str | None = None) -> list[Candidate]:
+                    missing_ok: bool = False, announce: bool = True, run: str | None = None,
+                    verify: int | None = None) -> list[Candidate]:
     """The candidate model(s) at ``path``, whatever it holds: a run folder, or any source that
     ``univar-eval bank add`` accepts (lm-eval samples, UniVaR CSV, a JSONL of
     ``{model, lang, question, answer, id}``), embedded with ``encoder`` through the embedding cache.
@@ -333,7 +334,8 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
     artifacts. ``missing_ok``: a run folder without value distributions (HVAE or ValueLex only) gives one
     candidate without distributions. With ``announce`` each candidate says on stderr, in one line, what was
     read (the path, the run's stamp) and how it was embedded. ``run``: ``latest`` or a stamp, when a run folder holds several runs of one model
-    (see :func:`select_runs`); each model of a run folder is its own candidate, never merged.
+    (see :func:`select_runs`); each model of a run folder is its own candidate, never merged. ``verify``: answers
+    per task re-embedded to check embeddings read from disk (:mod:`univar_eval.runs.verify`; None: its default).
     """
     src = Path(path)
     if not src.exists():
@@ -346,6 +348,10 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
     else:
         candidates = _answer_candidates(src, str(path), resolve(overrides), name=name, questionnaire=questionnaire,
                                         translator=translator, translated_by=translated_by)
+    from univar_eval.runs.verify import DEFAULT_SAMPLE, verify_all
+
+    for c in candidates:  # embeddings read from disk are checked against their answers
+        verify_all(c.distributions, DEFAULT_SAMPLE if verify is None else verify, device=device, announce=announce)
     if announce:
         for c in candidates:
             print(terminal_text(f"read {c.describe()}"), file=sys.stderr)

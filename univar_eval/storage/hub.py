@@ -290,14 +290,17 @@ def _record_origin(folder: Path, record: dict, *, fresh: bool = False) -> None:
     write_json(path, data)
 
 
-def pull(spec: str, dest: str | os.PathLike, *, replace: bool = True) -> Pulled:
-    """Fetch the bank ``ORG/NAME[@REV]`` into ``dest``, checked; see the module's description."""
+def pull(spec: str, dest: str | os.PathLike, *, replace: bool = True, check=None) -> Pulled:
+    """Fetch the bank ``ORG/NAME[@REV]`` into ``dest``, checked; see the module's description. ``check(bank)``
+    (e.g. re-embedding a sample) runs on the fetched copy before it lands in ``dest``."""
     repo, revision = parse_spec(spec)
     snap = snapshot(repo, revision)
-    return pull_snapshot(snap, repo, revision, Path(dest), replace=replace)
+    return pull_snapshot(snap, repo, revision, Path(dest), replace=replace, check=check)
 
 
-def pull_snapshot(snap: Path, repo: str, revision: str | None, dest: Path, *, replace: bool = True) -> Pulled:
+def pull_snapshot(
+    snap: Path, repo: str, revision: str | None, dest: Path, *, replace: bool = True, check=None
+) -> Pulled:
     commit = snap.name
     if not FULL_HASH.fullmatch(commit):
         raise UserError(f"{snap}: not a hub snapshot folder (its name is not a commit hash)")
@@ -309,7 +312,7 @@ def pull_snapshot(snap: Path, repo: str, revision: str | None, dest: Path, *, re
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _pull_lock(dest):
         _remove_interrupted_pulls(dest)
-        return _pull_locked(snap, repo, revision, dest, commit, holds_bank, replace)
+        return _pull_locked(snap, repo, revision, dest, commit, holds_bank, replace, check)
 
 
 PULL_PREFIX = ".pull-"
@@ -342,12 +345,14 @@ def _remove_interrupted_pulls(dest: Path) -> list[Path]:
 
 
 def _pull_locked(
-    snap: Path, repo: str, revision: str | None, dest: Path, commit: str, holds_bank: bool, replace: bool
+    snap: Path, repo: str, revision: str | None, dest: Path, commit: str, holds_bank: bool, replace: bool, check
 ) -> Pulled:
     work = dest.parent / f".{dest.name}{PULL_PREFIX}{secrets.token_hex(4)}"
     try:
         _copy_snapshot(snap, work)
         fetched = _verify_copy(work, repo, commit)
+        if check is not None:
+            check(fetched)
         record = {
             "repo": repo,
             "revision": commit,
@@ -416,6 +421,10 @@ def local_bank(spec: str | None) -> str | None:
     return _PULLED[spec]
 
 
-def open_bank(spec: str) -> Bank:
-    """The bank a ``--bank`` option names: a folder, or ``hf://ORG/NAME[@REV]``."""
-    return Bank(local_bank(spec))
+def open_bank(spec: str, check=None) -> Bank:
+    """The bank a ``--bank`` option names: a folder, or ``hf://ORG/NAME[@REV]``. ``check(bank)`` is called on a
+    hub bank each time it is opened (its local copy lives in the cache folder, which CI may restore)."""
+    bank = Bank(local_bank(spec))
+    if check is not None and is_hub_spec(spec):
+        check(bank)
+    return bank
