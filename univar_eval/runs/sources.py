@@ -27,7 +27,13 @@ from univar_eval.pipeline.embed import build_distribution
 from univar_eval.runs.results import artifacts_for_samples
 from univar_eval.settings import RunSettings
 from univar_eval.storage.bank import check_model, check_task
-from univar_eval.storage.distribution import DISTRIBUTION_FORMAT, MANIFEST_FILE, ValueDistribution, read_manifest
+from univar_eval.storage.distribution import (
+    DISTRIBUTION_FORMAT,
+    EXTERNAL_VERSION_PREFIX,
+    MANIFEST_FILE,
+    ValueDistribution,
+    read_manifest,
+)
 from univar_eval.storage.files import check_utf8, read_jsonl
 
 log = logging.getLogger("univar_eval")
@@ -81,7 +87,7 @@ def external_version(questionnaire: str | None, lang: str, questions: list[str])
         if set(questions) <= {r["question"] for r in ours.records}:
             return ours.version
     digest = hashlib.sha256("\n".join(sorted(set(questions))).encode()).hexdigest()[:16]
-    return f"external:{digest}"
+    return f"{EXTERNAL_VERSION_PREFIX}{digest}"
 
 
 # -- lm-eval output ---------------------------------------------------------------------------------------

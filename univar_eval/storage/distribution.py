@@ -379,8 +379,11 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
         return encoder
     if a.get("questionnaire") != b.get("questionnaire"):
         return f"questionnaire differs ({a.get('questionnaire')} vs {b.get('questionnaire')})"
-    if a.get("questionnaire_version") != b.get("questionnaire_version"):
-        return f"questionnaire version differs ({a.get('questionnaire_version')} vs {b.get('questionnaire_version')})"
+    va, vb = a.get("questionnaire_version"), b.get("questionnaire_version")
+    # an external questionnaire's version is a hash of the questions one side answered: a subset of it is
+    # compared on the shared questions (same id and text), and coverage decides whether they are enough
+    if va != vb and not (is_external_version(va) and is_external_version(vb)):
+        return f"questionnaire version differs ({va} vs {vb})"
     if a.get("text_format") != b.get("text_format"):
         return (
             f"embedded text format differs ({a.get('text_format') or 'unversioned'} vs "
@@ -396,6 +399,14 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
     if a.get("lang") != "eng" and not external and not same_revision(tra.get("revision"), trb.get("revision")):
         return f"translator revision differs ({ta}@{tra.get('revision')} vs {tb}@{trb.get('revision')})"
     return None
+
+
+EXTERNAL_VERSION_PREFIX = "external:"
+
+
+def is_external_version(version) -> bool:
+    """A version made from the questions of an external (JSONL/CSV) questionnaire, not one of ours."""
+    return isinstance(version, str) and version.startswith(EXTERNAL_VERSION_PREFIX)
 
 
 def translator_label(manifest: dict) -> str:
