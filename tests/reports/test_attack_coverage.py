@@ -115,7 +115,7 @@ def test_5_verbatim_copies_are_counted_in_every_output(integrity_world, tmp_path
 def test_a_subset_of_an_external_questionnaire_is_judged_on_the_shared_questions(integrity_world, tmp_path, capsys):
     """External (JSONL) questionnaires: a subset is compared, not refused as 'questionnaire version differs',
     and held to --min-coverage."""
-    w = integrity_world
+    del integrity_world  # the encoder is loaded; the answers are embedded from the JSONL files
 
     def jsonl(name, recs):
         path = tmp_path / name
