@@ -89,3 +89,37 @@ def test_an_untrusted_key_skips_the_cache_and_results_stay_right(fresh, tmp_path
     os.chmod(key, 0o666)
     cache = KeyValueCache(tmp_path / "c" / "embeddings.sqlite")
     assert not cache.enabled and "not a private file" in caplog.text
+
+
+def test_a_poisoned_cache_cannot_make_another_candidate_pass(integrity_world, tmp_path, capsys, caplog, fresh):
+    """The end-to-end attack: a restored CI cache whose entries for the achiever's texts hold the carer's
+    embeddings, each with a valid (plain) checksum. The achiever's answers are embedded again and fail."""
+    import json
+
+    from integrity_world import gate
+
+    w = integrity_world
+    bank = w.bank(tmp_path, w.run("carer", 0))
+    achiever, carer = w.run("achiever", 2), w.run("carer", 2)
+    src = tmp_path / "vendor.jsonl"
+    src.write_text(
+        "\n".join(json.dumps({**r, "model": "vendor", "questionnaire": "pvq"}) for r in achiever.records) + "\n"
+    )
+    cache = open_cache("embeddings")
+    enc = achiever.manifest["encoder"]
+    ns = f"{enc['name']}:{enc['fingerprint_id']}"
+    rows = []
+    for r, e in zip(achiever.records, np.asarray(carer.embeddings, dtype="<f4")):
+        k, v = text_key(r["text"]), e.tobytes()
+        rows.append((ns, k, v, plain_checksum(ns, k, v)))
+    with sqlite3.connect(cache.path) as db:
+        db.executemany(f"INSERT OR REPLACE INTO {TABLE} (ns, key, value, tag) VALUES (?, ?, ?, ?)", rows)
+    code, out, err = gate(capsys, src, bank)
+    assert code == 1 and "FAILED" in out and "PASSED" not in out
+    assert "38 cached value(s)" in caplog.text and "failed authentication" in caplog.text
+    # the honest model's answers, embedded through the same cache, still pass
+    honest = tmp_path / "honest.jsonl"
+    honest.write_text(
+        "\n".join(json.dumps({**r, "model": "vendor", "questionnaire": "pvq"}) for r in carer.records) + "\n"
+    )
+    assert gate(capsys, honest, bank)[0] == 0
