@@ -111,8 +111,7 @@ def from_lm_eval(path: Path, model: str) -> list[Group]:
 
 
 def _questionnaire_of_task(task: str) -> str | None:
-    parts = task.split("_")
-    return parts[1] if len(parts) >= 3 and parts[0] == "univar" and parts[1] in questionnaire_mod.QUESTIONNAIRES else None
+    return questionnaire_mod.questionnaire_of_task(task)
 
 
 def _artifacts_for(samples_file: Path, task: str) -> Path | None:
