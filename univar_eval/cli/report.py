@@ -211,6 +211,7 @@ def cmd_gate(args) -> int:
         "design": "unpaired" if unpaired else "paired",
         "min_answers": min_answers,
         "min_coverage": args.min_coverage,
+        "verify": "all" if candidates.verify_count(args) < 0 else candidates.verify_count(args),
         "permutations": args.permutations,
         "bootstrap": args.bootstrap,
         "seed": args.seed,
