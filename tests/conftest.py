@@ -22,8 +22,20 @@ OFFLINE_ENV = {
 os.environ.update(OFFLINE_ENV)
 # a private translation/embedding cache per test session (never the user's ~/.cache)
 os.environ.setdefault("UNIVAR_EVAL_CACHE", tempfile.mkdtemp(prefix="univar-eval-test-cache-"))
+# the embedding cache's secret key of this test session (never the user's ~/.config/univar-eval/cache.key)
+os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="univar-eval-test-config-"))
 # the shipped cards as they are: never the user's pinned revisions (~/.config/univar-eval/cards.yaml)
 os.environ["UNIVAR_EVAL_CARDS"] = "off"
+
+
+@pytest.fixture(autouse=True)
+def _verify_only_when_asked(monkeypatch):
+    """Most tests build run folders and banks by hand, with made-up encoders and records without embedded text,
+    which the default re-embedding check (``--verify 16``) would rightly refuse; tests of that check (and the
+    e2e runs, in their own processes) pass ``--verify`` or use the real default."""
+    from univar_eval.runs import verify
+
+    monkeypatch.setattr(verify, "DEFAULT_SAMPLE", 0)
 
 
 @pytest.fixture()
@@ -115,3 +127,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("figures")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def integrity_world(minilm, tmp_path_factory):
+    """Real-text runs of a carer (the baseline) and an achiever (see tests/integrity_world.py)."""
+    from integrity_world import World
+
+    return World(tmp_path_factory.mktemp("integrity-world"))

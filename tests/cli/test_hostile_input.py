@@ -262,7 +262,7 @@ def test_3_a_null_encoder_cannot_bypass_the_one_encoder_check(tmp_path, capsys):
     before = snapshot(tmp_path)
     code, out, err = cli(capsys, "bank", "list", "--bank", bank_dir)
     assert (code, out) == (2, "")
-    assert one_error(err) == damaged(bank_dir, "entry m1 / univar_pvq_eng: the encoder has no name")
+    assert one_error(err) == damaged(bank_dir, "entry m1 / univar_pvq_eng: encoder None is not an object")
     with pytest.raises(UserError):
         Bank(bank_dir, create=True).add(dist(encoder="labse"), model="m2", source="b")
     assert snapshot(tmp_path) == before
@@ -389,7 +389,7 @@ def test_7_a_tampered_cache_value_is_recomputed_never_used(tmp_path, capsys, cap
         db.execute(f"UPDATE {TABLE} SET value = ? WHERE key = ?", (np.ones(8, "<f4").tobytes(), text_key(texts[0])))
     again = cached_encode(enc, texts)
     assert np.array_equal(again, clean) and enc.calls[-1] == [texts[0]]  # recomputed, the other one reused
-    assert "1 cached value(s)" in caplog.text and "failed their checksum; recomputing them" in caplog.text
+    assert "1 cached value(s)" in caplog.text and "failed authentication; recomputing them" in caplog.text
     assert np.array_equal(cached_encode(enc, texts), clean) and len(enc.calls) == 2  # the row was repaired
     # end to end: a bank entry built from a poisoned cache equals one built from a clean cache (distance 0)
     bank_dir = tmp_path / "bank"
@@ -443,16 +443,16 @@ def test_8_records_pair_by_question_text_not_by_file_name(tmp_path, capsys, mini
 @pytest.mark.parametrize(
     "change,what",
     [
-        (lambda e: e.update(n_answers=-3), "entry m1 / univar_pvq_eng: n_answers -3 is not a positive whole number"),
+        (lambda e: e.update(n_answers=-3), "entry m1 / univar_pvq_eng: n_answers -3 is not a whole number >= 1"),
         (
             lambda e: e.update(n_answers="12"),
-            "entry m1 / univar_pvq_eng: n_answers '12' is not a positive whole number",
+            "entry m1 / univar_pvq_eng: n_answers '12' is not a whole number >= 1",
         ),
-        (lambda e: e.pop("sha256"), "entry 1 lacks sha256"),
+        (lambda e: e.pop("sha256"), "entry m1 / univar_pvq_eng: sha256 missing"),
         (lambda e: e.update(sha256="abc"), "entry m1 / univar_pvq_eng: sha256 'abc' is not a sha256 (64 hex digits)"),
         (
             lambda e: e["encoder"].update(fingerprint=["x"]),
-            "entry m1 / univar_pvq_eng: the encoder fingerprint is not a list of finite numbers",
+            "entry m1 / univar_pvq_eng: encoder.fingerprint ['x'] is not a list of finite numbers",
         ),
         (lambda e: e.update(model=7), "entry 1: model 7 is not a non-empty text"),
         (lambda e: e.update(array=None), "entry m1 / univar_pvq_eng: array None is not a file name inside the bank"),

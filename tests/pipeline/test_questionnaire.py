@@ -84,3 +84,28 @@ def test_version_changes_with_content(tmp_path, monkeypatch):
     edited = q.load("pvq", "eng")
     assert edited.records[0]["question"].endswith(" Why?")
     assert edited.version != shipped.version and len(edited.version) == 16
+
+
+@pytest.mark.parametrize(
+    "task,expected",
+    [
+        ("univar_pvq_eng", "pvq"),
+        ("univar_control_zho", "control"),
+        ("univar_myvalues_fra", "myvalues"),  # an external questionnaire: the same rule
+        ("univar_pvq_xx", None),  # not a language
+        ("univar_pvq", None),
+        ("hvae_svo", None),
+        (None, None),
+    ],
+)
+def test_one_rule_for_the_questionnaire_of_a_task(task, expected):
+    from univar_eval.pipeline.questionnaire import questionnaire_of_task
+    from univar_eval.reports.leaderboard import _questionnaire_of
+    from univar_eval.stats.identify import LabelledSet
+
+    assert questionnaire_of_task(task) == expected
+    if task:  # the leaderboard and identify show the task itself when the rule finds none
+        assert _questionnaire_of(task) == (expected or task)
+    assert LabelledSet.__dict__["source"].fget(type("S", (), {"questionnaire": None, "task": task})()) == (
+        expected or task or "unknown"
+    )

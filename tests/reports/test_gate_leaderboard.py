@@ -41,7 +41,7 @@ def manifest(model, lang, encoder=ENC, q="pvq"):
 def make_run(root, model, embeddings: dict, encoder=ENC, results: dict | None = None):
     run = root / model
     for (q, lang), emb in embeddings.items():
-        ValueDistribution(emb, [{"i": i} for i in range(len(emb))], manifest(model, lang, encoder, q)).save(
+        ValueDistribution(emb, [{"id": f"q{i}"} for i in range(len(emb))], manifest(model, lang, encoder, q)).save(
             run / "univar_2026-11-25T00-00-00" / f"univar_{q}_{lang}"
         )
     if results:
@@ -56,7 +56,11 @@ def world(tmp_path):
     bank = Bank(tmp_path / "bank", create=True)
     bank.add_many(
         [
-            (ValueDistribution(e, [{}] * len(e), manifest("baseline", lang)), "baseline", "test")
+            (
+                ValueDistribution(e, [{"id": f"q{i}"} for i in range(len(e))], manifest("baseline", lang)),
+                "baseline",
+                "test",
+            )
             for (_, lang), e in base.items()
         ]
     )

@@ -365,7 +365,7 @@ def test_left_out_answers_are_counted_and_shared_shift_is_explained(tmp_path, sc
     assert (c["design"], c["n_left_out"], c["n_left_out_baseline"]) == ("shared_shift", 3, 1)
     out = capsys.readouterr().out
     assert f"note: {note}" in out and note in md.read_text()
-    assert "[left out: 3 candidate and 1 baseline answers to questions the other side did not answer]" in out
+    assert "[left out: 3 candidate and 1 baseline answers the comparison does not use" in out
     assert f"note: {note}" in json.loads(js.read_text())["notes"]
 
 

@@ -173,7 +173,9 @@ def test_drift_command_names_the_moved_value_in_text_markdown_json_and_draws_the
     assert "\x1b" not in out and (tmp_path / "c.png").stat().st_size > 10_000
     assert main(args + ["--format", "md"]) == 0
     md = capsys.readouterr().out
-    assert "\n| power_dominance | 0." in md and "| bold [1m *new* \\| answer line |" in md
+    assert (
+        "\n| power_dominance | 0." in md and "| bold \\[1m *new* \\| answer line |" in md
+    )  # "[" escaped: no link syntax
     assert main(args + ["--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data[0]["values"][0]["label"] == "power_dominance" and data[0]["values"][0]["significant"]

@@ -187,6 +187,8 @@ def test_pull_from_a_local_hub_cache_offline(tmp_path, monkeypatch):
             "pull",
             REPO,
             str(dest),
+            "--verify",
+            "0",  # a bank of made-up embeddings (tests/storage/test_verify.py re-embeds real ones)
         ],
         env=env,
         capture_output=True,

@@ -10,6 +10,7 @@ from typing import Callable
 from univar_eval.cli import candidates, options
 from univar_eval.errors import UserError
 from univar_eval.reports.table import plural
+from univar_eval.safe_text import terminal_text
 from univar_eval.settings import resolve
 from univar_eval.stats import distance as distance_mod
 
@@ -101,6 +102,8 @@ def register(sub) -> None:
     pull.add_argument("repo", metavar="ORG/NAME[@REVISION]")
     pull.add_argument("folder", metavar="DIR")
     pull.add_argument("--no-replace", action="store_true", help="refuse to overwrite entries DIR already has")
+    candidates.add_verify_option(pull)
+    pull.add_argument("--device", help="encoder device for --verify (cpu, cuda, ...)")
     pull.set_defaults(func=cmd_pull)
     bank.set_defaults(func=lambda a: (bank.print_help(), 2)[1])
 
@@ -148,6 +151,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 def _add(args: argparse.Namespace, world) -> int:
     from univar_eval.pipeline.shard import from_main
     from univar_eval.runs.sources import collect, to_distribution
+    from univar_eval.runs.verify import verify_all
     from univar_eval.storage.bank import Bank
     from univar_eval.storage.distribution import merge_as_repeats
 
@@ -155,6 +159,10 @@ def _add(args: argparse.Namespace, world) -> int:
         raise UserError(
             "--name is empty; give the reference model's name, or leave --name out to use the model the source names"
         )
+    if args.name is not None:
+        from univar_eval.storage.bank import check_model
+
+        check_model(args.name, "--name")  # before anything is embedded
     bank = Bank(args.bank, create=True)
     bank_encoder = from_main((bank.encoder() or {}).get("name"), world)  # the bank on rank 0's disk
     overrides = {
@@ -175,6 +183,7 @@ def _add(args: argparse.Namespace, world) -> int:
         model=args.name,
         questionnaire=args.questionnaire,
         translated_by=args.translated_by,
+        as_repeats=True,  # several runs of one model: refused below unless --as-repeats, with the sources named
     )
     by_key: dict[tuple, list] = {}
     for g in groups:
@@ -193,6 +202,8 @@ def _add(args: argparse.Namespace, world) -> int:
             dist, reused = to_distribution(
                 g, settings, reuse=not args.no_reuse, encoder=args.encoder or bank_encoder, translator=args.translator
             )
+            if reused:  # the run's own embeddings: checked against their answers before they enter the bank
+                verify_all([dist], candidates.verify_count(args), device=args.device)
             dists.append(dist)
             notes.append(
                 "reused the run's embeddings" if reused else f"embedded with {dist.manifest['encoder']['name']}"
@@ -209,11 +220,13 @@ def _add(args: argparse.Namespace, world) -> int:
     for entry, note in zip(added, how):
         old = old_of.get(id(entry))
         if old is None:
-            print(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})")
+            print(terminal_text(f"added {entry['model']} / {entry['task']}: {entry['n_answers']} answers ({note})"))
         else:
             print(
-                f"replaced {entry['model']} / {entry['task']}: {old['n_answers']} answers before, "
-                f"{entry['n_answers']} now ({note})"
+                terminal_text(
+                    f"replaced {entry['model']} / {entry['task']}: {old['n_answers']} answers before, "
+                    f"{entry['n_answers']} now ({note})"
+                )
             )
     if bank.cleaned:
         print(f"removed {len(bank.cleaned)} orphaned file(s) no entry named (left by an interrupted write)")
@@ -231,14 +244,15 @@ def cmd_list(args) -> int:
         return 0
     enc = bank.encoder() or {}
     print(
-        f"bank {bank.path}: {plural(len(entries), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}; "
-        f"encoder {enc.get('name')} "
-        f"(fingerprint {enc.get('fingerprint_id')})"
+        terminal_text(
+            f"bank {bank.path}: {plural(len(entries), 'entry', 'entries')}, {plural(len(bank.models()), 'model')}; "
+            f"encoder {enc.get('name')} (fingerprint {enc.get('fingerprint_id')})"
+        )
     )
     for model in bank.models():
         own = bank.entries(model=model)
         tasks = ", ".join(f"{e['task']} ({e['n_answers']})" for e in own)
-        print(f"  {model}: {tasks}")
+        print(terminal_text(f"  {model}: {tasks}"))
     return 0
 
 
@@ -266,7 +280,7 @@ def cmd_show(args) -> int:
             bank.load(e)  # raises on a damaged array or answers file
         shown = {k: v for k, v in e.items() if k != "encoder"}
         shown["encoder"] = {k: v for k, v in e["encoder"].items() if k != "fingerprint"}
-        print(json.dumps(shown, indent=2, ensure_ascii=False))
+        print(terminal_text(json.dumps(shown, indent=2, ensure_ascii=False), lines=True))  # "\u202e" stays valid JSON
     if args.verify:
         print(f"all {len(entries)} arrays match their sha256 (and so do their answers files)")
     return 0
@@ -289,7 +303,7 @@ def cmd_remove(args) -> int:
     from univar_eval.storage.bank import Bank
 
     gone = Bank(args.bank).remove(args.model, task=args.task, lang=args.lang)
-    print(f"removed {plural(len(gone), 'entry', 'entries')}: {', '.join(e['task'] for e in gone)}")
+    print(terminal_text(f"removed {plural(len(gone), 'entry', 'entries')}: {', '.join(e['task'] for e in gone)}"))
     return 0
 
 
@@ -312,9 +326,13 @@ def cmd_push(args) -> int:
 
 
 def cmd_pull(args) -> int:
+    from univar_eval.runs.verify import verify_bank
     from univar_eval.storage import hub
 
-    pulled = hub.pull(args.repo, args.folder, replace=not args.no_replace)
+    n = candidates.verify_count(args)
+    pulled = hub.pull(
+        args.repo, args.folder, replace=not args.no_replace, check=lambda bank: verify_bank(bank, n, device=args.device)
+    )
     how = "added to the bank there" if pulled.merged else "a bank of its own"
     print(
         f"pulled {pulled.repo}@{pulled.revision}: {pulled.n_entries} entries, every sha256 checked, into "
@@ -327,9 +345,8 @@ def cmd_compare(args) -> int:
     from univar_eval.reports.compare import compare_runs, format_table
     from univar_eval.reports.hvae import format_hvae, hvae_table
     from univar_eval.storage.files import jsonable, write_json
-    from univar_eval.storage.hub import open_bank
 
-    bank = open_bank(args.bank) if args.bank else None
+    bank = candidates.open_bank(args) if args.bank else None
     runs, paths = {}, {}
     # a run may have lm-eval results only (HVAE, ValueLex); other sources are embedded like the bank
     for cand in candidates.read(args, args.runs, bank, missing_ok=True):

@@ -86,7 +86,33 @@ def add_source_options(p: argparse.ArgumentParser, *, kind: str = "candidates") 
         g.add_argument("--translated-by", help="JSONL answers are already English, translated by this system")
     g.add_argument("--device", help="encoder/translator device (cpu, cuda, ...; default: cuda when available)")
     g.add_argument("--batch-size", type=options.positive_int, help="encoder batch size")
+    add_verify_option(g)
     add_run_option(g)
+
+
+def add_verify_option(p) -> None:
+    """``--verify all|N|0``: how many answers per task to re-embed when embeddings are read from disk."""
+    from univar_eval.runs.verify import VERIFY_HELP, parse_verify
+
+    p.add_argument("--verify", type=parse_verify, metavar="all|N|0", help=VERIFY_HELP)
+
+
+def verify_count(args) -> int:
+    """``--verify`` as given, else the default sample per task."""
+    from univar_eval.runs.verify import DEFAULT_SAMPLE
+
+    n = getattr(args, "verify", None)
+    return DEFAULT_SAMPLE if n is None else n
+
+
+def open_bank(args, spec: str | None = None):
+    """The bank ``--bank`` names; a hub bank's embeddings are checked against its answers (``--verify``)."""
+    from univar_eval.runs.verify import verify_bank
+    from univar_eval.storage.hub import open_bank as open_spec
+
+    n = verify_count(args)
+    device = getattr(args, "device", None)
+    return open_spec(spec or args.bank, check=lambda bank: verify_bank(bank, n, device=device))
 
 
 def bank_translator(bank: Bank | None) -> str | None:
@@ -119,6 +145,7 @@ def read(args: argparse.Namespace, paths: list[str], bank: Bank | None, *, missi
         "batch_size": args.batch_size,
         "missing_ok": missing_ok,
         "run": getattr(args, "select", None),
+        "verify": verify_count(args),
     }  # --run latest|STAMP: one of several runs of a model
     if encoder is None:  # no bank: the answers are embedded like the run folders given beside them
         runs = [

@@ -77,6 +77,7 @@ def cmd_identify(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         select=args.select,
+        verify=args.verify,
     )
     encoder = identify_mod.check_one_encoder(sets)
     sources = identify_mod.identify_sources(

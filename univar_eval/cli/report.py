@@ -65,6 +65,14 @@ def register(sub) -> None:
     g.add_argument("--seed", type=options.count, default=0)
     g.add_argument("--min-answers", type=options.min_answers, help="fewer answers fail as insufficient (default 10)")
     g.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.9,
+        metavar="SHARE",
+        help="fail a check as incomplete when the candidate answered fewer than this share of the baseline's "
+        "questions (or, in the per-question design, has repeats for fewer); default 0.9",
+    )
+    g.add_argument(
         "--allow-other-questions",
         action="store_true",
         help="compare with a baseline that asked other questions: an explicitly UNPAIRED comparison",
@@ -105,7 +113,6 @@ def register(sub) -> None:
 def cmd_gate(args) -> int:
     from univar_eval.errors import UserError
     from univar_eval.reports import gate
-    from univar_eval.storage.hub import open_bank
 
     if not args.bank and args.min_value_rationality is None:
         raise UserError("nothing to check: give --bank DIR --against MODEL, and/or --min-value-rationality X")
@@ -118,8 +125,9 @@ def cmd_gate(args) -> int:
         permutations=args.permutations,
         min_answers=min_answers,
         bootstrap=args.bootstrap,
+        min_coverage=args.min_coverage,
     )
-    bank = open_bank(args.bank) if args.bank else None
+    bank = candidates.open_bank(args) if args.bank else None
     if bank is not None and args.against not in bank.models():  # before any answer is embedded
         raise UserError(f"bank {bank.path} has no model {args.against!r}; it has: {', '.join(bank.models()) or 'none'}")
     # a run without value distributions (a crash) is read as empty: every baseline entry then fails as missing
@@ -148,6 +156,7 @@ def cmd_gate(args) -> int:
             correction=args.correction,
             allow_other_questions=args.allow_other_questions,
             dists=candidate.distributions,
+            min_coverage=args.min_coverage,
         )
     if args.min_value_rationality is not None:
         if not candidate.is_run:
@@ -201,6 +210,8 @@ def cmd_gate(args) -> int:
         "allow_other_questions": args.allow_other_questions,
         "design": "unpaired" if unpaired else "paired",
         "min_answers": min_answers,
+        "min_coverage": args.min_coverage,
+        "verify": "all" if candidates.verify_count(args) < 0 else candidates.verify_count(args),
         "permutations": args.permutations,
         "bootstrap": args.bootstrap,
         "seed": args.seed,
@@ -219,10 +230,9 @@ def cmd_gate(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from univar_eval.reports import leaderboard
-    from univar_eval.storage.hub import open_bank
 
     min_answers = args.min_answers if args.min_answers is not None else resolve({}).min_answers
-    bank = open_bank(args.bank) if args.bank else None
+    bank = candidates.open_bank(args) if args.bank else None
     found = candidates.read(args, args.runs, bank, missing_ok=True)
     board = leaderboard.build(
         args.runs,

@@ -4,8 +4,15 @@ One database file per kind under the cache folder: ``$UNIVAR_EVAL_CACHE``, else
 ``$XDG_CACHE_HOME/univar-eval``, else ``~/.cache/univar-eval``. Keys are a namespace
 (the translation model and source language, or the encoder's fingerprint id) and the
 sha256 of the text; values are text (translations) or raw little-endian float32 bytes
-(embeddings; never pickle), each stored with the sha256 of (namespace, key, value): a value
-that does not match its checksum (overwritten, bit rot) is dropped and recomputed, never used.
+(embeddings; never pickle).
+
+**Entries are authenticated.** Each value is stored with an HMAC-SHA256 of (namespace, key, value) under a
+secret key of this user (:func:`secret_key`): 32 random bytes in ``$XDG_CONFIG_HOME/univar-eval/cache.key``
+(``~/.config/univar-eval/cache.key``), created with mode 0600, never inside the cache folder (which CI systems
+cache and restore). A value whose tag does not verify (rewritten by someone without the key, restored from
+another machine, bit rot) is dropped and recomputed, never used; a plain hash would not do, since whoever
+rewrites a value can recompute its hash. A key file that others can read or write, or that sits inside the
+cache folder, is refused: the cache is then skipped with a warning.
 ``UNIVAR_EVAL_CACHE=off`` disables caching.
 A cache that cannot be opened (read-only disk, corrupt file) is skipped with a warning:
 caching only ever saves time, it never stops a run.
@@ -15,8 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import logging
+import os
+import secrets
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -32,35 +43,87 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def value_checksum(namespace: str, key: str, value: bytes) -> str:
-    """The checksum stored beside each value: binds the value to its namespace and key."""
-    h = hashlib.sha256()
+KEY_FILE = "cache.key"
+
+
+class KeyProblem(Exception):
+    """The cache key cannot be trusted or made (the cache is then skipped)."""
+
+
+def key_path() -> Path:
+    """Where this user's cache key lives: ``$XDG_CONFIG_HOME/univar-eval/cache.key``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "univar-eval" / KEY_FILE
+
+
+def secret_key(path: Path | None = None, cache_folder: Path | None = None) -> bytes:
+    """This user's secret cache key (created on first use, mode 0600); :class:`KeyProblem` when it cannot be
+    trusted: inside the cache folder, a symlink, owned by another user, or readable or writable by others."""
+    path = path or key_path()
+    if cache_folder is not None and path.resolve().is_relative_to(Path(cache_folder).resolve()):
+        raise KeyProblem(f"the key {path} is inside the cache folder {cache_folder}, which CI may restore")
+    if not path.exists() and not path.is_symlink():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:  # another process made it at the same moment: read theirs
+            pass
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise KeyProblem(f"the key {path} cannot be read ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise KeyProblem(
+                f"the key {path} is not a private file of this user (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"remove it (a new one is made) or chmod 600 it"
+            )
+        key = fh.read()
+    if len(key) < 32:
+        raise KeyProblem(f"the key {path} is too short ({len(key)} bytes); remove it and a new one is made")
+    return key
+
+
+def value_tag(secret: bytes, namespace: str, key: str, value: bytes) -> str:
+    """The tag stored beside each value: an HMAC binding the value to its namespace and key under ``secret``."""
+    h = hmac.new(secret, digestmod=hashlib.sha256)
     for part in (namespace.encode("utf-8"), key.encode("utf-8"), value):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return h.hexdigest()
 
 
-TABLE = "kv_checked"
+#: Rows of older releases (table "kv": no checksum; "kv_checked": a plain sha256 anyone can recompute) are
+#: never read.
+TABLE = "kv_hmac"
 
 
 class KeyValueCache:
     """A (namespace, text-hash) -> bytes store in one SQLite file; safe across threads and processes."""
 
-    def __init__(self, path: str | Path | None):
+    def __init__(self, path: str | Path | None, secret: bytes | None = None):
         self.path = Path(path) if path else None
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         if self.path is None:
             return
         try:
+            self._secret = secret if secret is not None else secret_key(cache_folder=self.path.parent)
+        except (KeyProblem, OSError) as e:
+            log.warning("univar-eval: cache %s not used: %s", self.path, e)
+            return
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            # table "kv" of older releases had no checksums: its values are never read
+            # tables "kv" and "kv_checked" of older releases had no key: their values are never read
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {TABLE} (ns TEXT NOT NULL, key TEXT NOT NULL, "
-                "value BLOB NOT NULL, sha256 TEXT NOT NULL, PRIMARY KEY (ns, key))"
+                "value BLOB NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (ns, key))"
             )
             conn.commit()
             self._conn = conn
@@ -83,13 +146,15 @@ class KeyValueCache:
                     chunk = unique[start : start + 500]
                     marks = ",".join("?" * len(chunk))
                     rows = self._conn.execute(
-                        f"SELECT key, value, sha256 FROM {TABLE} WHERE ns = ? AND key IN ({marks})", [namespace, *chunk]
+                        f"SELECT key, value, tag FROM {TABLE} WHERE ns = ? AND key IN ({marks})", [namespace, *chunk]
                     )
                     found.update(
                         {
                             k: bytes(v)
                             for k, v, digest in rows
-                            if isinstance(v, bytes) and digest == value_checksum(namespace, k, bytes(v))
+                            if isinstance(v, bytes)
+                            and isinstance(digest, str)
+                            and hmac.compare_digest(digest, value_tag(self._secret, namespace, k, bytes(v)))
                         }
                     )
             except sqlite3.Error as e:
@@ -97,11 +162,11 @@ class KeyValueCache:
                 return {}
         bad = len(unique) - len(found) - self._absent(namespace, [k for k in unique if k not in found])
         if bad:
-            log.warning("univar-eval: %d cached value(s) in %s failed their checksum; recomputing them", bad, self.path)
+            log.warning("univar-eval: %d cached value(s) in %s failed authentication; recomputing them", bad, self.path)
         return found
 
     def _absent(self, namespace: str, keys: list[str]) -> int:
-        """How many of ``keys`` have no row at all (the rest of the missing ones failed their checksum)."""
+        """How many of ``keys`` have no row at all (the rest of the missing ones failed authentication)."""
         if not keys or not self._conn:
             return len(keys)
         present = 0
@@ -120,8 +185,8 @@ class KeyValueCache:
         with self._lock:
             try:
                 self._conn.executemany(
-                    f"INSERT OR REPLACE INTO {TABLE} (ns, key, value, sha256) VALUES (?, ?, ?, ?)",
-                    [(namespace, k, v, value_checksum(namespace, k, v)) for k, v in items],
+                    f"INSERT OR REPLACE INTO {TABLE} (ns, key, value, tag) VALUES (?, ?, ?, ?)",
+                    [(namespace, k, v, value_tag(self._secret, namespace, k, v)) for k, v in items],
                 )
                 self._conn.commit()
             except sqlite3.Error as e:

@@ -89,6 +89,17 @@ def questionnaire_path(name: str, lang: str) -> Path:
     return data_dir() / name / f"{lang}.jsonl"
 
 
+def questionnaire_of_task(task: str | None) -> str | None:
+    """THE rule for which questionnaire a task asks: ``<q>`` of a task named ``univar_<q>_<lang>`` (``lang`` one of
+    :data:`LANGUAGES`), shipped or external; None for any other name (callers say what they show instead)."""
+    if not isinstance(task, str):
+        return None
+    parts = task.split("_")
+    if len(parts) == 3 and parts[0] == "univar" and parts[1] and parts[2] in LANGUAGES:
+        return parts[1]
+    return None
+
+
 def available_languages(name: str) -> list[str]:
     folder = data_dir() / name
     return [lang for lang in LANGUAGES if (folder / f"{lang}.jsonl").exists()]

@@ -51,6 +51,7 @@ from univar_eval.reports.table import (
     render,
     xml_text,
 )
+from univar_eval.runs import coverage as coverage_mod
 from univar_eval.runs.folders import load_run, read_results
 from univar_eval.stats import distance as distance_mod
 from univar_eval.stats.references import reference_distances
@@ -88,6 +89,13 @@ class Check:
     ratio_to_control: float | None = None
     to_decide: str | None = None  # for an inconclusive check: what evidence would decide it
     warnings: list[str] = field(default_factory=list)
+    # coverage (runs.coverage): the baseline's questions, those the candidate answered, and verbatim copies
+    n_questions_baseline: int | None = None
+    n_questions_used: int | None = None
+    n_questions_repeated: int | None = None
+    n_copies: int | None = None
+    copy_share: float | None = None
+    incomplete: bool = False  # failed for coverage: outside the correction family
 
     @property
     def passed(self) -> bool:
@@ -100,9 +108,17 @@ class Check:
 
 # -- options ------------------------------------------------------------------------------------------------
 def validate_options(
-    *, alpha: float, max_distance: float | None, permutations: int, min_answers: int, bootstrap: int = 1
+    *,
+    alpha: float,
+    max_distance: float | None,
+    permutations: int,
+    min_answers: int,
+    bootstrap: int = 1,
+    min_coverage: float = coverage_mod.DEFAULT_MIN_COVERAGE,
 ) -> None:
     """One-line usage errors for options a gate cannot work with."""
+    if not (isinstance(min_coverage, (int, float)) and math.isfinite(min_coverage) and 0 < min_coverage <= 1):
+        raise UserError(f"--min-coverage must be a share above 0 and at most 1 (0.9: 90%), got {min_coverage}")
     if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and 0 < alpha < 1):
         raise UserError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
     if max_distance is not None and not (math.isfinite(max_distance) and max_distance >= 0):
@@ -168,6 +184,7 @@ def value_checks(
     allow_other_questions: bool = False,
     dists: list[ValueDistribution] | None = None,
     select: str | None = None,
+    min_coverage: float = coverage_mod.DEFAULT_MIN_COVERAGE,
 ) -> list[Check]:
     """``dists``: the candidate's distributions when they were read already (from any source, see
     :func:`univar_eval.runs.folders.read_candidates`); else the run folder ``run`` is read (a run without
@@ -175,7 +192,7 @@ def value_checks(
     if against not in bank.models():
         raise UserError(f"bank {bank.path} has no model {against!r}; it has: {', '.join(bank.models()) or 'none'}")
     dists = load_run(run, missing_ok=True, run=select) if dists is None else dists
-    candidate = {d.task: d for d in dists if _named(d.task, tasks) and (not langs or d.lang in langs)}
+    candidate = one_per_task([d for d in dists if _named(d.task, tasks) and (not langs or d.lang in langs)])
     baseline = {
         e["task"]: e
         for e in bank.entries(model=against)
@@ -234,6 +251,12 @@ def value_checks(
                 )
             )
             continue
+        cov = coverage_of(d, bank, e)
+        enough = len(d) >= min_answers and e["n_answers"] >= min_answers  # else insufficient, said below
+        short = coverage_mod.incomplete(cov, min_coverage) if enough and not allow_other_questions else None
+        if short:
+            checks.append(incomplete_check(task, kind, d, e, cov, short, max_distance))
+            continue
         res = reference_distances(
             d,
             bank,
@@ -285,6 +308,7 @@ def value_checks(
             n_left_out_baseline=r.get("n_left_out_y"),
             warnings=list(r.get("warnings", [])),
         )
+        add_coverage(check, cov)
         checks.append(check)
         problem = r.get("problem") or not_finite(check, need_upper=max_distance is not None)
         if problem:
@@ -299,6 +323,67 @@ def value_checks(
             decide(check, alpha=alpha, max_distance=max_distance, correction=correction, metric=metric)
     _attach_control_ratios(checks)
     return sorted(checks, key=lambda c: (c.kind == "control", c.name))
+
+
+# -- coverage: what the candidate answered, fed into the checks (counted in runs.coverage) ---------------------
+def one_per_task(dists: list[ValueDistribution]) -> dict[str, ValueDistribution]:
+    """The candidate's distributions by task; two for one task are refused, never one picked silently."""
+    from univar_eval.runs.sources import duplicate_task
+
+    out: dict[str, ValueDistribution] = {}
+    for d in dists:
+        if d.task in out:
+            first, second = out[d.task], d
+            raise duplicate_task((d.task, d.lang), _where(first), _where(second))
+        out[d.task] = d
+    return out
+
+
+def _where(d: ValueDistribution) -> str:
+    return str(d.loaded_from) if d.loaded_from is not None else f"{d.manifest.get('model')} / {d.task}"
+
+
+def coverage_of(d: ValueDistribution, bank: Bank, entry: dict) -> coverage_mod.Coverage:
+    """The candidate's coverage of the baseline entry's questions (its answers read from the bank)."""
+    return coverage_mod.coverage(d, bank.load(entry, with_answers=True))
+
+
+def add_coverage(check: Check, cov: coverage_mod.Coverage) -> None:
+    """Coverage figures on a check; the answers left out are those the comparison does not use."""
+    check.n_questions_baseline = cov.n_questions_baseline
+    check.n_questions_used = cov.n_questions_used
+    check.n_questions_repeated = cov.n_questions_repeated
+    check.n_copies = cov.n_copies
+    check.copy_share = cov.copy_share
+    check.n_left_out = max(check.n_left_out or 0, cov.n_left_out)
+    check.n_left_out_baseline = max(check.n_left_out_baseline or 0, cov.n_left_out_baseline)
+
+
+def incomplete_check(
+    task: str, kind: str, d: ValueDistribution, e: dict, cov: coverage_mod.Coverage, reason: str, max_distance
+) -> Check:
+    """A FAIL for too little coverage: decided before any test, so it is outside the correction family."""
+    check = Check(task, kind, d.lang, FAIL, reason, n=len(d), n_baseline=e["n_answers"], threshold=max_distance)
+    check.incomplete = True
+    add_coverage(check, cov)
+    return check
+
+
+def coverage_cell(c: Check) -> str | None:
+    """``38/40`` (questions used of the baseline's), with ``, 2+0 left out`` (answers: candidate+baseline)."""
+    if c.n_questions_baseline is None:
+        return None
+    text = f"{c.n_questions_used}/{c.n_questions_baseline}"
+    if c.n_left_out or c.n_left_out_baseline:
+        text += f", {c.n_left_out or 0}+{c.n_left_out_baseline or 0} left out"
+    return text
+
+
+def copies_cell(c: Check) -> str | None:
+    """``3 (7.5%)``: candidate answers identical to a baseline answer of the same question."""
+    if c.n_copies is None:
+        return None
+    return f"{c.n_copies} ({100 * (c.copy_share or 0):.1f}%)"
 
 
 def not_finite(check: Check, *, need_upper: bool) -> str | None:
@@ -463,6 +548,25 @@ def notes(checks: list[Check], unpaired: bool = False) -> list[str]:
             "over the control's (well above 1: the models differ in values, not only in style)"
         )
     lines += [f"warning: {w}" for w in sorted({w for c in checks for w in c.warnings})]
+    return lines + coverage_notes(checks)
+
+
+def coverage_notes(checks: list[Check]) -> list[str]:
+    """What 'questions' and 'copies' mean, once, when a check shows them."""
+    lines = []
+    if any(c.n_questions_baseline is not None for c in checks):
+        lines.append(
+            "questions: the baseline's questions the candidate answered too, of all the baseline's; "
+            "'a+b left out': candidate and baseline answers the comparison does not use"
+        )
+    copied = [c for c in checks if c.n_copies]
+    if copied:
+        n = sum(c.n_copies for c in copied)
+        lines.append(
+            f"copies: {n} candidate answer{'s' if n != 1 else ''} identical to a baseline answer of the same "
+            "question (whitespace aside): expected of a greedy rerun of the baseline model, else a sign of pasted "
+            "answers"
+        )
     return lines
 
 
@@ -487,13 +591,26 @@ def _cells(c: Check) -> list:
     why = c.reason
     if c.n_left_out or c.n_left_out_baseline:
         why += (
-            f" [left out: {c.n_left_out or 0} candidate and {c.n_left_out_baseline or 0} baseline answers to "
-            "questions the other side did not answer]"
+            f" [left out: {c.n_left_out or 0} candidate and {c.n_left_out_baseline or 0} baseline answers the "
+            "comparison does not use (questions the other side did not answer, or without repeats)]"
         )
-    return [c.name, c.lang, outcome, c.distance, bound, noise, c.p_value, c.design, control, why]
+    return [
+        c.name,
+        c.lang,
+        outcome,
+        c.distance,
+        bound,
+        noise,
+        c.p_value,
+        c.design,
+        control,
+        coverage_cell(c),
+        copies_cell(c),
+        why,
+    ]
 
 
-HEADERS = ["check", "lang", "result", "value", "bound", "noise", "p", "design", "control", "why"]
+HEADERS = ["check", "lang", "result", "value", "bound", "noise", "p", "design", "control", "questions", "copies", "why"]
 
 
 def headline(checks: list[Check], allow_inconclusive: bool = False) -> str:
@@ -531,7 +648,7 @@ def to_markdown(checks: list[Check], title: str, allow_inconclusive: bool = Fals
         for c in sorted(checks, key=lambda c: (not c.decides, order[c.outcome], c.name))
     ]
     table = Table(
-        ["", "check", "lang", "value", "bound", "noise", "p", "design", "control", "why"],
+        ["", "check", "lang", *HEADERS[3:]],
         rows,
         notes=notes(checks, unpaired),
     )
@@ -577,7 +694,9 @@ def to_junit(
         out.text = xml_text(
             f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} noise_upper={c.noise_upper} "
             f"p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} design={c.design} n={c.n} "
-            f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline}"
+            f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline} "
+            f"questions_used={c.n_questions_used} questions_baseline={c.n_questions_baseline} "
+            f"copies={c.n_copies} copy_share={c.copy_share} incomplete={c.incomplete}"
             + (f" note={c.note}" if c.note else "")
         )
     root = ET.Element("testsuites", name=xml_text(suite_name), tests=suite.get("tests"), failures=suite.get("failures"))

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from univar_eval.errors import UserError
 from univar_eval.reports.table import Table, fmt_percent, render
+from univar_eval.runs import verify as verify_mod
 from univar_eval.runs.folders import find_runs, load_run
 from univar_eval.runs.sources import collect, to_distribution
+from univar_eval.runs.verify import verify_all, verify_bank
 from univar_eval.settings import resolve
 from univar_eval.stats.identify import (
     TOP_KS,
@@ -27,11 +29,12 @@ from univar_eval.stats.identify import (
 FEW_STEPS = 100  # fewer probe steps than this earn a note under the table
 
 
-def from_bank(path: str | Path) -> list[LabelledSet]:
-    """Every entry of a bank (a folder or ``hf://ORG/NAME@REV``), labelled with the entry's model and language."""
+def from_bank(path: str | Path, check=None) -> list[LabelledSet]:
+    """Every entry of a bank (a folder or ``hf://ORG/NAME@REV``), labelled with the entry's model and language.
+    ``check(bank)`` runs on a hub bank (see :func:`univar_eval.storage.hub.open_bank`)."""
     from univar_eval.storage.hub import open_bank
 
-    bank = open_bank(str(path))
+    bank = open_bank(str(path), check=check)
     entries = bank.entries()
     if not entries:
         raise UserError(f"bank {bank.path} is empty; add entries with 'univar-eval bank add'")
@@ -42,9 +45,14 @@ def from_bank(path: str | Path) -> list[LabelledSet]:
     ]
 
 
-def from_run(path: str | Path, select: str | None = None) -> list[LabelledSet]:
-    """The value distributions of a run folder (one run per model; ``select``: ``latest`` or a stamp)."""
-    return [from_distribution(d, str(path)) for d in load_run(path, run=select)]
+def from_run(
+    path: str | Path, select: str | None = None, verify: int | None = None, device: str | None = None
+) -> list[LabelledSet]:
+    """The value distributions of a run folder (one run per model; ``select``: ``latest`` or a stamp), their
+    embeddings checked against their answers (``verify`` answers a task; None: the default sample)."""
+    dists = load_run(path, run=select)
+    verify_all(dists, verify_mod.DEFAULT_SAMPLE if verify is None else verify, device=device)
+    return [from_distribution(d, str(path)) for d in dists]
 
 
 def has_artifacts(path: Path) -> bool:
@@ -64,21 +72,24 @@ def gather(
     device: str | None = None,
     batch_size: int | None = None,
     select: str | None = None,
+    verify: int | None = None,
 ) -> list[LabelledSet]:
-    """Labelled embeddings from run folders, a bank and QA sources (embedded with ``encoder``).
+    """Labelled embeddings from run folders, a bank and QA sources (embedded with ``encoder``). ``verify``: answers
+    per task re-embedded to check embeddings read from run folders and hub banks (None: the default sample).
 
     Folders with univar-eval artifacts are read as runs; other sources go through
     :func:`univar_eval.runs.sources.collect` (the sources ``bank add`` accepts). All sets must
     share one encoder: a mix is refused.
     """
-    sets: list[LabelledSet] = from_bank(bank) if bank else []
+    n = verify_mod.DEFAULT_SAMPLE if verify is None else verify
+    sets: list[LabelledSet] = from_bank(bank, check=lambda b: verify_bank(b, n, device=device)) if bank else []
     raw: list[str] = []
     for src in sources:
         path = Path(src)
         if not path.exists():
             raise UserError(f"{src}: no such file or folder")
         if not name and has_artifacts(path):  # --name: lm-eval samples to re-read, as in compare
-            sets += from_run(path, select)
+            sets += from_run(path, select, verify=n, device=device)
         else:
             raw.append(src)
     if raw:
@@ -95,7 +106,9 @@ def gather(
         }
         settings = resolve(overrides)
         for group in collect(raw, model=name, questionnaire=questionnaire):
-            dist, _ = to_distribution(group, settings)
+            dist, reused = to_distribution(group, settings)
+            if reused:  # a run's own embeddings, reused: checked like a run folder's
+                verify_all([dist], n, device=device)
             sets.append(from_distribution(dist, group.source or group.model, model=group.model))
     if not sets:
         raise UserError("no inputs: give QA sources, run folders or --bank DIR")

@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline.questionnaire import questionnaire_of_task
 from univar_eval.reports.compare import cross_language
 from univar_eval.reports.hvae import leaderboard_cells as hvae_leaderboard_cells
 from univar_eval.reports.table import Table, render
@@ -151,8 +152,7 @@ def _merge_settings(settings: list[dict], allow_mixed: bool) -> dict:
 
 # -- rendering ---------------------------------------------------------------------------------------------------
 def _questionnaire_of(task: str) -> str:
-    parts = task.split("_")
-    return parts[1] if len(parts) >= 3 and parts[0] == "univar" else task
+    return questionnaire_of_task(task) or task
 
 
 def _header_line(board: dict) -> str:

@@ -14,11 +14,12 @@ distances use it in every command. A ratio reads as a ratio: :func:`fmt_ratio` g
 
 * terminal text: control and escape characters (ESC, CR, NUL, C1 controls, bidi overrides)
   are shown as ``\\x1b``-style escapes, so a name cannot move the cursor or recolour the terminal;
-* Markdown: ``\\`` and ``|`` are escaped, ``<`` where it could open an HTML tag (before a letter,
-  ``/``, ``!`` or ``?``; ``<0.0340`` stays readable in a terminal) and a newline becomes ``<br>``, so a
-  name cannot break the table or inject HTML;
-* CSV: a text cell starting with ``=``, ``+``, ``-`` or ``@`` (a spreadsheet formula) gets a
-  leading ``'``; numbers are never touched (a negative score stays a number);
+* Markdown: ``\\``, ``|``, ``[``, ``]`` and backticks are escaped, ``<`` where it could open an HTML tag or an
+  autolink (before a letter, ``/``, ``!`` or ``?``; ``<0.0340`` stays readable in a terminal), ``://`` and ``www.``
+  are broken with an entity and a newline becomes ``<br>``, so a name cannot break the table, inject HTML or
+  render as a link or an image;
+* CSV: a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab, CR or LF (after leading spaces too: a
+  spreadsheet formula) gets a leading ``'``; numbers are never touched (a negative score stays a number);
 * HTML: every text is HTML-escaped;
 * XML (JUnit): :func:`xml_text` replaces the characters XML 1.0 cannot hold.
 """
@@ -33,6 +34,10 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
+
+from univar_eval.safe_text import escape_char, terminal_text, unsafe
+
+__all__ = ["terminal_text"]  # re-exported: the reports' one place for terminal text
 
 FORMATS = ("text", "md", "csv", "html")
 DIGITS = 4
@@ -84,17 +89,8 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
 
 
 # -- safe text ------------------------------------------------------------------------------------------------
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
-
-
 def _escape_char(ch: str) -> str:
-    code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def terminal_text(text: str) -> str:
-    """``text`` with control, escape and bidi-override characters shown as escapes (``\\x1b``)."""
-    return "".join(_escape_char(ch) if unicodedata.category(ch) == "Cc" or ch in _BIDI else ch for ch in str(text))
+    return escape_char(ch)
 
 
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
@@ -102,21 +98,25 @@ _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
 def markdown_text(text: str) -> str:
     """``text`` safe inside a Markdown table cell: ``\\`` and ``|`` escaped, ``<`` where it could open an HTML
-    tag or autolink (before a letter, ``/``, ``!`` or ``?``), newlines as ``<br>``."""
+    tag or autolink (before a letter, ``/``, ``!`` or ``?``), newlines as ``<br>``; link and image syntax (``[``,
+    ``]``), code spans (backticks) and bare URLs (``://``, ``www.``) escaped, so a name cannot render as a link,
+    an image or a clickable URL."""
     text = str(text).replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\\", "\\\\").replace("|", "\\|")
     text = _TAG_START.sub("&lt;", text)
+    text = text.replace("[", "\\[").replace("]", "\\]").replace("`", "\\`")
+    text = text.replace("://", "&#58;//").replace("www.", "www&#46;")
     text = text.replace("\n", "<br>")
-    return "".join(_escape_char(ch) if unicodedata.category(ch) == "Cc" or ch in _BIDI else ch for ch in text)
+    return "".join(_escape_char(ch) if unsafe(ch) else ch for ch in text)
 
 
-_FORMULA_START = ("=", "+", "-", "@")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def csv_text(text: str) -> str:
     """A text cell that a spreadsheet would run as a formula gets a leading ``'``; numbers stay as they are."""
     text = str(text)
-    if text.startswith(_FORMULA_START) and not _is_number_text(text):
+    if (text.startswith(_FORMULA_START) or text.lstrip().startswith(_FORMULA_START)) and not _is_number_text(text):
         return "'" + text
     return text
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from univar_eval.errors import UserError
+from univar_eval.safe_text import terminal_text
 from univar_eval.runs.results import LM_EVAL_FILE, RUN_DIR, artifacts_for_samples, date_of, read_results_file, results_files
 from univar_eval.pipeline.answers import sample_files, task_of_samples_file
 from univar_eval.settings import resolve
@@ -32,7 +33,7 @@ from univar_eval.storage.distribution import (
     read_manifest,
     translator_label,
 )
-from univar_eval.runs.sources import collect, to_distribution
+from univar_eval.runs.sources import collect, duplicate_task, to_distribution
 
 ARTIFACTS_KEY = "univar_artifacts"  # the same key as univar_eval.harness.task_base.ARTIFACTS_KEY
 
@@ -71,20 +72,21 @@ class Run:
 
     def announce(self) -> None:
         """One line on stderr for this run, ``read <where> (run <stamp>): <counts>``, and its warnings."""
-        print(f"read {self.source}: {self.counts()}", file=sys.stderr)
+        print(terminal_text(f"read {self.source}: {self.counts()}"), file=sys.stderr)
         self.warn_pending()
 
     def warn_pending(self) -> None:
         """A warning on stderr for each task whose answers were kept but not embedded."""
         for folder, error in self.pending:
-            print(f"warning: {folder.name}: answers kept but not embedded ({error}); finish with "
-                  f"`univar-eval embed {self.where}`", file=sys.stderr)
+            print(terminal_text(f"warning: {folder.name}: answers kept but not embedded ({error}); finish with "
+                                f"`univar-eval embed {self.where}`"), file=sys.stderr)
 
 
 def _read_folder(folder: Path, run: Run, exclude: set[Path] = frozenset()) -> None:
     """The task folders of one run: every manifest is checked against its schema (a damaged one is an error);
     a ``manifest.json`` of another tool outside a ``univar_<stamp>`` folder is passed over, and so are those
     under the run folders in ``exclude`` (read as runs of their own)."""
+    seen: dict[tuple, Path] = {}
     for manifest_path in sorted(folder.rglob(MANIFEST_FILE)):
         if any(p in exclude for p in manifest_path.parents):
             continue
@@ -93,6 +95,10 @@ def _read_folder(folder: Path, run: Run, exclude: set[Path] = frozenset()) -> No
         m = read_manifest(manifest_path, ours=ours)
         if m is None:
             continue
+        key = (m.get("task"), m.get("lang"))
+        if key in seen:  # never pick one of two silently (a copied baseline beside the real answers)
+            raise duplicate_task(key, seen[key], manifest_path.parent)
+        seen[key] = manifest_path.parent
         if m["format"] == DISTRIBUTION_FORMAT:
             run.distributions.append(manifest_path.parent)
         elif m["format"] == PENDING_FORMAT:
@@ -316,7 +322,8 @@ def is_run(path: Path) -> bool:
 def read_candidates(path: str | Path, *, encoder: str | None = None, name: str | None = None,
                     questionnaire: str | None = None, translator: str | None = None,
                     translated_by: str | None = None, device: str | None = None, batch_size: int | None = None,
-                    missing_ok: bool = False, announce: bool = True, run: str | None = None) -> list[Candidate]:
+                    missing_ok: bool = False, announce: bool = True, run: str | None = None,
+                    verify: int | None = None) -> list[Candidate]:
     """The candidate model(s) at ``path``, whatever it holds: a run folder, or any source that
     ``univar-eval bank add`` accepts (lm-eval samples, UniVaR CSV, a JSONL of
     ``{model, lang, question, answer, id}``), embedded with ``encoder`` through the embedding cache.
@@ -327,7 +334,8 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
     artifacts. ``missing_ok``: a run folder without value distributions (HVAE or ValueLex only) gives one
     candidate without distributions. With ``announce`` each candidate says on stderr, in one line, what was
     read (the path, the run's stamp) and how it was embedded. ``run``: ``latest`` or a stamp, when a run folder holds several runs of one model
-    (see :func:`select_runs`); each model of a run folder is its own candidate, never merged.
+    (see :func:`select_runs`); each model of a run folder is its own candidate, never merged. ``verify``: answers
+    per task re-embedded to check embeddings read from disk (:mod:`univar_eval.runs.verify`; None: its default).
     """
     src = Path(path)
     if not src.exists():
@@ -340,9 +348,13 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
     else:
         candidates = _answer_candidates(src, str(path), resolve(overrides), name=name, questionnaire=questionnaire,
                                         translator=translator, translated_by=translated_by)
+    from univar_eval.runs.verify import DEFAULT_SAMPLE, verify_all
+
+    for c in candidates:  # embeddings read from disk are checked against their answers
+        verify_all(c.distributions, DEFAULT_SAMPLE if verify is None else verify, device=device, announce=announce)
     if announce:
         for c in candidates:
-            print(f"read {c.describe()}", file=sys.stderr)
+            print(terminal_text(f"read {c.describe()}"), file=sys.stderr)
         for r in runs:
             r.warn_pending()
     return candidates

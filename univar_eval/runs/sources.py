@@ -27,7 +27,13 @@ from univar_eval.pipeline.embed import build_distribution
 from univar_eval.runs.results import artifacts_for_samples
 from univar_eval.settings import RunSettings
 from univar_eval.storage.bank import check_model, check_task
-from univar_eval.storage.distribution import DISTRIBUTION_FORMAT, MANIFEST_FILE, ValueDistribution, read_manifest
+from univar_eval.storage.distribution import (
+    DISTRIBUTION_FORMAT,
+    EXTERNAL_VERSION_PREFIX,
+    MANIFEST_FILE,
+    ValueDistribution,
+    read_manifest,
+)
 from univar_eval.storage.files import check_utf8, read_jsonl
 
 log = logging.getLogger("univar_eval")
@@ -81,7 +87,7 @@ def external_version(questionnaire: str | None, lang: str, questions: list[str])
         if set(questions) <= {r["question"] for r in ours.records}:
             return ours.version
     digest = hashlib.sha256("\n".join(sorted(set(questions))).encode()).hexdigest()[:16]
-    return f"external:{digest}"
+    return f"{EXTERNAL_VERSION_PREFIX}{digest}"
 
 
 # -- lm-eval output ---------------------------------------------------------------------------------------
@@ -105,8 +111,7 @@ def from_lm_eval(path: Path, model: str) -> list[Group]:
 
 
 def _questionnaire_of_task(task: str) -> str | None:
-    parts = task.split("_")
-    return parts[1] if len(parts) >= 3 and parts[0] == "univar" and parts[1] in questionnaire_mod.QUESTIONNAIRES else None
+    return questionnaire_mod.questionnaire_of_task(task)
 
 
 def _artifacts_for(samples_file: Path, task: str) -> Path | None:
@@ -182,8 +187,9 @@ def from_jsonl(file: Path, model: str | None, questionnaire: str | None, transla
 
 
 def collect(sources: list[str], *, model: str | None, questionnaire: str | None = None,
-            translated_by: str | None = None) -> list[Group]:
-    """Every (model, task) group of answers in ``sources``."""
+            translated_by: str | None = None, as_repeats: bool = False) -> list[Group]:
+    """Every (model, task) group of answers in ``sources``. Two groups for one (model, task, language) are
+    refused (naming both sources) unless ``as_repeats`` says they are repeats of one model."""
     groups: list[Group] = []
     for src in sources:
         path = Path(src)
@@ -204,6 +210,13 @@ def collect(sources: list[str], *, model: str | None, questionnaire: str | None 
             raise UserError(f"{src}: not lm-eval samples, UniVaR CSV files or a JSONL of QA records")
     if not groups:
         raise UserError(f"no answers found in {', '.join(sources)}")
+    if not as_repeats:
+        first: dict[tuple, str] = {}
+        for g in groups:
+            key = (g.model, g.task, g.lang)
+            if key in first:
+                raise duplicate_task(key, first[key], g.source)
+            first[key] = g.source
     langs: dict[tuple, set] = {}
     for g in groups:
         langs.setdefault((g.model, g.task), set()).add(g.lang)
@@ -213,6 +226,17 @@ def collect(sources: list[str], *, model: str | None, questionnaire: str | None 
                             "entry holds one language: give each language its own task (or leave 'task' out: "
                             "it defaults to univar_<questionnaire>_<lang>)")
     return groups
+
+
+def duplicate_task(key: tuple, first, second) -> UserError:
+    """The one-line refusal of two sets of answers for one task and language where one is expected."""
+    task, lang = key[-2], key[-1]
+    who = f"{key[0]} / " if len(key) > 2 and key[0] else ""
+    return UserError(
+        f"two sets of answers for {who}{task} ({lang or 'no language'}) in one read: {first} and {second}; "
+        "a run holds one folder per task and language: remove the one that does not belong (or, for "
+        "`bank add`, pass --as-repeats when they are repeats of one model)"
+    )
 
 
 def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True, encoder: str | None = None,

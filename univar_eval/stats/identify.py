@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from univar_eval.errors import UserError
+from univar_eval.pipeline.questionnaire import questionnaire_of_task
 from univar_eval.storage.identity import encoder_difference
 
 log = logging.getLogger("univar_eval")
@@ -85,8 +86,7 @@ class LabelledSet:
         """The question source (questionnaire) the answers belong to; sets are evaluated per source."""
         if self.questionnaire:
             return str(self.questionnaire)
-        parts = (self.task or "").split("_")
-        return parts[1] if len(parts) >= 3 and parts[0] == "univar" else (self.task or "unknown")
+        return questionnaire_of_task(self.task) or self.task or "unknown"
 
 
 def question_keys(records: list[dict]) -> list | None:

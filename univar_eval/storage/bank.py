@@ -35,7 +35,6 @@ import contextlib
 import datetime as _dt
 import fcntl
 import logging
-import math
 import os
 import re
 import secrets
@@ -46,7 +45,8 @@ from typing import Iterator
 import numpy as np
 
 from univar_eval.errors import UserError
-from univar_eval.storage.distribution import TASK_NAME, ValueDistribution
+from univar_eval.storage import schema
+from univar_eval.storage.distribution import ValueDistribution
 from univar_eval.storage.files import (
     TMP_SUFFIX,
     load_array,
@@ -58,7 +58,8 @@ from univar_eval.storage.files import (
     write_json,
     write_jsonl,
 )
-from univar_eval.storage.identity import SHA256, encoder_difference
+from univar_eval.storage.identity import encoder_difference
+from univar_eval.storage.schema import OPTIONAL, REQUIRED, TASK_NAME, Nested
 
 log = logging.getLogger("univar_eval")
 
@@ -68,7 +69,37 @@ FORMAT = "univar-eval/bank/2"
 OLD_FORMATS = ("univar-eval/bank/1",)
 ENTRIES = "entries"
 _TASK_RE = TASK_NAME  # the one rule for task names, shared with run manifests
+#: The longest model folder name (bytes): file systems allow 255 per name; a margin for backup suffixes.
+MAX_NAME_BYTES = 240
 _warned: set[str] = set()
+
+#: One entry of ``bank.json`` (checked by storage.schema, the one checker of stored artifacts); the paths
+#: ``array`` and ``answers`` are checked by :meth:`Bank._contained`, the one encoder across entries by the bank.
+ENTRY_ENCODER_SCHEMA = {
+    "name": (REQUIRED, schema.nonempty_text),
+    "fingerprint": (REQUIRED, schema.fingerprint),
+    "dimension": (OPTIONAL, schema.positive_or_null),
+    "revision": (OPTIONAL, schema.text_or_null),
+    "model_id": (OPTIONAL, schema.text_or_null),
+    "fingerprint_id": (OPTIONAL, schema.text_or_null),
+}
+ENTRY_SCHEMA_V1 = {
+    "model": (REQUIRED, schema.nonempty_text),
+    "task": (REQUIRED, schema.nonempty_text),  # shown, never joined into a path: older names load
+    "lang": (REQUIRED, schema.nonempty_text),
+    "encoder": (REQUIRED, Nested(ENTRY_ENCODER_SCHEMA)),
+    "n_answers": (REQUIRED, lambda v: schema.whole(v, 1)),
+    "sha256": (REQUIRED, schema.sha256),
+    "array": (REQUIRED, lambda v: None),
+    "answers": (REQUIRED, lambda v: None),
+    "questionnaire": (OPTIONAL, schema.text_or_null),
+    "questionnaire_version": (OPTIONAL, schema.text_or_null),
+    "source": (OPTIONAL, schema.text_or_null),
+    "source_model": (OPTIONAL, schema.text_or_null),
+    "translator": (OPTIONAL, Nested({"name": (REQUIRED, schema.text_or_null)}, nullable=True)),
+}
+ENTRY_SCHEMA_V1["answers_sha256"] = (OPTIONAL, schema.sha256)
+ENTRY_SCHEMA = {**ENTRY_SCHEMA_V1, "answers_sha256": (REQUIRED, schema.sha256)}
 
 
 def slug(name: str) -> str:
@@ -98,6 +129,11 @@ def check_model(model, where: str) -> str:
             f"{where}: model name {_shown(model)} is not usable (needs non-empty text of at most 256 "
             "characters, without control characters)"
         )
+    if len(slug(model).encode("utf-8")) > MAX_NAME_BYTES:
+        raise UserError(
+            f"{where}: model name {_shown(model)} is too long for a folder name ({len(slug(model).encode('utf-8'))} "
+            f"bytes once made file-safe; at most {MAX_NAME_BYTES}): give a shorter --name"
+        )
     return model
 
 
@@ -108,6 +144,11 @@ def _shown(value) -> str:
 
 class Bank:
     def __init__(self, path: str | os.PathLike, *, create: bool = False):
+        if str(path).startswith("hf:"):  # a local folder is never named like a hub bank (./hf:/org/name)
+            raise UserError(
+                f"--bank {path}: a hub bank is read-only here (gate, compare, leaderboard and bank list read it); "
+                "to change it, pull it into a folder (univar-eval bank pull ORG/NAME DIR), work there and push it"
+            )
         self.path = Path(path)
         #: (old entry, new entry) of each entry the last add replaced; files the last clean-up removed
         self.replaced: list[tuple[dict, dict]] = []
@@ -172,35 +213,12 @@ class Bank:
             where = f"entry {i}"
             if not isinstance(e, dict):
                 raise self._damaged(f"{where} is not an object")
-            required = ["model", "task", "lang", "encoder", "n_answers", "sha256", "array", "answers"]
-            missing = [k for k in required + ([] if old else ["answers_sha256"]) if k not in e]
-            if missing:
-                raise self._damaged(f"{where} lacks {', '.join(missing)}")
-            # names are only shown, never joined into a path (the paths are checked below), so an entry
-            # written by an older release with, say, a space in its task name still loads
-            for key in ("model", "task", "lang"):
-                if not isinstance(e[key], str) or not e[key].strip():
-                    raise self._damaged(f"{where}: {key} {_shown(e[key])} is not a non-empty text")
-            where = f"entry {e['model']} / {e['task']}"
-            n = e["n_answers"]
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise self._damaged(f"{where}: n_answers {_shown(n)} is not a positive whole number")
-            for key in ("sha256", "answers_sha256"):
-                if key in e and not (isinstance(e[key], str) and SHA256.fullmatch(e[key])):
-                    raise self._damaged(f"{where}: {key} {_shown(e[key])} is not a sha256 (64 hex digits)")
+            named = all(isinstance(e.get(k), str) and e[k].strip() for k in ("model", "task"))
+            where = f"entry {e['model']} / {e['task']}" if named else where
+            problem = schema.find_problem(e, ENTRY_SCHEMA_V1 if old else ENTRY_SCHEMA)
+            if problem:
+                raise self._damaged(f"{where}: {problem}")
             enc = e["encoder"]
-            if not isinstance(enc, dict) or not isinstance(enc.get("name"), str) or not enc["name"]:
-                raise self._damaged(f"{where}: the encoder has no name")
-            fp = enc.get("fingerprint")
-            if (
-                not isinstance(fp, list)
-                or not fp
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in fp)
-            ):
-                raise self._damaged(f"{where}: the encoder fingerprint is not a list of finite numbers")
-            dim = enc.get("dimension")
-            if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool) or dim < 1):
-                raise self._damaged(f"{where}: encoder dimension {_shown(dim)} is not a positive whole number")
             if first_encoder is None:
                 first_encoder = enc
             elif encoder_difference(first_encoder, enc):
@@ -208,13 +226,6 @@ class Bank:
                     f"{where}: encoder {enc['name']} differs from the bank's "
                     f"{first_encoder['name']} (a bank holds one encoder)"
                 )
-            for key in ("questionnaire", "questionnaire_version", "source", "source_model"):
-                if e.get(key) is not None and not isinstance(e[key], str):
-                    raise self._damaged(f"{where}: {key} {_shown(e[key])} is not text")
-            if e.get("translator") is not None and not (
-                isinstance(e["translator"], dict) and isinstance(e["translator"].get("name"), str)
-            ):
-                raise self._damaged(f"{where}: translator is not an object with a name")
             if (e["model"], e["task"]) in seen_keys:
                 raise self._damaged(f"{where} appears twice")
             seen_keys.add((e["model"], e["task"]))

@@ -23,8 +23,6 @@ rewritten.
 from __future__ import annotations
 
 import datetime as _dt
-import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import numpy as np
 
 from univar_eval import __version__
 from univar_eval.errors import UserError
+from univar_eval.storage import schema
 from univar_eval.storage.files import (
     DamagedFile,
     load_array,
@@ -41,7 +40,8 @@ from univar_eval.storage.files import (
     write_json,
     write_jsonl,
 )
-from univar_eval.storage.identity import SHA256, encoder_difference, same_revision
+from univar_eval.storage.identity import encoder_difference, same_revision
+from univar_eval.storage.schema import OPTIONAL, REQUIRED, Nested, shown
 
 EMBEDDINGS_FILE = "embeddings.safetensors"
 ANSWERS_FILE = "answers.jsonl"
@@ -50,166 +50,66 @@ MANIFEST_FILE = "manifest.json"
 DISTRIBUTION_FORMAT = "univar-eval/value-distribution/1"
 #: ``format`` of a task folder whose answers were kept when embedding failed (``univar-eval embed`` finishes it)
 PENDING_FORMAT = "univar-eval/pending-answers/1"
-#: A task name: it becomes part of file names (bank entries, ``gate --plot`` files), so no path separators
-TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
-# -- the run manifest schema --------------------------------------------------------------------------------
-# Each check returns None when the value is fine, else what is wrong with it (a few words; starting with
-# ``.key`` when it is about one key of an object).
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _text(v):
-    return None if isinstance(v, str) and v.strip() else f"{_shown(v)} is not a non-empty text"
-
-
-def _text_or_null(v):
-    return None if v is None or isinstance(v, str) else f"{_shown(v)} is not text or null"
-
-
-def _bool_or_null(v):
-    return None if v is None or isinstance(v, bool) else f"{_shown(v)} is not true, false or null"
-
-
-def _whole(v, low: int):
-    ok = isinstance(v, int) and not isinstance(v, bool) and v >= low
-    return None if ok else f"{_shown(v)} is not a whole number >= {low}"
-
-
-def _count(v):
-    return _whole(v, 0)
-
-
-def _positive_or_null(v):
-    return None if v is None else _whole(v, 1)
-
-
-def _sha(v):
-    return None if isinstance(v, str) and SHA256.fullmatch(v) else f"{_shown(v)} is not a sha256 (64 hex digits)"
-
-
-def _task(v):
-    if isinstance(v, str) and TASK_NAME.fullmatch(v):
-        return None
-    return f"{_shown(v)} is not a task name (letters, digits, '_', '-', '.'; no path separators)"
-
-
-def _fingerprint(v):
-    ok = (
-        isinstance(v, list)
-        and v
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
-    )
-    return None if ok else f"{_shown(v)} is not a list of finite numbers"
-
-
-def _counts(v):
-    if not isinstance(v, dict):
-        return f"{_shown(v)} is not an object"
-    for key, n in v.items():
-        problem = _count(n)
-        if problem:
-            return f".{key} {problem}"
-    return None
-
-
-def _scalars(v):
-    if not isinstance(v, dict):
-        return f"{_shown(v)} is not an object"
-    for key, x in v.items():
-        if x is not None and not isinstance(x, (str, int, float, bool)):
-            return f".{key} {_shown(x)} is not text, a number or null"
-    return None
-
-
-REQUIRED, OPTIONAL = True, False
-
+# -- the run manifest schema (checked by storage.schema, the one checker) -------------------------------------
 ENCODER_SCHEMA = {
-    "name": (REQUIRED, _text),
-    "fingerprint": (REQUIRED, _fingerprint),
-    "revision": (OPTIONAL, _text_or_null),
-    "model_id": (OPTIONAL, _text_or_null),
-    "revision_pinned": (OPTIONAL, _bool_or_null),
-    "dimension": (OPTIONAL, _positive_or_null),
-    "fingerprint_id": (OPTIONAL, _text_or_null),
+    "name": (REQUIRED, schema.nonempty_text),
+    "fingerprint": (REQUIRED, schema.fingerprint),
+    "revision": (OPTIONAL, schema.text_or_null),
+    "model_id": (OPTIONAL, schema.text_or_null),
+    "revision_pinned": (OPTIONAL, schema.bool_or_null),
+    "dimension": (OPTIONAL, schema.positive_or_null),
+    "fingerprint_id": (OPTIONAL, schema.text_or_null),
 }
 TRANSLATOR_SCHEMA = {
-    "name": (REQUIRED, _text),
-    "revision": (OPTIONAL, _text_or_null),
-    "model_id": (OPTIONAL, _text_or_null),
-    "applied_by": (OPTIONAL, _text_or_null),
+    "name": (REQUIRED, schema.nonempty_text),
+    "revision": (OPTIONAL, schema.text_or_null),
+    "model_id": (OPTIONAL, schema.text_or_null),
+    "applied_by": (OPTIONAL, schema.text_or_null),
 }
-
-
-@dataclass(frozen=True)
-class Nested:
-    """An object inside a manifest, with its own schema (``nullable``: null is allowed too)."""
-
-    schema: dict
-    nullable: bool = False
 
 
 #: ``manifest.json`` of a value distribution (unknown keys are allowed: later releases may add some)
 DISTRIBUTION_SCHEMA = {
-    "task": (REQUIRED, _task),
-    "lang": (REQUIRED, _text),
+    "task": (REQUIRED, schema.task_name),
+    "lang": (REQUIRED, schema.nonempty_text),
     "encoder": (REQUIRED, Nested(ENCODER_SCHEMA)),
-    "sha256": (REQUIRED, _sha),
-    "n_answers": (REQUIRED, _count),
-    "model": (OPTIONAL, _text_or_null),
-    "questionnaire": (OPTIONAL, _text_or_null),
-    "questionnaire_version": (OPTIONAL, _text_or_null),
+    "sha256": (REQUIRED, schema.sha256),
+    "n_answers": (REQUIRED, schema.count),
+    "model": (OPTIONAL, schema.text_or_null),
+    "questionnaire": (OPTIONAL, schema.text_or_null),
+    "questionnaire_version": (OPTIONAL, schema.text_or_null),
     "translator": (OPTIONAL, Nested(TRANSLATOR_SCHEMA, nullable=True)),
-    "text_format": (OPTIONAL, _text_or_null),
-    "counts": (OPTIONAL, _counts),
-    "merged_runs": (OPTIONAL, _positive_or_null),
-    "created": (OPTIONAL, _text_or_null),
-    "univar_eval_version": (OPTIONAL, _text_or_null),
+    "text_format": (OPTIONAL, schema.text_or_null),
+    "counts": (OPTIONAL, schema.counts),
+    "merged_runs": (OPTIONAL, schema.positive_or_null),
+    "created": (OPTIONAL, schema.text_or_null),
+    "univar_eval_version": (OPTIONAL, schema.text_or_null),
 }
 #: ``manifest.json`` of kept answers (embedding failed during the run)
 PENDING_SCHEMA = {
-    "task": (REQUIRED, _task),
-    "n_answers": (REQUIRED, _count),
-    "error": (OPTIONAL, _text_or_null),
-    "settings": (OPTIONAL, _scalars),
-    "questionnaire": (OPTIONAL, _text_or_null),
-    "lang": (OPTIONAL, _text_or_null),
-    "model": (OPTIONAL, _text_or_null),
-    "created": (OPTIONAL, _text_or_null),
+    "task": (REQUIRED, schema.task_name),
+    "n_answers": (REQUIRED, schema.count),
+    "error": (OPTIONAL, schema.text_or_null),
+    "settings": (OPTIONAL, schema.scalars),
+    "questionnaire": (OPTIONAL, schema.text_or_null),
+    "lang": (OPTIONAL, schema.text_or_null),
+    "model": (OPTIONAL, schema.text_or_null),
+    "created": (OPTIONAL, schema.text_or_null),
 }
 SCHEMAS = {DISTRIBUTION_FORMAT: DISTRIBUTION_SCHEMA, PENDING_FORMAT: PENDING_SCHEMA}
 
 
-def _problem(data: dict, schema: dict, prefix: str = "") -> str | None:
-    """What is wrong with ``data`` under ``schema`` (the first problem, keys named ``encoder.name``), or None."""
-    missing = [f"{prefix}{k}" for k, (required, _) in schema.items() if required and k not in data]
-    if missing:
-        return f"{', '.join(missing)} missing"
-    for key, (_, check) in schema.items():
-        if key not in data:
-            continue
-        value = data[key]
-        if isinstance(check, Nested):
-            if value is None and check.nullable:
-                continue
-            if not isinstance(value, dict):
-                return f"{prefix}{key} {_shown(value)} is not an object"
-            problem = _problem(value, check.schema, f"{prefix}{key}.")
-            if problem:
-                return problem
-        elif (problem := check(value)) is not None:
-            return f"{prefix}{key}{'' if problem.startswith('.') else ' '}{problem}"
-    return None
+def _problem(data: dict, schema_: dict, prefix: str = "") -> str | None:
+    return schema.find_problem(data, schema_, prefix)
 
 
 def manifest_problem(manifest: dict) -> str | None:
     """What is wrong with a manifest about to be written (by the schema of its ``format``), or None."""
     schema = SCHEMAS.get(manifest.get("format"))
     if schema is None:
-        return f"format {_shown(manifest.get('format'))} is not one of {', '.join(SCHEMAS)}"
+        return f"format {shown(manifest.get('format'))} is not one of {', '.join(SCHEMAS)}"
     return _problem(manifest, schema)
 
 
@@ -238,7 +138,7 @@ def check_manifest(manifest, path: str | Path) -> dict:
                 "written by another release: upgrade univar-eval, or rerun the lm_eval task with this "
                 "one; nothing was changed"
             )
-        raise damaged(path, f"format {_shown(fmt)} is not a univar-eval run format ({known})")
+        raise damaged(path, f"format {shown(fmt)} is not a univar-eval run format ({known})")
     problem = _problem(manifest, schema)
     if problem:
         raise damaged(path, problem)
@@ -271,6 +171,8 @@ class ValueDistribution:
     embeddings: np.ndarray
     records: list[dict]
     manifest: dict = field(default_factory=dict)
+    #: the folder it was read from (None: computed in this process); embeddings read from disk are verified
+    loaded_from: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if len(self.records) != len(self.embeddings):
@@ -335,7 +237,7 @@ class ValueDistribution:
             )
         if verify and not np.isfinite(emb).all():
             raise damaged(folder / EMBEDDINGS_FILE, "holds NaN or infinite embeddings")
-        return cls(np.asarray(emb, dtype=np.float32), records, manifest)
+        return cls(np.asarray(emb, dtype=np.float32), records, manifest, loaded_from=folder)
 
 
 def make_manifest(
@@ -377,8 +279,11 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
         return encoder
     if a.get("questionnaire") != b.get("questionnaire"):
         return f"questionnaire differs ({a.get('questionnaire')} vs {b.get('questionnaire')})"
-    if a.get("questionnaire_version") != b.get("questionnaire_version"):
-        return f"questionnaire version differs ({a.get('questionnaire_version')} vs {b.get('questionnaire_version')})"
+    va, vb = a.get("questionnaire_version"), b.get("questionnaire_version")
+    # an external questionnaire's version is a hash of the questions one side answered: a subset of it is
+    # compared on the shared questions (same id and text), and coverage decides whether they are enough
+    if va != vb and not (is_external_version(va) and is_external_version(vb)):
+        return f"questionnaire version differs ({va} vs {vb})"
     if a.get("text_format") != b.get("text_format"):
         return (
             f"embedded text format differs ({a.get('text_format') or 'unversioned'} vs "
@@ -394,6 +299,14 @@ def comparability_problem(a: dict, b: dict, *, fingerprint: bool = True) -> str 
     if a.get("lang") != "eng" and not external and not same_revision(tra.get("revision"), trb.get("revision")):
         return f"translator revision differs ({ta}@{tra.get('revision')} vs {tb}@{trb.get('revision')})"
     return None
+
+
+EXTERNAL_VERSION_PREFIX = "external:"
+
+
+def is_external_version(version) -> bool:
+    """A version made from the questions of an external (JSONL/CSV) questionnaire, not one of ours."""
+    return isinstance(version, str) and version.startswith(EXTERNAL_VERSION_PREFIX)
 
 
 def translator_label(manifest: dict) -> str:

@@ -17,13 +17,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
+import glob
 import os
 import re
 import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from univar_eval.errors import UserError
 from univar_eval.resources import cache_dir
@@ -38,6 +42,8 @@ ORIGIN = "origin.json"
 ORIGIN_FORMAT = "univar-eval/bank-origin/1"
 REPO_TYPE = "dataset"
 _REPO_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}")
+#: A revision: a full commit hash, or a branch or tag name without path separators or ``..``.
+_REVISION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 _PULLED: dict[str, str] = {}  # hf:// spec -> local folder, once per process
 
 
@@ -45,10 +51,15 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     """``hf://ORG/NAME@REV`` or ``ORG/NAME[@REV]`` -> (``ORG/NAME``, ``REV`` or None)."""
     text = spec[len(HF_PREFIX) :] if spec.startswith(HF_PREFIX) else spec
     repo, _, revision = text.partition("@")
-    if not _REPO_RE.fullmatch(repo) or repo.count("/") != 1 or (revision == "" and "@" in text):
+    if not _REPO_RE.fullmatch(repo) or repo.count("/") != 1 or ".." in repo or (revision == "" and "@" in text):
         raise UserError(
             f"{spec!r} is not a hub bank; write ORG/NAME or ORG/NAME@REVISION "
             f"({HF_PREFIX}ORG/NAME@REVISION in --bank and --metadata)"
+        )
+    if revision and (not _REVISION_RE.fullmatch(revision) or ".." in revision):
+        raise UserError(
+            f"{spec!r}: revision {revision!r} is neither a 40-hex commit nor a branch or tag name (letters, digits, "
+            "'_', '-', '.'; no path separators, no '..')"
         )
     return repo, revision or None
 
@@ -189,16 +200,26 @@ class Pulled:
 
 def snapshot(repo: str, revision: str | None) -> Path:
     """The hub cache's snapshot of the dataset repository at ``revision`` (downloaded when needed and allowed)."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
+    if revision is not None:
+        parse_spec(f"{repo}@{revision}")  # never a path: checked however this was called
     try:
-        return Path(snapshot_download(repo, repo_type=REPO_TYPE, revision=revision))
+        snap = Path(snapshot_download(repo, repo_type=REPO_TYPE, revision=revision))
     except (OSError, ValueError) as e:  # not found, offline without a cached copy, no connection
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(
             f"cannot fetch the bank {repo}@{revision or 'main'} ({type(e).__name__}: {first}); check "
             "the name and revision (with HF_HUB_OFFLINE=1 it must be in the hub cache already)"
         ) from None
+    # resolved only inside this repository's snapshots in the hub cache, under its commit's name
+    snapshots = Path(constants.HF_HUB_CACHE) / f"datasets--{repo.replace('/', '--')}" / "snapshots"
+    if snap.resolve().parent != snapshots.resolve() or not FULL_HASH.fullmatch(snap.resolve().name):
+        raise UserError(
+            f"the hub gave {snap} for {repo}@{revision or 'main'}, which is not a commit snapshot of it in the hub "
+            f"cache ({snapshots}); refusing it"
+        )
+    return snap.resolve()
 
 
 def read_checksums(text: str, where: str) -> dict[str, str]:
@@ -214,11 +235,15 @@ def read_checksums(text: str, where: str) -> dict[str, str]:
 
 
 def _copy_snapshot(snap: Path, target: Path) -> None:
-    """Real copies of the snapshot's files (the hub cache holds links to its blobs; those are followed)."""
+    """Real copies of the snapshot's bank files (the hub cache holds links to its blobs; those are followed):
+    ``bank.json``, ``SHA256SUMS``, the card and ``entries/``. Anything else, such as an ``origin.json`` the
+    repository carries, is left behind: provenance is written by us, from what we verified."""
     for src in sorted(snap.rglob("*")):
-        if src.is_dir() or src.name == ".gitattributes":
+        if src.is_dir():
             continue
         rel = src.relative_to(snap)
+        if rel.as_posix() not in (MANIFEST, CHECKSUMS, CARD) and rel.parts[0] != "entries":
+            continue
         if ".." in rel.parts:
             raise UserError(f"{src}: a file name that leaves the snapshot; refusing it")
         dest = target / rel
@@ -255,23 +280,27 @@ def _verify_copy(folder: Path, repo: str, commit: str) -> Bank:
     return bank
 
 
-def _record_origin(folder: Path, record: dict) -> None:
+def _record_origin(folder: Path, record: dict, *, fresh: bool = False) -> None:
+    """Add ``record`` to the folder's ``origin.json`` (``fresh``: a new file, whatever was there)."""
     path = folder / ORIGIN
-    data = read_json(path) if path.exists() else {"format": ORIGIN_FORMAT, "pulls": []}
+    data = read_json(path) if path.exists() and not fresh else {"format": ORIGIN_FORMAT, "pulls": []}
     if not isinstance(data, dict) or not isinstance(data.get("pulls"), list):
         data = {"format": ORIGIN_FORMAT, "pulls": []}
     data["pulls"].append(record)
     write_json(path, data)
 
 
-def pull(spec: str, dest: str | os.PathLike, *, replace: bool = True) -> Pulled:
-    """Fetch the bank ``ORG/NAME[@REV]`` into ``dest``, checked; see the module's description."""
+def pull(spec: str, dest: str | os.PathLike, *, replace: bool = True, check=None) -> Pulled:
+    """Fetch the bank ``ORG/NAME[@REV]`` into ``dest``, checked; see the module's description. ``check(bank)``
+    (e.g. re-embedding a sample) runs on the fetched copy before it lands in ``dest``."""
     repo, revision = parse_spec(spec)
     snap = snapshot(repo, revision)
-    return pull_snapshot(snap, repo, revision, Path(dest), replace=replace)
+    return pull_snapshot(snap, repo, revision, Path(dest), replace=replace, check=check)
 
 
-def pull_snapshot(snap: Path, repo: str, revision: str | None, dest: Path, *, replace: bool = True) -> Pulled:
+def pull_snapshot(
+    snap: Path, repo: str, revision: str | None, dest: Path, *, replace: bool = True, check=None
+) -> Pulled:
     commit = snap.name
     if not FULL_HASH.fullmatch(commit):
         raise UserError(f"{snap}: not a hub snapshot folder (its name is not a commit hash)")
@@ -281,10 +310,49 @@ def pull_snapshot(snap: Path, repo: str, revision: str | None, dest: Path, *, re
     if dest.is_dir() and any(dest.iterdir()) and not holds_bank:
         raise UserError(f"{dest} is neither empty nor a bank; pull into a new folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = dest.parent / f".{dest.name}.pull-{secrets.token_hex(4)}"
+    with _pull_lock(dest):
+        _remove_interrupted_pulls(dest)
+        return _pull_locked(snap, repo, revision, dest, commit, holds_bank, replace, check)
+
+
+PULL_PREFIX = ".pull-"
+
+
+@contextlib.contextmanager
+def _pull_lock(dest: Path) -> Iterator[None]:
+    """One pull into ``dest`` at a time (a lock file beside it)."""
+    lock_path = dest.parent / f".{dest.name}.pull.lock"
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise UserError(f"{lock_path}: cannot lock the pull ({e.strerror or e}); remove it and pull again") from None
+    with open(fd, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_interrupted_pulls(dest: Path) -> list[Path]:
+    """Folders of pulls into ``dest`` that never finished (killed): removed under the pull lock."""
+    gone = []
+    for folder in dest.parent.glob(f".{glob.escape(dest.name)}{PULL_PREFIX}*"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+            gone.append(folder)
+    return gone
+
+
+def _pull_locked(
+    snap: Path, repo: str, revision: str | None, dest: Path, commit: str, holds_bank: bool, replace: bool, check
+) -> Pulled:
+    work = dest.parent / f".{dest.name}{PULL_PREFIX}{secrets.token_hex(4)}"
     try:
         _copy_snapshot(snap, work)
         fetched = _verify_copy(work, repo, commit)
+        if check is not None:
+            check(fetched)
         record = {
             "repo": repo,
             "revision": commit,
@@ -294,7 +362,7 @@ def pull_snapshot(snap: Path, repo: str, revision: str | None, dest: Path, *, re
             "checksums": (work / CHECKSUMS).is_file(),
         }
         if not holds_bank:
-            _record_origin(work, record)
+            _record_origin(work, record, fresh=True)
             if dest.is_dir():
                 dest.rmdir()  # empty (checked above)
             os.replace(work, dest)
@@ -353,6 +421,10 @@ def local_bank(spec: str | None) -> str | None:
     return _PULLED[spec]
 
 
-def open_bank(spec: str) -> Bank:
-    """The bank a ``--bank`` option names: a folder, or ``hf://ORG/NAME[@REV]``."""
-    return Bank(local_bank(spec))
+def open_bank(spec: str, check=None) -> Bank:
+    """The bank a ``--bank`` option names: a folder, or ``hf://ORG/NAME[@REV]``. ``check(bank)`` is called on a
+    hub bank each time it is opened (its local copy lives in the cache folder, which CI may restore)."""
+    bank = Bank(local_bank(spec))
+    if check is not None and is_hub_spec(spec):
+        check(bank)
+    return bank
