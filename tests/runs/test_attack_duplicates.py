@@ -42,7 +42,7 @@ def test_an_honest_rerun_still_passes(integrity_world, tmp_path, capsys):
 
 def test_two_answer_files_for_one_task_are_refused_unless_as_repeats(integrity_world, tmp_path, capsys):
     w = integrity_world
-    bank = w.bank(tmp_path, w.run("carer", 0))
+    w.bank(tmp_path, w.run("carer", 0))
     folder = tmp_path / "answers"
     folder.mkdir()
     for k, stance in ((1, "carer"), (2, "achiever")):
@@ -52,6 +52,8 @@ def test_two_answer_files_for_one_task_are_refused_unless_as_repeats(integrity_w
     srcs = [str(folder / "part1.jsonl"), str(folder / "part2.jsonl")]
     assert main(["bank", "add", "--bank", str(tmp_path / "b2"), "--encoder", "minilm", *srcs]) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "vendor / univar_" in line and "comes from 2 runs" in line and "part1.jsonl" in line and "part2.jsonl" in line
+    assert (
+        "vendor / univar_" in line and "comes from 2 runs" in line and "part1.jsonl" in line and "part2.jsonl" in line
+    )
     assert main(["bank", "add", "--bank", str(tmp_path / "b2"), "--encoder", "minilm", "--as-repeats", *srcs]) == 0
     capsys.readouterr()

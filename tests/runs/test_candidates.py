@@ -12,8 +12,10 @@ from univar_eval.pipeline.cache import open_cache
 from univar_eval.pipeline.questionnaire import load
 from univar_eval.storage.bank import Bank
 
-STANCES = {"kind": "I would help the others; kindness matters most to me.",
-           "greedy": "I would take the bigger reward for myself; winning matters most."}
+STANCES = {
+    "kind": "I would help the others; kindness matters most to me.",
+    "greedy": "I would take the bigger reward for myself; winning matters most.",
+}
 
 
 pytestmark = pytest.mark.usefixtures("private_cache")
@@ -34,16 +36,32 @@ def qa_file(path, model, stance, n=30, ids=True):
 def bank(tmp_path, minilm):
     """A minilm bank whose baseline answered kindly."""
     src = qa_file(tmp_path / "baseline.jsonl", "baseline", "kind")
-    assert main(["bank", "add", "--bank", str(tmp_path / "bank"), "--encoder", "minilm", "--questionnaire", "pvq",
-                 str(src)]) == 0
+    assert (
+        main(
+            ["bank", "add", "--bank", str(tmp_path / "bank"), "--encoder", "minilm", "--questionnaire", "pvq", str(src)]
+        )
+        == 0
+    )
     return Bank(tmp_path / "bank")
 
 
 def test_a_jsonl_candidate_goes_through_the_gate(tmp_path, bank, capsys):
     same = qa_file(tmp_path / "same.jsonl", "candidate", "kind")
     report = tmp_path / "gate.json"
-    code = main(["gate", str(same), "--bank", str(bank.path), "--against", "baseline", "--questionnaire", "pvq",
-                 "--json", str(report)])
+    code = main(
+        [
+            "gate",
+            str(same),
+            "--bank",
+            str(bank.path),
+            "--against",
+            "baseline",
+            "--questionnaire",
+            "pvq",
+            "--json",
+            str(report),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, out + err
     # the same answers give the same embeddings (the bank keeps float16: a distance near 0), nothing significant
@@ -59,8 +77,20 @@ def test_a_jsonl_candidate_goes_through_the_gate(tmp_path, bank, capsys):
     assert open_cache("embeddings").count() == 30
 
     drifted = qa_file(tmp_path / "drifted.jsonl", "candidate", "greedy")
-    code = main(["gate", str(drifted), "--bank", str(bank.path), "--against", "baseline", "--questionnaire", "pvq",
-                 "--json", str(report)])
+    code = main(
+        [
+            "gate",
+            str(drifted),
+            "--bank",
+            str(bank.path),
+            "--against",
+            "baseline",
+            "--questionnaire",
+            "pvq",
+            "--json",
+            str(report),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 1
     check = json.loads(report.read_text())["checks"][0]
@@ -70,8 +100,10 @@ def test_a_jsonl_candidate_goes_through_the_gate(tmp_path, bank, capsys):
 
 def test_gate_refuses_a_file_of_several_models_and_a_foreign_encoder(tmp_path, bank, capsys):
     both = tmp_path / "both.jsonl"
-    both.write_text(qa_file(tmp_path / "a.jsonl", "a", "kind").read_text()
-                    + qa_file(tmp_path / "b.jsonl", "b", "greedy").read_text())
+    both.write_text(
+        qa_file(tmp_path / "a.jsonl", "a", "kind").read_text()
+        + qa_file(tmp_path / "b.jsonl", "b", "greedy").read_text()
+    )
     assert main(["gate", str(both), "--bank", str(bank.path), "--against", "baseline"]) == 2
     assert "holds answers of 2 models (a, b)" in capsys.readouterr().err
     assert main(["gate", str(both), "--bank", str(bank.path), "--against", "baseline", "--encoder", "labse"]) == 2
@@ -81,16 +113,48 @@ def test_gate_refuses_a_file_of_several_models_and_a_foreign_encoder(tmp_path, b
 def test_compare_and_leaderboard_read_jsonl_candidates(tmp_path, bank, capsys):
     same = qa_file(tmp_path / "same.jsonl", "twin", "kind")
     drifted = qa_file(tmp_path / "drifted.jsonl", "rival", "greedy")
-    assert main(["compare", str(same), str(drifted), "--bank", str(bank.path), "--format", "json",
-                 "--questionnaire", "pvq", "--permutations", "99", "--bootstrap", "0"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(same),
+                str(drifted),
+                "--bank",
+                str(bank.path),
+                "--format",
+                "json",
+                "--questionnaire",
+                "pvq",
+                "--permutations",
+                "99",
+                "--bootstrap",
+                "0",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     rows = {r["run"]: r for r in json.loads(out)["rows"]}
     assert rows["twin"]["reference"] == "baseline" and rows["twin"]["distance"] < 1e-3
     assert rows["rival"]["distance"] > 0.05
     assert err.count("read ") == 2 and "QA JSONL" in err
 
-    assert main(["leaderboard", str(same), str(drifted), "--bank", str(bank.path), "--format", "json",
-                 "--questionnaire", "pvq"]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                str(same),
+                str(drifted),
+                "--bank",
+                str(bank.path),
+                "--format",
+                "json",
+                "--questionnaire",
+                "pvq",
+            ]
+        )
+        == 0
+    )
     board = json.loads(capsys.readouterr().out)
     cells = {r["model"]: r["cells"] for r in board["rows"]}
     assert cells["twin"]["univar_pvq_eng nearest"] == "baseline"
@@ -127,15 +191,24 @@ def test_a_run_made_with_another_encoder_is_embedded_again_from_its_samples(tmp_
     out = samples_folder(tmp_path / "out")
     emb = np.eye(30, 8, dtype=np.float32) + 0.1
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    manifest = {"format": "univar-eval/value-distribution/1", "model": "org/run-model", "task": "univar_pvq_eng",
-                "lang": "eng", "questionnaire": "pvq", "questionnaire_version": load("pvq", "eng").version,
-                "translator": {"name": "none"}, "created": "2026-11-25T00:00:00",
-                "encoder": {"name": "labse", "revision": "main", "fingerprint": [0.5] * 8, "fingerprint_id": "lb"}}
+    manifest = {
+        "format": "univar-eval/value-distribution/1",
+        "model": "org/run-model",
+        "task": "univar_pvq_eng",
+        "lang": "eng",
+        "questionnaire": "pvq",
+        "questionnaire_version": load("pvq", "eng").version,
+        "translator": {"name": "none"},
+        "created": "2026-11-25T00:00:00",
+        "encoder": {"name": "labse", "revision": "main", "fingerprint": [0.5] * 8, "fingerprint_id": "lb"},
+    }
     ValueDistribution(emb, [{}] * 30, manifest).save(out / "univar_2026-11-25T00-00-00" / "univar_pvq_eng")
     assert main(["gate", str(out), "--bank", str(bank.path), "--against", "baseline"]) == 0
     out_text, err = capsys.readouterr()
-    assert (f"read {out / 'univar_2026-11-25T00-00-00'} (run 2026-11-25T00-00-00): the run's lm-eval samples; "
-            "org/run-model: 30 answers in univar_pvq_eng; embedded again with minilm@") in err
+    assert (
+        f"read {out / 'univar_2026-11-25T00-00-00'} (run 2026-11-25T00-00-00): the run's lm-eval samples; "
+        "org/run-model: 30 answers in univar_pvq_eng; embedded again with minilm@"
+    ) in err
     assert "(the run used labse)" in err and err.count("read ") == 1
     assert "PASSED: 1 of 1" in out_text
 

@@ -15,15 +15,21 @@ accepts (lm-eval samples, UniVaR CSV, QA JSONL) embedded like the bank they are 
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from univar_eval.errors import UserError
-from univar_eval.safe_text import terminal_text
-from univar_eval.runs.results import LM_EVAL_FILE, RUN_DIR, artifacts_for_samples, date_of, read_results_file, results_files
 from univar_eval.pipeline.answers import sample_files, task_of_samples_file
+from univar_eval.runs.results import (
+    LM_EVAL_FILE,
+    RUN_DIR,
+    date_of,
+    read_results_file,
+    results_files,
+)
+from univar_eval.runs.sources import collect, duplicate_task, to_distribution
+from univar_eval.safe_text import terminal_text
 from univar_eval.settings import resolve
 from univar_eval.storage.distribution import (
     DISTRIBUTION_FORMAT,
@@ -33,7 +39,6 @@ from univar_eval.storage.distribution import (
     read_manifest,
     translator_label,
 )
-from univar_eval.runs.sources import collect, duplicate_task, to_distribution
 
 ARTIFACTS_KEY = "univar_artifacts"  # the same key as univar_eval.harness.task_base.ARTIFACTS_KEY
 
@@ -78,8 +83,13 @@ class Run:
     def warn_pending(self) -> None:
         """A warning on stderr for each task whose answers were kept but not embedded."""
         for folder, error in self.pending:
-            print(terminal_text(f"warning: {folder.name}: answers kept but not embedded ({error}); finish with "
-                                f"`univar-eval embed {self.where}`"), file=sys.stderr)
+            print(
+                terminal_text(
+                    f"warning: {folder.name}: answers kept but not embedded ({error}); finish with "
+                    f"`univar-eval embed {self.where}`"
+                ),
+                file=sys.stderr,
+            )
 
 
 def _read_folder(folder: Path, run: Run, exclude: set[Path] = frozenset()) -> None:
@@ -90,8 +100,11 @@ def _read_folder(folder: Path, run: Run, exclude: set[Path] = frozenset()) -> No
     for manifest_path in sorted(folder.rglob(MANIFEST_FILE)):
         if any(p in exclude for p in manifest_path.parents):
             continue
-        ours = (manifest_path.parent == folder or bool(RUN_DIR.match(folder.name))
-                or bool(RUN_DIR.match(manifest_path.parent.parent.name)))
+        ours = (
+            manifest_path.parent == folder
+            or bool(RUN_DIR.match(folder.name))
+            or bool(RUN_DIR.match(manifest_path.parent.parent.name))
+        )
         m = read_manifest(manifest_path, ours=ours)
         if m is None:
             continue
@@ -188,16 +201,20 @@ def select_runs(path: str | Path, run: str | None = None, *, announce: bool = Tr
         runs = sorted(runs, key=lambda r: r.stamp)
         if run in (None, "") and len(runs) > 1:
             listed = "; ".join(f"{r.stamp}: {r.describe()}" for r in runs)
-            raise UserError(f"{path} holds {len(runs)} runs of {model} ({listed}); pick one with --run latest or "
-                            f"--run {runs[-1].stamp}, or give that run's univar_<stamp> folder")
+            raise UserError(
+                f"{path} holds {len(runs)} runs of {model} ({listed}); pick one with --run latest or "
+                f"--run {runs[-1].stamp}, or give that run's univar_<stamp> folder"
+            )
         if run in (None, "", "latest"):
             chosen.append(runs[-1])
             continue
         wanted = str(run).removeprefix("univar_")
         match = [r for r in runs if r.stamp == wanted or r.stamp.startswith(wanted)]
         if len(match) != 1:
-            raise UserError(f"{path}: no run {run!r} of {model}; it has {', '.join(r.stamp for r in runs)} "
-                            "(--run latest picks the newest)")
+            raise UserError(
+                f"{path}: no run {run!r} of {model}; it has {', '.join(r.stamp for r in runs)} "
+                "(--run latest picks the newest)"
+            )
         chosen.append(match[0])
     if announce:
         for r in chosen:
@@ -205,8 +222,9 @@ def select_runs(path: str | Path, run: str | None = None, *, announce: bool = Tr
     return chosen
 
 
-def find_distributions(path: str | Path, *, missing_ok: bool = False, run: str | None = None,
-                       announce: bool = True) -> list[Path]:
+def find_distributions(
+    path: str | Path, *, missing_ok: bool = False, run: str | None = None, announce: bool = True
+) -> list[Path]:
     """Folders holding a value distribution under ``path``, from one run per model (see :func:`select_runs`).
 
     ``missing_ok``: a run without any (e.g. only HVAE or ValueLex results) gives an empty list
@@ -214,8 +232,10 @@ def find_distributions(path: str | Path, *, missing_ok: bool = False, run: str |
     """
     folders = sorted((f for r in select_runs(path, run, announce=announce) for f in r.distributions), key=str)
     if not folders and not missing_ok:
-        raise UserError(f"{path}: no univar-eval artifacts found (run lm_eval with a univar task and --output_path, "
-                        "or point to the univar_<time> folder)")
+        raise UserError(
+            f"{path}: no univar-eval artifacts found (run lm_eval with a univar task and --output_path, "
+            "or point to the univar_<time> folder)"
+        )
     return folders
 
 
@@ -228,11 +248,14 @@ def run_label(dists: list[ValueDistribution], fallback: str) -> str:
     return models.pop() if len(models) == 1 else fallback
 
 
-def load_runs(path: str | Path, run: str | None = None, *,
-              announce: bool = True) -> list[tuple[Run, list[ValueDistribution]]]:
+def load_runs(
+    path: str | Path, run: str | None = None, *, announce: bool = True
+) -> list[tuple[Run, list[ValueDistribution]]]:
     """Each selected run under ``path`` with its value distributions (one entry per model: never merged)."""
-    return [(r, [ValueDistribution.load(f) for f in sorted(r.distributions, key=str)])
-            for r in select_runs(path, run, announce=announce)]
+    return [
+        (r, [ValueDistribution.load(f) for f in sorted(r.distributions, key=str)])
+        for r in select_runs(path, run, announce=announce)
+    ]
 
 
 def run_sources(sources: list[str], run: str | None = None) -> list[str]:
@@ -319,11 +342,21 @@ def is_run(path: Path) -> bool:
     return any(r.distributions or r.pending for r in find_runs(path)) or bool(results_files(path))
 
 
-def read_candidates(path: str | Path, *, encoder: str | None = None, name: str | None = None,
-                    questionnaire: str | None = None, translator: str | None = None,
-                    translated_by: str | None = None, device: str | None = None, batch_size: int | None = None,
-                    missing_ok: bool = False, announce: bool = True, run: str | None = None,
-                    verify: int | None = None) -> list[Candidate]:
+def read_candidates(
+    path: str | Path,
+    *,
+    encoder: str | None = None,
+    name: str | None = None,
+    questionnaire: str | None = None,
+    translator: str | None = None,
+    translated_by: str | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    missing_ok: bool = False,
+    announce: bool = True,
+    run: str | None = None,
+    verify: int | None = None,
+) -> list[Candidate]:
     """The candidate model(s) at ``path``, whatever it holds: a run folder, or any source that
     ``univar-eval bank add`` accepts (lm-eval samples, UniVaR CSV, a JSONL of
     ``{model, lang, question, answer, id}``), embedded with ``encoder`` through the embedding cache.
@@ -333,21 +366,37 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
     they are beside it. ``name`` reads a run folder's samples as answers of that model instead of its
     artifacts. ``missing_ok``: a run folder without value distributions (HVAE or ValueLex only) gives one
     candidate without distributions. With ``announce`` each candidate says on stderr, in one line, what was
-    read (the path, the run's stamp) and how it was embedded. ``run``: ``latest`` or a stamp, when a run folder holds several runs of one model
-    (see :func:`select_runs`); each model of a run folder is its own candidate, never merged. ``verify``: answers
-    per task re-embedded to check embeddings read from disk (:mod:`univar_eval.runs.verify`; None: its default).
+    read (the path, the run's stamp) and how it was embedded. ``run``: ``latest`` or a stamp, when a run
+    folder holds several runs of one model (see :func:`select_runs`); each model of a run folder is its own
+    candidate, never merged. ``verify``: answers per task re-embedded to check embeddings read from disk
+    (:mod:`univar_eval.runs.verify`; None: its default).
     """
     src = Path(path)
     if not src.exists():
         raise UserError(f"{path}: no such file or folder")
-    overrides = {k: v for k, v in {"encoder": encoder, "translator": translator, "encoder_device": device,
-                                   "encoder_batch_size": batch_size}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "encoder": encoder,
+            "translator": translator,
+            "encoder_device": device,
+            "encoder_batch_size": batch_size,
+        }.items()
+        if v is not None
+    }
     runs: list[Run] = []
     if not name and is_run(src):
         candidates, runs = _run_candidates(src, str(path), encoder, translator, overrides, missing_ok, run)
     else:
-        candidates = _answer_candidates(src, str(path), resolve(overrides), name=name, questionnaire=questionnaire,
-                                        translator=translator, translated_by=translated_by)
+        candidates = _answer_candidates(
+            src,
+            str(path),
+            resolve(overrides),
+            name=name,
+            questionnaire=questionnaire,
+            translator=translator,
+            translated_by=translated_by,
+        )
     from univar_eval.runs.verify import DEFAULT_SAMPLE, verify_all
 
     for c in candidates:  # embeddings read from disk are checked against their answers
@@ -360,8 +409,15 @@ def read_candidates(path: str | Path, *, encoder: str | None = None, name: str |
     return candidates
 
 
-def _run_candidates(src: Path, path: str, encoder: str | None, translator: str | None, overrides: dict,
-                    missing_ok: bool, run: str | None) -> tuple[list[Candidate], list[Run]]:
+def _run_candidates(
+    src: Path,
+    path: str,
+    encoder: str | None,
+    translator: str | None,
+    overrides: dict,
+    missing_ok: bool,
+    run: str | None,
+) -> tuple[list[Candidate], list[Run]]:
     """The candidates of a run folder, and the runs selected (read_candidates announces them, once)."""
     selected = load_runs(src, run, announce=False)
     runs = [r for r, _ in selected]
@@ -373,48 +429,83 @@ def _run_candidates(src: Path, path: str, encoder: str | None, translator: str |
     return [_run_candidate(src, path, encoder, translator, overrides, missing_ok, r, d) for r, d in with_dists], runs
 
 
-def _run_candidate(src: Path, path: str, encoder: str | None, translator: str | None, overrides: dict,
-                   missing_ok: bool, found: Run | None, dists: list[ValueDistribution]) -> Candidate:
+def _run_candidate(
+    src: Path,
+    path: str,
+    encoder: str | None,
+    translator: str | None,
+    overrides: dict,
+    missing_ok: bool,
+    found: Run | None,
+    dists: list[ValueDistribution],
+) -> Candidate:
     cand = _run_candidate_of(src, path, encoder, translator, overrides, missing_ok, found, dists)
     cand.results = found.results if found is not None else None
     cand.run = found
     return cand
 
 
-def _run_candidate_of(src: Path, path: str, encoder: str | None, translator: str | None, overrides: dict,
-                      missing_ok: bool, found: Run | None, dists: list[ValueDistribution]) -> Candidate:
+def _run_candidate_of(
+    src: Path,
+    path: str,
+    encoder: str | None,
+    translator: str | None,
+    overrides: dict,
+    missing_ok: bool,
+    found: Run | None,
+    dists: list[ValueDistribution],
+) -> Candidate:
     if not dists:
         if not missing_ok:
-            raise UserError(f"{path}: no univar-eval artifacts found (run lm_eval with a univar task and "
-                            "--output_path, point to the univar_<time> folder, or pass --name MODEL to embed the "
-                            "run's lm-eval samples)")
+            raise UserError(
+                f"{path}: no univar-eval artifacts found (run lm_eval with a univar task and "
+                "--output_path, point to the univar_<time> folder, or pass --name MODEL to embed the "
+                "run's lm-eval samples)"
+            )
         return Candidate(path, path, [], True, "lm-eval results only", "nothing embedded")
     model = run_label(dists, path)
     made_with = sorted({str((d.manifest.get("encoder") or {}).get("name")) for d in dists})
     if encoder is None or made_with == [encoder]:
-        return Candidate(model, path, dists, True, "univar-eval run artifacts", f"embedded by the run with "
-                         f"{_embedded_with(dists)}")
+        return Candidate(
+            model, path, dists, True, "univar-eval run artifacts", f"embedded by the run with {_embedded_with(dists)}"
+        )
     tasks = {d.task for d in dists}
     newest: dict[str, Path] = {}  # the samples file of each task of the run
-    for f in (found.samples if found is not None and found.samples else
-              sample_files(src.parent if src.is_file() else src)):
+    for f in (
+        found.samples if found is not None and found.samples else sample_files(src.parent if src.is_file() else src)
+    ):
         task = task_of_samples_file(f) if f.name.startswith("samples_") else None
         if task in tasks:
             newest[task] = max(newest.get(task, f), f, key=lambda p: p.name)
     if not newest:  # refused later by the comparability check, which names both encoders
-        return Candidate(model, path, dists, True, "univar-eval run artifacts",
-                         f"embedded by the run with {', '.join(made_with)}; no lm-eval samples beside them to "
-                         f"embed again with {encoder}")
+        return Candidate(
+            model,
+            path,
+            dists,
+            True,
+            "univar-eval run artifacts",
+            f"embedded by the run with {', '.join(made_with)}; no lm-eval samples beside them to "
+            f"embed again with {encoder}",
+        )
     settings = resolve(overrides)
-    dists = [to_distribution(g, settings, encoder=encoder, translator=translator)[0]
-             for g in collect([str(f) for f in sorted(newest.values())], model=model)]
-    return Candidate(model, path, dists, True, "the run's lm-eval samples",
-                     f"embedded again with {_embedded_with(dists)} through the embedding cache (the run used "
-                     f"{', '.join(made_with)})")
+    dists = [
+        to_distribution(g, settings, encoder=encoder, translator=translator)[0]
+        for g in collect([str(f) for f in sorted(newest.values())], model=model)
+    ]
+    return Candidate(
+        model,
+        path,
+        dists,
+        True,
+        "the run's lm-eval samples",
+        f"embedded again with {_embedded_with(dists)} through the embedding cache (the run used "
+        f"{', '.join(made_with)})",
+    )
 
 
-def _answer_candidates(src: Path, path: str, settings, *, name, questionnaire, translator,
-                       translated_by) -> list[Candidate]:
+def _answer_candidates(
+    src: Path, path: str, settings, *, name, questionnaire, translator, translated_by
+) -> list[Candidate]:
     by_model: dict[str, list] = {}
     for g in collect([str(src)], model=name, questionnaire=questionnaire, translated_by=translated_by):
         dist, reused = to_distribution(g, settings, encoder=settings.encoder, translator=translator)
@@ -427,8 +518,9 @@ def _answer_candidates(src: Path, path: str, settings, *, name, questionnaire, t
         if all(reused):
             how = f"reused the run's embeddings, made with {_embedded_with(dists)}"
         else:
-            how = (f"embedded with {_embedded_with(dists)} through the embedding cache"
-                   + (f" ({sum(reused)} of {len(reused)} tasks reused from the run)" if any(reused) else ""))
+            how = f"embedded with {_embedded_with(dists)} through the embedding cache" + (
+                f" ({sum(reused)} of {len(reused)} tasks reused from the run)" if any(reused) else ""
+            )
         translators = sorted({_translator_text(d.manifest) for d in dists if d.lang != "eng"})
         if translators:
             how += f"; translated by {', '.join(translators)}"
@@ -472,4 +564,3 @@ def read_results(path: str | Path, run: str | None = None, *, files: list[Path] 
                 clean[name] = value
             tasks[task] = clean
     return {"model": model, "tasks": tasks}
-

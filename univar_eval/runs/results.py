@@ -39,13 +39,15 @@ def read_results_file(file: str | Path) -> dict:
     elif (bad := next((t for t, m in data["results"].items() if not isinstance(m, dict)), None)) is not None:
         problem = f"results of {bad!r} are not an object of metrics"
     elif data.get("configs") is not None and not (
-            isinstance(data["configs"], dict) and all(isinstance(c, dict) for c in data["configs"].values())):
+        isinstance(data["configs"], dict) and all(isinstance(c, dict) for c in data["configs"].values())
+    ):
         problem = "'configs' is not an object of task configs"
     elif data.get("model_name") is not None and not isinstance(data["model_name"], str):
         problem = f"model_name {data['model_name']!r} is not text"
     if problem:
-        raise UserError(f"{file}: not an lm-eval results file ({problem}); nothing was changed: restore it or "
-                        "rerun the lm_eval run")
+        raise UserError(
+            f"{file}: not an lm-eval results file ({problem}); nothing was changed: restore it or rerun the lm_eval run"
+        )
     return data
 
 
@@ -58,8 +60,12 @@ def artifacts_for_samples(samples_file: Path, task: str) -> Path | None:
     """The ``univar_<stamp>/<task>`` folder of the run that wrote ``samples_file``: the newest artifact folder
     beside it that started before the samples were written."""
     date = date_of(samples_file) or "9999"
-    candidates = sorted((p.parent for p in samples_file.parent.glob(f"univar_*/{task}/{MANIFEST_FILE}")
-                         if RUN_DIR.match(p.parent.parent.name)
-                         and RUN_DIR.match(p.parent.parent.name).group(1) <= date),
-                        key=lambda p: p.parent.name)
+    candidates = sorted(
+        (
+            p.parent
+            for p in samples_file.parent.glob(f"univar_*/{task}/{MANIFEST_FILE}")
+            if RUN_DIR.match(p.parent.parent.name) and RUN_DIR.match(p.parent.parent.name).group(1) <= date
+        ),
+        key=lambda p: p.parent.name,
+    )
     return candidates[-1] if candidates else None

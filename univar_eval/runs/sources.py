@@ -39,19 +39,83 @@ from univar_eval.storage.files import check_utf8, read_jsonl
 log = logging.getLogger("univar_eval")
 
 #: UniVaR's source folders and the questionnaire of ours that asks about the same construct.
-UNIVAR_SOURCES = {"pvq": "pvq", "pvq_rr": "pvq", "wvs": "wvs", "globe": "globe", "valueprism": "situations",
-                  "value_prism": "situations", "situations": "situations", "lima": "control", "control": "control"}
+UNIVAR_SOURCES = {
+    "pvq": "pvq",
+    "pvq_rr": "pvq",
+    "wvs": "wvs",
+    "globe": "globe",
+    "valueprism": "situations",
+    "value_prism": "situations",
+    "situations": "situations",
+    "lima": "control",
+    "control": "control",
+}
 #: Two-letter and NLLB language codes accepted in external data, mapped to ours.
-ALIASES = {"en": "eng", "zh": "zho", "ko": "kor", "ja": "jpn", "de": "deu", "fi": "fin", "sv": "swe", "fr": "fra",
-           "it": "ita", "pt": "por", "es": "spa", "th": "tha", "vi": "vie", "ms": "zsm", "tl": "tgl", "ht": "hat",
-           "qu": "quy", "ru": "rus", "ro": "ron", "bg": "bul", "id": "ind", "ar": "arb", "hi": "hin", "sw": "swh",
-           "fa": "pes", "zsm": "zsm", "msa": "zsm", "ara": "arb", "fas": "pes", "per": "pes", "swa": "swh"}
+ALIASES = {
+    "en": "eng",
+    "zh": "zho",
+    "ko": "kor",
+    "ja": "jpn",
+    "de": "deu",
+    "fi": "fin",
+    "sv": "swe",
+    "fr": "fra",
+    "it": "ita",
+    "pt": "por",
+    "es": "spa",
+    "th": "tha",
+    "vi": "vie",
+    "ms": "zsm",
+    "tl": "tgl",
+    "ht": "hat",
+    "qu": "quy",
+    "ru": "rus",
+    "ro": "ron",
+    "bg": "bul",
+    "id": "ind",
+    "ar": "arb",
+    "hi": "hin",
+    "sw": "swh",
+    "fa": "pes",
+    "zsm": "zsm",
+    "msa": "zsm",
+    "ara": "arb",
+    "fas": "pes",
+    "per": "pes",
+    "swa": "swh",
+}
 #: English names of the languages, as some datasets write them.
-NAMES = {"english": "eng", "chinese": "zho", "mandarin": "zho", "korean": "kor", "japanese": "jpn", "german": "deu",
-         "finnish": "fin", "swedish": "swe", "french": "fra", "italian": "ita", "portuguese": "por", "spanish": "spa",
-         "thai": "tha", "vietnamese": "vie", "malay": "zsm", "tagalog": "tgl", "filipino": "tgl", "haitian": "hat",
-         "haitian creole": "hat", "quechua": "quy", "russian": "rus", "romanian": "ron", "bulgarian": "bul",
-         "indonesian": "ind", "arabic": "arb", "hindi": "hin", "swahili": "swh", "persian": "pes", "farsi": "pes"}
+NAMES = {
+    "english": "eng",
+    "chinese": "zho",
+    "mandarin": "zho",
+    "korean": "kor",
+    "japanese": "jpn",
+    "german": "deu",
+    "finnish": "fin",
+    "swedish": "swe",
+    "french": "fra",
+    "italian": "ita",
+    "portuguese": "por",
+    "spanish": "spa",
+    "thai": "tha",
+    "vietnamese": "vie",
+    "malay": "zsm",
+    "tagalog": "tgl",
+    "filipino": "tgl",
+    "haitian": "hat",
+    "haitian creole": "hat",
+    "quechua": "quy",
+    "russian": "rus",
+    "romanian": "ron",
+    "bulgarian": "bul",
+    "indonesian": "ind",
+    "arabic": "arb",
+    "hindi": "hin",
+    "swahili": "swh",
+    "persian": "pes",
+    "farsi": "pes",
+}
 UNIVAR_TRANSLATOR = "nllb-3.3b"
 
 
@@ -75,8 +139,10 @@ def normalise_lang(code: str, where: str) -> str:
     lang = code.split("_")[0].lower() if "_" in code else code.lower()
     lang = NAMES.get(code.lower(), ALIASES.get(lang, lang))
     if lang not in questionnaire_mod.LANGUAGES:
-        raise UserError(f"{where}: unknown language {code!r}; use one of UniVaR's ISO 639-3 codes "
-                        f"({', '.join(questionnaire_mod.LANGUAGES)})")
+        raise UserError(
+            f"{where}: unknown language {code!r}; use one of UniVaR's ISO 639-3 codes "
+            f"({', '.join(questionnaire_mod.LANGUAGES)})"
+        )
     return lang
 
 
@@ -100,13 +166,25 @@ def from_lm_eval(path: Path, model: str) -> list[Group]:
             continue
         langs = {r["lang"] for r in records}
         if len(langs) != 1:
-            raise UserError(f"{file}: answers in several languages ({', '.join(sorted(map(str, langs)))}); "
-                            "expected one univar task per file")
+            raise UserError(
+                f"{file}: answers in several languages ({', '.join(sorted(map(str, langs)))}); "
+                "expected one univar task per file"
+            )
         lang = normalise_lang(langs.pop(), str(file))
         q = records[0].get("questionnaire") or _questionnaire_of_task(task)
         version = records[0].get("questionnaire_version")
-        groups.append(Group(model=model, task=task, questionnaire=q, lang=lang, records=records,
-                            questionnaire_version=version, artifacts=_artifacts_for(file, task), source=str(file)))
+        groups.append(
+            Group(
+                model=model,
+                task=task,
+                questionnaire=q,
+                lang=lang,
+                records=records,
+                questionnaire_version=version,
+                artifacts=_artifacts_for(file, task),
+                source=str(file),
+            )
+        )
     return groups
 
 
@@ -126,33 +204,46 @@ def from_univar_csv(file: Path, model: str | None, questionnaire: str | None) ->
         folder = file.parent.parent.name if file.parent.name == "qa_translated" else file.parent.name
         questionnaire = UNIVAR_SOURCES.get(folder.lower())
         if questionnaire is None:
-            raise UserError(f"{file}: cannot tell which questionnaire the folder {folder!r} holds; "
-                            f"pass --questionnaire ({', '.join(questionnaire_mod.QUESTIONNAIRES)})")
+            raise UserError(
+                f"{file}: cannot tell which questionnaire the folder {folder!r} holds; "
+                f"pass --questionnaire ({', '.join(questionnaire_mod.QUESTIONNAIRES)})"
+            )
     by_lang: dict[str, list[dict]] = {}
     with open(file, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         try:
             missing = {"question", "answer", "lang"} - set(reader.fieldnames or [])
             if missing:
-                raise UserError(f"{file}: missing column(s) {', '.join(sorted(missing))}; "
-                                "UniVaR QA files have question,answer,lang")
+                raise UserError(
+                    f"{file}: missing column(s) {', '.join(sorted(missing))}; UniVaR QA files have question,answer,lang"
+                )
             for row in reader:
                 where = f"{file}:{reader.line_num}"
                 if None in row or any(row[k] is None for k in ("question", "answer", "lang")):
                     raise UserError(f"{where}: wrong number of columns")
                 lang = normalise_lang(row["lang"], where)
                 # no id: answers pair by their question's text, never by the file's name or line
-                by_lang.setdefault(lang, []).append({"lang": lang, "question": row["question"],
-                                                     "answer": row["answer"]})
+                by_lang.setdefault(lang, []).append(
+                    {"lang": lang, "question": row["question"], "answer": row["answer"]}
+                )
         except UnicodeDecodeError:
             check_utf8(file)  # names the line
             raise
         except csv.Error as e:
             raise UserError(f"{file}:{reader.line_num}: not a readable CSV row ({e})") from None
-    return [Group(model=model, task=f"univar_{questionnaire}_{lang}", questionnaire=questionnaire, lang=lang,
-                  records=recs, questionnaire_version=external_version(None, lang, [r["question"] for r in recs]),
-                  translated_by=UNIVAR_TRANSLATOR if lang != "eng" else None, source=str(file))
-            for lang, recs in sorted(by_lang.items())]
+    return [
+        Group(
+            model=model,
+            task=f"univar_{questionnaire}_{lang}",
+            questionnaire=questionnaire,
+            lang=lang,
+            records=recs,
+            questionnaire_version=external_version(None, lang, [r["question"] for r in recs]),
+            translated_by=UNIVAR_TRANSLATOR if lang != "eng" else None,
+            source=str(file),
+        )
+        for lang, recs in sorted(by_lang.items())
+    ]
 
 
 # -- plain JSONL ------------------------------------------------------------------------------------------------
@@ -162,8 +253,7 @@ def from_jsonl(file: Path, model: str | None, questionnaire: str | None, transla
         where = f"{file}:{lineno}"
         for key in ("question", "answer", "lang"):
             if not isinstance(r.get(key), str):
-                raise UserError(f"{where}: needs a text field {key!r} (records are "
-                                "{model, lang, question, answer})")
+                raise UserError(f"{where}: needs a text field {key!r} (records are {{model, lang, question, answer}})")
         for key in ("model", "task", "questionnaire"):
             if r.get(key) is not None and not isinstance(r[key], str):
                 raise UserError(f"{where}: {key!r} must be text, not {type(r[key]).__name__}")
@@ -180,14 +270,29 @@ def from_jsonl(file: Path, model: str | None, questionnaire: str | None, transla
         task = check_task(r.get("task") or f"univar_{q}_{lang}", where)
         # without an id, answers pair by their question's text, never by the file's name or line
         by_key.setdefault((name, task, q, lang), []).append({**r, "lang": lang})
-    return [Group(model=name, task=task, questionnaire=q, lang=lang, records=recs,
-                  questionnaire_version=external_version(q, lang, [r["question"] for r in recs]),
-                  translated_by=translated_by if lang != "eng" else None, source=str(file))
-            for (name, task, q, lang), recs in sorted(by_key.items())]
+    return [
+        Group(
+            model=name,
+            task=task,
+            questionnaire=q,
+            lang=lang,
+            records=recs,
+            questionnaire_version=external_version(q, lang, [r["question"] for r in recs]),
+            translated_by=translated_by if lang != "eng" else None,
+            source=str(file),
+        )
+        for (name, task, q, lang), recs in sorted(by_key.items())
+    ]
 
 
-def collect(sources: list[str], *, model: str | None, questionnaire: str | None = None,
-            translated_by: str | None = None, as_repeats: bool = False) -> list[Group]:
+def collect(
+    sources: list[str],
+    *,
+    model: str | None,
+    questionnaire: str | None = None,
+    translated_by: str | None = None,
+    as_repeats: bool = False,
+) -> list[Group]:
     """Every (model, task) group of answers in ``sources``. Two groups for one (model, task, language) are
     refused (naming both sources) unless ``as_repeats`` says they are repeats of one model."""
     groups: list[Group] = []
@@ -222,9 +327,11 @@ def collect(sources: list[str], *, model: str | None, questionnaire: str | None 
         langs.setdefault((g.model, g.task), set()).add(g.lang)
     for (name, task), ls in langs.items():
         if len(ls) > 1:
-            raise UserError(f"{name} / {task} comes in {len(ls)} languages ({', '.join(sorted(ls))}) but a bank "
-                            "entry holds one language: give each language its own task (or leave 'task' out: "
-                            "it defaults to univar_<questionnaire>_<lang>)")
+            raise UserError(
+                f"{name} / {task} comes in {len(ls)} languages ({', '.join(sorted(ls))}) but a bank "
+                "entry holds one language: give each language its own task (or leave 'task' out: "
+                "it defaults to univar_<questionnaire>_<lang>)"
+            )
     return groups
 
 
@@ -239,8 +346,14 @@ def duplicate_task(key: tuple, first, second) -> UserError:
     )
 
 
-def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True, encoder: str | None = None,
-                    translator: str | None = None) -> tuple[ValueDistribution, bool]:
+def to_distribution(
+    group: Group,
+    settings: RunSettings,
+    *,
+    reuse: bool = True,
+    encoder: str | None = None,
+    translator: str | None = None,
+) -> tuple[ValueDistribution, bool]:
     """The group's value distribution: the run's own artifacts when they match the wanted ``encoder`` and
     ``translator`` (None: whatever the run used), else embedded with ``settings``.
 
@@ -251,12 +364,20 @@ def to_distribution(group: Group, settings: RunSettings, *, reuse: bool = True, 
         manifest = read_manifest(group.artifacts / MANIFEST_FILE, ours=True)  # checked: damaged is an error
         built = manifest["format"] == DISTRIBUTION_FORMAT  # not kept answers whose embedding failed
         encoder_ok = encoder is None or (manifest.get("encoder") or {}).get("name") == encoder
-        translator_ok = (group.lang == "eng" or translator is None
-                         or (manifest.get("translator") or {}).get("name") == translator)
+        translator_ok = (
+            group.lang == "eng" or translator is None or (manifest.get("translator") or {}).get("name") == translator
+        )
         current = manifest.get("text_format") == answers_mod.TEXT_FORMAT  # older runs embedded another text
         if built and encoder_ok and translator_ok and current:
             return ValueDistribution.load(group.artifacts), True
-    dist, _ = build_distribution(group.records, task=group.task, questionnaire=group.questionnaire, lang=group.lang,
-                                 settings=settings, model=group.model,
-                                 questionnaire_version=group.questionnaire_version, translated_by=group.translated_by)
+    dist, _ = build_distribution(
+        group.records,
+        task=group.task,
+        questionnaire=group.questionnaire,
+        lang=group.lang,
+        settings=settings,
+        model=group.model,
+        questionnaire_version=group.questionnaire_version,
+        translated_by=group.translated_by,
+    )
     return dist, False
