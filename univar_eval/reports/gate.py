@@ -615,8 +615,15 @@ def to_json(checks: list[Check], settings: dict, allow_inconclusive: bool = Fals
     }
 
 
+def _bounds(c: Check) -> str | None:
+    """``[lower, upper]`` of the shown quantity (``<upper`` without a lower bound: no D, or not tested)."""
+    if c.upper is None:
+        return None
+    return f"<{fmt_number(c.upper)}" if c.lower is None else f"[{fmt_number(c.lower)}, {fmt_number(c.upper)}]"
+
+
 def _cells(c: Check) -> list:
-    bound = None if c.upper is None else f"<{fmt_number(c.upper)}"
+    bound = _bounds(c)
     noise = (
         None
         if c.noise is None
@@ -630,10 +637,10 @@ def _cells(c: Check) -> list:
             f" [left out: {c.n_left_out or 0} candidate and {c.n_left_out_baseline or 0} baseline answers to "
             "questions the other side did not answer]"
         )
-    return [c.name, c.lang, outcome, c.distance, bound, noise, c.p_value, c.design, control, why]
+    return [c.name, c.lang, outcome, c.quantity, c.distance, bound, noise, c.p_value, c.design, control, why]
 
 
-HEADERS = ["check", "lang", "result", "value", "bound", "noise", "p", "design", "control", "why"]
+HEADERS = ["check", "lang", "result", "quantity", "value", "bounds", "noise", "p", "design", "control", "why"]
 
 
 def headline(checks: list[Check], allow_inconclusive: bool = False) -> str:
@@ -671,7 +678,7 @@ def to_markdown(checks: list[Check], title: str, allow_inconclusive: bool = Fals
         for c in sorted(checks, key=lambda c: (not c.decides, order[c.outcome], c.name))
     ]
     table = Table(
-        ["", "check", "lang", "value", "bound", "noise", "p", "design", "control", "why"],
+        ["", "check", "lang", "quantity", "value", "bounds", "noise", "p", "design", "control", "why"],
         rows,
         notes=notes(checks, unpaired),
     )
@@ -715,10 +722,17 @@ def to_junit(
             ET.SubElement(case, "skipped", message=xml_text(f"{c.outcome} (does not decide): {c.reason}"))
         out = ET.SubElement(case, "system-out")
         out.text = xml_text(
-            f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} noise_upper={c.noise_upper} "
+            f"outcome={c.outcome} quantity={c.quantity} value={c.distance} lower={c.lower} upper={c.upper} "
+            f"p_excess={c.p_excess} noise={c.noise} noise_upper={c.noise_upper} "
             f"p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} design={c.design} n={c.n} "
             f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline}"
             + (f" note={c.note}" if c.note else "")
+            + "".join(
+                f" | {t.get('quantity')}: value={t.get('distance')} lower={t.get('lower')} upper={t.get('upper')} "
+                f"tolerance={t.get('tolerance')} p_excess={t.get('p_excess')} p_adjusted={t.get('p_adjusted')} "
+                f"outcome={t.get('outcome')}"
+                for t in c.tests
+            )
         )
     root = ET.Element("testsuites", name=xml_text(suite_name), tests=suite.get("tests"), failures=suite.get("failures"))
     root.append(suite)
