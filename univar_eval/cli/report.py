@@ -95,7 +95,8 @@ def register(sub) -> None:
         "--fail-on-value",
         nargs="+",
         metavar="LABEL",
-        help="also gate on these values alone (e.g. security_personal): one check per task and language",
+        help="also gate on these values alone (e.g. security_personal): one check per task and language, its "
+        "questions tested like a task's (d_S and d_Q) at the gate's --alpha, in the same correction family",
     )
     g.add_argument("--plot", metavar="FILE", help="draw each task's per-value drift (value circle for PVQ)")
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
