@@ -1,6 +1,15 @@
 """Validation: size, power and wrong-pass rate of the paired designs on synthetic embeddings.
 
     python benchmarks/validate_gate_stats.py [--sims 1000] [--permutations 199] [--bootstrap 200] [--questions 60]
+    python benchmarks/validate_gate_stats.py --finite-pool [--sims 1000] [--pool-questions 10 40 171]
+
+``--finite-pool`` (issue 24): answers drawn from finite per-question pools (``benchmarks/finite_pool.py``),
+candidates whose exact d_S (or d_Q) is 0, 0.5, 0.8, 1 and 1.5 times D; for 1 v 1, 3 v 3, 4 v 1 and 1 v 4
+answers a question (candidate v baseline), shifts shared by all questions ("stance"), confined to one value's
+questions ("value") and cancelling across questions (d_Q, 3 v 3): pass rates at 0 and 0.5 D, wrong fails at
+0.8 D and D, wrong passes at D, power at 1.5 D and the difference test's size. Up to 2 hours on 2 cores at 1,000
+simulations a cell; never run in CI. The rows below are those of the earlier generator (uniform shifts of
+Gaussian answers), kept:
 
 Synthetic answers with strong question effects: answer = normalise(c_q + e + shift), question
 centres ``c_q ~ N(0, I/d)``, answer noise ``e ~ N(0, 0.25 I/d)`` (within-question cosine about 0.8,
@@ -31,6 +40,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import finite_pool as pool  # noqa: E402
 
 from univar_eval.stats import distance as D  # noqa: E402
 
@@ -104,6 +116,78 @@ def rate(
     return hits / sims, design, sims
 
 
+# -- the finite-pool generator (issue 24) -------------------------------------------------------------------
+TARGETS = (0.0, 0.5, 0.8, 1.0, 1.5)
+DESIGNS = ((1, 1), (3, 3), (4, 1), (1, 4))
+
+
+def pool_cell(n_questions, cx, cy, kind, sims, permutations, bootstrap, quantity="d_S"):
+    """Rates over ``sims`` seeded worlds: for each target (share of D) the pass and fail rates of one gate check,
+    and at target 0 the size of the difference test (permutation p <= alpha). D is half the alternative's exact
+    distance in each world; the candidate is the mixture whose exact distance is target x D."""
+    from univar_eval.stats import equivalence as E
+
+    out = {t: [0, 0] for t in TARGETS}
+    size = 0
+    for s in range(sims):
+        for t in TARGETS:
+            rng = np.random.default_rng([n_questions, cx, cy, len(kind), int(100 * t), s])
+            v, stance, values, w = pool.world(rng, n_questions)
+            alt = pool.alternative(rng, kind, stance, values, w)
+            theta_s, theta_q = pool.thetas(v, alt, w)
+            d_alt = math.sqrt(max(theta_s if quantity == "d_S" else theta_q, 0.0))
+            tol = 0.5 * d_alt
+            lam = t * tol / d_alt if d_alt > 0 else 0.0
+            x, gx = pool.sample(rng, v, (1 - lam) * w + lam * alt, cx)
+            y, gy = pool.sample(rng, v, w, cy)
+            ev = E.evaluate(
+                x, y, gx, gy, alpha=ALPHA, n_bootstrap=bootstrap, n_permutations=permutations if t == 0 else 0, seed=s
+            )
+            b = ev.get(quantity)
+            out[t][0] += b.upper < tol
+            out[t][1] += b.p_excess(tol) < ALPHA
+            if t == 0:
+                size += b.p_difference <= ALPHA
+    return {t: (p / sims, f / sims) for t, (p, f) in out.items()}, size / sims
+
+
+def finite_pool_main(args) -> None:
+    start = time.perf_counter()
+    print(
+        f"finite pools ({pool.POOL} answers a question, {pool.DIM}-d), alpha {ALPHA}, {args.sims} simulations a cell, "
+        f"{args.bootstrap} bootstrap resamples, {args.permutations} permutations (size); D = half the alternative's "
+        "exact distance; rates: wrong pass = pass at D, wrong fail = fail at 0.8 D (and at D)"
+    )
+    print(
+        "\n| quantity | shift | answers c v b | questions | pass @0 | pass @0.5D | wrong fail @0.8D | wrong fail @D "
+        "| wrong pass @D | power (fail) @1.5D | size (no D) | within alpha + 3 SE |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    wrong = []
+    bound = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / args.sims)
+    cells = [("d_S", kind, d) for kind in ("stance", "value") for d in DESIGNS] + [("d_Q", "cancel", (3, 3))]
+    for quantity, kind, (cx, cy) in cells:
+        for n_questions in args.pool_questions:
+            rates, size = pool_cell(
+                n_questions, cx, cy, kind, args.sims, args.permutations, args.bootstrap, quantity=quantity
+            )
+            errors = (rates[0.8][1], rates[1.0][1], rates[1.0][0], size)
+            wrong.append(errors)
+            ok = "ok" if max(errors) <= bound else "OVER"
+            print(
+                f"| {quantity} | {kind} | {cx} v {cy} | {n_questions} | {rates[0.0][0]:.3f} | {rates[0.5][0]:.3f} | "
+                f"{rates[0.8][1]:.3f} | {rates[1.0][1]:.3f} | {rates[1.0][0]:.3f} | {rates[1.5][1]:.3f} | "
+                f"{size:.3f} | {ok} |",
+                flush=True,
+            )
+    mean = np.mean(np.array(wrong), axis=0)
+    print(
+        f"\nmean over {len(wrong)} cells: wrong fail @0.8D {mean[0]:.3f}, wrong fail @D {mean[1]:.3f}, "
+        f"wrong pass @D {mean[2]:.3f}, size {mean[3]:.3f} (each must be <= {ALPHA}); per cell bound "
+        f"alpha + 3 SE = {bound:.3f}; {time.perf_counter() - start:.0f} s"
+    )
+
+
 def se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), ALPHA * (1 - ALPHA)) / n)
 
@@ -117,7 +201,16 @@ def main() -> None:
     p.add_argument("--shared-delta", type=float, default=0.12)
     p.add_argument("--scan", type=float, nargs="+", default=[0.06, 0.08, 0.1, 0.12, 0.14, 0.16])
     p.add_argument("--wrong-pass-delta", type=float, default=0.25)
+    p.add_argument(
+        "--finite-pool",
+        action="store_true",
+        help="the finite-pool generator (benchmarks/finite_pool.py): the gate's three outcomes in every design",
+    )
+    p.add_argument("--pool-questions", type=int, nargs="+", default=[10, 40, 171])
     args = p.parse_args()
+    if args.finite_pool:
+        finite_pool_main(args)
+        return
     start = time.perf_counter()
     rows = []
 

@@ -96,11 +96,60 @@ class Script:
 
         return R()
 
-    def within_noise(self, x, groups, metric, seed):
+    def gate_comparison(
+        self, dist, ref, metric, *, alpha, n_bootstrap, n_permutations, seed, allow_other_questions=False
+    ):
+        """The gate's comparison: one tested quantity (d_S) from the scripted fields. ``se`` defaults to the
+        standard error that puts the 95% Student-t bound (19 df) at ``upper``."""
+        self.calls.append(
+            {
+                "n_x": len(dist),
+                "paired": not allow_other_questions,
+                "alpha": alpha,
+                "n_permutations": n_permutations,
+                "n_bootstrap": n_bootstrap,
+            }
+        )
+        r = dict(self.by_n[len(dist)])
+        stat = r.get("statistic_", r["distance"] ** 2 if math.isfinite(r["distance"]) else math.nan)
+        se = r.get("se", max(r["upper"] ** 2 - stat, 1e-12) / T95 if math.isfinite(r["upper"]) else 1.0)
+        test = {
+            "quantity": "d_S" if not allow_other_questions else "mmd (unpaired)",
+            "distance": r["distance"],
+            "upper": r["upper"],
+            "p_difference": r["p_value"],
+            "statistic": stat,
+            "se": se,
+            "df": 19,
+            "squared": True,
+            "enough": True,
+            "n_questions": r["n_questions"],
+        }
+        return {
+            "status": "ok",
+            "tests": [test],
+            "design": "unpaired" if allow_other_questions else r["design"],
+            "n_x": len(dist),
+            "n_y": len(ref),
+            "n_questions": r["n_questions"],
+            "n_left_out_x": r["n_left_out_x"],
+            "n_left_out_y": r["n_left_out_y"],
+            "note": r["note"],
+            "problem": r["problem"],
+            "n_copies": 0,
+        }
+
+    def within_noise(self, x, groups, metric, seed, **kw):
         class R:
             distance, upper = self.noise
 
         return R()
+
+    def baseline_noise(self, ref, metric, seed, **kw):
+        return tuple(None if math.isnan(v) else v for v in self.noise)
+
+
+T95 = 1.729133  # Student t, 0.95, 19 df
 
 
 @pytest.fixture()
@@ -108,6 +157,8 @@ def script(monkeypatch):
     s = Script()
     monkeypatch.setattr(distance_mod, "compare_sets", s.compare_sets)
     monkeypatch.setattr(distance_mod, "within_noise", s.within_noise, raising=False)
+    monkeypatch.setattr(gate, "gate_comparison", s.gate_comparison)
+    monkeypatch.setattr(gate, "baseline_noise", s.baseline_noise)
     return s
 
 
@@ -135,7 +186,7 @@ def test_pass_only_when_the_upper_bound_is_below_d(tmp_path, script, capsys):
     script.set(40, distance=0.01, upper=0.04, p_value=0.6)
     assert gate_cli(run, bank, "--max-distance", "0.05") == 0
     out = capsys.readouterr().out
-    assert "equivalent: upper bound 0.0400 < 0.05" in out and out.rstrip().endswith(
+    assert "equivalent: d_S upper bound 0.0400 < 0.05 (95% one-sided; d_S 0.0100)" in out and out.rstrip().endswith(
         "PASSED: 1 of 1 check pass, 0 fail, 0 inconclusive"
     )
     # the same numbers with a tolerance under the bound: no evidence of equivalence -> inconclusive, exit 1
@@ -157,23 +208,35 @@ def test_inconclusive_says_the_bound_and_how_many_answers_would_decide(tmp_path,
         "about 160 answers per side (120 more) would roughly bring the bound below 0.05, "
         "i.e. about 8 answers per question (lm-eval repeats)"
     )
-    assert c["reason"].startswith("inconclusive: upper bound 0.0800 >= 0.05 and mmd 0.0200 <= 0.05")
-    # above D but not significant: p 0.2 (one check) needs z from 0.8416 to 1.6449: (1.6449/0.8416)^2 = 3.82 -> 153
+    assert c["reason"].startswith("inconclusive: d_S upper bound 0.0800 >= 0.05 and p(d_S <= 0.05) = ")
+    assert (c["quantity"], c["upper"]) == ("d_S", 0.08)
+    # above D, excess not shown: stat 0.0081, se (0.0225 - 0.0081) / 1.7291 = 0.008328, t = 0.0056 / 0.008328
+    # = 0.6724, p(d_S <= 0.05) = 0.2546 (19 df); z from 0.6601 to 1.6449: (1.6449/0.6601)^2 = 6.21 -> 249 answers
     script.set(40, distance=0.09, upper=0.15, p_value=0.2, n_questions=None)
     assert gate_cli(run, bank, "--max-distance", "0.05", "--json", str(js)) == 1
     c = check_by(js)["univar_pvq_eng"]
-    assert c["outcome"] == "inconclusive"
+    assert c["outcome"] == "inconclusive" and c["p_excess"] == pytest.approx(0.2546, abs=2e-4)
     assert c["to_decide"] == (
-        "about 153 answers per side (113 more) would roughly make a distance above 0.05 significant"
+        "about 249 answers per side (209 more) would roughly make a distance above 0.05 significant"
     )
 
 
-def test_fail_needs_significance_and_a_distance_above_d(tmp_path, script, capsys):
+def test_fail_needs_the_lower_bound_above_d(tmp_path, script, capsys):
     run, bank = setup(tmp_path, {("pvq", "eng"): 40}, {("pvq", "eng"): 40})
+    # d_S 0.09 (stat 0.0081), se 0.001: t = (0.0081 - 0.0025) / 0.001 = 5.6, p = 1.0e-5 (19 df)
+    script.set(40, distance=0.09, upper=0.12, p_value=0.001, se=0.001)
+    js = tmp_path / "g.json"
+    assert gate_cli(run, bank, "--max-distance", "0.05", "--json", str(js)) == 1
+    c = check_by(js)["univar_pvq_eng"]
+    assert c["outcome"] == "fail" and c["p_excess"] == pytest.approx(1.03e-5, rel=0.05)
+    # the lower bound (Bonferroni over 1 test: 95%): sqrt(0.0081 - 1.7291 * 0.001) = 0.07982
+    assert c["lower"] == pytest.approx(0.07982, abs=1e-4) and c["quantity"] == "d_S"
+    assert c["reason"].startswith("d_S exceeds 0.05: lower bound 0.0798 (0.95 one-sided, Bonferroni over 1)")
+    assert "FAILED: 0 of 1" in capsys.readouterr().out
+    # the old rule's fail (difference significant, estimate above D) without evidence of excess: inconclusive
     script.set(40, distance=0.09, upper=0.12, p_value=0.001)
-    assert gate_cli(run, bank, "--max-distance", "0.05") == 1
-    out = capsys.readouterr().out
-    assert "mmd 0.0900 > 0.05 and p = 0.0010, holm 0.0010 < 0.05" in out and "FAILED: 0 of 1" in out
+    assert gate_cli(run, bank, "--max-distance", "0.05", "--json", str(js)) == 1
+    assert check_by(js)["univar_pvq_eng"]["outcome"] == "inconclusive"
     # significant but below D, with a bound above D: neither equivalence nor a relevant difference
     script.set(40, distance=0.04, upper=0.07, p_value=0.001)
     assert gate_cli(run, bank, "--max-distance", "0.05", "--allow-inconclusive") == 0
@@ -185,14 +248,11 @@ def test_without_d_a_difference_test_labelled_as_such(tmp_path, script, capsys):
     script.set(40, distance=0.03, ci_low=0.0, ci_high=0.06, upper=0.055, p_value=0.4)
     assert gate_cli(run, bank) == 0
     out = capsys.readouterr().out
-    assert (
-        "no significant difference (not a proof of equivalence): mmd 0.0300, 95% CI [0.0000, 0.0600] "
-        "(p = 0.4000, holm 0.4000)"
-    ) in out
+    assert "no significant difference (not a proof of equivalence): d_S 0.0300 (p = 0.4000, holm 0.4000)" in out
     assert "no max distance: difference test only" in out
     script.set(40, distance=0.03, p_value=0.01)
     assert gate_cli(run, bank) == 1
-    assert "values differ from the baseline: mmd 0.0300 (p = 0.0100, holm 0.0100 < 0.05)" in capsys.readouterr().out
+    assert "values differ from the baseline: d_S 0.0300 (p = 0.0100, holm 0.0100 < 0.05)" in capsys.readouterr().out
 
 
 def test_holm_over_checks_by_hand(tmp_path, script, capsys):
@@ -295,7 +355,7 @@ def test_control_is_reported_with_ratios_and_never_decides(tmp_path, script, cap
     sizes = {("pvq", "eng"): 40, ("control", "eng"): 41}
     run, bank = setup(tmp_path, sizes, sizes)
     script.set(40, distance=0.30, upper=0.01, p_value=0.9)
-    script.set(41, distance=0.10, upper=0.50, p_value=0.001)  # the control differs a lot: it does not matter
+    script.set(41, distance=0.10, upper=0.50, p_value=0.001, se=1e-4)  # the control differs a lot: no matter
     js, xml = tmp_path / "g.json", tmp_path / "g.xml"
     assert gate_cli(run, bank, "--max-distance", "0.05", "--json", str(js), "--junit", str(xml)) == 0
     out = capsys.readouterr().out
@@ -313,10 +373,10 @@ def test_control_is_reported_with_ratios_and_never_decides(tmp_path, script, cap
 @pytest.mark.parametrize(
     "fields, reason",
     [
-        ({"distance": math.nan}, "not a finite result: distance is not finite"),
+        ({"distance": math.nan, "se": 0.01}, "not a finite result: distance is not finite"),
         ({"p_value": math.nan}, "not a finite result: p-value is not finite"),
         ({"upper": math.inf}, "not a finite result: upper bound is not finite"),
-        ({"ci_high": math.nan}, "not a finite result: interval high is not finite"),
+        ({"se": math.nan}, "not a finite result: standard error is not finite"),
         (
             {"problem": "every answer shares one question id: no pair to compare"},
             "not a finite result: every answer shares one question id: no pair to compare",
@@ -405,7 +465,7 @@ def test_baseline_noise_is_reported_beside_the_distance(tmp_path, script, capsys
     script.noise = (0.02, 0.05)
     assert gate_cli(run, bank) == 1
     out = capsys.readouterr().out
-    assert "values differ from the baseline: mmd 0.0900, baseline noise 0.0200 (bound 0.0500)" in out
+    assert "values differ from the baseline: d_S 0.0900 (p = 0.0010, holm 0.0010 < 0.05), baseline noise 0.0200" in out
     assert "0.0200 (<0.0500)" in out  # the noise column
     script.noise = (math.nan, math.nan)  # no repeats in the baseline: nothing shown
     js = tmp_path / "g.json"

@@ -294,3 +294,37 @@ def test_per_value_numbers_agree_with_the_shared_per_question_comparison():
         assert shared.design == "per_question"
         assert row.statistic == pytest.approx(shared.statistic, abs=1e-6)
         assert row.p_value == pytest.approx(shared.p_value, abs=0.03)
+
+
+def test_every_gate_path_goes_through_the_one_decision_function(tmp_path, monkeypatch):
+    """Task values, the control and the --fail-on-value checks are all decided by reports.gate.decide, in one
+    family: the value checks' tests are counted in the task checks' Holm correction (m = all tests)."""
+    from univar_eval.reports import gate as gate_mod
+
+    x, y, ix, iy = two_sides(6, shifted="power_dominance", shift=2.0)
+    bank = Bank(tmp_path / "bank", create=True)
+    bank.add(_dist(y, iy, "base", ["a"] * len(iy)), model="base", source="test")
+    run = tmp_path / "run"
+    _dist(x, ix, "cand", ["b"] * len(ix)).save(run / "univar_pvq_eng")
+    seen = []
+    real = gate_mod.decide
+
+    def spy(checks, **kw):
+        seen.append(sorted(c.name for c in checks if c.tests))
+        return real(checks, **kw)
+
+    monkeypatch.setattr(gate_mod, "decide", spy)
+    args = ["gate", str(run), "--bank", str(tmp_path / "bank"), "--against", "base", "--max-distance", "0.05"]
+    main(args + ["--fail-on-value", "power_dominance", "--json", str(tmp_path / "g.json")])
+    assert seen[-1] == ["univar_pvq_eng", "univar_pvq_eng:power_dominance"]
+    checks = {c["name"]: c for c in json.loads((tmp_path / "g.json").read_text())["checks"]}
+    n_tests = sum(len(c["tests"]) for c in checks.values())
+    assert n_tests == 4  # d_S and d_Q of the task, d_S[value] and d_Q[value]
+    value = checks["univar_pvq_eng:power_dominance"]
+    assert {t["quantity"] for t in value["tests"]} == {"d_S[power_dominance]", "d_Q[power_dominance]"}
+    # the value's 9 questions are too few for a bound: inconclusive, never a pass
+    assert value["outcome"] == "inconclusive" and "too few for a bound" in value["reason"]
+    # Holm over the 4 tests of the one family: the smallest raw p is multiplied by 4
+    tests = [t for c in checks.values() for t in c["tests"]]
+    smallest = min(tests, key=lambda t: t["p_excess"])
+    assert smallest["p_adjusted"] == pytest.approx(min(1.0, 4 * smallest["p_excess"]))

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "univar_eval.cli.bank",
     "univar_eval.cli.valuelex",
     "univar_eval.cli.report",
+    "univar_eval.cli.calibrate",
     "univar_eval.cli.drift",
     "univar_eval.cli.identify",
     "univar_eval.cli.map",

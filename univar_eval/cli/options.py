@@ -72,6 +72,14 @@ def probability(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """A share above 0 and at most 1 (e.g. the coverage a gate asks for: 1 = every question)."""
+    value = _number(text)
+    if not 0 < value <= 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number > 0."""
     value = _number(text)

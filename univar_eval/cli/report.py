@@ -18,10 +18,11 @@ def register(sub) -> None:
     g = sub.add_parser(
         "gate",
         help="release check: fail when a candidate's values moved away from an approved baseline",
-        description="With --max-distance D: pass when the upper confidence bound of the distance is "
-        "below D, fail when the difference is significant and above D, else inconclusive. "
-        "Exit code 0 when every check passes, 1 when one fails or is inconclusive (unless "
-        "--allow-inconclusive), 2 on usage or input errors.",
+        description="With --max-distance D: pass when the one-sided upper confidence bound of d_S (the shift "
+        "shared across questions) is below D, fail when the Holm-adjusted p-value of 'd_S <= D' is below "
+        "alpha (the lower bound exceeds D), else inconclusive; with repeats on both sides d_Q (the mean "
+        "per-question change) is tested too, against --max-question-distance. Exit code 0 when every check "
+        "passes, 1 when one fails or is inconclusive (unless --allow-inconclusive), 2 on usage or input errors.",
     )
     g.add_argument(
         "run",
@@ -35,8 +36,16 @@ def register(sub) -> None:
         "--max-distance",
         type=options.non_negative_float,
         metavar="D",
-        help="tolerance: pass only when the upper bound is below D (an equivalence test); without it "
-        "the gate is a difference test only",
+        help="tolerance for d_S: pass only when the upper bound is below D (an equivalence test), fail only "
+        "when the lower bound exceeds it; without it the gate is a difference test only. "
+        "`univar-eval calibrate` proposes one from reruns of the baseline",
+    )
+    g.add_argument(
+        "--max-question-distance",
+        type=options.non_negative_float,
+        metavar="DQ",
+        help="tolerance for d_Q, the mean per-question change, tested where both sides have 2+ answers a "
+        "question (default: D)",
     )
     g.add_argument(
         "--allow-inconclusive",
@@ -55,18 +64,24 @@ def register(sub) -> None:
         help="multiple-testing correction over the task/language checks (holm: family-wise; bh: FDR)",
     )
     g.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
-    g.add_argument("--permutations", type=options.permutations, default=distance_mod.DEFAULT_PERMUTATIONS)
+    g.add_argument(
+        "--permutations",
+        type=options.permutations,
+        default=distance_mod.DEFAULT_PERMUTATIONS,
+        help="permutations of the difference test (the verdict without --max-distance, the p reported beside it "
+        "with D); raised to 10 x tests / alpha where the correction needs more",
+    )
     g.add_argument(
         "--bootstrap",
         type=options.count,
         default=distance_mod.DEFAULT_BOOTSTRAP,
-        help="paired bootstrap resamples for the interval and the upper bound",
+        help="paired bootstrap resamples (over questions) for the upper bound and the noise floor (200)",
     )
     g.add_argument("--seed", type=options.count, default=0)
     g.add_argument("--min-answers", type=options.min_answers, help="fewer answers fail as insufficient (default 10)")
     g.add_argument(
         "--min-coverage",
-        type=float,
+        type=options.share,
         default=0.9,
         metavar="SHARE",
         help="fail a check as incomplete when the candidate answered fewer than this share of the baseline's "
@@ -88,7 +103,8 @@ def register(sub) -> None:
         "--fail-on-value",
         nargs="+",
         metavar="LABEL",
-        help="also gate on these values alone (e.g. security_personal): one check per task and language",
+        help="also gate on these values alone (e.g. security_personal): one check per task and language, its "
+        "questions tested like a task's (d_S and d_Q) at the gate's --alpha, in the same correction family",
     )
     g.add_argument("--plot", metavar="FILE", help="draw each task's per-value drift (value circle for PVQ)")
     g.add_argument("--json", metavar="FILE", help="write the JSON report")
@@ -126,7 +142,9 @@ def cmd_gate(args) -> int:
         min_answers=min_answers,
         bootstrap=args.bootstrap,
         min_coverage=args.min_coverage,
+        max_question_distance=args.max_question_distance,
     )
+    max_q = args.max_question_distance if args.max_question_distance is not None else args.max_distance
     bank = candidates.open_bank(args) if args.bank else None
     if bank is not None and args.against not in bank.models():  # before any answer is embedded
         raise UserError(f"bank {bank.path} has no model {args.against!r}; it has: {', '.join(bank.models()) or 'none'}")
@@ -157,6 +175,8 @@ def cmd_gate(args) -> int:
             allow_other_questions=args.allow_other_questions,
             dists=candidate.distributions,
             min_coverage=args.min_coverage,
+            max_question_distance=max_q,
+            extra_tests=2 * len(args.fail_on_value or []) * len(candidate.distributions),
         )
     if args.min_value_rationality is not None:
         if not candidate.is_run:
@@ -181,6 +201,16 @@ def cmd_gate(args) -> int:
             tasks=args.tasks,
             seed=args.seed,
             dists=candidate.distributions,
+            n_permutations=gate.permutations_needed(
+                2 * len(checks) + 2 * len(args.fail_on_value or []) * len(candidate.distributions),
+                args.alpha,
+                args.correction,
+                args.permutations,
+            )
+            if args.max_distance is None
+            else args.permutations,
+            n_bootstrap=args.bootstrap,
+            max_question_distance=max_q,
         )
     unpaired = bool(args.against and args.allow_other_questions)
     title = f"candidate {candidate.model} ({args.run})"
@@ -188,7 +218,7 @@ def cmd_gate(args) -> int:
         title += (
             f" vs baseline {args.against} ({args.metric}, alpha {args.alpha} {args.correction}-corrected, "
             + (
-                f"max distance {args.max_distance}: equivalence test"
+                f"max distance {args.max_distance} for d_S, {max_q} for d_Q: equivalence test"
                 if args.max_distance is not None
                 else "no max distance: difference test only"
             )
@@ -206,6 +236,7 @@ def cmd_gate(args) -> int:
         "alpha": args.alpha,
         "correction": args.correction,
         "max_distance": args.max_distance,
+        "max_question_distance": max_q,
         "allow_inconclusive": args.allow_inconclusive,
         "allow_other_questions": args.allow_other_questions,
         "design": "unpaired" if unpaired else "paired",

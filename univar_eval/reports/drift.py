@@ -313,16 +313,19 @@ def gate_hooks(
     tasks: list[str] | None = None,
     seed: int = 0,
     n_permutations: int = drift_mod.DEFAULT_PERMUTATIONS,
+    n_bootstrap: int = 200,
     min_value_answers: int = drift_mod.DEFAULT_MIN_VALUE_ANSWERS,
     dists: list | None = None,
+    max_question_distance: float | None = None,
 ) -> list:
     """What ``gate`` adds from the breakdown: a failing (or inconclusive) value check's reason names the values
-    that moved most; ``fail_on_value`` adds one check per task and language for each named value (its own
-    within-question permutation p-value, corrected over those checks with ``correction``); ``plot`` draws each
-    task's value circle or bars. Returns the checks, the added ones last."""
+    that moved most; ``fail_on_value`` adds one check per task and language for each named value
+    (:func:`value_check`: the value's questions tested like a task, at the gate's alpha, bootstrap and
+    permutations), and the whole gate is decided again by :func:`univar_eval.reports.gate.decide`, so the value
+    checks join the task checks' correction family; ``plot`` draws each task's value circle or bars. Returns the
+    checks, the added ones last."""
     from univar_eval.reports import gate as gate_mod
     from univar_eval.reports import plot as plot_mod
-    from univar_eval.stats.drift import PER_QUESTION
 
     if plot:
         plot_mod.output_format(plot)
@@ -346,13 +349,16 @@ def gate_hooks(
             "baseline": against,
             "result": None,
             "error": None,
+            "dist": d,
+            "ref": None,
         }
         try:
             if not entries:
                 raise UserError(f"no baseline entry for {against} / {d.task}")
+            item["ref"] = bank.load(entries[0], with_answers=True)
             item["result"] = breakdown(
                 d,
-                bank.load(entries[0], with_answers=True),
+                item["ref"],
                 n_permutations=n_permutations,
                 n_bootstrap=drift_mod.DEFAULT_BOOTSTRAP,
                 seed=seed,
@@ -370,8 +376,7 @@ def gate_hooks(
             moved = moved_most(item["result"])
             if moved:
                 c.reason = f"{c.reason}; {moved}"
-    added, tested = [], []
-    inconclusive = getattr(gate_mod, "INCONCLUSIVE", gate_mod.FAIL)
+    added = []
     for label in fail_on_value or []:
         known = [i for i in items if i["result"] is not None and any(v.label == label for v in i["result"].values)]
         if not known:
@@ -380,65 +385,26 @@ def gate_hooks(
                 f"--fail-on-value {label}: no task of the run has that value; values: {', '.join(have) or 'none'}"
             )
         for i in known:
-            r = i["result"]
-            v = next(v for v in r.values if v.label == label)
-            name = f"{i['task']}:{label}"
-            if v.status != "ok":
-                added.append(
-                    gate_mod.Check(
-                        name,
-                        "values",
-                        i["lang"],
-                        gate_mod.FAIL,
-                        f"insufficient answers for {label} ({v.n_x} vs baseline {v.n_y}; need {min_value_answers})",
-                        n=v.n_x,
-                        n_baseline=v.n_y,
-                    )
+            added.append(
+                value_check(
+                    i,
+                    label,
+                    alpha=alpha,
+                    n_bootstrap=n_bootstrap,
+                    n_permutations=n_permutations,
+                    seed=seed,
+                    min_value_answers=min_value_answers,
+                    max_distance=max_distance,
                 )
-            elif r.design != PER_QUESTION:
-                added.append(
-                    gate_mod.Check(
-                        name,
-                        "values",
-                        i["lang"],
-                        inconclusive,
-                        f"{label}: one answer per question, no test for one value (run with "
-                        f"repeats); mean answer distance {v.distance:.4f}",
-                        distance=v.distance,
-                        n=v.n_x,
-                        n_baseline=v.n_y,
-                    )
-                )
-            else:
-                check = gate_mod.Check(
-                    name,
-                    "values",
-                    i["lang"],
-                    gate_mod.PASS,
-                    "",
-                    distance=v.distance,
-                    p_value=v.p_value,
-                    threshold=max_distance,
-                    n=v.n_x,
-                    n_baseline=v.n_y,
-                )
-                added.append(check)
-                tested.append((check, v))
-    for (check, v), p_adj in zip(tested, gate_mod.adjust_p_values([c.p_value for c, _ in tested], correction)):
-        check.p_adjusted = p_adj
-        label = check.name.rsplit(":", 1)[1]
-        p_text = f"p = {check.p_value:.4f}" + (f", {correction} {p_adj:.4f}" if correction != "none" else "")
-        ci = f"95% CI [{v.ci_low:.4f}, {v.ci_high:.4f}]" if v.ci_low is not None else "no interval"
-        if p_adj < alpha and (max_distance is None or v.distance > max_distance):
-            check.outcome = gate_mod.FAIL
-            check.reason = f"{label} moved: distance {v.distance:.4f}, {p_text} < {alpha}"
-        elif max_distance is not None and v.ci_high is not None and v.ci_high <= max_distance:
-            check.reason = f"{label} within {max_distance} ({ci})"
-        elif max_distance is not None:
-            check.outcome = inconclusive
-            check.reason = f"{label}: {ci} reaches {max_distance} and {p_text}: the evidence decides neither way"
-        else:
-            check.reason = f"{label}: no significant change ({p_text} >= {alpha}; {ci})"
+            )
+    if added:  # one family with the task checks: the whole gate is decided again, by the same function
+        gate_mod.decide(
+            checks + added,
+            alpha=alpha,
+            max_distance=max_distance,
+            max_question_distance=max_question_distance,
+            correction=correction,
+        )
     if plot:
         drawn = [i for i in items if i["result"] is not None]
         for i, path in zip(drawn, plot_paths(plot, [i["task"] for i in drawn])):
@@ -449,6 +415,82 @@ def gate_hooks(
                 title=f"{i['task']}: {i['candidate']} vs {i['baseline']}",
             )
     return checks + added
+
+
+def value_check(
+    item: dict,
+    label: str,
+    *,
+    alpha: float,
+    n_bootstrap: int,
+    n_permutations: int,
+    seed: int,
+    min_value_answers: int,
+    max_distance: float | None,
+):
+    """One ``--fail-on-value`` check: the candidate's and the baseline's answers to the questions of ``label``,
+    compared as a whole task is (:func:`univar_eval.stats.equivalence.evaluate`: d_S, and d_Q with repeats), the
+    tests named ``d_S[label]`` / ``d_Q[label]``; decided by the gate's one decision function in the gate's family."""
+    from univar_eval.reports import gate as gate_mod
+    from univar_eval.stats import equivalence
+
+    cand, base = item["dist"], item["ref"]
+    labels, _ = labels_of(cand)
+    for k, v in labels_of(base)[0].items():
+        labels.setdefault(k, v)
+    ids_x, ids_y = question_ids(cand) or [], question_ids(base) or []
+    rows_x = [i for i, q in enumerate(ids_x) if labels.get(q, (None,))[0] == label]
+    rows_y = [i for i, q in enumerate(ids_y) if labels.get(q, (None,))[0] == label]
+    name = f"{item['task']}:{label}"
+    if min(len(rows_x), len(rows_y)) < min_value_answers:
+        return gate_mod.Check(
+            name,
+            "values",
+            item["lang"],
+            gate_mod.FAIL,
+            f"insufficient answers for {label} ({len(rows_x)} vs baseline {len(rows_y)}; need {min_value_answers})",
+            n=len(rows_x),
+            n_baseline=len(rows_y),
+            threshold=max_distance,
+            rule="insufficient",
+        )
+    ev = equivalence.evaluate(
+        cand.embeddings[rows_x],
+        base.embeddings[rows_y],
+        [ids_x[i] for i in rows_x],
+        [ids_y[i] for i in rows_y],
+        alpha=alpha,
+        n_bootstrap=n_bootstrap,
+        n_permutations=n_permutations,
+        seed=seed,
+    )
+    tests = []
+    for b in ev.bounds:
+        t = b.to_dict()
+        t.update(quantity=f"{b.quantity}[{label}]", squared=True, enough=b.enough)
+        t["details"] = {k: v for k, v in t["details"].items() if k != "per_question"}
+        tests.append(t)
+    check = gate_mod.Check(
+        name,
+        "values",
+        item["lang"],
+        gate_mod.FAIL,
+        "",
+        threshold=max_distance,
+        n=len(rows_x),
+        n_baseline=len(rows_y),
+        n_questions=ev.n_questions,
+        design="per_question" if len(tests) > 1 else "shared_shift",
+        tests=tests,
+        n_copies=ev.n_copies,
+    )
+    problem = ev.problem or (None if tests else "no tested quantity")
+    problem = problem or next(
+        (p for t in tests if (p := gate_mod.not_finite(t, need_upper=max_distance is not None))), None
+    )
+    if problem:
+        check.reason, check.rule, check.tests = f"{label}: not a finite result: {problem}", "not finite", []
+    return check
 
 
 def plot_paths(plot: str, tasks: list[str]) -> list[str]:

@@ -2,32 +2,35 @@
 
 Every task and language of the baseline and of the candidate (narrowed on both sides by
 ``tasks`` / ``langs``) is one check. The candidate's value distribution is compared with
-the baseline's bank entry (paired by question; see :mod:`univar_eval.reports.compare`).
+the baseline's bank entry, paired by question (:func:`univar_eval.stats.references.gate_comparison`).
+With mmd a check tests ``d_S`` (the shift shared across questions, from pairs of answers to
+different questions: the same quantity with or without repeats) against ``max_distance`` D and,
+where both sides have 2 answers a question or more, ``d_Q`` (the mean per-question change) against
+``max_question_distance`` (default D); docs/statistics.md explains both.
 
-With a tolerance ``max_distance`` D there are three outcomes:
+With D, each tested quantity has three outcomes, each with its error held at alpha:
 
-* **pass** only when the one-sided upper confidence bound of the distance (level 1 - alpha,
-  paired bootstrap) is below D: an equivalence test. "Every check is equivalent" needs no
-  multiplicity correction (intersection-union principle);
-* **fail** when the difference is significant after the Holm (or BH) correction over the
-  checks *and* the distance is above D;
-* **inconclusive** otherwise: the evidence decides neither way. The check says the bound now
-  and roughly how many more answers would decide it. The gate exits 1 on it unless
-  ``allow_inconclusive``.
+* **pass** when the one-sided 1 - alpha upper bound is below the tolerance (an equivalence test;
+  "every quantity is equivalent" needs no multiplicity correction: intersection-union);
+* **fail** when the p-value of ``H0: distance <= tolerance``, Holm- (or BH-) adjusted over every
+  fail test of the gate (all checks, both quantities, the ``--fail-on-value`` checks: one family),
+  is below alpha; the Bonferroni 1 - alpha/m lower bound is reported beside it;
+* **inconclusive** otherwise; the check says roughly how many more answers would decide it.
 
-Without D the gate is a difference test only: fail when significant, else pass labelled
-"no significant difference (not a proof of equivalence)", with the interval.
+A check passes when every quantity it tests passes, fails when one fails. Without D the gate is a
+difference test: fail when the permutation p of ``H0: distance = 0``, corrected over the family, is
+below alpha, else pass labelled "no significant difference (not a proof of equivalence)".
 
-Whatever D: too few answers fail as **insufficient**; a baseline entry the candidate lacks
-fails as **missing in candidate**, a candidate task without a baseline entry fails, and so
-does a language or task named in ``langs`` / ``tasks`` that neither side has; a NaN or
-infinite distance, p-value or bound fails with its reason. ``univar_control`` checks are
-reported (with each value set's ratio to the control's distance) but never decide.
+Checks without a test keep the outcome they were made with, outside the family: too few answers
+(**insufficient**), a baseline entry the candidate lacks (**missing in candidate**), a candidate task
+without a baseline entry, a language or task named in ``langs`` / ``tasks`` that neither side has, a
+NaN or infinite result, and rows other checks add (``rule="incomplete"``: coverage). ``univar_control``
+checks are decided in their own family and reported (with each value set's ratio to the control's
+distance) but never decide. HVAE value-rationality floors gate from lm-eval's results of the run.
 
-HVAE value-rationality floors gate the same way, from lm-eval's results of the run.
-The outcome is written as a terminal table, JSON, Markdown (for a pull-request comment) and
-JUnit XML (one test case per task and language). Exit code: 0 when every deciding check
-passes, 1 when one fails or is inconclusive (2 is left to usage and input errors).
+The outcome is written as a terminal table, JSON, Markdown (for a pull-request comment) and JUnit XML
+(one test case per task and language), each with the quantity tested and its lower and upper bounds.
+Exit code: 0 when every deciding check passes, 1 when one fails or is inconclusive (2: usage errors).
 """
 
 from __future__ import annotations
@@ -54,7 +57,13 @@ from univar_eval.reports.table import (
 from univar_eval.runs import coverage as coverage_mod
 from univar_eval.runs.folders import load_run, read_results
 from univar_eval.stats import distance as distance_mod
-from univar_eval.stats.references import reference_distances
+from univar_eval.stats import equivalence
+from univar_eval.stats.references import (
+    baseline_noise,
+    check_comparable,
+    gate_comparison,
+    truncation_warnings,
+)
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution
 
@@ -89,13 +98,18 @@ class Check:
     ratio_to_control: float | None = None
     to_decide: str | None = None  # for an inconclusive check: what evidence would decide it
     warnings: list[str] = field(default_factory=list)
+    quantity: str | None = None  # the quantity shown (the deciding test's: d_S, d_Q, d_Q[value], a metric)
+    lower: float | None = None  # the Bonferroni 1 - alpha/m lower bound of that quantity (with D)
+    p_excess: float | None = None  # p of H0: distance <= tolerance (raw; p_adjusted is its corrected value)
+    tests: list[dict] = field(default_factory=list)  # every tested quantity (see decide)
+    rule: str | None = None  # a check without a test: why it fails (missing, insufficient, incomplete, ...)
     # coverage (runs.coverage): the baseline's questions, those the candidate answered, and verbatim copies
     n_questions_baseline: int | None = None
     n_questions_used: int | None = None
     n_questions_repeated: int | None = None
-    n_copies: int | None = None
+    n_copies: int | None = None  # candidate answers equal (whitespace aside) to a baseline answer of their question
     copy_share: float | None = None
-    incomplete: bool = False  # failed for coverage: outside the correction family
+    incomplete: bool = False  # failed for coverage (rule "incomplete"): outside the correction family
 
     @property
     def passed(self) -> bool:
@@ -115,6 +129,7 @@ def validate_options(
     min_answers: int,
     bootstrap: int = 1,
     min_coverage: float = coverage_mod.DEFAULT_MIN_COVERAGE,
+    max_question_distance: float | None = None,
 ) -> None:
     """One-line usage errors for options a gate cannot work with."""
     if not (isinstance(min_coverage, (int, float)) and math.isfinite(min_coverage) and 0 < min_coverage <= 1):
@@ -123,6 +138,10 @@ def validate_options(
         raise UserError(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
     if max_distance is not None and not (math.isfinite(max_distance) and max_distance >= 0):
         raise UserError(f"--max-distance must be a finite number >= 0, got {max_distance}")
+    if max_question_distance is not None and not (math.isfinite(max_question_distance) and max_question_distance >= 0):
+        raise UserError(f"--max-question-distance must be a finite number >= 0, got {max_question_distance}")
+    if max_question_distance is not None and max_distance is None:
+        raise UserError("--max-question-distance needs --max-distance (without it the gate is a difference test)")
     if permutations < 1:
         raise UserError(f"--permutations must be at least 1, got {permutations}")
     if bootstrap < 1:
@@ -185,6 +204,8 @@ def value_checks(
     dists: list[ValueDistribution] | None = None,
     select: str | None = None,
     min_coverage: float = coverage_mod.DEFAULT_MIN_COVERAGE,
+    max_question_distance: float | None = None,
+    extra_tests: int = 0,
 ) -> list[Check]:
     """``dists``: the candidate's distributions when they were read already (from any source, see
     :func:`univar_eval.runs.folders.read_candidates`); else the run folder ``run`` is read (a run without
@@ -211,17 +232,30 @@ def value_checks(
                     lang,
                     FAIL,
                     f"language {lang} (named in --langs) is missing in candidate and baseline",
+                    rule="missing",
                 )
             )
     for t in tasks or []:
         if not any(_named(k, [t]) for k in {*candidate, *baseline}):
             checks.append(
-                Check(t, "values", None, FAIL, f"task {t} (named in --tasks) is missing in candidate and baseline")
+                Check(
+                    t,
+                    "values",
+                    None,
+                    FAIL,
+                    f"task {t} (named in --tasks) is missing in candidate and baseline",
+                    rule="missing",
+                )
             )
     if not candidate and not baseline and not checks:
         raise UserError(f"{run}: no value distributions, and no baseline entries of {against}, match --tasks/--langs")
-    n_perm = permutations_needed(len({*candidate, *baseline}), alpha, correction, n_permutations)
-    tested: list[Check] = []
+    # two tests a task at most (d_S and d_Q), plus the --fail-on-value checks: one family
+    # (with D the permutation p is reported, not decisive: --permutations as given)
+    n_perm = (
+        permutations_needed(2 * len({*candidate, *baseline}) + extra_tests, alpha, correction, n_permutations)
+        if max_distance is None
+        else n_permutations
+    )
     for task in sorted({*candidate, *baseline}):
         kind = "control" if task.startswith(CONTROL_PREFIX) else "values"
         d, e = candidate.get(task), baseline.get(task)
@@ -235,6 +269,7 @@ def value_checks(
                     f"missing in candidate (the baseline has {e['n_answers']} answers for it)",
                     n_baseline=e["n_answers"],
                     threshold=max_distance,
+                    rule="missing",
                 )
             )
             continue
@@ -248,79 +283,93 @@ def value_checks(
                     f"no baseline entry for {against} / {task}",
                     n=len(d),
                     threshold=max_distance,
+                    rule="no baseline",
                 )
             )
             continue
         cov = coverage_of(d, bank, e)
-        enough = len(d) >= min_answers and e["n_answers"] >= min_answers  # else insufficient, said below
+        enough = len(d) >= min_answers and e["n_answers"] >= min_answers  # else insufficient, below
         short = coverage_mod.incomplete(cov, min_coverage) if enough and not allow_other_questions else None
         if short:
             checks.append(incomplete_check(task, kind, d, e, cov, short, max_distance))
             continue
-        res = reference_distances(
-            d,
-            bank,
-            min_answers=min_answers,
-            metric=metric,
-            n_permutations=n_perm,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            against=[against],
-            alpha=alpha,
-            allow_other_questions=allow_other_questions,
-            noise=True,
-        )
-        r = res["references"][against]
-        if r["status"] == "insufficient":
+        if not enough:
             checks.append(
                 Check(
                     task,
                     kind,
                     d.lang,
                     FAIL,
-                    f"insufficient answers ({r['n_x']} vs baseline {r['n_y']}; need {min_answers})",
-                    n=r["n_x"],
-                    n_baseline=r["n_y"],
+                    f"insufficient answers ({len(d)} vs baseline {e['n_answers']}; need {min_answers})",
+                    n=len(d),
+                    n_baseline=e["n_answers"],
                     threshold=max_distance,
+                    rule="insufficient",
                 )
             )
             continue
+        check_comparable(d, e, allow_other_questions)
+        ref = bank.load(e, with_answers=True)
+        r = gate_comparison(
+            d,
+            ref,
+            metric,
+            alpha=alpha,
+            n_bootstrap=n_bootstrap,
+            n_permutations=n_perm,
+            seed=seed,
+            allow_other_questions=allow_other_questions,
+        )
+        quantity = equivalence.D_S if metric == "mmd" and r["design"] != "unpaired" else None
+        noise, noise_upper = baseline_noise(ref, metric, seed, alpha=alpha, n_bootstrap=n_bootstrap, quantity=quantity)
+        first = r["tests"][0] if r.get("tests") else {}
         check = Check(
             task,
             kind,
             d.lang,
             FAIL,
             "",
-            distance=r.get("distance"),
-            p_value=r.get("p_value"),
+            distance=first.get("distance"),
+            p_value=first.get("p_difference"),
             threshold=max_distance,
             n=r.get("n_x"),
             n_baseline=r.get("n_y"),
-            ci_low=r.get("ci_low"),
-            ci_high=r.get("ci_high"),
-            upper=r.get("upper"),
+            upper=first.get("upper"),
             design=r.get("design") or ("unpaired" if allow_other_questions else None),
             note=r.get("note"),
-            noise=r.get("noise"),
-            noise_upper=r.get("noise_upper"),
+            noise=noise,
+            noise_upper=noise_upper,
             n_questions=r.get("n_questions"),
             n_left_out=r.get("n_left_out_x"),
             n_left_out_baseline=r.get("n_left_out_y"),
-            warnings=list(r.get("warnings", [])),
+            warnings=truncation_warnings(d.manifest, "run") + truncation_warnings(e, f"bank entry {against}"),
+            quantity=first.get("quantity"),
+            tests=list(r.get("tests") or []),
+            n_copies=r.get("n_copies"),
         )
         add_coverage(check, cov)
+        if r.get("copies_in_excess"):
+            check.warnings.append(
+                f"{task}: {r['n_copies']} candidate answers equal a baseline answer of the same question, more than "
+                "independent answers explain; the bound without them decides a pass"
+            )
         checks.append(check)
-        problem = r.get("problem") or not_finite(check, need_upper=max_distance is not None)
+        problem = r.get("problem") or (None if check.tests else "no tested quantity")
+        problem = problem or next(
+            (p for t in check.tests if (p := not_finite(t, need_upper=max_distance is not None))), None
+        )
         if problem:
             check.reason = f"not a finite result: {problem}"
-            continue
-        tested.append(check)
-    # every deciding task and language is one test: the p-values are corrected for their number
-    # (the control checks form their own family: they never decide)
-    for family in ([c for c in tested if c.decides], [c for c in tested if not c.decides]):
-        for check, p_adj in zip(family, adjust_p_values([c.p_value for c in family], correction)):
-            check.p_adjusted = p_adj
-            decide(check, alpha=alpha, max_distance=max_distance, correction=correction, metric=metric)
+            check.rule = "not finite"
+            check.tests = []
+    decide(
+        checks,
+        alpha=alpha,
+        max_distance=max_distance,
+        max_question_distance=max_question_distance,
+        correction=correction,
+        metric=metric,
+    )
     _attach_control_ratios(checks)
     return sorted(checks, key=lambda c: (c.kind == "control", c.name))
 
@@ -363,7 +412,9 @@ def incomplete_check(
     task: str, kind: str, d: ValueDistribution, e: dict, cov: coverage_mod.Coverage, reason: str, max_distance
 ) -> Check:
     """A FAIL for too little coverage: decided before any test, so it is outside the correction family."""
-    check = Check(task, kind, d.lang, FAIL, reason, n=len(d), n_baseline=e["n_answers"], threshold=max_distance)
+    check = Check(
+        task, kind, d.lang, FAIL, reason, n=len(d), n_baseline=e["n_answers"], threshold=max_distance, rule="incomplete"
+    )
     check.incomplete = True
     add_coverage(check, cov)
     return check
@@ -386,64 +437,149 @@ def copies_cell(c: Check) -> str | None:
     return f"{c.n_copies} ({100 * (c.copy_share or 0):.1f}%)"
 
 
-def not_finite(check: Check, *, need_upper: bool) -> str | None:
-    """What is NaN or infinite among the numbers a verdict rests on (None when all are finite)."""
-    values = {"distance": check.distance, "p-value": check.p_value}
-    if check.ci_low is not None or check.ci_high is not None:
-        values.update({"interval low": check.ci_low, "interval high": check.ci_high})
+def not_finite(test: dict, *, need_upper: bool) -> str | None:
+    """What is NaN or infinite among the numbers a tested quantity's verdict rests on (None when all are finite)."""
+    values = {"distance": test.get("distance")}
     if need_upper:
-        values["upper bound"] = check.upper
+        values.update({"standard error": test.get("se"), "upper bound": test.get("upper")})
+    if not need_upper or test.get("p_difference") is not None:
+        values["p-value"] = test.get("p_difference")
     bad = [name for name, v in values.items() if not (isinstance(v, (int, float)) and math.isfinite(v))]
     return f"{', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite" if bad else None
 
 
+def tolerance_of(test: dict, max_distance: float, max_question_distance: float | None) -> float:
+    """d_Q quantities (the whole task's or one value's) use ``max_question_distance`` (default D); the rest D."""
+    if str(test.get("quantity", "")).startswith(equivalence.D_Q) and max_question_distance is not None:
+        return max_question_distance
+    return max_distance
+
+
 def decide(
-    check: Check, *, alpha: float, max_distance: float | None, correction: str = "holm", metric: str = "mmd"
-) -> None:
-    """Set the outcome and reason of a check with a finite distance, p-value and (with D) upper bound."""
-    dist, p_adj = check.distance, check.p_adjusted if check.p_adjusted is not None else check.p_value
-    significant = p_adj < alpha
-    p_text = f"p = {fmt_number(check.p_value)}" + (
-        f", {correction} {fmt_number(p_adj)}" if correction != "none" else ""
-    )
-    noise = f", baseline noise {fmt_number(check.noise)}" if check.noise is not None else ""
-    if check.noise is not None and check.noise_upper is not None:
-        noise += f" (bound {fmt_number(check.noise_upper)})"
-    if max_distance is None:
-        if significant:
-            check.outcome = FAIL
-            check.reason = f"values differ from the baseline: {metric} {fmt_number(dist)}{noise} ({p_text} < {alpha})"
+    checks: list[Check],
+    *,
+    alpha: float,
+    max_distance: float | None,
+    max_question_distance: float | None = None,
+    correction: str = "holm",
+    metric: str = "mmd",
+) -> list[Check]:
+    """The one decision function of the gate: every check of every path (task values, the control, the
+    ``--fail-on-value`` checks) goes through it, and it may be called again when checks are added (it is a pure
+    function of the checks' tests).
+
+    Inputs: rows (:class:`Check`). A row with ``tests`` is decided here; each test is one tested quantity
+    (a dict: ``quantity``, ``distance``, ``upper``, ``statistic``, ``se``, ``df``, ``squared``, ``enough``,
+    ``ceiling``, ``p_difference``). A row without tests keeps the outcome it was made with (FAIL) and its
+    ``rule`` says why: ``missing``, ``insufficient``, ``not finite``, ``no baseline``, or ``incomplete`` -- the
+    hook for coverage checks (questions answered out of the baseline's, answers left out, verbatim copies): add
+    ``Check(name, "values", lang, FAIL, reason, rule="incomplete")`` and it fails outside the family, never
+    corrected away and never changed by a pass elsewhere.
+
+    Family: every test of every deciding row (the control's rows form their own family, which never decides).
+    With D: per test, ``p_excess`` = p of ``H0: distance <= tolerance``; the family's p-values are adjusted
+    (Holm: any wrong fail at most alpha; BH: the expected share of wrong fails); fail when the adjusted p < alpha;
+    pass when the one-sided 1 - alpha upper bound < tolerance; else inconclusive. Each test records its Bonferroni
+    1 - alpha/m lower bound. Without D: fail when the adjusted permutation p of ``H0: distance = 0`` < alpha, else
+    pass (no significant difference). A row fails when a test fails, is inconclusive when one is, else passes;
+    its reason names the bound that decided."""
+    for family in (
+        [c for c in checks if c.tests and c.decides],
+        [c for c in checks if c.tests and not c.decides],
+    ):
+        hyps = [(c, t) for c in family for t in c.tests]
+        if not hyps:
+            continue
+        m = len(hyps)
+        if max_distance is None:
+            raw = [float(t["p_difference"]) for _, t in hyps]
         else:
-            ci = (
-                f", 95% CI [{fmt_number(check.ci_low)}, {fmt_number(check.ci_high)}]"
-                if check.ci_low is not None and check.ci_high is not None
-                else ""
+            raw = []
+            for _, t in hyps:
+                t["tolerance"] = tolerance_of(t, max_distance, max_question_distance)
+                raw.append(
+                    equivalence.p_excess(
+                        t["statistic"],
+                        t["se"],
+                        t.get("df"),
+                        t["tolerance"],
+                        enough=t.get("enough", True),
+                        squared=t.get("squared", True),
+                    )
+                )
+        for (c, t), p, p_adj in zip(hyps, raw, adjust_p_values(raw, correction)):
+            t["p_adjusted"] = p_adj
+            if max_distance is None:
+                t["outcome"] = FAIL if p_adj < alpha else PASS
+                continue
+            t["p_excess"] = p
+            t["lower"] = equivalence.lower_bound(
+                t["statistic"],
+                t["se"],
+                t.get("df"),
+                1 - alpha / m,
+                enough=t.get("enough", True),
+                ceiling=t.get("ceiling", equivalence.MMD2_CEILING),
+                squared=t.get("squared", True),
             )
-            check.outcome = PASS
-            check.reason = f"{NO_DIFFERENCE}: {metric} {fmt_number(dist)}{ci}{noise} ({p_text})"
-        return
-    upper = check.upper
-    if upper < max_distance:
-        check.outcome = PASS
-        check.reason = (
-            f"equivalent: upper bound {fmt_number(upper)} < {max_distance} "
-            f"({metric} {fmt_number(dist)}{noise}; {1 - alpha:.0%} one-sided)"
+            t["outcome"] = PASS if t["upper"] < t["tolerance"] else FAIL if p_adj < alpha else INCONCLUSIVE
+        for c in family:
+            _settle(c, alpha=alpha, max_distance=max_distance, correction=correction, m=m)
+    return checks
+
+
+def _settle(c: Check, *, alpha: float, max_distance: float | None, correction: str, m: int) -> None:
+    """A row's outcome, shown quantity and reason from its decided tests."""
+    order = {FAIL: 0, INCONCLUSIVE: 1, PASS: 2}
+    shown = min(c.tests, key=lambda t: order[t["outcome"]])
+    c.outcome = shown["outcome"]
+    c.quantity, c.distance, c.upper = shown["quantity"], shown["distance"], shown.get("upper")
+    c.p_value = shown.get("p_difference") if max_distance is None else shown.get("p_excess")
+    c.p_adjusted, c.lower, c.p_excess = shown["p_adjusted"], shown.get("lower"), shown.get("p_excess")
+    c.threshold = shown.get("tolerance", max_distance)
+    noise = f", baseline noise {fmt_number(c.noise)}" if c.noise is not None else ""
+    if c.noise is not None and c.noise_upper is not None:
+        noise += f" (bound {fmt_number(c.noise_upper)})"
+    parts = []
+    for t in c.tests:
+        q = t["quantity"]
+        if max_distance is None:
+            p_text = f"p = {fmt_number(t['p_difference'])}" + (
+                f", {correction} {fmt_number(t['p_adjusted'])}" if correction != "none" else ""
+            )
+            if t["outcome"] == FAIL:
+                parts.append(f"values differ from the baseline: {q} {fmt_number(t['distance'])} ({p_text} < {alpha})")
+            else:
+                parts.append(f"{NO_DIFFERENCE}: {q} {fmt_number(t['distance'])} ({p_text})")
+            continue
+        tol = t["tolerance"]
+        p_text = f"p({q} <= {tol}) = {fmt_number(t['p_excess'])}" + (
+            f", {correction} {fmt_number(t['p_adjusted'])}" if correction != "none" else ""
         )
-    elif significant and dist > max_distance:
-        check.outcome = FAIL
-        check.reason = f"{metric} {fmt_number(dist)} > {max_distance} and {p_text} < {alpha}{noise}"
+        few = "" if t.get("enough", True) else f"; {t.get('n_questions')} questions are too few for a bound"
+        if t["outcome"] == PASS:
+            parts.append(
+                f"{q} upper bound {fmt_number(t['upper'])} < {tol} ({1 - alpha:.0%} one-sided; "
+                f"{q} {fmt_number(t['distance'])})"
+            )
+        elif t["outcome"] == FAIL:
+            parts.append(
+                f"{q} exceeds {tol}: lower bound {fmt_number(t['lower'])} ({1 - alpha / m:.4g} one-sided, "
+                f"Bonferroni over {m}) and {p_text} < {alpha} ({q} {fmt_number(t['distance'])})"
+            )
+        else:
+            parts.append(
+                f"{q} upper bound {fmt_number(t['upper'])} >= {tol} and {p_text} >= {alpha} "
+                f"({q} {fmt_number(t['distance'])}{few})"
+            )
+    c.reason = "; ".join(parts) + noise
+    if c.outcome == PASS and max_distance is not None:
+        c.reason = f"equivalent: {c.reason}"
+    if c.outcome == INCONCLUSIVE and max_distance is not None:
+        c.to_decide = evidence_needed(c, c.threshold, alpha)
+        c.reason = f"inconclusive: {c.reason}; {c.to_decide}"
     else:
-        check.outcome = INCONCLUSIVE
-        check.to_decide = evidence_needed(check, max_distance, alpha)
-        check.reason = (
-            f"inconclusive: upper bound {fmt_number(upper)} >= {max_distance} and "
-            + (
-                f"{metric} {fmt_number(dist)} <= {max_distance}"
-                if dist <= max_distance
-                else f"not significant ({p_text})"
-            )
-            + f"{noise}; {check.to_decide}"
-        )
+        c.to_decide = None
 
 
 def evidence_needed(check: Check, max_distance: float, alpha: float) -> str:
@@ -579,8 +715,15 @@ def to_json(checks: list[Check], settings: dict, allow_inconclusive: bool = Fals
     }
 
 
+def _bounds(c: Check) -> str | None:
+    """``[lower, upper]`` of the shown quantity (``<upper`` without a lower bound: no D, or not tested)."""
+    if c.upper is None:
+        return None
+    return f"<{fmt_number(c.upper)}" if c.lower is None else f"[{fmt_number(c.lower)}, {fmt_number(c.upper)}]"
+
+
 def _cells(c: Check) -> list:
-    bound = None if c.upper is None else f"<{fmt_number(c.upper)}"
+    bound = _bounds(c)
     noise = (
         None
         if c.noise is None
@@ -598,6 +741,7 @@ def _cells(c: Check) -> list:
         c.name,
         c.lang,
         outcome,
+        c.quantity,
         c.distance,
         bound,
         noise,
@@ -610,7 +754,21 @@ def _cells(c: Check) -> list:
     ]
 
 
-HEADERS = ["check", "lang", "result", "value", "bound", "noise", "p", "design", "control", "questions", "copies", "why"]
+HEADERS = [
+    "check",
+    "lang",
+    "result",
+    "quantity",
+    "value",
+    "bounds",
+    "noise",
+    "p",
+    "design",
+    "control",
+    "questions",
+    "copies",
+    "why",
+]
 
 
 def headline(checks: list[Check], allow_inconclusive: bool = False) -> str:
@@ -692,12 +850,19 @@ def to_junit(
             ET.SubElement(case, "skipped", message=xml_text(f"{c.outcome} (does not decide): {c.reason}"))
         out = ET.SubElement(case, "system-out")
         out.text = xml_text(
-            f"outcome={c.outcome} value={c.distance} upper={c.upper} noise={c.noise} noise_upper={c.noise_upper} "
+            f"outcome={c.outcome} quantity={c.quantity} value={c.distance} lower={c.lower} upper={c.upper} "
+            f"p_excess={c.p_excess} noise={c.noise} noise_upper={c.noise_upper} "
             f"p={c.p_value} p_adjusted={c.p_adjusted} threshold={c.threshold} design={c.design} n={c.n} "
             f"n_baseline={c.n_baseline} n_left_out={c.n_left_out} n_left_out_baseline={c.n_left_out_baseline} "
             f"questions_used={c.n_questions_used} questions_baseline={c.n_questions_baseline} "
             f"copies={c.n_copies} copy_share={c.copy_share} incomplete={c.incomplete}"
             + (f" note={c.note}" if c.note else "")
+            + "".join(
+                f" | {t.get('quantity')}: value={t.get('distance')} lower={t.get('lower')} upper={t.get('upper')} "
+                f"tolerance={t.get('tolerance')} p_excess={t.get('p_excess')} p_adjusted={t.get('p_adjusted')} "
+                f"outcome={t.get('outcome')}"
+                for t in c.tests
+            )
         )
     root = ET.Element("testsuites", name=xml_text(suite_name), tests=suite.get("tests"), failures=suite.get("failures"))
     root.append(suite)

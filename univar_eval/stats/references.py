@@ -20,6 +20,7 @@ import numpy as np
 
 from univar_eval.errors import UserError
 from univar_eval.stats import distance as distance_mod
+from univar_eval.stats import equivalence
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution, comparability_problem
 
@@ -68,14 +69,7 @@ def reference_distances(
         "status": "ok",
     }
     for e in entries:
-        problem = comparability_problem(dist.manifest, e)
-        if problem and allow_other_questions and problem.startswith("questionnaire version"):
-            problem = None
-        if problem:
-            raise UserError(
-                f"bank entry {e['model']} / {task} is not comparable with this run: {problem}; "
-                "rebuild the bank entry (or the run) with the same settings"
-            )
+        check_comparable(dist, e, allow_other_questions)
     if not entries:
         result["status"] = "no references"
         return result
@@ -108,6 +102,19 @@ def reference_distances(
     return result
 
 
+def check_comparable(dist: ValueDistribution, entry: dict, allow_other_questions: bool = False) -> None:
+    """A one-line error when the bank ``entry`` cannot be compared with ``dist`` (another encoder, fingerprint,
+    questionnaire version, translation or text format); never compared silently."""
+    problem = comparability_problem(dist.manifest, entry)
+    if problem and allow_other_questions and problem.startswith("questionnaire version"):
+        problem = None
+    if problem:
+        raise UserError(
+            f"bank entry {entry['model']} / {dist.manifest.get('task')} is not comparable with this run: {problem}; "
+            "rebuild the bank entry (or the run) with the same settings"
+        )
+
+
 def compare_one(
     x: ValueDistribution,
     y: ValueDistribution,
@@ -133,16 +140,119 @@ def compare_one(
     return {**r.to_dict(), "status": "ok"}
 
 
-def baseline_noise(ref: ValueDistribution, metric: str, seed: int) -> tuple[float | None, float | None]:
-    """The reference's noise floor (:func:`distance.within_noise`): the distance a rerun of the reference, with as
-    many answers, would show against it, and that rerun's upper bound; None where it cannot be told (no question
-    ids, no repeats, or for mmd 2 answers a question). The bound is the smallest sensible tolerance:
-    with D below it, a rerun of the reference would typically not pass."""
+def baseline_noise(
+    ref: ValueDistribution,
+    metric: str,
+    seed: int,
+    *,
+    alpha: float = distance_mod.DEFAULT_ALPHA,
+    n_bootstrap: int = distance_mod.DEFAULT_BOOTSTRAP,
+    quantity: str | None = None,
+) -> tuple[float | None, float | None]:
+    """The reference's noise floor: the distance a rerun of the reference, with as many answers, would show
+    against it, and that rerun's upper bound (at ``alpha``, from ``n_bootstrap`` resamples: the gate's settings);
+    None where it cannot be told (no question ids, no repeats). ``quantity="d_S"`` (the gate with mmd): the floor
+    of the quantity ``--max-distance`` bounds (:func:`equivalence.noise_floor`); else
+    :func:`distance.within_noise`. The bound is the smallest sensible tolerance: with D below it, a rerun of the
+    reference would typically not pass (``univar-eval calibrate`` chooses D for a whole gate)."""
     ids = next((keys for keys in (question_ids(ref), question_texts(ref)) if keys and None not in keys), None)
     if ids is None:
         return None, None
-    result = distance_mod.within_noise(ref.embeddings, ids, metric, seed)
+    if quantity == equivalence.D_S:
+        floor = equivalence.noise_floor(ref.embeddings, ids, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
+        return (None, None) if floor is None else (_finite_or_none(floor.distance), _finite_or_none(floor.upper))
+    result = distance_mod.within_noise(ref.embeddings, ids, metric, seed, alpha=alpha, n_bootstrap=n_bootstrap)
     return _finite_or_none(result.distance), _finite_or_none(result.upper)
+
+
+def gate_comparison(
+    dist: ValueDistribution,
+    ref: ValueDistribution,
+    metric: str,
+    *,
+    alpha: float,
+    n_bootstrap: int,
+    n_permutations: int,
+    seed: int,
+    allow_other_questions: bool = False,
+) -> dict:
+    """What a gate check decides on: ``{"tests": [...], design, n_x, n_y, n_questions, n_left_out_x/_y, n_copies,
+    note, problem}``. Each test is one tested quantity (:class:`equivalence.Bound` as a dict: ``quantity``,
+    ``statistic``, ``se``, ``df``, ``distance``, ``upper``, ``p_difference``, ``squared``, ``enough``,
+    ``ceiling``). mmd, paired: d_S, and d_Q where both sides have repeats (:mod:`univar_eval.stats.equivalence`).
+    Other metrics or unpaired: the design's distance from :func:`distance.compare_sets`, its bootstrap bound, and a
+    normal approximation (standard error from the bootstrap interval) for the test of excess."""
+    keys = {"groups_x": None, "groups_y": None} if allow_other_questions else pairing_keys(dist, ref)
+    out = {"status": "ok", "n_x": len(dist), "n_y": len(ref), "n_copies": 0, "note": None, "problem": None}
+    if metric == "mmd" and keys["groups_x"] is not None:
+        ev = equivalence.evaluate(
+            dist.embeddings,
+            ref.embeddings,
+            keys["groups_x"],
+            keys["groups_y"],
+            alpha=alpha,
+            n_bootstrap=n_bootstrap,
+            n_permutations=n_permutations,
+            seed=seed,
+        )
+        tests = []
+        for b in ev.bounds:
+            t = b.to_dict()
+            t.update(squared=True, enough=b.enough)
+            t["details"] = {k: v for k, v in t["details"].items() if k != "per_question"}
+            tests.append(t)
+        per_question = any(b.quantity == equivalence.D_Q for b in ev.bounds)
+        out.update(
+            tests=tests,
+            design="per_question" if per_question else "shared_shift",
+            n_questions=ev.n_questions,
+            n_left_out_x=ev.n_left_out_x,
+            n_left_out_y=ev.n_left_out_y,
+            n_copies=ev.n_copies,
+            copies_in_excess=ev.copies_in_excess,
+            identical=ev.identical,
+            problem=ev.problem,
+            note=None if per_question else distance_mod.SHARED_SHIFT_NOTE,
+        )
+        return out
+    r = distance_mod.compare_sets(
+        dist.embeddings,
+        ref.embeddings,
+        metric,
+        n_permutations=n_permutations,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        alpha=alpha,
+        paired=not allow_other_questions,
+        **keys,
+    )
+    se = math.nan
+    if r.ci_low is not None and r.ci_high is not None and math.isfinite(r.ci_high - r.ci_low):
+        se = (r.ci_high - r.ci_low) / (2 * 1.959964)
+    ceiling = {"mmd": math.sqrt(equivalence.MMD2_CEILING), "centroid": 2.0, "frechet": 4.0}[metric]
+    test = {
+        "quantity": metric if r.design != "unpaired" else f"{metric} (unpaired)",
+        "statistic": r.distance,
+        "se": se,
+        "df": None,
+        "distance": r.distance,
+        "upper": None if r.upper is None else min(r.upper, ceiling),
+        "p_difference": r.p_value,
+        "n_questions": r.n_questions,
+        "squared": False,
+        "enough": True,
+        "ceiling": ceiling,
+    }
+    out.update(
+        tests=[test],
+        design=r.design,
+        n_questions=r.n_questions,
+        n_left_out_x=r.n_left_out_x,
+        n_left_out_y=r.n_left_out_y,
+        problem=r.problem,
+        note=r.note,
+    )
+    return out
 
 
 def _finite_or_none(value) -> float | None:
