@@ -347,7 +347,8 @@ def test_candidate_task_without_baseline_fails(tmp_path, script):
     script.set(40, p_value=0.9)
     js = tmp_path / "g.json"
     assert gate_cli(run, bank, "--json", str(js)) == 1
-    assert check_by(js)["univar_pvq_deu"]["reason"] == "no baseline entry for base / univar_pvq_deu"
+    assert check_by(js)["univar_pvq_deu"]["reason"].startswith("no baseline entry for base / univar_pvq_deu (")
+    assert "--tasks" in check_by(js)["univar_pvq_deu"]["reason"]
 
 
 # -- the control never decides -----------------------------------------------------------------------------------

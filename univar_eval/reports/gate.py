@@ -280,7 +280,8 @@ def value_checks(
                     kind,
                     d.lang,
                     FAIL,
-                    f"no baseline entry for {against} / {task}",
+                    f"no baseline entry for {against} / {task} (a bank built before this task existed, e.g. for a "
+                    "1.0 group: gate with --tasks naming the bank's tasks, or add this task's run to the bank)",
                     n=len(d),
                     threshold=max_distance,
                     rule="no baseline",
