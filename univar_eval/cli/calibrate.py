@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from univar_eval.cli import options
 from univar_eval.stats import calibration
 
 
@@ -18,12 +19,17 @@ def register(sub) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders of 3 or more reruns of the baseline model")
     p.add_argument("--bank", required=True, help="reference bank holding the baseline")
     p.add_argument("--against", required=True, metavar="REF", help="the baseline's name in the bank")
-    p.add_argument("--probability", type=float, default=calibration.DEFAULT_PROBABILITY, help="(0.95)")
-    p.add_argument("--alpha", type=float, default=0.05, help="the gate's alpha (0.05)")
-    p.add_argument("--bootstrap", type=int, default=200, help="the gate's bootstrap resamples (200)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tasks", nargs="+", metavar="TASK")
-    p.add_argument("--langs", nargs="+", metavar="LANG")
+    p.add_argument(
+        "--probability",
+        type=options.probability,
+        default=calibration.DEFAULT_PROBABILITY,
+        help="the chance that a whole gate of a new rerun passes with the proposed D (default 0.95)",
+    )
+    p.add_argument("--alpha", type=options.probability, default=0.05, help="the gate's alpha (default 0.05)")
+    p.add_argument("--bootstrap", type=options.count, default=200, help="the gate's bootstrap resamples (default 200)")
+    p.add_argument("--seed", type=options.count, default=0, help="seed of the bootstrap and the draws (default 0)")
+    p.add_argument("--tasks", nargs="+", metavar="TASK", help="only these tasks (default: every task of the bank)")
+    p.add_argument("--langs", nargs="+", metavar="LANG", help="only these languages (default: all)")
     p.add_argument("--json", metavar="FILE", help="write the proposal and how it was found")
     p.set_defaults(func=cmd_calibrate)
 

@@ -63,7 +63,12 @@ def register(sub) -> None:
         default="holm",
         help="multiple-testing correction over the task/language checks (holm: family-wise; bh: FDR)",
     )
-    g.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
+    g.add_argument(
+        "--metric",
+        choices=distance_mod.METRICS,
+        default="mmd",
+        help="distance between value distributions (default mmd: the one with equivalence bounds)",
+    )
     g.add_argument(
         "--permutations",
         type=options.permutations,
@@ -77,7 +82,9 @@ def register(sub) -> None:
         default=distance_mod.DEFAULT_BOOTSTRAP,
         help="paired bootstrap resamples (over questions) for the upper bound and the noise floor (200)",
     )
-    g.add_argument("--seed", type=options.count, default=0)
+    g.add_argument(
+        "--seed", type=options.count, default=0, help="seed of the permutations and bootstrap resamples (default 0)"
+    )
     g.add_argument("--min-answers", type=options.min_answers, help="fewer answers fail as insufficient (default 10)")
     g.add_argument(
         "--min-coverage",
@@ -117,7 +124,9 @@ def register(sub) -> None:
     lb.add_argument("runs", nargs="+", metavar="CANDIDATE", help=candidates.SOURCES_HELP)
     lb.add_argument("--bank", help="reference bank: report distances to its models")
     lb.add_argument("--against", nargs="+", metavar="MODEL", help="only these reference models")
-    lb.add_argument("--metric", choices=distance_mod.METRICS, default="mmd")
+    lb.add_argument(
+        "--metric", choices=distance_mod.METRICS, default="mmd", help="distance to the bank's models (default mmd)"
+    )
     lb.add_argument("--format", choices=("md", "csv", "html", "json"), default="md")
     lb.add_argument("-o", "--output", help="write here instead of printing")
     lb.add_argument("--min-answers", type=options.min_answers)
