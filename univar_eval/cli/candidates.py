@@ -105,7 +105,7 @@ def verify_count(args) -> int:
     return DEFAULT_SAMPLE if n is None else n
 
 
-def open_bank(args, spec: str | None = None):
+def open_bank(args, spec: str | None = None) -> Bank:
     """The bank ``--bank`` names; a hub bank's embeddings are checked against its answers (``--verify``)."""
     from univar_eval.runs.verify import verify_bank
     from univar_eval.storage.hub import open_bank as open_spec

@@ -193,7 +193,7 @@ def cmd_gate(args) -> int:
         checks += gate.hvae_checks(args.run, args.min_value_rationality, select=args.select)
     if (args.fail_on_value or args.plot) and not args.bank:
         raise UserError("--fail-on-value and --plot need --bank DIR --against MODEL")
-    if args.bank:  # per-value drift: reasons name the values that moved most; --fail-on-value; --plot
+    if bank is not None:  # (--bank) per-value drift: reasons name the values that moved most; --fail-on-value; --plot
         from univar_eval.reports.drift import gate_hooks
 
         checks = gate_hooks(

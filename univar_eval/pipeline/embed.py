@@ -88,7 +88,7 @@ def build_distribution(
         return texts, vectors, sum(answers_mod.is_refusal(a) for a in answers), n_cut, n_fitted
 
     done = run_blocks(kept, embed_block, block=block_size(settings), world=world, label=f"embedding {task}")
-    sharding = {"world_size": world.size} if world.distributed else None
+    sharding: dict[str, int | list[int]] | None = {"world_size": world.size} if world.distributed else None
     if done is None:  # another rank than 0: rank 0 holds the whole distribution and writes it
         empty = np.zeros((0, encoder.dimension), dtype=np.float32)
         manifest = {"task": task, "lang": lang, "encoder": encoder.describe(), "sharding": sharding}

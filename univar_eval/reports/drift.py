@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from univar_eval.errors import UserError
@@ -298,6 +299,22 @@ RENDERERS = {"text": to_text, "md": to_markdown, "json": to_json}
 
 
 # -- the gate's hooks ---------------------------------------------------------------------------------------
+@dataclass
+class GateItem:
+    """One candidate distribution the gate's hooks look at: ``result`` is its breakdown against ``ref``, the
+    baseline's distribution of the task (both None when it could not be made: ``error`` says why)."""
+
+    task: str
+    lang: str | None
+    questionnaire: str | None
+    candidate: str
+    baseline: str
+    dist: ValueDistribution
+    ref: ValueDistribution | None = None
+    result: drift_mod.DriftResult | None = None
+    error: str | None = None
+
+
 def gate_hooks(
     checks: list,
     run: str,
@@ -330,35 +347,36 @@ def gate_hooks(
     if plot:
         plot_mod.output_format(plot)
     wanted = {(c.name, c.lang) for c in checks if c.kind == "values" and not c.passed}
-    items = []
+    items: list[GateItem] = []
     for d in dists if dists is not None else load_run(run):
-        if d.manifest.get("questionnaire") not in questionnaire_mod.VALUE_SETS:
+        questionnaire = d.manifest.get("questionnaire")
+        if questionnaire not in questionnaire_mod.VALUE_SETS:
             continue
-        if (langs and d.lang not in langs) or (
-            tasks and not any(d.task == t or d.task.startswith(t + "_") for t in tasks)
-        ):
+        if langs and d.lang not in langs:
             continue
-        if not (fail_on_value or plot or (d.task, d.lang) in wanted):
+        task = d.task
+        if task is None:  # a manifest's task is required: only a distribution built in memory can lack one
+            raise UserError(f"a {questionnaire} distribution of {run} names no task")
+        if tasks and not any(task == t or task.startswith(t + "_") for t in tasks):
             continue
-        entries = bank.entries(model=against, task=d.task)
-        item = {
-            "task": d.task,
-            "lang": d.lang,
-            "questionnaire": d.manifest.get("questionnaire"),
-            "candidate": d.manifest.get("model") or run,
-            "baseline": against,
-            "result": None,
-            "error": None,
-            "dist": d,
-            "ref": None,
-        }
+        if not (fail_on_value or plot or (task, d.lang) in wanted):
+            continue
+        entries = bank.entries(model=against, task=task)
+        item = GateItem(
+            task=task,
+            lang=d.lang,
+            questionnaire=questionnaire,
+            candidate=d.manifest.get("model") or run,
+            baseline=against,
+            dist=d,
+        )
         try:
             if not entries:
-                raise UserError(f"no baseline entry for {against} / {d.task}")
-            item["ref"] = bank.load(entries[0], with_answers=True)
-            item["result"] = breakdown(
+                raise UserError(f"no baseline entry for {against} / {task}")
+            item.ref = ref = bank.load(entries[0], with_answers=True)
+            item.result = breakdown(
                 d,
-                item["ref"],
+                ref,
                 n_permutations=n_permutations,
                 n_bootstrap=drift_mod.DEFAULT_BOOTSTRAP,
                 seed=seed,
@@ -367,20 +385,21 @@ def gate_hooks(
                 top=5,
             )
         except UserError as e:
-            item["error"] = str(e)
+            item.error = str(e)
         items.append(item)
-    by_key = {(i["task"], i["lang"]): i for i in items}
+    by_key = {(i.task, i.lang): i for i in items}
     for c in checks:
-        item = by_key.get((c.name, c.lang))
-        if c.kind == "values" and not c.passed and item and item["result"] is not None:
-            moved = moved_most(item["result"])
+        found = by_key.get((c.name, c.lang))
+        if c.kind == "values" and not c.passed and found is not None and found.result is not None:
+            moved = moved_most(found.result)
             if moved:
                 c.reason = f"{c.reason}; {moved}"
+    results = [(i, i.result) for i in items if i.result is not None]
     added = []
     for label in fail_on_value or []:
-        known = [i for i in items if i["result"] is not None and any(v.label == label for v in i["result"].values)]
+        known = [i for i, result in results if any(v.label == label for v in result.values)]
         if not known:
-            have = sorted({v.label for i in items if i["result"] is not None for v in i["result"].values})
+            have = sorted({v.label for _, result in results for v in result.values})
             raise UserError(
                 f"--fail-on-value {label}: no task of the run has that value; values: {', '.join(have) or 'none'}"
             )
@@ -406,19 +425,18 @@ def gate_hooks(
             correction=correction,
         )
     if plot:
-        drawn = [i for i in items if i["result"] is not None]
-        for i, path in zip(drawn, plot_paths(plot, [i["task"] for i in drawn])):
+        for (i, result), path in zip(results, plot_paths(plot, [i.task for i, _ in results])):
             plot_mod.draw_drift(
-                i["result"],
+                result,
                 path,
-                questionnaire=i["questionnaire"],
-                title=f"{i['task']}: {i['candidate']} vs {i['baseline']}",
+                questionnaire=i.questionnaire,
+                title=f"{i.task}: {i.candidate} vs {i.baseline}",
             )
     return checks + added
 
 
 def value_check(
-    item: dict,
+    item: GateItem,
     label: str,
     *,
     alpha: float,
@@ -434,19 +452,21 @@ def value_check(
     from univar_eval.reports import gate as gate_mod
     from univar_eval.stats import equivalence
 
-    cand, base = item["dist"], item["ref"]
+    cand, base = item.dist, item.ref
+    if base is None:  # gate_hooks checks only the items it could break down, which have the baseline's answers
+        raise ValueError(f"{item.task}: a value check needs the baseline's distribution")
     labels, _ = labels_of(cand)
     for k, v in labels_of(base)[0].items():
         labels.setdefault(k, v)
     ids_x, ids_y = question_ids(cand) or [], question_ids(base) or []
     rows_x = [i for i, q in enumerate(ids_x) if labels.get(q, (None,))[0] == label]
     rows_y = [i for i, q in enumerate(ids_y) if labels.get(q, (None,))[0] == label]
-    name = f"{item['task']}:{label}"
+    name = f"{item.task}:{label}"
     if min(len(rows_x), len(rows_y)) < min_value_answers:
         return gate_mod.Check(
             name,
             "values",
-            item["lang"],
+            item.lang,
             gate_mod.FAIL,
             f"insufficient answers for {label} ({len(rows_x)} vs baseline {len(rows_y)}; need {min_value_answers})",
             n=len(rows_x),
@@ -473,7 +493,7 @@ def value_check(
     check = gate_mod.Check(
         name,
         "values",
-        item["lang"],
+        item.lang,
         gate_mod.FAIL,
         "",
         threshold=max_distance,

@@ -382,10 +382,13 @@ def one_per_task(dists: list[ValueDistribution]) -> dict[str, ValueDistribution]
 
     out: dict[str, ValueDistribution] = {}
     for d in dists:
-        if d.task in out:
-            first, second = out[d.task], d
-            raise duplicate_task((d.task, d.lang), _where(first), _where(second))
-        out[d.task] = d
+        task = d.task
+        if task is None:  # a manifest's task is required: only a distribution built in memory can lack one
+            raise UserError(f"the candidate's answers at {_where(d)} name no task")
+        if task in out:
+            first, second = out[task], d
+            raise duplicate_task((task, d.lang), _where(first), _where(second))
+        out[task] = d
     return out
 
 
@@ -577,6 +580,8 @@ def _settle(c: Check, *, alpha: float, max_distance: float | None, correction: s
     if c.outcome == PASS and max_distance is not None:
         c.reason = f"equivalent: {c.reason}"
     if c.outcome == INCONCLUSIVE and max_distance is not None:
+        if c.threshold is None:  # decide() gives every test a tolerance when max_distance is set
+            raise ValueError(f"{c.name}: an inconclusive equivalence test carries no tolerance")
         c.to_decide = evidence_needed(c, c.threshold, alpha)
         c.reason = f"inconclusive: {c.reason}; {c.to_decide}"
     else:
@@ -696,9 +701,9 @@ def coverage_notes(checks: list[Check]) -> list[str]:
             "questions: the baseline's questions the candidate answered too, of all the baseline's; "
             "'a+b left out': candidate and baseline answers the comparison does not use"
         )
-    copied = [c for c in checks if c.n_copies]
-    if copied:
-        n = sum(c.n_copies for c in copied)
+    copies = [c.n_copies for c in checks if c.n_copies]
+    if copies:
+        n = sum(copies)
         lines.append(
             f"copies: {n} candidate answer{'s' if n != 1 else ''} identical to a baseline answer of the same "
             "question (whitespace aside): expected of a greedy rerun of the baseline model, else a sign of pasted "

@@ -69,8 +69,14 @@ def _norm(text) -> str | None:
     return " ".join(text.split()) if isinstance(text, str) and text.strip() else None
 
 
-def _question_keys(records: list[dict], by_id: bool, with_text: bool) -> list:
-    keys = []
+#: A question as :func:`coverage` tells questions apart: (id, normalised text or None) when both sides carry ids,
+#: else the normalised text.
+QuestionKey = tuple[str | int, str | None] | str
+
+
+def _question_keys(records: list[dict], by_id: bool, with_text: bool) -> list[QuestionKey | None]:
+    """Each record's question (None when it has none to go by)."""
+    keys: list[QuestionKey | None] = []
     for r in records:
         text = _norm(r.get("question"))
         rid = r.get("id")
@@ -99,11 +105,15 @@ def coverage(candidate: ValueDistribution, baseline: ValueDistribution) -> Cover
     nx, ny = Counter(k for k in kx if k is not None), Counter(k for k in ky if k is not None)
     shared = set(nx) & set(ny)
     repeated = {k for k in shared if nx[k] >= MIN_REPEATS and ny[k] >= MIN_REPEATS}
-    baseline_answers: dict = defaultdict(set)
+    baseline_answers: defaultdict[QuestionKey, set[str]] = defaultdict(set)
     for k, r in zip(ky, by):
         if k is not None and (a := _norm(r.get("answer"))) is not None:
             baseline_answers[k].add(a)
-    copies = sum(1 for k, r in zip(kx, cx) if k in baseline_answers and _norm(r.get("answer")) in baseline_answers[k])
+    copies = sum(
+        1
+        for k, r in zip(kx, cx)
+        if k is not None and k in baseline_answers and _norm(r.get("answer")) in baseline_answers[k]
+    )
     left_x = sum(1 for k in kx if k not in shared)
     left_y = sum(1 for k in ky if k not in shared)
     # the design the statistic will use on these answers (its own rule, from stats.designs)

@@ -30,6 +30,7 @@ import math
 import secrets
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from univar_eval.pipeline.answers import format_qa
 from univar_eval.safe_text import terminal_text
 from univar_eval.storage.distribution import ValueDistribution
 from univar_eval.storage.identity import encoder_difference
+
+if TYPE_CHECKING:
+    from univar_eval.pipeline.encoders import Encoder
 
 #: Answers re-embedded per task unless ``--verify`` says otherwise.
 DEFAULT_SAMPLE = 16
@@ -88,14 +92,19 @@ class Verified:
         )
 
 
-_ENCODERS: dict[tuple, object] = {}
+_ENCODERS: dict[tuple[str, str | None], Encoder] = {}
 
 
-def _encoder_for(recorded: dict, device: str | None, where: str):
+def _encoder_for(recorded: dict, device: str | None, where: str) -> Encoder:
     """The encoder the manifest records, loaded by name, after checking it is that encoder."""
     from univar_eval.pipeline.encoders import load_encoder
 
     name = recorded.get("name")
+    if not isinstance(name, str):
+        raise UserError(
+            f"cannot verify {where}: its manifest records no encoder name ({name!r}); pass --verify 0 to use its "
+            "embeddings unchecked"
+        )
     key = (name, device)
     if key not in _ENCODERS:
         try:
