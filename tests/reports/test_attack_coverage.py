@@ -81,7 +81,7 @@ def test_4_a_few_questions_or_a_limit_run_fail_as_incomplete(integrity_world, tm
     code, out, _ = gate(capsys, limited, bank20, "--min-coverage", "0.5", "--json", js)
     assert code == 0 and not check_of(js)["incomplete"]
     assert main(["gate", str(limited), "--bank", bank20, "--against", "carer", "--min-coverage", "1.5"]) == 2
-    assert "--min-coverage must be a share above 0 and at most 1" in capsys.readouterr().err
+    assert "error: --min-coverage must be above 0 and at most 1, got 1.5" in capsys.readouterr().err
 
 
 def test_5_verbatim_copies_are_counted_in_every_output(integrity_world, tmp_path, capsys, figures):

@@ -92,9 +92,9 @@ def add_source_options(p: argparse.ArgumentParser, *, kind: str = "candidates") 
 
 def add_verify_option(p) -> None:
     """``--verify all|N|0``: how many answers per task to re-embed when embeddings are read from disk."""
-    from univar_eval.runs.verify import VERIFY_HELP, parse_verify
+    from univar_eval.runs.verify import VERIFY_HELP
 
-    p.add_argument("--verify", type=parse_verify, metavar="all|N|0", help=VERIFY_HELP)
+    p.add_argument("--verify", type=options.verify_sample, metavar="all|N|0", help=VERIFY_HELP)
 
 
 def verify_count(args) -> int:

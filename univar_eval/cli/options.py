@@ -64,6 +64,15 @@ permutations = at_least(MIN_PERMUTATIONS)
 min_answers = at_least(2)
 
 
+def verify_sample(text: str) -> int:
+    """``--verify``: ``all`` (every answer) or a whole number >= 0 of answers a task (0 skips the check)."""
+    from univar_eval.runs.verify import ALL
+
+    if str(text).strip().lower() == "all":
+        return ALL
+    return count(text)
+
+
 def probability(text: str) -> float:
     """A number strictly between 0 and 1."""
     value = _number(text)

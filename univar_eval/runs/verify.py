@@ -55,21 +55,6 @@ VERIFY_HELP = (
 )
 
 
-def parse_verify(text: str) -> int:
-    """``--verify``'s value: ``all`` (:data:`ALL`), or a whole number >= 0."""
-    if str(text).strip().lower() == "all":
-        return ALL
-    try:
-        n = int(text)
-    except (TypeError, ValueError):
-        n = -2
-    if n < 0:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"--verify takes a number of answers >= 0 or 'all', not {text!r}")
-    return n
-
-
 def detection_probability(f: float, n: int) -> float:
     """The chance that a sample of ``n`` rows catches at least one of a forged fraction ``f``."""
     return 1.0 - (1.0 - f) ** n
