@@ -35,7 +35,10 @@ def test_readme_persona_demo_passes_the_rerun_and_fails_the_other_persona(tmp_pa
     assert [code for _, code in gates] == ["0", "1"], out
     rerun, other = (g for g, _ in gates)
     assert "PASS" in rerun and "PASSED: 1 of 1 " in rerun and "FAILED: 0 of 1 " in other
-    assert re.search(r"univar_pvq_eng\s+eng\s+FAIL\b.*mmd \S+ > 0.05 and p = ", other), other
+    # a fail is evidence of excess: the lower bound of d_S above D, with the p-value of d_S <= D
+    assert re.search(
+        r"univar_pvq_eng\s+eng\s+FAIL\b.*d_S exceeds 0.05: lower bound \S+ .*p\(d_S <= 0.05\) = ", other
+    ), other
     assert "demo/achiever" in out and "demo/carer" in out  # the leaderboard's rows
     assert (tmp_path / "demo" / "map.png").stat().st_size > 1000
     assert "read demo/runs/candidate-1/" in proc.stderr  # every command names the run it read
