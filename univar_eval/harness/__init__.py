@@ -1,3 +1,3 @@
-"""lm-eval integration: the task base every family builds on, the UniVaR questionnaire task, and
-reading lm-eval's own results files. Task discovery lives in ``univar_eval._autoload`` (it must stay
-importable without this package's dependencies)."""
+"""The lm-eval coupling (``lm_eval_api``), the task base every family builds on, and the UniVaR task.
+
+Where each step lives and the layer order: docs/architecture.md."""

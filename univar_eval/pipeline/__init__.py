@@ -1,2 +1,3 @@
-"""From questions to a value distribution: questionnaire, answers, translation to English, encoders
-(native NomicBERT included), the embedding/translation cache, and ``embed.build_distribution``."""
+"""From questions to a value distribution: questionnaire, answers, translation, encoders, cache, embedding.
+
+Where each step lives and the layer order: docs/architecture.md."""

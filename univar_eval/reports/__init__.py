@@ -1,1 +1,3 @@
-"""What people read: comparisons with reference models, the release gate, leaderboards and plots."""
+"""What people read: comparisons, the release gate, drift, leaderboards, tables and plots.
+
+Where each step lives and the layer order: docs/architecture.md."""

@@ -205,7 +205,9 @@ def _figure(size: tuple[float, float], dpi: float):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise UserError('drawing needs matplotlib: pip install "univar-eval[plot]"') from None
+        raise UserError(
+            'drawing needs matplotlib: pip install matplotlib (or ".[plot]" in a univar-eval checkout)'
+        ) from None
     fig = Figure(figsize=size, dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     return fig

@@ -1,2 +1,3 @@
-"""Reading what runs left on disk: lm-eval results and samples files, univar-eval run folders, external answer
-files (JSONL, UniVaR's CSV), each turned into value distributions. The one home of run reading."""
+"""Reading what runs left on disk (lm-eval files, run folders, answer files), verified and counted.
+
+Where each step lives and the layer order: docs/architecture.md."""

@@ -1,2 +1,3 @@
-"""Statistics on value distributions: distances and their permutation tests and intervals
-(``distance``), dispersion, and the encoder check by identification (``identify``)."""
+"""Statistics on value distributions: distances, tests, the gate's bounds, calibration, identification.
+
+Where each step lives and the layer order: docs/architecture.md."""

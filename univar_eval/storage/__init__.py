@@ -1,2 +1,3 @@
-"""What is kept on disk: safe atomic files (``files``), value distributions (``distribution``),
-reference banks (``bank``) and answers read from other places (``sources``)."""
+"""What is kept on disk: safe files, identities, schemas, value distributions, banks, the hub.
+
+Where each step lives and the layer order: docs/architecture.md."""
