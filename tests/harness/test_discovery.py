@@ -51,7 +51,10 @@ def test_pth_file_is_installed():
     assert pth.exists(), f"{pth} missing: the startup hook is not installed"
 
 
-PTH_SOURCE = Path(_autoload.__file__).with_name("_autoload.pth")
+# the startup line as installed (pip copies univar_eval/_autoload.pth to the top of site-packages), or as in the
+# source tree when the package is not installed
+INSTALLED_PTH = Path(sysconfig.get_paths()["purelib"]) / "univar_eval-autoload.pth"
+PTH_SOURCE = INSTALLED_PTH if INSTALLED_PTH.exists() else Path(_autoload.__file__).with_name("_autoload.pth")
 
 
 def test_pth_line_never_breaks_python_and_says_what_failed():
