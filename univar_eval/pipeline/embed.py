@@ -10,7 +10,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from univar_eval.errors import UserError
 from univar_eval.pipeline import answers as answers_mod
@@ -151,19 +150,6 @@ def block_size(settings: RunSettings) -> int:
     """Answers per block: four encoder batches. The blocks are the same in one process and in many, so
     each block is translated and embedded exactly as one process would (see :mod:`.shard`)."""
     return max(1, settings.encoder_batch_size) * 4
-
-
-def embed_with_progress(encoder, texts: list[str], *, batch_size: int, label: str) -> np.ndarray:
-    """``cached_encode`` in blocks, with one progress bar per task (``embedding <task>``)."""
-    block = max(1, batch_size) * 4
-    parts = []
-    # disable=None: the bar shows on a terminal, not in pipes and log files
-    with tqdm(total=len(texts), desc=f"embedding {label}", unit="answer", disable=True if not texts else None) as bar:
-        for start in range(0, len(texts), block):
-            chunk = texts[start : start + block]
-            parts.append(cached_encode(encoder, chunk, batch_size=batch_size, progress=False))
-            bar.update(len(chunk))
-    return np.vstack(parts) if parts else cached_encode(encoder, texts, batch_size=batch_size, progress=False)
 
 
 def pending_folders(path: str | Path) -> list[Path]:
