@@ -172,3 +172,24 @@ def test_gate_refuses_a_run_folder_with_forged_translations(honest, minilm, tiny
     assert code != 2 and "error:" not in err, err  # the honest run is read and judged (not refused)
     assert "8 translated again, 8 word for word" in err
     assert verify.TRANSLATION_TOLERANCE == check.TRANSLATION_TOLERANCE
+
+
+def test_an_lm_eval_run_refuses_a_bank_entry_with_forged_translations(
+    honest, minilm, tiny, tmp_path, capsys, monkeypatch
+):
+    """In a run, the bank's non-English entries are translated again with the run's translator (the recorded one)
+    before generation: a forged translation stops the run (exit 2, one line); the honest entry is used."""
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setattr(check, "_VERIFIED_ENTRIES", {})
+    good, bad = Bank(tmp_path / "good", create=True), Bank(tmp_path / "bad", create=True)
+    good.add(honest, model="ref", source="a")
+    bad.add(forged_translations(honest, minilm), model="ref", source="a")
+    meta = {"encoder": "minilm", "translator": str(tiny), "verify": 3}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        TaskManager(metadata={**meta, "bank": str(bad.path)}).load([TASK])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and "translations do not match their answers" in one_error_line(err)
+    tasks = TaskManager(metadata={**meta, "bank": str(good.path)}).load([TASK])["tasks"]
+    assert "mmd@ref" in tasks[TASK].aggregation()
