@@ -289,10 +289,11 @@ class UniVaRTask(TaskLevelTask):
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
         # the metrics report distances only: no permutation test, no bootstrap behind them
+        verified = getattr(self, "_bank", None)  # the manifest read (and verified) before generation
         try:
             result = reference_distances(
                 dist,
-                self._bank if self._bank is not None else self.settings.bank,
+                verified if verified is not None else self.settings.bank,
                 min_answers=self.settings.min_answers,
                 n_permutations=0,
                 n_bootstrap=0,
