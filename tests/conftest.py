@@ -33,9 +33,11 @@ def _verify_only_when_asked(monkeypatch):
     """Most tests build run folders and banks by hand, with made-up encoders and records without embedded text,
     which the default re-embedding check (``--verify 16``) would rightly refuse; tests of that check (and the
     e2e runs, in their own processes) pass ``--verify`` or use the real default."""
+    from univar_eval.pipeline import verify as run_bank_check  # the run setting verify's default
     from univar_eval.runs import verify
 
     monkeypatch.setattr(verify, "DEFAULT_SAMPLE", 0)
+    monkeypatch.setattr(run_bank_check, "DEFAULT_SAMPLE", 0)
 
 
 @pytest.fixture()

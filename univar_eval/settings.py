@@ -14,6 +14,7 @@ min_answers         UNIVAR_EVAL_MIN_ANSWERS     10
 encoder_batch_size  UNIVAR_EVAL_BATCH_SIZE      32
 encoder_device      UNIVAR_EVAL_DEVICE          cuda when available, else cpu
 model               UNIVAR_EVAL_MODEL           from the model arguments (see below)
+verify              UNIVAR_EVAL_VERIFY          16: bank answers re-embedded per entry; ``all``; 0 skips
 repeats             (metadata only)             lm-eval's task ``repeats`` (the YAML's, else 1)
 ==================  ==========================  ==================================================
 
@@ -29,6 +30,10 @@ does not read. Other unknown metadata keys are the model's arguments, not ours t
 ``model``, the evaluated model's name in the artifacts, is the first of the metadata keys
 ``peft``, ``delta``, ``pretrained``, ``model``, ``path``, ``engine`` (the model arguments that
 name a model; a ``TaskManager`` built by hand can pass ``model`` itself).
+
+``verify`` means what the commands' ``--verify all|N|0`` means: before generation, a sample of every bank entry
+the run's tasks compare with (``bank``, a folder or ``hf://``) is translated and embedded again and checked
+against the bank (:mod:`univar_eval.pipeline.verify`); a forged entry stops the run with exit 2.
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ log = logging.getLogger("univar_eval")
 
 DEFAULT_ENCODER = "univar-lambda-5"
 DEFAULT_TRANSLATOR = "nllb-600m"
+#: Answers re-embedded per task (or bank entry) to check embeddings read from disk: the commands' ``--verify``
+#: default and the run setting ``verify``'s (:mod:`univar_eval.pipeline.verify`).
+DEFAULT_VERIFY = 16
+#: ``verify: all`` as a number.
+VERIFY_ALL = -1
 
 #: Model arguments that name the evaluated model, most specific first (an adapter before its base).
 MODEL_NAME_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine")
@@ -59,9 +69,30 @@ class RunSettings:
     encoder_batch_size: int = 32
     encoder_device: str | None = None
     model: str | None = None
+    #: answers per bank entry re-embedded before generation; None: the default (DEFAULT_VERIFY); VERIFY_ALL: all
+    verify: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if out["verify"] == VERIFY_ALL:
+            out["verify"] = "all"  # as it is written, so that resolve() reads it back
+        return out
+
+
+def parse_verify(raw: Any) -> int:
+    """The ``verify`` setting: ``all`` (:data:`VERIFY_ALL`) or a whole number >= 0 (0 skips the check)."""
+    if isinstance(raw, str) and raw.strip().lower() == "all":
+        return VERIFY_ALL
+    try:
+        n = int(str(raw).strip()) if not isinstance(raw, bool) else -1
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise UserError(
+            f"setting verify={raw!r} is neither 'all' nor a whole number >= 0; pass e.g. "
+            "--metadata '{\"verify\": 16}' (0 skips checking the bank)"
+        )
+    return n
 
 
 _ENV = {f.name: f"UNIVAR_EVAL_{f.name.upper()}" for f in fields(RunSettings)}
@@ -163,7 +194,9 @@ def resolve(metadata: Mapping[str, Any] | None = None, environ: Mapping[str, str
             raw = environ.get(_ENV[f.name]) or None
         if raw is None:
             continue
-        if f.type in ("int", int):
+        if f.name == "verify":
+            raw = parse_verify(raw)
+        elif f.type in ("int", int):
             try:
                 raw = int(raw)
             except (TypeError, ValueError):

@@ -117,3 +117,32 @@ def test_a_pulled_bank_with_forged_embeddings_is_refused(integrity_world, tmp_pa
     assert main(["bank", "pull", f"{REPO}@{'1' * 40}", str(dest), "--verify", "16"]) == 0
     err = capsys.readouterr().err
     assert "verified bank" in err and "16 of 38 answers re-embedded" in err
+
+
+def test_an_lm_eval_run_refuses_a_forged_hub_bank_before_generation(integrity_world, tmp_path, capsys, monkeypatch):
+    """The run's ``bank`` setting as hf://: the pulled copy's entries are re-embedded before generation like a local
+    bank's (run setting ``verify``); a forged entry (checksums and SHA256SUMS recomputed) stops the run."""
+    from lm_eval.tasks import TaskManager
+
+    from univar_eval.pipeline import verify as check
+
+    monkeypatch.setattr(check, "_VERIFIED_ENTRIES", {})
+    w = integrity_world
+    answers, embeddings = w.run("carer", 0), w.run("achiever", 0)
+    bank = Bank(tmp_path / "forged", create=True)
+    bank.add(
+        type(answers)(np.asarray(embeddings.embeddings), answers.records, dict(answers.manifest)),
+        model="carer",
+        source="x",
+    )
+    files = {p.relative_to(bank.path).as_posix(): p.read_bytes() for p in bank.path.rglob("*") if p.is_file()}
+    files = {k: v for k, v in files.items() if not k.startswith(".")}
+    hub_cache(tmp_path / "hf" / "hub", REPO, files)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as caught:
+        TaskManager(metadata={"encoder": "minilm", "bank": f"hf://{REPO}@{COMMIT}", "verify": 8}).load(
+            ["univar_pvq_eng"]
+        )
+    assert caught.value.code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "embeddings do not match their answers" in line and "seed" in line

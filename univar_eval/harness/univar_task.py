@@ -28,6 +28,7 @@ from univar_eval.pipeline.cache import cached_encode
 from univar_eval.pipeline.embed import build_distribution
 from univar_eval.pipeline.encoders import get_card, load_encoder
 from univar_eval.pipeline.translate import get_translator
+from univar_eval.safe_text import terminal_text
 from univar_eval.stats.dispersion import dispersion
 from univar_eval.stats.references import reference_distances
 from univar_eval.storage.bank import Bank
@@ -40,6 +41,7 @@ log = logging.getLogger("univar_eval")
 #: to its models are added in code (BANK_METRICS, and mmd@<reference> per model), since they depend on the bank.
 BASE_METRICS = ("n_answers", "n_empty", "refusal_rate", "n_truncated", "n_encoder_truncated", "value_dispersion")
 BANK_METRICS = {"nearest_distance": False, "nearest_reference": None}
+_UNVERIFIED_SAID: set[str] = set()  # banks whose "not verified" warning was given in this process
 
 
 def load_dataset(questionnaire: str | None = None, lang: str | None = None, **_metadata):
@@ -82,6 +84,7 @@ class UniVaRTask(TaskLevelTask):
             self.settings = dataclasses.replace(self.settings, bank=local_bank(self.settings.bank))
         self._references = self._bank_references(config["task"])
         self._check_models()
+        self._verify_bank()
         announce_artifacts(artifact_dir(config["task"], self.settings, stamp=self.run_stamp).parent)
 
     def _check_models(self) -> None:
@@ -207,11 +210,16 @@ class UniVaRTask(TaskLevelTask):
 
     # -- reference bank ------------------------------------------------------------------------
     def _bank_references(self, task: str) -> list[str]:
+        self._bank: Bank | None = None
+        self._bank_entries: list[dict] = []
         if not self.settings.bank:
             return []
 
-        bank = Bank(self.settings.bank)
-        entries = bank.entries(task=task)
+        # the bank as read now: its entries are verified before generation (_verify_bank) and the distances at
+        # aggregation use this manifest, whose checksums every file read then must match (a file replaced during
+        # generation is refused, never used unverified)
+        bank = self._bank = Bank(self.settings.bank)
+        entries = self._bank_entries = bank.entries(task=task)
         # What can be checked before any answer is generated (a mismatch found only after hours of
         # generation would waste them): the same rule as at aggregation, without the encoder
         # fingerprint, which needs the loaded encoder.
@@ -232,6 +240,37 @@ class UniVaRTask(TaskLevelTask):
                 )
         return sorted({e["model"] for e in entries})
 
+    def _verify_bank(self) -> None:
+        """Before generation (hours of it must not be spent against a forged bank): a sample of each bank entry this
+        task compares with is translated and embedded again with the run's models, bypassing the caches, and
+        checked against the bank (:mod:`univar_eval.pipeline.verify`; the run setting ``verify``, default 16
+        answers an entry). Each entry is checked once per process, one log line each with its seed; a mismatch is
+        a UserError, so the run stops here with exit 2 and one line."""
+        from univar_eval.pipeline import verify
+
+        if self._bank is None or not self._bank_entries:
+            return
+        n = verify.DEFAULT_SAMPLE if self.settings.verify is None else self.settings.verify
+        if n == 0:
+            if str(self._bank.path) not in _UNVERIFIED_SAID:  # once per bank, not once per task
+                _UNVERIFIED_SAID.add(str(self._bank.path))
+                log.warning(
+                    "univar-eval: bank %s not verified (verify: 0); its embeddings are used unchecked",
+                    terminal_text(str(self._bank.path)),
+                )
+            return
+        translator = None
+        if self.lang and self.lang != "eng" and self.settings.translator not in (None, "", "none"):
+            translator = get_translator(self.settings.translator, device=self.settings.encoder_device)
+        verify.verify_bank_entries_once(
+            self._bank,
+            self._bank_entries,
+            n,
+            device=self.settings.encoder_device,
+            translator=translator,
+            announce=lambda line: log.info("univar-eval: %s", terminal_text(line)),
+        )
+
     def _planned_manifest(self) -> dict:
         """What the manifest of this task's distribution will say, as far as it is known before loading models."""
         card = get_card(self.settings.encoder)
@@ -250,9 +289,26 @@ class UniVaRTask(TaskLevelTask):
 
     def _bank_metrics(self, dist) -> dict[str, Any]:
         # the metrics report distances only: no permutation test, no bootstrap behind them
-        result = reference_distances(
-            dist, self.settings.bank, min_answers=self.settings.min_answers, n_permutations=0, n_bootstrap=0
-        )
+        verified = getattr(self, "_bank", None)  # the manifest read (and verified) before generation
+        try:
+            result = reference_distances(
+                dist,
+                verified if verified is not None else self.settings.bank,
+                min_answers=self.settings.min_answers,
+                n_permutations=0,
+                n_bootstrap=0,
+            )
+        except UserError as e:  # the distribution is saved already: only the distances are lost, and say why
+            log.error(
+                "univar-eval: %s: distances to the bank not computed (%s); the answers and their embeddings are saved",
+                self.config.task,
+                terminal_text(str(e).splitlines()[0] if str(e) else type(e).__name__),
+            )
+            return {
+                **{metric_name_for(ref): float("nan") for ref in self._references},
+                "nearest_reference": "error",
+                "nearest_distance": float("nan"),
+            }
         metrics: dict[str, Any] = {metric_name_for(ref): r["distance"] for ref, r in result["references"].items()}
         metrics["nearest_reference"] = result["nearest"] or result.get("status", "none")
         metrics["nearest_distance"] = (

@@ -69,8 +69,9 @@ class Translator:
     def __init__(self) -> None:
         self.stats = TranslationStats()
 
-    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None) -> list[str]:
-        """``label`` names the texts on the progress bar (e.g. the task)."""
+    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None, cache: bool = True) -> list[str]:
+        """``label`` names the texts on the progress bar (e.g. the task); ``cache=False`` translates every text
+        afresh, neither reading nor writing the translation cache (verification does)."""
         raise NotImplementedError
 
     def describe(self) -> dict:
@@ -80,7 +81,7 @@ class Translator:
 class NoTranslation(Translator):
     name = "none"
 
-    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None) -> list[str]:
+    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None, cache: bool = True) -> list[str]:
         return list(texts)
 
 
@@ -132,23 +133,29 @@ class NllbTranslator(Translator):
             self._model.to(self.device).eval()
         return self._model, self._tokenizer
 
-    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None) -> list[str]:
+    def translate(self, texts: Sequence[str], src_lang: str, label: str | None = None, cache: bool = True) -> list[str]:
         check_language(src_lang)
         texts = list(texts)
         stats = TranslationStats()
         if src_lang == "eng":
             return texts
-        cache = open_cache("translations")
+        if not cache:  # verification: every text through the model, nothing read from or written to the cache
+            unique = list(dict.fromkeys(texts))
+            done, truncated = self._generate(unique, LANGUAGES[src_lang], label)
+            self.stats.add(TranslationStats(n_translated=len(unique), n_truncated=truncated))
+            fresh = dict(zip(unique, done))
+            return [fresh[t] for t in texts]
+        store = open_cache("translations")
         namespace = f"{self.model_id}@{self.revision}:{self.max_input_tokens}:{self.num_beams}:{src_lang}"
         keys = [text_key(t) for t in texts]
-        found = {k: v.decode("utf-8") for k, v in cache.get_many(namespace, keys).items()}
+        found = {k: v.decode("utf-8") for k, v in store.get_many(namespace, keys).items()}
         todo = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in found))
         stats.n_cached = sum(k in found for k in keys)
         if todo:
             done, truncated = self._generate(todo, LANGUAGES[src_lang], label)
             stats.n_translated, stats.n_truncated = len(todo), truncated
             new = {text_key(t): out for t, out in zip(todo, done)}
-            cache.put_many(namespace, [(k, v.encode("utf-8")) for k, v in new.items()])
+            store.put_many(namespace, [(k, v.encode("utf-8")) for k, v in new.items()])
             found.update(new)
         if stats.n_truncated and not self.quiet:
             log.warning(
@@ -246,14 +253,22 @@ def quietly(translator: Translator) -> Iterator[Translator]:
 
 
 def to_english(
-    questions: Sequence[str], answers: Sequence[str], lang: str, translator: Translator, label: str | None = None
+    questions: Sequence[str],
+    answers: Sequence[str],
+    lang: str,
+    translator: Translator,
+    label: str | None = None,
+    cache: bool = True,
 ) -> tuple[list[str], list[str]]:
     """Translate questions and answers of language ``lang`` into English (English passes through).
 
-    Each distinct question is translated once, however many answers it has.
+    Each distinct question is translated once, however many answers it has. ``cache=False``: past the
+    translation cache (see :meth:`Translator.translate`).
     """
     if lang == "eng" or isinstance(translator, NoTranslation):
         return list(questions), list(answers)
     unique_q = list(dict.fromkeys(questions))
-    q_map = dict(zip(unique_q, translator.translate(unique_q, lang, label=f"{label or lang} questions")))
-    return [q_map[q] for q in questions], translator.translate(answers, lang, label=f"{label or lang} answers")
+    q_map = dict(zip(unique_q, translator.translate(unique_q, lang, label=f"{label or lang} questions", cache=cache)))
+    return [q_map[q] for q in questions], translator.translate(
+        answers, lang, label=f"{label or lang} answers", cache=cache
+    )
