@@ -5,6 +5,9 @@ on 127.0.0.1:PORT and runs ``lm_eval.simple_evaluate`` with :class:`TableLM`, an
 from the fixed table (tests/fixed_answers.py) and uses torch.distributed for lm-eval's rank, world size,
 gathers and barriers, as HFLM does under ``accelerate launch``. lm-eval itself shards the documents,
 pads the shorter rank, gathers every rank's per-document results to rank 0 and aggregates there.
+PORT ``accelerate``: the process group is the one ``accelerate.Accelerator()`` starts under
+``accelerate launch``, as HFLM does; RANK then comes from the launcher, and ``{rank}`` in REPORT and in
+``--record`` is replaced by it.
 REPORT (outside the working directory) receives what simple_evaluate returned on this rank.
 
 Options:
@@ -98,7 +101,7 @@ def watch_encoder(record: str | None, fail: bool) -> None:
     embed_mod.cached_encode = watched
 
 
-def main(rank: int, world_size: int, port: int, report: str, tasks: str, limit: int, options: list[str]) -> None:
+def main(rank: int, world_size: int, port: str, report: str, tasks: str, limit: int, options: list[str]) -> None:
     metadata = {"model": "table-lm", "encoder": "minilm"}
     include, varied, record, fail = None, False, None, False
     while options:
@@ -116,7 +119,14 @@ def main(rank: int, world_size: int, port: int, report: str, tasks: str, limit: 
         else:
             raise SystemExit(f"unknown option {flag}")
     logging.basicConfig(level=logging.INFO)  # our "written to" lines, which the test counts
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    if port == "accelerate":
+        from accelerate import Accelerator
+
+        accelerator = Accelerator()
+        rank = accelerator.process_index
+        report, record = report.format(rank=rank), record and record.format(rank=rank)
+    else:
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     watch_encoder(record, fail)
     try:
         lm = TableLM(varied)
@@ -144,4 +154,4 @@ def main(rank: int, world_size: int, port: int, report: str, tasks: str, limit: 
 
 if __name__ == "__main__":
     r, w, p, out, t, n = sys.argv[1:7]
-    main(int(r), int(w), int(p), out, t, int(n), sys.argv[7:])
+    main(int(r), int(w), p, out, t, int(n), sys.argv[7:])

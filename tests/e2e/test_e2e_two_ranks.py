@@ -179,7 +179,13 @@ def group_runs(tmp_path_factory, tiny_translator):
 
         return launch(root / name, size, "univar_two_languages", PER_TASK, options)
 
-    return {"one": run("one", 1), "two": run("two", 2), "failed": run("failed", 2, fail_rank=1)}
+    return {
+        "one": run("one", 1),
+        "two": run("two", 2),
+        "failed": run("failed", 2, fail_rank=1),
+        "metadata": metadata,
+        "root": root,
+    }
 
 
 def task_folders(cwd: Path) -> dict[str, Path]:
@@ -266,3 +272,47 @@ def test_a_crash_on_rank_1_keeps_every_answer(group_runs, tmp_path, monkeypatch)
     for task in LANGUAGES:
         a, b = ValueDistribution.load(one[task]), ValueDistribution.load(kept[task])
         assert a.records == b.records and np.abs(a.embeddings - b.embeddings).max() <= 1e-6
+
+
+def test_through_accelerate_launch(group_runs):
+    """``accelerate launch`` starts the ranks and ``Accelerator()`` their process group, as for lm-eval's hf model
+    (which itself shares the documents only over several GPUs, so the table model stands in for it on CPU)."""
+    import numpy as np
+
+    root = group_runs["root"] / "accelerate"
+    root.mkdir()
+    launcher = Path(sys.executable).with_name("accelerate")
+    env = {
+        **os.environ,
+        **OFFLINE_ENV,
+        "ACCELERATE_USE_CPU": "true",  # a gloo group on CPU
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "UNIVAR_EVAL_CACHE": str(root / "cache"),  # one cache, two writers
+    }
+    env.pop("UNIVAR_EVAL_OUTPUT", None)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    launch_args = ["--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no"]
+    launch_args += ["--dynamo_backend", "no", "--main_process_port", str(free_port())]
+    worker_args = ["0", "2", "accelerate", str(root / "report{rank}.json"), "univar_pvq_zho", str(PER_TASK)]
+    worker_args += ["--metadata", json.dumps(group_runs["metadata"]), "--varied"]
+    proc = subprocess.run(
+        [str(launcher), "launch", *launch_args, str(WORKER), *worker_args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    reports = [json.loads((root / f"report{r}.json").read_text()) for r in (0, 1)]
+    assert reports[1]["results"] is None and reports[0]["results"]["univar_pvq_zho"]["n_answers,none"] == PER_TASK
+    assert log.count("value embeddings of univar_pvq_zho written to") == 1
+    assert "8 answers in 2 blocks of 4 over 2 ranks" in log
+    (folder,) = root.glob("univar-runs/table-lm/univar_*/univar_pvq_zho")
+    a = ValueDistribution.load(task_folders(group_runs["one"][0][0])["univar_pvq_zho"])
+    b = ValueDistribution.load(folder)
+    assert a.records == b.records and np.abs(a.embeddings - b.embeddings).max() <= 1e-6
+    assert b.manifest["sharding"] == {"world_size": 2, "answers_per_rank": [4, 4]}

@@ -122,8 +122,9 @@ def lm_eval_world(rank: int, size: int, environ=None) -> World | None:
     post-processing to shard over; None when it must stay in one process (rank 0, after the gather).
 
     None for one rank, which includes tensor parallelism (every process reports rank 0 of 1), and when
-    the ranks are not a torch.distributed group of that size (a model with a transport of its own):
-    then rank 0 embeds everything, as before. The collectives go through the group lm-eval's model
+    lm-eval's ranks are not torch.distributed's (no group: a model with a transport of its own; or
+    another numbering: the processes compare their ranks in one ``all_gather_object`` and decide
+    together): then rank 0 embeds everything, as before. The collectives go through the group lm-eval's model
     started (``accelerate`` or torchrun); when its backend is not gloo (NCCL on GPUs), through one gloo
     group beside it, made once (the exchanged objects are CPU tensors and pickled rows).
     """
@@ -134,31 +135,37 @@ def lm_eval_world(rank: int, size: int, environ=None) -> World | None:
     if not (dist.is_available() and dist.is_initialized()):
         log.warning("univar-eval: %d lm-eval ranks but no torch.distributed group: rank 0 embeds every answer", size)
         return None
-    if dist.get_world_size() != size or dist.get_rank() != rank:
-        log.warning(
-            "univar-eval: lm-eval's rank %d of %d is torch.distributed's rank %d of %d: rank 0 embeds every answer",
-            rank,
-            size,
-            dist.get_rank(),
-            dist.get_world_size(),
-        )
+    # decided together: a rank that went its own way would leave the others waiting in a collective
+    group = _cpu_group()
+    ranks: list = [None] * dist.get_world_size()
+    dist.all_gather_object(ranks, (rank, size), group=group)
+    if ranks != [(r, size) for r in range(size)]:
+        if dist.get_rank() == 0:
+            log.warning(
+                "univar-eval: lm-eval's ranks (rank, world size) %s are not torch.distributed's ranks 0-%d: "
+                "rank 0 embeds every answer",
+                ranks,
+                len(ranks) - 1,
+            )
         return None
     environ = os.environ if environ is None else environ
-    return World(rank, size, _env_int(environ, "LOCAL_RANK", rank), group=_cpu_group())
+    return World(rank, size, _env_int(environ, "LOCAL_RANK", rank), group=group)
 
 
-_GLOO: list = []
+_GLOO: dict = {}
 
 
 def _cpu_group():
-    """None when the default group is gloo; else a gloo group of every rank (made once, on every rank)."""
+    """None when the default group is gloo; else a gloo group of every rank (made once per default group,
+    on every rank)."""
     import torch.distributed as dist
 
     if dist.get_backend() == "gloo":
         return None
-    if not _GLOO:
-        _GLOO.append(dist.new_group(backend="gloo"))
-    return _GLOO[0]
+    default = dist.group.WORLD
+    if _GLOO.get("of") is not default:
+        _GLOO.update(of=default, group=dist.new_group(backend="gloo"))
+    return _GLOO["group"]
 
 
 def shutdown(world: World) -> None:
@@ -355,7 +362,8 @@ def _gather(obj, world: World):
     return out
 
 
-def _all_errors(error: str | None, world: World) -> list[tuple[int, str]]:
+def _all_errors(error: Any, world: World) -> list[tuple[int, Any]]:
+    """Every rank's ``error`` that is not None, with its rank, on every rank (``all_gather_object``)."""
     import torch.distributed as dist
 
     out: list = [None] * world.size
