@@ -101,6 +101,7 @@ class UniVaRTask(TaskLevelTask):
             device = rank_device(self.settings.encoder_device, current_world(init=False))
         except UserError:  # an incomplete launch environment: lm-eval's model says more about it
             device = self.settings.encoder_device
+        self._device = device  # the same device (and loaded copy) when rank 0 embeds alone at aggregation
         try:
             load_encoder(self.settings.encoder, device=device)
         except UserError:
@@ -177,19 +178,29 @@ class UniVaRTask(TaskLevelTask):
         spread = together(lambda: self._answer_dispersion(dist, world), world)
         return (dist, counts, spread) if world.is_main else None
 
+    def _device_for(self, world: World) -> str | None:
+        """The encoder's and translator's device: this rank's GPU when the ranks share the work, else the
+        device they were loaded on before generation."""
+        if world.distributed:
+            return rank_device(self.settings.encoder_device, world)
+        return getattr(self, "_device", self.settings.encoder_device)
+
     def _load_models(self, world: World) -> None:
-        device = rank_device(self.settings.encoder_device, world)
+        device = self._device_for(world)
         load_encoder(self.settings.encoder, device=device)
         translator = get_translator("none" if self.lang == "eng" else self.settings.translator, device=device)
         getattr(translator, "_load", lambda: None)()
 
     def _distribution(self, items: list[dict], world: World = SINGLE):
+        settings = self.settings
+        if not world.distributed:  # (build_distribution picks each rank's device itself)
+            settings = dataclasses.replace(settings, encoder_device=self._device_for(world))
         return build_distribution(
             self.kept_answers(items),
             task=self.config.task,
             questionnaire=self.questionnaire,
             lang=self.lang,
-            settings=self.settings,
+            settings=settings,
             model=run_model_name(self.settings),
             world=world,
         )
@@ -234,7 +245,7 @@ class UniVaRTask(TaskLevelTask):
         distinct = from_main(sorted(set(answers)), world)
         if len(distinct) < 2:
             return float("nan") if len(answers) < 2 else 0.0
-        encoder = load_encoder(self.settings.encoder, device=rank_device(self.settings.encoder_device, world))
+        encoder = load_encoder(self.settings.encoder, device=self._device_for(world))
 
         def encode(block: list[str]) -> np.ndarray:
             return cached_encode(encoder, block, batch_size=self.settings.encoder_batch_size, progress=False)
