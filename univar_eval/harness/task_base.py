@@ -13,6 +13,12 @@ items, a profile), so :class:`TaskLevelTask`
   as ``answers.jsonl`` in the task's artifact folder with an ``error`` in its manifest, the task's
   metrics are NaN, one error line is logged, and lm-eval goes on to write its results and samples.
   ``univar-eval embed RUN`` finishes the job later.
+* in a run of several ranks (``accelerate launch``, torchrun data parallel), shares the heavy part of
+  ``analyse`` among the ranks before lm-eval gathers the results to rank 0 (``apply_filters``, which
+  lm-eval calls on every rank, task by task, in the same order): the ranks exchange their documents'
+  records, each does its share (``prepare``), rank 0 keeps the result and its ``analyse`` uses it
+  (``prepared``). A failure on any rank stops the step on every rank, never leaves one waiting, and
+  rank 0 keeps the answers as above. One rank (tensor parallel included): ``analyse`` does it all.
 
 The YAML states the task's metrics (``metric_list``, aggregation ``task_level``, each metric's
 direction; a YAML without one is refused before generation); a subclass may add metrics that depend
@@ -35,6 +41,7 @@ Subclasses (``UniVaRTask``, ``HVAETask``, ``ValueLexTask``) implement ``metric_n
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import os
@@ -45,6 +52,7 @@ from univar_eval.errors import UserError
 from univar_eval.harness import lm_eval_api
 from univar_eval.harness.lm_eval_api import TASK_LEVEL, Task, preflight
 from univar_eval.pipeline.answers import flatten_responses
+from univar_eval.pipeline.shard import ShardFailed, World, every_rank, lm_eval_world
 from univar_eval.settings import RunSettings, resolve
 from univar_eval.storage.distribution import PENDING_FORMAT
 
@@ -62,6 +70,7 @@ class TaskLevelTask(Task):
         config = {k: v for k, v in (config or {}).items() if k != "class"}
         self._chat = False
         self._analysis: dict | None = None
+        self._shared: _Shared | None = None
         self.settings = RunSettings()
         lm_eval_api.follow_lm_eval_logging()
         self.run_stamp = RUN_STAMPS.for_new_task()  # names this run's univar_<stamp> folder (artifact_dir)
@@ -113,11 +122,71 @@ class TaskLevelTask(Task):
         """What the kept answers' manifest says besides the error (enough for ``univar-eval embed``)."""
         return {}
 
+    #: ``prepare`` does work worth spreading over the ranks of a run (translation, embedding)
+    shares_work = False
+
+    def prepare(self, records: list[dict], world: World) -> Any:
+        """Called on every rank of a run of several ranks with all records of the task (in document order):
+        each rank does its share of what ``analyse`` needs and rank 0 returns it (``prepared`` hands it to
+        ``analyse``). Every rank must reach the same collectives (see :func:`~univar_eval.pipeline.shard.together`)."""
+        return None
+
+    def prepared(self, records: list[dict]) -> Any:
+        """What ``prepare`` returned on rank 0 for exactly these ``records``; None when nothing was prepared
+        (one rank) or for other records. A failure of the shared step is raised here, so that ``analyse``
+        fails and the answers are kept."""
+        shared = self._shared
+        if shared is None:
+            return None
+        if shared.records != records:  # not expected: lm-eval gathers the same records
+            log.warning("univar-eval: %s: the shared step saw other answers; rank 0 does it again", self.config.task)
+            return None
+        if shared.error is not None:
+            raise ShardFailed(shared.error)
+        return shared.value
+
     # -- lm-eval hooks -----------------------------------------------------------------------------
     def build_all_requests(self, *args, limit: int | None = None, **kwargs):
         # called by lm-eval for every task before any request runs, with --gen_kwargs already applied
         preflight(self.config.task, lambda: self.check_before_generation(limit))
+        # lm-eval's view of the ranks (its model's rank and world size; 0 of 1 under tensor parallelism)
+        self._lm_ranks = (int(kwargs.get("rank") or 0), int(kwargs.get("world_size") or 1))
         return super().build_all_requests(*args, limit=limit, **kwargs)
+
+    def apply_filters(self):
+        # lm-eval calls this on every rank for every task, in the same order, after generation and before
+        # process_results and the gather to rank 0: the one step where every rank holds its own answers.
+        out = super().apply_filters()
+        self._shared = None
+        rank, size = getattr(self, "_lm_ranks", (0, 1))
+        if self.shares_work and size > 1:
+            world = lm_eval_world(rank, size)
+            if world is not None:
+                self._shared = self._share(world)
+        return out
+
+    def _share(self, world: World) -> _Shared:
+        records = sorted(every_rank(self._records_of_this_rank(), world), key=lambda r: r.get("doc_index", 0))
+        try:
+            return _Shared(records, self.prepare(records, world), None, world.size)
+        except Exception as e:  # noqa: BLE001 - every rank got here (together/run_blocks); rank 0 keeps the answers
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            return _Shared(records, None, message, world.size)
+
+    def _records_of_this_rank(self) -> list[dict]:
+        """The records ``process_results`` will make of this rank's documents (the first filter's answers)."""
+        instances = self.instances
+        if not instances:
+            return []
+        key = next(iter(instances[0].filtered_resps))
+        by_doc: dict[int, list] = {}
+        for instance in instances:
+            by_doc.setdefault(instance.doc_id, []).append(instance)
+        records = []
+        for doc_id in sorted(by_doc):
+            requests = sorted(by_doc[doc_id], key=lambda x: x.idx)
+            records.append(self.record_of(requests[0].doc, [r.filtered_resps[key] for r in requests]))
+        return records
 
     def check_before_generation(self, limit: int | None) -> None:
         """The last checks before generation, on the final config; ``limit``: the documents --limit leaves."""
@@ -186,6 +255,7 @@ class TaskLevelTask(Task):
                     "task": self.config.task,
                     "error": message,
                     "settings": self.settings.to_dict(),
+                    **({"sharding": {"world_size": self._shared.world_size}} if self._shared else {}),
                 },
             )
             where = f"answers kept in {folder}; finish with: univar-eval embed {folder.parent}"
@@ -208,6 +278,17 @@ def write_pending(folder: Path, rows: list[dict], manifest: dict) -> Path:
     write_jsonl(folder / ANSWERS_FILE, rows)
     write_json(folder / MANIFEST_FILE, manifest)
     return folder
+
+
+@dataclasses.dataclass
+class _Shared:
+    """What the ranks did together for one task: the records (all ranks', in document order), what
+    ``prepare`` returned on this rank, or the error that stopped the ranks."""
+
+    records: list[dict]
+    value: Any
+    error: str | None
+    world_size: int
 
 
 # -- shared plumbing of every task family -------------------------------------------------------

@@ -6,6 +6,12 @@ distribution at aggregation time, once per task: translate to English, format
 ``Q: ... A: ...``, embed, store the artifacts next to lm-eval's output, and
 report counts, dispersion and (with a bank) distances to reference models.
 
+In a run of several ranks (``accelerate launch -m lm_eval``), the translation and the embedding are
+spread over the ranks before lm-eval gathers the results (``prepare``, see
+:class:`~univar_eval.harness.task_base.TaskLevelTask`): the blocks of
+:mod:`univar_eval.pipeline.shard`, so every answer is translated and embedded exactly as in one
+process; rank 0 builds the distribution from the gathered blocks and writes it once.
+
 The task YAMLs (``tasks/univar/``) name this class with
 ``class: !function univar_eval.harness.univar_task.UniVaRTask`` and load their questions
 with ``custom_dataset: !function univar_eval.harness.univar_task.load_dataset``.
@@ -25,8 +31,9 @@ from univar_eval.harness.task_base import TaskLevelTask, announce_artifacts, art
 from univar_eval.pipeline import questionnaire as questionnaire_mod
 from univar_eval.pipeline.answers import TEXT_FORMAT
 from univar_eval.pipeline.cache import cached_encode
-from univar_eval.pipeline.embed import build_distribution
+from univar_eval.pipeline.embed import block_size, build_distribution
 from univar_eval.pipeline.encoders import get_card, load_encoder
+from univar_eval.pipeline.shard import SINGLE, World, current_world, from_main, grid, rank_device, run_blocks, together
 from univar_eval.pipeline.translate import get_translator
 from univar_eval.safe_text import terminal_text
 from univar_eval.stats.dispersion import dispersion
@@ -90,20 +97,23 @@ class UniVaRTask(TaskLevelTask):
     def _check_models(self) -> None:
         """Load the encoder (and translator) now: a missing one fails in seconds, not after generation.
 
-        Both are loaded once per process and reused at aggregation time.
+        Both are loaded once per process and reused at aggregation time; in a launch of several
+        processes, each on its own GPU (``cuda:<LOCAL_RANK>``), where its share will be embedded.
         """
-        from univar_eval.pipeline.encoders import load_encoder
-        from univar_eval.pipeline.translate import get_translator
-
         try:
-            load_encoder(self.settings.encoder, device=self.settings.encoder_device)
+            device = rank_device(self.settings.encoder_device, current_world(init=False))
+        except UserError:  # an incomplete launch environment: lm-eval's model says more about it
+            device = self.settings.encoder_device
+        self._device = device  # the same device (and loaded copy) when rank 0 embeds alone at aggregation
+        try:
+            load_encoder(self.settings.encoder, device=device)
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure to load is the same news for the user
             raise UserError(f"encoder {self.settings.encoder!r} cannot be loaded ({_first_line(e)})") from None
         if self.lang and self.lang != "eng" and self.settings.translator not in (None, "", "none"):
             try:
-                get_translator(self.settings.translator, device=self.settings.encoder_device)._load()
+                get_translator(self.settings.translator, device=device)._load()
             except Exception as e:  # noqa: BLE001
                 raise UserError(
                     f"{_first_line(e)}; non-English tasks need a translator (or pass "
@@ -160,17 +170,52 @@ class UniVaRTask(TaskLevelTask):
     def pending_manifest(self) -> dict:
         return {"questionnaire": self.questionnaire, "lang": self.lang, "model": run_model_name(self.settings)}
 
-    def analyse(self, items: list[dict]) -> dict:
-        """Embed every answer once, write the artifacts, compute the metrics."""
-        records = self.kept_answers(items)
-        dist, counts = build_distribution(
-            records,
+    shares_work = True
+
+    def prepare(self, items: list[dict], world: World):
+        """Every rank: its share of the translation and embedding of all answers (the same blocks as one
+        process) and of the answers embedded alone (``value_dispersion``); rank 0 gets the distribution,
+        its counts and the dispersion, the others None."""
+        together(lambda: self._load_models(world), world)  # a model missing on one node stops every rank
+        dist, counts = together(lambda: self._distribution(items, world), world)
+        spread = together(lambda: self._answer_dispersion(dist, world), world)
+        return (dist, counts, spread) if world.is_main else None
+
+    def _device_for(self, world: World) -> str | None:
+        """The encoder's and translator's device: this rank's GPU when the ranks share the work, else the
+        device they were loaded on before generation."""
+        if world.distributed:
+            return rank_device(self.settings.encoder_device, world)
+        return getattr(self, "_device", self.settings.encoder_device)
+
+    def _load_models(self, world: World) -> None:
+        device = self._device_for(world)
+        load_encoder(self.settings.encoder, device=device)
+        translator = get_translator("none" if self.lang == "eng" else self.settings.translator, device=device)
+        getattr(translator, "_load", lambda: None)()
+
+    def _distribution(self, items: list[dict], world: World = SINGLE):
+        settings = self.settings
+        if not world.distributed:  # (build_distribution picks each rank's device itself)
+            settings = dataclasses.replace(settings, encoder_device=self._device_for(world))
+        return build_distribution(
+            self.kept_answers(items),
             task=self.config.task,
             questionnaire=self.questionnaire,
             lang=self.lang,
-            settings=self.settings,
+            settings=settings,
             model=run_model_name(self.settings),
+            world=world,
         )
+
+    def analyse(self, items: list[dict]) -> dict:
+        """Embed every answer once (or take what the ranks embedded), write the artifacts, compute the metrics."""
+        shared = self.prepared(items)
+        if shared is not None:
+            dist, counts, spread = shared
+        else:
+            dist, counts = self._distribution(items)
+            spread = self._answer_dispersion(dist)
         folder = artifact_dir(self.config.task, self.settings, stamp=self.run_stamp)
         dist.save(folder)
         log.info("univar-eval: %d value embeddings of %s written to %s", len(dist), self.config.task, folder)
@@ -188,25 +233,44 @@ class UniVaRTask(TaskLevelTask):
             "refusal_rate": counts["n_refused"] / counts["n_answers"] if counts["n_answers"] else float("nan"),
             "n_truncated": counts.get("n_truncated", 0),
             "n_encoder_truncated": counts.get("n_encoder_truncated", 0),
-            "value_dispersion": self._answer_dispersion(dist),
+            "value_dispersion": spread,
         }
         if self.settings.bank:
             metrics.update(self._bank_metrics(dist))
         return metrics
 
-    def _answer_dispersion(self, dist) -> float:
+    def _answer_dispersion(self, dist, world: World = SINGLE) -> float:
         """``value_dispersion``: the spread of what the model said, the answers embedded alone (see
-        :mod:`univar_eval.stats.dispersion`). Each distinct answer is embedded once (and cached)."""
+        :mod:`univar_eval.stats.dispersion`). Each distinct answer is embedded once (and cached), in the
+        blocks of :mod:`~univar_eval.pipeline.shard`, spread over ``world`` (rank 0 holds ``dist``'s
+        rows and gets the value; the other ranks embed their share and get NaN)."""
         answers = [answer_of(r["text"]) for r in dist.records]
-        if len(answers) < 2:
-            return float("nan")
-        distinct = sorted(set(answers))
-        if len(distinct) == 1:
-            return 0.0
-        encoder = load_encoder(self.settings.encoder, device=self.settings.encoder_device)
-        vectors = cached_encode(encoder, distinct, batch_size=self.settings.encoder_batch_size, progress=False)
+        distinct = from_main(sorted(set(answers)), world)
+        if len(distinct) < 2:
+            return float("nan") if len(answers) < 2 else 0.0
+        encoder = load_encoder(self.settings.encoder, device=self._device_for(world))
+
+        def encode(block: list[str]) -> np.ndarray:
+            return cached_encode(encoder, block, batch_size=self.settings.encoder_batch_size, progress=False)
+
+        size = block_size(self.settings)
+        if world.distributed:
+            done = run_blocks(
+                distinct,
+                encode,
+                block=size,
+                world=world,
+                label=f"embedding the answers of {self.config.task} alone",
+                progress=False,
+            )
+            if done is None:
+                return float("nan")
+            blocks = done[0]
+        else:
+            blocks = [encode(distinct[start:stop]) for start, stop in grid(len(distinct), size)]
+        vectors = np.vstack(blocks)
         index = {a: i for i, a in enumerate(distinct)}
-        return dispersion(np.asarray(vectors)[[index[a] for a in answers]])
+        return dispersion(vectors[[index[a] for a in answers]])
 
     # -- reference bank ------------------------------------------------------------------------
     def _bank_references(self, task: str) -> list[str]:

@@ -16,8 +16,10 @@ written). At the end ``gather_object`` brings every rank's results to rank 0 in 
 which is the original order. Ranks other than 0 get ``None``.
 
 The commands opt in with :func:`sharded`: inside ``with sharded(world):`` the embedding step
-(:func:`univar_eval.pipeline.embed.build_distribution`) shards its work; outside it (inside an
-lm-eval run, where only rank 0 aggregates) it runs in one process as before.
+(:func:`univar_eval.pipeline.embed.build_distribution`) shards its work; outside it it runs in one
+process as before. Inside an lm-eval run of several ranks the tasks pass the world explicitly
+(:func:`lm_eval_world`, the process group lm-eval's model already started) from a step every rank
+takes (``TaskLevelTask.apply_filters``); :func:`together` keeps the ranks in step between stages.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from univar_eval.errors import UserError
 
@@ -50,6 +52,8 @@ class World:
     local_rank: int = 0
     #: this module started the process group (and :func:`shutdown` ends it)
     owned: bool = field(default=False, compare=False)
+    #: the process group of the collectives (None: the default group); a gloo group beside an NCCL one
+    group: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -111,6 +115,57 @@ def current_world(environ=None, *, init: bool = True) -> World:
             world_size=size,
         )
     return world
+
+
+def lm_eval_world(rank: int, size: int, environ=None) -> World | None:
+    """The world of an lm-eval run that lm-eval sees as ``size`` ranks (``rank`` is this one), for the
+    post-processing to shard over; None when it must stay in one process (rank 0, after the gather).
+
+    None for one rank, which includes tensor parallelism (every process reports rank 0 of 1), and when
+    lm-eval's ranks are not torch.distributed's (no group: a model with a transport of its own; or
+    another numbering: the processes compare their ranks in one ``all_gather_object`` and decide
+    together): then rank 0 embeds everything, as before. The collectives go through the group lm-eval's model
+    started (``accelerate`` or torchrun); when its backend is not gloo (NCCL on GPUs), through one gloo
+    group beside it, made once (the exchanged objects are CPU tensors and pickled rows).
+    """
+    if size <= 1:
+        return None
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        log.warning("univar-eval: %d lm-eval ranks but no torch.distributed group: rank 0 embeds every answer", size)
+        return None
+    # decided together: a rank that went its own way would leave the others waiting in a collective
+    group = _cpu_group()
+    ranks: list = [None] * dist.get_world_size()
+    dist.all_gather_object(ranks, (rank, size), group=group)
+    if ranks != [(r, size) for r in range(size)]:
+        if dist.get_rank() == 0:
+            log.warning(
+                "univar-eval: lm-eval's ranks (rank, world size) %s are not torch.distributed's ranks 0-%d: "
+                "rank 0 embeds every answer",
+                ranks,
+                len(ranks) - 1,
+            )
+        return None
+    environ = os.environ if environ is None else environ
+    return World(rank, size, _env_int(environ, "LOCAL_RANK", rank), group=group)
+
+
+_GLOO: dict = {}
+
+
+def _cpu_group():
+    """None when the default group is gloo; else a gloo group of every rank (made once per default group,
+    on every rank)."""
+    import torch.distributed as dist
+
+    if dist.get_backend() == "gloo":
+        return None
+    default = dist.group.WORLD
+    if _GLOO.get("of") is not default:
+        _GLOO.update(of=default, group=dist.new_group(backend="gloo"))
+    return _GLOO["group"]
 
 
 def shutdown(world: World) -> None:
@@ -295,7 +350,7 @@ def _sum_counts(done: int, failed: bool, world: World) -> tuple[int, bool]:
     import torch.distributed as dist
 
     t = torch.tensor([done, int(failed)], dtype=torch.int64)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=world.group)
     return int(t[0]), bool(t[1])
 
 
@@ -303,15 +358,16 @@ def _gather(obj, world: World):
     import torch.distributed as dist
 
     out = [None] * world.size if world.is_main else None
-    dist.gather_object(obj, out, dst=0)
+    dist.gather_object(obj, out, dst=0, group=world.group)
     return out
 
 
-def _all_errors(error: str | None, world: World) -> list[tuple[int, str]]:
+def _all_errors(error: Any, world: World) -> list[tuple[int, Any]]:
+    """Every rank's ``error`` that is not None, with its rank, on every rank (``all_gather_object``)."""
     import torch.distributed as dist
 
     out: list = [None] * world.size
-    dist.all_gather_object(out, error)
+    dist.all_gather_object(out, error, group=world.group)
     return [(r, e) for r, e in enumerate(out) if e is not None]
 
 
@@ -322,7 +378,7 @@ def from_main(value, world: World):
     import torch.distributed as dist
 
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=world.group)
     return box[0]
 
 
@@ -334,10 +390,45 @@ def agree(value, world: World, what: str) -> None:
     import torch.distributed as dist
 
     values: list = [None] * world.size
-    dist.all_gather_object(values, value)
+    dist.all_gather_object(values, value, group=world.group)
     other = next((r for r, v in enumerate(values) if v != values[0]), None)
     if other is not None:
         raise UserError(
             f"rank {other} of {world.size} has another {what} than rank 0 ({values[other]!r} vs {values[0]!r}); "
             "give every node the same models and cards file (univar-eval pin), then rerun"
         )
+
+
+def every_rank(items: list[T], world: World) -> list[T]:
+    """The concatenation, in rank order, of every rank's ``items`` (``all_gather_object``), on every rank."""
+    if not world.distributed:
+        return list(items)
+    import torch.distributed as dist
+
+    parts: list = [None] * world.size
+    dist.all_gather_object(parts, list(items), group=world.group)
+    return [x for part in parts for x in part]
+
+
+def together(step: Callable[[], R], world: World) -> R:
+    """``step()`` on every rank; then every rank learns whether any rank failed, so that all go on to the
+    next collective or all stop (each raising :class:`ShardFailed` that names the first failed rank).
+
+    A step that fails on some ranks only (a model that does not load on one node, a write on rank 0)
+    would otherwise leave the others waiting in the next collective. In one process ``step()`` runs
+    as it is and its own exception comes through."""
+    if not world.distributed:
+        return step()
+    value = None
+    error: tuple[bool, str] | None = None
+    try:
+        value = step()
+    except ShardFailed as e:  # a sharded step already names the failed rank
+        error = (True, str(e))
+    except Exception as e:  # noqa: BLE001 - every rank must hear of it
+        error = (False, f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e))
+    failed = _all_errors(error, world)
+    if failed:
+        rank, (named, message) = failed[0]
+        raise ShardFailed(message if named else f"rank {rank} of {world.size} failed ({message})")
+    return value  # type: ignore[return-value]
