@@ -354,10 +354,12 @@ class UniVaRTask(TaskLevelTask):
     def _bank_metrics(self, dist) -> dict[str, Any]:
         # the metrics report distances only: no permutation test, no bootstrap behind them
         verified = getattr(self, "_bank", None)  # the manifest read (and verified) before generation
+        bank = verified if verified is not None else self.settings.bank
+        assert bank is not None  # only called with a bank setting
         try:
             result = reference_distances(
                 dist,
-                verified if verified is not None else self.settings.bank,
+                bank,
                 min_answers=self.settings.min_answers,
                 n_permutations=0,
                 n_bootstrap=0,
