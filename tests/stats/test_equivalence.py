@@ -158,3 +158,39 @@ def test_too_few_questions_never_pass():
     ev = E.evaluate(x, x + 1e-3, ids, ids, n_bootstrap=100, seed=0)
     for b in ev.bounds:
         assert not b.enough and b.upper == pytest.approx(math.sqrt(E.MMD2_CEILING)) and b.p_excess(0.0) == 1.0
+
+
+def test_score_upper_by_hand():
+    """The score bound: the smallest theta0 with theta0 - U = t sqrt(pair + lin (v + theta0 - U) / v)."""
+    u, lin, pair, v, t = 0.002, 4e-6, 1e-6, 0.004, 1.7
+    upper = E.score_upper(u, lin, pair, v, t)
+    # x = theta0 - U solves x² - (t² lin / v) x - t² (pair + lin) = 0
+    # b = 2.89 * 1e-3 = 0.00289, c = 1.445e-5: x = 0.0055117
+    b, c = t * t * lin / v, t * t * (pair + lin)
+    x = (b + math.sqrt(b * b + 4 * c)) / 2
+    assert upper == pytest.approx(u + x) and x == pytest.approx(0.0055117, rel=1e-4)
+    assert (upper - u) == pytest.approx(t * math.sqrt(pair + lin * (v + upper - u) / v))
+    assert upper > u + t * math.sqrt(lin + pair)  # never below the Wald bound
+    assert E.score_upper(u, 0.0, pair, v, t) == pytest.approx(u + t * math.sqrt(pair))  # no linear term: Wald
+
+
+def test_one_answer_a_question_needs_enough_questions_to_pass():
+    """With one answer a question on a side, a d_S pass needs MIN_QUESTIONS_ONE_ANSWER questions: below it the
+    bound is the ceiling (inconclusive, never pass) while a fail stays possible; at it, a near-identical candidate
+    passes; with repeats on both sides 10 questions suffice; bit-identical sides pass at any size."""
+    rng = np.random.default_rng(7)
+    few = E.MIN_QUESTIONS_ONE_ANSWER - 1
+    x, ids = pooled(rng, few, 1)
+    near = E.evaluate(x + 1e-3 * rng.normal(size=x.shape), x, ids, ids, n_bootstrap=100, seed=0).get("d_S")
+    assert near.enough and not near.enough_to_pass and near.min_questions_pass == E.MIN_QUESTIONS_ONE_ANSWER
+    assert near.upper == pytest.approx(math.sqrt(E.MMD2_CEILING)) and near.to_dict()["enough_to_pass"] is False
+    far = E.evaluate(x + 2.0 * one_hot(0, x.shape[1]), x, ids, ids, n_bootstrap=100, seed=0).get("d_S")
+    assert far.p_excess(0.1) < 1e-6  # a fail needs no more questions than MIN_QUESTIONS
+    x2, ids2 = pooled(rng, E.MIN_QUESTIONS_ONE_ANSWER, 1)
+    ok = E.evaluate(x2 + 1e-3 * rng.normal(size=x2.shape), x2, ids2, ids2, n_bootstrap=100, seed=0).get("d_S")
+    assert ok.enough_to_pass and ok.upper < 0.05
+    x3, ids3 = pooled(rng, 12, 3)
+    rep = E.evaluate(x3 + 1e-3 * rng.normal(size=x3.shape), x3, ids3, ids3, n_bootstrap=100, seed=0).get("d_S")
+    assert rep.enough_to_pass and rep.upper < 0.05
+    same = E.evaluate(x, x.copy(), ids, ids, n_bootstrap=100, seed=0).get("d_S")
+    assert same.upper == 0.0

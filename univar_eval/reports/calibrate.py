@@ -63,6 +63,12 @@ def calibrate(
             if r.get("problem") or not r.get("tests"):
                 raise UserError(f"{run} / {task}: no bound: {r.get('problem') or 'no tested quantity'}")
             for t in r["tests"]:
+                if not t.get("enough_to_pass", True):  # no D can make it pass: say so, do not propose the ceiling
+                    raise UserError(
+                        f"{run} / {task}: {t.get('n_questions')} questions are too few for a {t['quantity']} pass "
+                        f"with one answer a question (needs {t.get('min_questions_pass')}): rerun the baseline with "
+                        "repeats (lm-eval `repeats: N`, sampling) on both sides"
+                    )
                 row[f"{task}:{t['quantity']}"] = t["upper"]
         if names and sorted(row) != names:
             raise UserError(f"{run}: its tests differ from the first rerun's (repeats differ?); rerun alike")

@@ -561,6 +561,11 @@ def _settle(c: Check, *, alpha: float, max_distance: float | None, correction: s
             f", {correction} {fmt_number(t['p_adjusted'])}" if correction != "none" else ""
         )
         few = "" if t.get("enough", True) else f"; {t.get('n_questions')} questions are too few for a bound"
+        if not few and not t.get("enough_to_pass", True):
+            few = (
+                f"; {t.get('n_questions')} questions are too few for a pass with one answer a question "
+                f"(needs {t.get('min_questions_pass')}; ask with repeats)"
+            )
         if t["outcome"] == PASS:
             parts.append(
                 f"{q} upper bound {fmt_number(t['upper'])} < {tol} ({1 - alpha:.0%} one-sided; "

@@ -22,10 +22,12 @@ Inference (the question is the unit: questions are resampled, answers stay with 
 
 * standard error: for ``d_S`` the jackknife over questions of the U-statistic, for ``d_Q`` the
   standard deviation of the per-question values over ``sqrt(Q)``; ``df = Q - 1``;
-* upper bound (pass when below D): studentised bootstrap (bootstrap-t) of the statistic, never
-  below the Student-t bound, capped at the :data:`MMD2_CEILING` (the largest value of the statistic
-  for unit vectors and this kernel). The estimates are right-skewed and a low estimate comes with a
-  small standard error, so a percentile bound passes too often; the studentised bound does not;
+* upper bound (pass when below D): for ``d_S`` the larger of a score bound (:func:`score_upper`: the variance
+  taken at the boundary it tests, since a low estimate comes with a small first-order variance term) and the
+  studentised bootstrap (bootstrap-t); for ``d_Q`` bootstrap-t; never below the Student-t bound, capped at the
+  :data:`MMD2_CEILING` (the largest value of the statistic for unit vectors and this kernel). With one answer
+  to some question on a side, a ``d_S`` pass needs :data:`MIN_QUESTIONS_ONE_ANSWER` questions (measured:
+  the bound is liberal below it), unless both sides are bit-identical;
 * test of excess ``H0: distance <= D`` (fail when its corrected p is below alpha): the Student-t
   tail of ``(theta_hat - D²) / se``. An analytic tail resolves any corrected level (a bootstrap
   p-value of 200 draws cannot go below 1/201). Right skew makes this tail conservative: a large
@@ -61,6 +63,10 @@ from univar_eval.stats.distance import kernel_from_gram, normalise, question_for
 MMD2_CEILING = 2.0 * (1.0 - math.exp(-2.0))
 #: Questions needed for a bound (measured: benchmarks/validate_gate_stats.py --finite-pool).
 MIN_QUESTIONS = 10
+#: Questions a pass needs for d_S when a side has one answer to some question (measured: below it the upper bound
+#: passes too often at D; see docs/statistics.md). With two answers a question or more on both sides,
+#: :data:`MIN_QUESTIONS`.
+MIN_QUESTIONS_ONE_ANSWER = 120
 D_S, D_Q = "d_S", "d_Q"
 #: Permuted statistics within this absolute distance of the observed one count as ties.
 _TIE = 1e-12
@@ -83,6 +89,7 @@ class Bound:
     ceiling: float = MMD2_CEILING
     problem: str | None = None
     details: dict = field(default_factory=dict)
+    min_questions_pass: int = MIN_QUESTIONS  # fewer: the upper bound is the ceiling (inconclusive, never pass)
 
     @property
     def distance(self) -> float:
@@ -97,6 +104,10 @@ class Bound:
     def enough(self) -> bool:
         return self.n_questions >= MIN_QUESTIONS
 
+    @property
+    def enough_to_pass(self) -> bool:
+        return self.n_questions >= max(MIN_QUESTIONS, self.min_questions_pass)
+
     def p_excess(self, tolerance: float) -> float:
         """p of ``H0: distance <= tolerance`` (one-sided Student-t tail; 1 below MIN_QUESTIONS)."""
         return p_excess(self.statistic, self.se, self.df, tolerance, enough=self.enough)
@@ -106,7 +117,7 @@ class Bound:
         return lower_bound(self.statistic, self.se, self.df, level, enough=self.enough, ceiling=self.ceiling)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "distance": self.distance, "upper": self.upper}
+        return {**asdict(self), "distance": self.distance, "upper": self.upper, "enough_to_pass": self.enough_to_pass}
 
 
 def p_excess(statistic: float, se: float, df: int | None, tolerance: float, *, enough: bool = True, squared=True):
@@ -344,6 +355,7 @@ def shared_bound(
     n_permutations: int,
     seed: int,
     gram: np.ndarray | None = None,
+    pass_minimum: bool = True,
 ) -> Bound:
     q = lay.n_questions
     if q < 3:
@@ -361,7 +373,10 @@ def shared_bound(
         boot, boot_se = _boot_u(h, counts)
         upper = max(upper, _upper(stat, se, q - 1, boot, boot_se, alpha))
     bound.upper_statistic = min(upper, MMD2_CEILING)
-    if not bound.enough:
+    one_answer = any(len(a) < 2 for a in lay.x) or any(len(b) < 2 for b in lay.y)
+    if pass_minimum and one_answer and not lay.all_identical:  # identical sides: distance 0 exactly, no sampling
+        bound.min_questions_pass = MIN_QUESTIONS_ONE_ANSWER
+    if not bound.enough_to_pass:
         bound.upper_statistic = MMD2_CEILING
     if n_permutations:
         bound.p_difference = _p_at_least(_permuted_shared(lay, h, n_permutations, seed), stat)
@@ -566,6 +581,8 @@ def noise_floor(x: np.ndarray, groups, *, alpha: float = 0.05, n_bootstrap: int 
         [math.sqrt((2.0 / counts[q]) / (1.0 / len(ax) + 1.0 / len(bx))) for q, ax, bx in zip(lay.ids, lay.x, lay.y)]
     )
     gram = shared_gram(lay) * np.outer(scale, scale)
-    bound = shared_bound(lay, alpha=alpha, n_bootstrap=n_bootstrap, n_permutations=0, seed=seed, gram=gram)
+    bound = shared_bound(
+        lay, alpha=alpha, n_bootstrap=n_bootstrap, n_permutations=0, seed=seed, gram=gram, pass_minimum=False
+    )
     bound.details["noise_floor"] = True
     return bound
