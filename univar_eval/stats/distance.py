@@ -62,8 +62,9 @@ from typing import Callable
 
 import numpy as np
 from scipy.stats import t as t_dist
+from threadpoolctl import threadpool_limits
 
-from univar_eval.stats import resampling
+from univar_eval.stats import lapack, resampling
 from univar_eval.stats.designs import (  # noqa: F401  (paired_subsample: part of this module's API)
     PER_QUESTION,
     SHARED_SHIFT,
@@ -425,9 +426,12 @@ def _dense(metric, xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Dra
 def _frechet(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
     """Fréchet distance; permutations and resamples share one decomposition of the pooled set."""
     m, n = len(xs), len(ys)
-    fit = PooledFrechet(np.vstack([xs, ys]))
-    # permutation statistics in single precision (twice as fast), the observed one computed alike for the ties
-    draws = _Draws(_frechet_rows(xs, ys), float(fit(np.arange(m)[None], m + np.arange(n)[None], np.float32)[0]))
+    lapack.available()  # scipy's LAPACK loaded before the limit below, so that the limit covers it too
+    with threadpool_limits(1):  # small factorisations: threaded BLAS gains nothing, and stalls on a busy machine
+        fit = PooledFrechet(np.vstack([xs, ys]))
+        observed = _frechet_rows(xs, ys)
+    # permutation statistics in single precision, the observed one computed alike for the ties
+    draws = _Draws(observed, float(fit(np.arange(m)[None], m + np.arange(n)[None], np.float32)[0]))
     paired = dz.name != UNPAIRED
     if n_perm:
         strata = tuple(np.concatenate([dz.qx, dz.qy]).tolist()) if paired else None
