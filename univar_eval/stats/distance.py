@@ -57,6 +57,7 @@ answers, would show (two halves of its repeats compared, rescaled to the full si
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -576,9 +577,9 @@ def compare_sets(
         elif dz.name == SHARED_SHIFT and dz.one_to_one:
             engine = _sign_flip_mmd
         else:
-            engine = lambda *a: _dense("mmd", *a, cache=cache)  # noqa: E731
+            engine = functools.partial(_dense, "mmd", cache=cache)
     elif metric == "centroid":
-        engine = lambda *a: _dense("centroid", *a, cache=cache)  # noqa: E731
+        engine = functools.partial(_dense, "centroid", cache=cache)
     else:
         engine = _frechet
     draws = engine(xs, ys, dz, sigma, n_permutations, n_bootstrap, seed, rng)
