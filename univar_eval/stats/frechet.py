@@ -14,11 +14,12 @@ symmetric eigenvalue problem of size m + n and a few m x m products. The eigenva
 floor of an exact computation: the product of two covariances, with m - 1 and n - 1 directions of
 their own, has m + n - 1 non-trivial eigenvalues.
 
-Batches of pairs run on two threads. In double precision the result equals the direct fit (checked
-in the tests). Permutation statistics run in single precision, about twice as fast; their error
-against double precision is printed by ``benchmarks/bench_frechet.py`` beside the permutation
-spread, and so is the speed against the previous kernel (a Cholesky factor of the span-sized
-``S_x`` and the product ``L' S_y L``).
+Batches of pairs run on two threads of one BLAS thread each. In double precision the result equals the
+direct fit (checked in the tests). Permutation statistics run in single precision, their eigenvalues from
+LAPACK's ``ssyevd`` with the interpreter lock released (:mod:`univar_eval.stats.lapack`; numpy would solve
+them in double precision); their error against double precision (1.6e-6 relative, against the p-value's
+tie tolerance of 1e-5) is printed by ``benchmarks/bench_frechet.py``, and so is the speed against the
+previous kernel (the same algebra with numpy's eigenvalues: 1.63x).
 """
 
 from __future__ import annotations
