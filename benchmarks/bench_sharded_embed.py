@@ -7,9 +7,9 @@ Like with like on a 2-core machine: (a) one process of one thread, (b) two ranks
 starts from the same folder of kept answers with the cache off (``UNIVAR_EVAL_CACHE=off``), so every
 answer is embedded. Prints the wall time of the whole command (start-up and model loading included)
 and of the embedding phase alone (the ranks' own "did answers ... in N s" log lines; for one process
-the bar's phase), the speed-up of (b) over (a) (aim: >= 1.7x), whether (b) wrote exactly what (a)
-wrote, and the load average (``uptime``) beside every figure: on a shared machine the figures move
-with the load.
+the bar's phase), the CPU seconds of all processes of each command, the speed-up of (b) over (a) (aim:
+>= 1.7x), whether (b) wrote exactly what (a) wrote, and the load average (``uptime``) beside every
+figure: on a shared machine the wall times move with the load, the CPU seconds much less.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -96,15 +97,19 @@ def run(kind: str, kept: Path, work: Path) -> dict:
         cmd = [exe]
     cmd += ["-v", "embed", str(target)]
     load_before = load_average()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"{kind} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     phases = [float(x) for x in re.findall(r"did answers \d+-\d+ in ([0-9.]+) s", proc.stderr)]
     return {
         "kind": kind,
         "wall": wall,
+        "cpu": cpu,
         "embed": max(phases) if phases else None,
         "folder": target / STAMP / TASK,
         "load": f"{load_before} before, {load_average()} after",
@@ -145,10 +150,14 @@ def main() -> None:
     for kind in kinds:
         r = best[kind]
         phase = f", embedding phase {r['embed']:.1f} s" if r["embed"] else ""
-        print(f"  {kind:26s} {r['wall']:6.1f} s wall{phase}   ({r['load']})")
+        print(f"  {kind:26s} {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU (all processes){phase}   ({r['load']})")
     one, two = best[kinds[0]], best[kinds[1]]
     print(
         f"  speed-up of two ranks over one process of one thread: {one['wall'] / two['wall']:.2f}x wall (aim >= 1.7x)"
+    )
+    print(
+        f"  CPU seconds, one process of one thread / two ranks: {one['cpu'] / two['cpu']:.2f} (1.00 = no work "
+        "added by sharding; on two free cores the speed-up approaches 2x this, less the start-up each rank repeats)"
     )
     print(f"  two ranks vs one process: {same_output(one['folder'], two['folder'])}")
     shutil.rmtree(work, ignore_errors=True)

@@ -72,7 +72,19 @@ class Script:
         self.by_n[n] = {**base, **fields}
 
     def compare_sets(
-        self, x, y, metric="mmd", *, n_permutations, n_bootstrap, seed, groups_x, groups_y, alpha=0.05, paired=True
+        self,
+        x,
+        y,
+        metric="mmd",
+        *,
+        n_permutations,
+        n_bootstrap,
+        seed,
+        groups_x,
+        groups_y,
+        alpha=0.05,
+        paired=True,
+        cache=None,
     ):
         self.calls.append(
             {

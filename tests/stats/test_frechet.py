@@ -19,3 +19,17 @@ def test_trace_sqrt_from_gram_blocks_equals_the_full_square_root(m, n, d):
     expected = np.trace(sqrtm(root @ sy @ root)).real
     got = _trace_sqrt((cx @ cx.T)[None], (cy @ cy.T)[None], (cx @ cy.T)[None], np.array([ax]), np.array([ay]), d)[0]
     assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_single_precision_permutations_stay_within_the_tie_tolerance_of_double_precision():
+    # compare_sets counts a permuted statistic within 1e-5 (relative) of the observed one as a tie, so the
+    # single-precision kernel the permutations use must agree with double precision well inside that
+    from univar_eval.stats.frechet import PooledFrechet
+
+    rng = np.random.default_rng(5)
+    pooled = rng.normal(size=(100, 128)) + np.r_[np.zeros((50, 128)), 0.2 * np.ones((50, 128))]
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    order = np.stack([rng.permutation(100) for _ in range(20)])
+    fit = PooledFrechet(pooled)
+    single, double = fit(order[:, :50], order[:, 50:], np.float32), fit(order[:, :50], order[:, 50:])
+    assert single == pytest.approx(double, rel=2e-6)

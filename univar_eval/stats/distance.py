@@ -57,13 +57,15 @@ answers, would show (two halves of its repeats compared, rescaled to the full si
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 from scipy.stats import t as t_dist
+from threadpoolctl import threadpool_limits
 
-from univar_eval.stats import resampling
+from univar_eval.stats import lapack, resampling
 from univar_eval.stats.designs import (  # noqa: F401  (paired_subsample: part of this module's API)
     PER_QUESTION,
     SHARED_SHIFT,
@@ -369,22 +371,37 @@ def _sign_flip_mmd(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Dra
     return draws
 
 
-def _dense(metric, xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
+def _dense(metric, xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng, cache: dict | None = None) -> _Draws:
     """Any design, ``mmd`` or ``centroid``: batched quadratic forms over the pooled kernel (or Gram) matrix.
 
     In the shared-shift design pairs of answers to one question are left out of the MMD sums and
-    permutations swap answers within questions; unpaired, each item is its own label.
+    permutations swap answers within questions; unpaired, each item is its own label. The Gram blocks are
+    computed once, in double precision: the observed statistic comes from them, the permutations and
+    resamples from their single-precision copy. ``cache``: a dict shared by comparisons of one set ``x``
+    against many (``reference_distances``), which keeps x's own block (and kernel) for the next one.
     """
     m, n = len(xs), len(ys)
-    pooled = np.vstack([xs, ys]).astype(np.float32)
-    gram = pooled @ pooled.T
     paired = dz.name != UNPAIRED
     labels = np.concatenate([dz.qx, dz.qy]) if paired else np.arange(m + n)
+    key = (metric, sigma, dz.x_index.tobytes())
+    own = cache.get(key) if cache is not None else None
+    if own is None:
+        gxx = xs @ xs.T
+        own = (gxx, kernel_from_gram(gxx, sigma) if metric == "mmd" else gxx)
+        if cache is not None:
+            cache[key] = own
+    gxy, gyy = xs @ ys.T, ys @ ys.T
     if metric == "mmd":
-        k = kernel_from_gram(gram, sigma)
+        blocks = own[1], kernel_from_gram(gxy, sigma), kernel_from_gram(gyy, sigma)
+    else:
+        blocks = own[0], gxy, gyy
+    k = np.empty((m + n, m + n), dtype=np.float32)
+    k[:m, :m], k[:m, m:], k[m:, :m], k[m:, m:] = blocks[0], blocks[1], blocks[1].T, blocks[2]
+    if metric == "mmd":
         k *= labels[:, None] != labels[None, :]  # no pair of answers to one question (nor an item with itself)
         onehot = np.zeros((m + n, labels.max() + 1))
         onehot[np.arange(m + n), labels] = 1.0
+        observed = _mmd2_blocks(*blocks, dz if paired else None)
 
         def from_forms(sxx, syy, sxy, wx, wy):
             return (
@@ -393,17 +410,13 @@ def _dense(metric, xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Dra
                 - 2.0 * sxy / _cross_counts(wx, wy, onehot)
             )
     else:
-        k = gram
+        observed = centroid_distance(xs, ys)
 
         def from_forms(sxx, syy, sxy, wx, wy):
             return np.clip(1.0 - sxy / np.sqrt(np.clip(sxx * syy, 1e-24, None)), 0.0, None)
 
     base = np.zeros((1, m + n), dtype=np.float32)
     base[0, :m] = 1
-    if metric == "mmd":
-        observed = mmd2_unbiased_masked(xs, ys, dz, sigma) if paired else _mmd2_rows(xs, ys, sigma)
-    else:
-        observed = centroid_distance(xs, ys)
     draws = _Draws(observed, float(from_forms(*_forms_complementary(k, base), base, 1 - base)[0]))
     if n_perm:
         strata = tuple(labels.tolist()) if paired else None
@@ -425,9 +438,12 @@ def _dense(metric, xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Dra
 def _frechet(xs, ys, dz: Design, sigma, n_perm, n_boot, seed, rng) -> _Draws:
     """Fréchet distance; permutations and resamples share one decomposition of the pooled set."""
     m, n = len(xs), len(ys)
-    fit = PooledFrechet(np.vstack([xs, ys]))
-    # permutation statistics in single precision (twice as fast), the observed one computed alike for the ties
-    draws = _Draws(_frechet_rows(xs, ys), float(fit(np.arange(m)[None], m + np.arange(n)[None], np.float32)[0]))
+    lapack.available()  # scipy's LAPACK loaded before the limit below, so that the limit covers it too
+    with threadpool_limits(1):  # small factorisations: threaded BLAS gains nothing, and stalls on a busy machine
+        fit = PooledFrechet(np.vstack([xs, ys]))
+        observed = _frechet_rows(xs, ys)
+    # permutation statistics in single precision, the observed one computed alike for the ties
+    draws = _Draws(observed, float(fit(np.arange(m)[None], m + np.arange(n)[None], np.float32)[0]))
     paired = dz.name != UNPAIRED
     if n_perm:
         strata = tuple(np.concatenate([dz.qx, dz.qy]).tolist()) if paired else None
@@ -462,6 +478,24 @@ def _mmd2_rows(x, y, sigma) -> float:
     )
 
 
+def _mmd2_blocks(kxx, kxy, kyy, dz: Design | None) -> float:
+    """The observed MMD² from the three kernel blocks (float64): the same sums as :func:`_mmd2_rows`
+    (``dz`` None) and :func:`mmd2_unbiased_masked` (pairs of answers to one question left out)."""
+    if dz is None:
+        m, n = len(kxx), len(kyy)
+        return float(
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+            + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+            - 2.0 * kxy.sum() / (m * n)
+        )
+
+    def mean(k, qa, qb):
+        keep = qa[:, None] != qb[None, :]
+        return float((k * keep).sum() / keep.sum())
+
+    return mean(kxx, dz.qx, dz.qx) + mean(kyy, dz.qy, dz.qy) - 2.0 * mean(kxy, dz.qx, dz.qy)
+
+
 def mmd2_unbiased_masked(x, y, dz: Design, sigma: float = 1.0) -> float:
     """Shared-shift MMD² (float64): the unbiased MMD² over pairs of answers to different questions."""
 
@@ -488,12 +522,14 @@ def compare_sets(
     groups_x=None,
     groups_y=None,
     paired: bool = True,
+    cache: dict | None = None,
 ) -> DistanceResult:
     """Distance between two sets with a permutation p-value, a paired bootstrap interval and upper bound.
 
     ``groups_x`` / ``groups_y``: the question id of each answer. The design (per-question,
     shared-shift or unpaired), the answers it leaves out and the rule for the reported distance
-    are described in the module docstring. ``paired=False`` forces the unpaired design.
+    are described in the module docstring. ``paired=False`` forces the unpaired design. ``cache``: a dict
+    kept by a caller comparing one ``x`` with many sets (x's own kernel block is then computed once).
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
@@ -541,9 +577,9 @@ def compare_sets(
         elif dz.name == SHARED_SHIFT and dz.one_to_one:
             engine = _sign_flip_mmd
         else:
-            engine = lambda *a: _dense("mmd", *a)  # noqa: E731
+            engine = functools.partial(_dense, "mmd", cache=cache)
     elif metric == "centroid":
-        engine = lambda *a: _dense("centroid", *a)  # noqa: E731
+        engine = functools.partial(_dense, "centroid", cache=cache)
     else:
         engine = _frechet
     draws = engine(xs, ys, dz, sigma, n_permutations, n_bootstrap, seed, rng)

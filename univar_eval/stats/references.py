@@ -15,17 +15,22 @@ is refused with a one-line message; it is never compared silently.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from univar_eval.errors import UserError
 from univar_eval.stats import distance as distance_mod
-from univar_eval.stats import equivalence
+from univar_eval.stats import equivalence, lapack
 from univar_eval.storage.bank import Bank
 from univar_eval.storage.distribution import ValueDistribution, comparability_problem
 
 #: Above this fraction of encoder-truncated texts, compare and gate warn.
 TRUNCATION_WARN = 0.05
+#: Threads comparing references at once (each with one BLAS thread).
+_WORKERS = min(4, os.cpu_count() or 1)
 
 
 def reference_distances(
@@ -78,10 +83,11 @@ def reference_distances(
         for e in entries:
             result["references"][e["model"]] = insufficient(len(dist), e["n_answers"])
         return result
-    for e in entries:
+    cache: dict = {}  # the run's own kernel block, computed once for every reference
+
+    def one(e: dict) -> dict:
         if e["n_answers"] < min_answers:
-            result["references"][e["model"]] = insufficient(len(dist), e["n_answers"])
-            continue
+            return insufficient(len(dist), e["n_answers"])
         ref = bank.load(e, with_answers=True)
         r = compare_one(
             dist,
@@ -92,11 +98,19 @@ def reference_distances(
             seed=seed,
             alpha=alpha,
             paired=not allow_other_questions,
+            cache=cache,
         )
         if noise:
             r["noise"], r["noise_upper"] = baseline_noise(ref, metric, seed)
         r["warnings"] = truncation_warnings(dist.manifest, "run") + truncation_warnings(e, f"bank entry {e['model']}")
-        result["references"][e["model"]] = r
+        return r
+
+    # the references on a few threads of one BLAS thread each: the kernels are small, threaded BLAS gains little
+    # on them and stalls on a busy machine; scipy's LAPACK is loaded first so that the limit covers it too
+    lapack.available()
+    with threadpool_limits(1), ThreadPoolExecutor(min(_WORKERS, len(entries))) as pool:
+        for e, r in zip(entries, pool.map(one, entries)):
+            result["references"][e["model"]] = r
     scored = {m: r["distance"] for m, r in result["references"].items() if r["status"] == "ok"}
     result["nearest"] = min(scored, key=lambda m: (scored[m], m)) if scored else None
     return result
@@ -125,6 +139,7 @@ def compare_one(
     seed: int,
     alpha: float,
     paired: bool,
+    cache: dict | None = None,
 ) -> dict:
     r = distance_mod.compare_sets(
         x.embeddings,
@@ -135,6 +150,7 @@ def compare_one(
         seed=seed,
         alpha=alpha,
         paired=paired,
+        cache=cache,
         **pairing_keys(x, y),
     )
     return {**r.to_dict(), "status": "ok"}
