@@ -2,6 +2,7 @@
 
     python benchmarks/validate_gate_stats.py [--sims 1000] [--permutations 199] [--bootstrap 200] [--questions 60]
     python benchmarks/validate_gate_stats.py --finite-pool [--sims 1000] [--pool-questions 10 40 171]
+    python benchmarks/validate_gate_stats.py --finite-pool --pass-bound [--sims 1000] [--pool-questions 40 120]
 
 ``--finite-pool`` (issue 24): answers drawn from finite per-question pools (``benchmarks/finite_pool.py``),
 candidates whose exact d_S (or d_Q) is 0, 0.5, 0.8, 1 and 1.5 times D; for 1 v 1, 3 v 3, 4 v 1 and 1 v 4
@@ -121,16 +122,16 @@ TARGETS = (0.0, 0.5, 0.8, 1.0, 1.5)
 DESIGNS = ((1, 1), (3, 3), (4, 1), (1, 4))
 
 
-def pool_cell(n_questions, cx, cy, kind, sims, permutations, bootstrap, quantity="d_S"):
+def pool_cell(n_questions, cx, cy, kind, sims, permutations, bootstrap, quantity="d_S", targets=TARGETS):
     """Rates over ``sims`` seeded worlds: for each target (share of D) the pass and fail rates of one gate check,
     and at target 0 the size of the difference test (permutation p <= alpha). D is half the alternative's exact
     distance in each world; the candidate is the mixture whose exact distance is target x D."""
     from univar_eval.stats import equivalence as E
 
-    out = {t: [0, 0] for t in TARGETS}
+    out = {t: [0, 0] for t in targets}
     size = 0
     for s in range(sims):
-        for t in TARGETS:
+        for t in targets:
             rng = np.random.default_rng([n_questions, cx, cy, len(kind), int(100 * t), s])
             v, stance, values, w = pool.world(rng, n_questions)
             alt = pool.alternative(rng, kind, stance, values, w)
@@ -146,9 +147,23 @@ def pool_cell(n_questions, cx, cy, kind, sims, permutations, bootstrap, quantity
             b = ev.get(quantity)
             out[t][0] += b.upper < tol
             out[t][1] += b.p_excess(tol) < ALPHA
-            if t == 0:
+            if t == 0 and permutations:
                 size += b.p_difference <= ALPHA
     return {t: (p / sims, f / sims) for t, (p, f) in out.items()}, size / sims
+
+
+def pass_bound_main(args) -> None:
+    """``--pass-bound``: only the pass rule (wrong pass at D, pass at 0.5 D) of d_S, stance shifts, for the designs
+    and question counts given; about 10 x faster than the whole grid."""
+    bound = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / args.sims)
+    print(f"d_S pass bound, stance shifts, {args.sims} simulations a cell, alpha {ALPHA} (per cell bound {bound:.3f})")
+    print("\n| answers c v b | questions | wrong pass @D | pass @0.5D | within alpha + 3 SE |\n|---|---|---|---|---|")
+    for cx, cy in DESIGNS:
+        for n_questions in args.pool_questions:
+            rates, _ = pool_cell(n_questions, cx, cy, "stance", args.sims, 0, args.bootstrap, targets=(0.5, 1.0))
+            wrong = rates[1.0][0]
+            ok = "ok" if wrong <= bound else "OVER"
+            print(f"| {cx} v {cy} | {n_questions} | {wrong:.3f} | {rates[0.5][0]:.3f} | {ok} |", flush=True)
 
 
 def finite_pool_main(args) -> None:
@@ -207,7 +222,11 @@ def main() -> None:
         help="the finite-pool generator (benchmarks/finite_pool.py): the gate's three outcomes in every design",
     )
     p.add_argument("--pool-questions", type=int, nargs="+", default=[10, 40, 171])
+    p.add_argument("--pass-bound", action="store_true", help="with --finite-pool: only the d_S pass rule (faster)")
     args = p.parse_args()
+    if args.finite_pool and args.pass_bound:
+        pass_bound_main(args)
+        return
     if args.finite_pool:
         finite_pool_main(args)
         return
