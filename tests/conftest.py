@@ -29,6 +29,21 @@ os.environ["UNIVAR_EVAL_CARDS"] = "off"
 
 
 @pytest.fixture(autouse=True)
+def _no_log_handler_on_a_closed_stream():
+    """A logging handler made while a test captured stderr (``logging.basicConfig`` of an in-process CLI run,
+    transformers' own handler when a test first imports it) keeps that test's stream, closed afterwards: a later
+    warning then prints "--- Logging error ---" and a traceback into another test's output. Drop such handlers
+    after every test (a logger without handlers falls back to the current stderr)."""
+    import logging
+
+    yield
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in list(getattr(logger, "handlers", [])):
+            if getattr(getattr(handler, "stream", None), "closed", False):
+                logger.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
 def _verify_only_when_asked(monkeypatch):
     """Most tests build run folders and banks by hand, with made-up encoders and records without embedded text,
     which the default re-embedding check (``--verify 16``) would rightly refuse; tests of that check (and the

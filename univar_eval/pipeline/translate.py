@@ -130,6 +130,9 @@ class NllbTranslator(Translator):
                     "or choose the "
                     "translator 'none', which embeds the original text"
                 ) from None
+            # we always pass max_new_tokens; a max_length in the model's own generation config (NLLB: 200) only
+            # makes transformers warn, on every batch, that max_new_tokens takes precedence
+            self._model.generation_config.max_length = None
             self._model.to(self.device).eval()
         return self._model, self._tokenizer
 
