@@ -22,6 +22,7 @@ Options:
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import sys
@@ -149,6 +150,10 @@ def main(rank: int, world_size: int, port: str, report: str, tasks: str, limit: 
             )
         )
     finally:
+        try:  # neither rank tears the group down while the other still talks to it (gloo aborts the peer)
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=120), wait_all_ranks=True)
+        except Exception:  # noqa: BLE001 - a peer that died: end the group all the same
+            pass
         dist.destroy_process_group()
 
 

@@ -61,6 +61,7 @@ RANK_SCRIPT = textwrap.dedent(
             out["blocks"] = str(e)
         out["after"] = together(lambda: rank * 10, world)  # both ranks still in step
     print(json.dumps(out))
+    dist.barrier()  # neither rank tears the group down while the other still talks to it (gloo aborts the peer)
     dist.destroy_process_group()
     """
 )
