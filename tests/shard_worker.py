@@ -15,8 +15,28 @@ import json
 import sys
 
 
-def embed_command(argv: list[str]) -> int:
+def watch_encoder(record: str | None, fails) -> None:
+    """Record every text this rank embeds (JSON lines in ``record``), and raise on the calls where
+    ``fails(call number, from 1)`` is true (a crash of this rank's encoder)."""
     import univar_eval.pipeline.embed as embed_mod
+
+    real = embed_mod.cached_encode
+    calls = [0]
+
+    def watched(encoder, texts, **kw):
+        calls[0] += 1
+        if fails(calls[0]):
+            raise OSError("simulated crash of this rank's encoder")
+        if record:
+            with open(record, "a", encoding="utf-8") as f:
+                for t in texts:
+                    f.write(json.dumps(t) + "\n")
+        return real(encoder, texts, **kw)
+
+    embed_mod.cached_encode = watched
+
+
+def embed_command(argv: list[str]) -> int:
     from univar_eval.cli import main
 
     fail_on, record = None, None
@@ -26,20 +46,7 @@ def embed_command(argv: list[str]) -> int:
             fail_on = int(value)
         elif flag == "--record":
             record = value
-    real = embed_mod.cached_encode
-    calls = [0]
-
-    def watched(encoder, texts, **kw):
-        calls[0] += 1
-        if fail_on is not None and calls[0] == fail_on:
-            raise OSError("simulated crash of this rank's encoder")
-        if record:
-            with open(record, "a", encoding="utf-8") as f:
-                for t in texts:
-                    f.write(json.dumps(t) + "\n")
-        return real(encoder, texts, **kw)
-
-    embed_mod.cached_encode = watched
+    watch_encoder(record, lambda call: fail_on is not None and call == fail_on)
     return main(argv[1:])
 
 

@@ -36,6 +36,7 @@ from lm_eval.api.model import LM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixed_answers  # noqa: E402 (a test helper beside this file)
+import shard_worker  # noqa: E402 (a test helper beside this file)
 
 WORDS = "family honesty freedom safety success nature tradition kindness power pleasure duty curiosity".split()
 
@@ -85,21 +86,8 @@ class TableLM(LM):
 
 
 def watch_encoder(record: str | None, fail: bool) -> None:
-    """Record (and with ``fail`` break) what this rank embeds for a distribution."""
-    import univar_eval.pipeline.embed as embed_mod
-
-    real = embed_mod.cached_encode
-
-    def watched(encoder, texts, **kw):
-        if fail:
-            raise OSError("simulated crash of this rank's encoder")
-        if record:
-            with open(record, "a", encoding="utf-8") as f:
-                for t in texts:
-                    f.write(json.dumps(t) + "\n")
-        return real(encoder, texts, **kw)
-
-    embed_mod.cached_encode = watched
+    """Record (and with ``fail`` break, on every call) what this rank embeds for a distribution."""
+    shard_worker.watch_encoder(record, lambda call: fail)
 
 
 def main(rank: int, world_size: int, port: str, report: str, tasks: str, limit: int, options: list[str]) -> None:

@@ -229,16 +229,11 @@ def verify_distribution(
                 )
     fresh = np.asarray(encoder.encode(texts, batch_size=32, progress=False), dtype=np.float64)  # no cache
     stored = np.asarray(dist.embeddings[rows], dtype=np.float64)
-    cos = _cosines(fresh, stored)
-    worst_at = int(np.argmin(cos))
-    worst = float(cos[worst_at])
+    worst_at, worst = _worst(fresh, stored)
     if not math.isfinite(worst) or worst < 1 - COSINE_TOLERANCE:
-        row = int(rows[worst_at])
-        rid = dist.records[row].get("id")
         raise VerificationFailed(
-            f"{where}: embeddings do not match their answers: answer {row + 1}"
-            + (f" (id {rid})" if rid is not None else "")
-            + f" re-embedded with {encoder.name} has cosine {worst:.4f} with the stored row (need >= "
+            f"{where}: embeddings do not match their answers: {_answer(dist, int(rows[worst_at]))}"
+            f" re-embedded with {encoder.name} has cosine {worst:.4f} with the stored row (need >= "
             f"{1 - COSINE_TOLERANCE}; {size} of {total} checked, seed {seed}); they were not made from these "
             "answers: rerun the task"
         )
@@ -246,6 +241,19 @@ def verify_distribution(
     if not english:
         note = _check_translations(dist, rows, texts, pairs, stored, encoder, where, device, seed, translator)
     return Verified(dist.task, size, total, seed, worst, note)
+
+
+def _worst(fresh: np.ndarray, stored: np.ndarray) -> tuple[int, float]:
+    """The row whose fresh vector is least like its stored one, and that cosine."""
+    cos = _cosines(fresh, stored)
+    at = int(np.argmin(cos))
+    return at, float(cos[at])
+
+
+def _answer(dist, row: int) -> str:
+    """``answer N (id ID)`` of a distribution's row, as the refusals name it."""
+    rid = dist.records[row].get("id")
+    return f"answer {row + 1}" + (f" (id {rid})" if rid is not None else "")
 
 
 def _check_translations(
@@ -268,16 +276,11 @@ def _check_translations(
     differ = [k for k, (old, new) in enumerate(zip(texts, again)) if old != new]
     if differ:
         redone = np.asarray(encoder.encode([again[k] for k in differ], batch_size=32, progress=False))
-        cos = _cosines(redone, stored[differ])
-        at = int(np.argmin(cos))
-        worst = float(cos[at])
+        at, worst = _worst(redone, stored[differ])
         if not math.isfinite(worst) or worst < 1 - TRANSLATION_TOLERANCE:
-            row = int(rows[differ[at]])
-            rid = dist.records[row].get("id")
             raise VerificationFailed(
-                f"{where}: translations do not match their answers: answer {row + 1}"
-                + (f" (id {rid})" if rid is not None else "")
-                + f" translated again with {loaded.describe().get('name')} gives a text whose embedding has cosine "
+                f"{where}: translations do not match their answers: {_answer(dist, int(rows[differ[at]]))}"
+                f" translated again with {loaded.describe().get('name')} gives a text whose embedding has cosine "
                 f"{worst:.4f} with the stored row (need >= {1 - TRANSLATION_TOLERANCE}; seed {seed}); the stored "
                 "translation was not made from this answer by the recorded translator: rerun the task"
             )
