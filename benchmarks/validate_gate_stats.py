@@ -1,7 +1,7 @@
 """Validation: size, power and wrong-pass rate of the paired designs on synthetic embeddings.
 
     python benchmarks/validate_gate_stats.py [--sims 1000] [--permutations 199] [--bootstrap 200] [--questions 60]
-    python benchmarks/validate_gate_stats.py --finite-pool [--sims 1000] [--pool-questions 10 40 171]
+    python benchmarks/validate_gate_stats.py --finite-pool [--sims 1000] [--pool-questions 10 40 171] [--jobs 2]
     python benchmarks/validate_gate_stats.py --finite-pool --pass-bound [--sims 1000] [--pool-questions 40 120]
 
 ``--finite-pool`` (issue 24): answers drawn from finite per-question pools (``benchmarks/finite_pool.py``),
@@ -34,8 +34,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -180,27 +183,42 @@ def finite_pool_main(args) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     wrong = []
     bound = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / args.sims)
-    cells = [("d_S", kind, d) for kind in ("stance", "value") for d in DESIGNS] + [("d_Q", "cancel", (3, 3))]
-    for quantity, kind, (cx, cy) in cells:
-        for n_questions in args.pool_questions:
-            rates, size = pool_cell(
-                n_questions, cx, cy, kind, args.sims, args.permutations, args.bootstrap, quantity=quantity
-            )
-            errors = (rates[0.8][1], rates[1.0][1], rates[1.0][0], size)
-            wrong.append(errors)
-            ok = "ok" if max(errors) <= bound else "OVER"
-            print(
-                f"| {quantity} | {kind} | {cx} v {cy} | {n_questions} | {rates[0.0][0]:.3f} | {rates[0.5][0]:.3f} | "
-                f"{rates[0.8][1]:.3f} | {rates[1.0][1]:.3f} | {rates[1.0][0]:.3f} | {rates[1.5][1]:.3f} | "
-                f"{size:.3f} | {ok} |",
-                flush=True,
-            )
+    cells = [
+        (quantity, kind, design, n_questions)
+        for quantity, kind, design in [("d_S", kind, d) for kind in ("stance", "value") for d in DESIGNS]
+        + [("d_Q", "cancel", (3, 3))]
+        for n_questions in args.pool_questions
+    ]
+    jobs = [(args, *cell) for cell in cells]
+    if args.jobs > 1:
+        # one BLAS thread a worker process (spawned, so the setting is read when numpy loads there)
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = "1"
+        executor = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
+        results = executor.map(_grid_cell, jobs)
+    else:
+        results = map(_grid_cell, jobs)
+    for (quantity, kind, (cx, cy), n_questions), (rates, size) in zip(cells, results):
+        errors = (rates[0.8][1], rates[1.0][1], rates[1.0][0], size)
+        wrong.append(errors)
+        ok = "ok" if max(errors) <= bound else "OVER"
+        print(
+            f"| {quantity} | {kind} | {cx} v {cy} | {n_questions} | {rates[0.0][0]:.3f} | {rates[0.5][0]:.3f} | "
+            f"{rates[0.8][1]:.3f} | {rates[1.0][1]:.3f} | {rates[1.0][0]:.3f} | {rates[1.5][1]:.3f} | "
+            f"{size:.3f} | {ok} |",
+            flush=True,
+        )
     mean = np.mean(np.array(wrong), axis=0)
     print(
         f"\nmean over {len(wrong)} cells: wrong fail @0.8D {mean[0]:.3f}, wrong fail @D {mean[1]:.3f}, "
         f"wrong pass @D {mean[2]:.3f}, size {mean[3]:.3f} (each must be <= {ALPHA}); per cell bound "
         f"alpha + 3 SE = {bound:.3f}; {time.perf_counter() - start:.0f} s"
     )
+
+
+def _grid_cell(job):
+    args, quantity, kind, (cx, cy), n_questions = job
+    return pool_cell(n_questions, cx, cy, kind, args.sims, args.permutations, args.bootstrap, quantity=quantity)
 
 
 def se(p: float, n: int) -> float:
@@ -222,6 +240,9 @@ def main() -> None:
         help="the finite-pool generator (benchmarks/finite_pool.py): the gate's three outcomes in every design",
     )
     p.add_argument("--pool-questions", type=int, nargs="+", default=[10, 40, 171])
+    p.add_argument(
+        "--jobs", type=int, default=1, help="with --finite-pool: cells run in this many processes, one thread each"
+    )
     p.add_argument("--pass-bound", action="store_true", help="with --finite-pool: only the d_S pass rule (faster)")
     args = p.parse_args()
     if args.finite_pool and args.pass_bound:
