@@ -8,7 +8,8 @@ starts from the same folder of kept answers with the cache off (``UNIVAR_EVAL_CA
 answer is embedded. Prints the wall time of the whole command (start-up and model loading included)
 and of the embedding phase alone (the ranks' own "did answers ... in N s" log lines; for one process
 the bar's phase), the CPU seconds of all processes of each command, the speed-up of (b) over (a) (aim:
->= 1.7x), whether (b) wrote exactly what (a) wrote, and the load average (``uptime``) beside every
+>= 1.7x), the same less the start-up and teardown of ``torchrun`` itself (timed on ranks that run ``true``)
+and for the embedding phase alone, whether (b) wrote exactly what (a) wrote, and the load average beside every
 figure: on a shared machine the wall times move with the load, the CPU seconds much less.
 """
 
@@ -116,6 +117,20 @@ def run(kind: str, kept: Path, work: Path) -> dict:
     }
 
 
+def launcher_overhead(repeats: int = 3) -> float:
+    """Wall seconds of ``torchrun --nproc_per_node 2`` running ``true`` on both ranks (best of ``repeats``): the
+    launcher's own start-up and teardown (importing torch, its rendezvous, watching the workers), which every
+    sharded command pays once, whatever it runs."""
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(free_port()), "--no-python", "true"]
+        subprocess.run(cmd, capture_output=True, check=True)
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
 def same_output(a: Path, b: Path) -> str:
     from univar_eval.storage.distribution import ValueDistribution
 
@@ -158,6 +173,12 @@ def main() -> None:
     print(
         f"  CPU seconds, one process of one thread / two ranks: {one['cpu'] / two['cpu']:.2f} (1.00 = no work "
         "added by sharding; on two free cores the speed-up approaches 2x this, less the start-up each rank repeats)"
+    )
+    launcher = launcher_overhead()
+    print(
+        f"  torchrun's own start-up and teardown (two ranks running `true`): {launcher:.1f} s ({load_average()}); "
+        f"speed-up without it: {one['wall'] / (two['wall'] - launcher):.2f}x; embedding phase alone: "
+        f"{one['embed'] / two['embed']:.2f}x"
     )
     print(f"  two ranks vs one process: {same_output(one['folder'], two['folder'])}")
     shutil.rmtree(work, ignore_errors=True)
