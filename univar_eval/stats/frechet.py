@@ -12,7 +12,7 @@ come from a pair's Gram block. The trace term ``tr((S_x^½ S_y S_x^½)^½)`` com
 (:func:`_trace_sqrt`), never from a d-sized or span-sized product. A pair therefore costs one
 symmetric eigenvalue problem of size m + n and a few m x m products. The eigenvalue problem is the
 floor of an exact computation: the product of two covariances, with m - 1 and n - 1 directions of
-their own, has m + n - 1 non-trivial eigenvalues.
+their own, has at most m + n - 2 non-trivial eigenvalues (the matrix keeps size m + n: two more cost little).
 
 Batches of pairs run on two threads of one BLAS thread each. In double precision the result equals the
 direct fit (checked in the tests). Permutation statistics run in single precision, their eigenvalues from
