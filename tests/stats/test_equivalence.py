@@ -194,3 +194,24 @@ def test_one_answer_a_question_needs_enough_questions_to_pass():
     assert rep.enough_to_pass and rep.upper < 0.05
     same = E.evaluate(x, x.copy(), ids, ids, n_bootstrap=100, seed=0).get("d_S")
     assert same.upper == 0.0
+
+
+def test_a_question_with_identical_answer_sets_keeps_its_unbiased_d_q_value_and_is_relabelled():
+    """Among other questions, one whose two answer sets are the same multiset {e0, e1, e2}: its unbiased MMD² is
+    2 e^-1 - 2 (3 + 6 e^-1) / 9 = (2/3)(e^-1 - 1) (k = 1 on the diagonal, e^-1 between orthogonal unit vectors),
+    not 0 (0 biased d_Q upwards: size 0.089 at 120 questions); the permutation test relabels it like any other
+    question (the split that keeps the sides reproduces the observed value, the others differ)."""
+    e = [one_hot(i, 8) for i in range(8)]
+    x = np.array([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[3]])
+    y = np.array([e[0], e[1], e[2], e[4], e[4], e[6], e[5], e[5], e[7]])
+    ids = [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    lay = E.layout(x, y, ids, ids)
+    assert list(lay.identical) == [True, False, False] and not lay.all_identical
+    values = E.question_values(lay, [0, 1, 2])
+    assert values[0] == pytest.approx(2 / 3 * (math.exp(-1) - 1))
+    perm = E._permuted_questions(lay, [0], 500, seed=0)  # question 0 alone (divided by 1 row)
+    assert np.isclose(perm, values[0]).any() and perm.max() > values[0] + 0.1
+    # all sides identical: every value 0, every permuted mean 0, so p = 1 (a deterministic rerun passes)
+    same = E.layout(x, x.copy(), ids, ids)
+    assert same.all_identical and not E.question_values(same, [0, 1, 2]).any()
+    assert not E._permuted_questions(same, [0, 1, 2], 50, seed=0).any()
