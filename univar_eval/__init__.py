@@ -3,4 +3,4 @@
 # Importing this package stays cheap on purpose: the ``.pth`` startup hook imports it in every
 # interpreter, so heavy libraries are imported inside the step modules.
 
-__version__ = "0.2.0"
+__version__ = "0.3.0.dev0"
