@@ -111,6 +111,8 @@ def to_text(result: dict) -> str:
         f"{result['bootstrap']} bootstrap resamples) passes for a rerun with probability about "
         f"{result['probability']:.0%}"
     )
+    if result.get("note"):
+        lines.append(f"note: {result['note']}")
     lines.append(
         f"use: univar-eval gate CANDIDATE --bank BANK --against {result['against']} --max-distance {d} "
         f"--alpha {result['alpha']} --bootstrap {result['bootstrap']}"
