@@ -33,6 +33,7 @@ Prints one table; every rate comes with its standard error and the check it must
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import multiprocessing
 import os
@@ -194,20 +195,22 @@ def finite_pool_main(args) -> None:
         # one BLAS thread a worker process (spawned, so the setting is read when numpy loads there)
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = "1"
-        executor = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
-        results = executor.map(_grid_cell, jobs)
-    else:
-        results = map(_grid_cell, jobs)
-    for (quantity, kind, (cx, cy), n_questions), (rates, size) in zip(cells, results):
-        errors = (rates[0.8][1], rates[1.0][1], rates[1.0][0], size)
-        wrong.append(errors)
-        ok = "ok" if max(errors) <= bound else "OVER"
-        print(
-            f"| {quantity} | {kind} | {cx} v {cy} | {n_questions} | {rates[0.0][0]:.3f} | {rates[0.5][0]:.3f} | "
-            f"{rates[0.8][1]:.3f} | {rates[1.0][1]:.3f} | {rates[1.0][0]:.3f} | {rates[1.5][1]:.3f} | "
-            f"{size:.3f} | {ok} |",
-            flush=True,
-        )
+    with contextlib.ExitStack() as stack:
+        run = map
+        if args.jobs > 1:
+            run = stack.enter_context(
+                ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"))
+            ).map
+        for (quantity, kind, (cx, cy), n_questions), (rates, size) in zip(cells, run(_grid_cell, jobs)):
+            errors = (rates[0.8][1], rates[1.0][1], rates[1.0][0], size)
+            wrong.append(errors)
+            ok = "ok" if max(errors) <= bound else "OVER"
+            print(
+                f"| {quantity} | {kind} | {cx} v {cy} | {n_questions} | {rates[0.0][0]:.3f} | {rates[0.5][0]:.3f} | "
+                f"{rates[0.8][1]:.3f} | {rates[1.0][1]:.3f} | {rates[1.0][0]:.3f} | {rates[1.5][1]:.3f} | "
+                f"{size:.3f} | {ok} |",
+                flush=True,
+            )
     mean = np.mean(np.array(wrong), axis=0)
     print(
         f"\nmean over {len(wrong)} cells: wrong fail @0.8D {mean[0]:.3f}, wrong fail @D {mean[1]:.3f}, "

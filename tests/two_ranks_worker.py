@@ -22,7 +22,6 @@ Options:
 
 from __future__ import annotations
 
-import datetime
 import json
 import logging
 import sys
@@ -138,11 +137,9 @@ def main(rank: int, world_size: int, port: str, report: str, tasks: str, limit: 
             )
         )
     finally:
-        try:  # neither rank tears the group down while the other still talks to it (gloo aborts the peer)
-            dist.monitored_barrier(timeout=datetime.timedelta(seconds=120), wait_all_ranks=True)
-        except Exception:  # noqa: BLE001 - a peer that died: end the group all the same
-            pass
-        dist.destroy_process_group()
+        from univar_eval.pipeline.shard import end_group
+
+        end_group()  # every rank at the barrier first: a rank tearing down while its peer still talks aborts the peer
 
 
 if __name__ == "__main__":

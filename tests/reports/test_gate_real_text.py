@@ -194,24 +194,25 @@ def answer_run(stance: str, qs: list[dict], seed: int) -> list[dict]:
     return records
 
 
+def embedded_run(stance: str, qs: list[dict], settings, seed: int):
+    """Run ``seed`` of a stance (seeds are per stance: 100 x its index + ``seed``), embedded like an lm-eval run."""
+    dist, _ = build_distribution(
+        answer_run(stance, qs, seed=100 * list(STANCES).index(stance) + seed),
+        task="univar_pvq_eng",
+        questionnaire="pvq",
+        lang="eng",
+        settings=settings,
+        model=stance,
+    )
+    return dist
+
+
 @pytest.fixture(scope="module")
 def runs(minilm, tmp_path_factory):
-    """Eight runs per stance, embedded like an lm-eval run would be."""
+    """Eight runs per stance (seeds 0-7)."""
     qs = questions()
     settings = resolve({"encoder": "minilm", "device": "cpu"})
-    out = {}
-    for i, stance in enumerate(STANCES):
-        for k in range(8):
-            dist, _ = build_distribution(
-                answer_run(stance, qs, seed=100 * i + k),
-                task="univar_pvq_eng",
-                questionnaire="pvq",
-                lang="eng",
-                settings=settings,
-                model=stance,
-            )
-            out[stance, k] = dist
-    return out
+    return {(stance, k): embedded_run(stance, qs, settings, k) for stance in STANCES for k in range(8)}
 
 
 def save_run(dist, folder):
@@ -292,20 +293,8 @@ def test_with_a_tolerance_from_the_baseline_noise(runs, tmp_path, capsys):
 
 
 def rerun_pair(stance: str, qs: list[dict], settings, seed: int):
-    """A rerun with 2 answers a question: two runs of the stance (seeds ``seed`` and ``seed + 1``) merged."""
-    i = list(STANCES).index(stance)
-    pair = [
-        build_distribution(
-            answer_run(stance, qs, seed=100 * i + seed + j),
-            task="univar_pvq_eng",
-            questionnaire="pvq",
-            lang="eng",
-            settings=settings,
-            model=stance,
-        )[0]
-        for j in range(2)
-    ]
-    return merge_as_repeats(pair, ["a", "b"])
+    """A rerun with 2 answers a question: runs ``seed`` and ``seed + 1`` of the stance merged."""
+    return merge_as_repeats([embedded_run(stance, qs, settings, seed + j) for j in range(2)], ["a", "b"])
 
 
 @pytest.mark.parametrize("k", [3, 6])
@@ -319,7 +308,7 @@ def test_with_a_tolerance_from_calibrate(runs, minilm, tmp_path, capsys, k):
     settings = resolve({"encoder": "minilm", "device": "cpu"})
     bank = Bank(tmp_path / "bank", create=True)
     bank.add_many([(merged(runs, s, range(2)), s, "runs 0-1") for s in STANCES])
-    lines, held_out_passes = [], 0
+    lines, held_out_passes, other_passes = [], 0, 0
     for stance in STANCES:
         reruns = [
             save_run(rerun_pair(stance, qs, settings, 20 + 2 * c), tmp_path / f"cal-{stance}-{c}") for c in range(k)
@@ -346,6 +335,7 @@ def test_with_a_tolerance_from_calibrate(runs, minilm, tmp_path, capsys, k):
                  + ["--json", str(js)])  # fmt: skip
             c = json.loads(js.read_text())["checks"][0]
             others.append(f"{other} {c['outcome']} (d_S {c['distance']:.3f})")
+            other_passes += c["outcome"] == "pass"
         lines.append(
             f"{k} reruns, {stance}: D {d:.4f}; held-out reruns passing {passes}/4; others: " + ", ".join(others)
         )
@@ -354,4 +344,4 @@ def test_with_a_tolerance_from_calibrate(runs, minilm, tmp_path, capsys, k):
         print("\n" + "\n".join(lines))
     assert held_out_passes >= 14, lines
     if k >= 6:  # 6 reruns: no other stance passes at the proposed D (3 reruns: 6 of 12 did; calibrate says so)
-        assert not any(" pass (" in line.split("others: ")[1] for line in lines), lines
+        assert other_passes == 0, lines

@@ -171,17 +171,25 @@ def _cpu_group():
 
 def shutdown(world: World) -> None:
     """End the process group this module started (a no-op in one process or a group someone else owns)."""
+    if world.owned:
+        end_group()
+
+
+def end_group() -> None:
+    """Destroy the default process group once every rank has reached this point (a no-op without one).
+
+    A rank that destroys the group while a peer still talks to it can make the peer's gloo threads abort the
+    process ("terminate called without an active exception", seen once in 3 fresh-clone suites), hence the
+    barrier; it is bounded, so a rank that died cannot hang the others, and reported, not raised."""
     import torch.distributed as dist
 
-    if world.owned and dist.is_available() and dist.is_initialized():
-        # every rank reaches the end before any tears its connections down: a rank that destroys the group while
-        # a peer still talks to it can make the peer's gloo threads abort the process ("terminate called without
-        # an active exception", seen once in 3 fresh-clone suites); bounded, so a rank that died cannot hang us
-        try:
-            dist.monitored_barrier(timeout=datetime.timedelta(seconds=120), wait_all_ranks=True)
-        except Exception as e:  # noqa: BLE001 - a missing peer is reported, the group is ended all the same
-            log.warning("univar-eval: ranks did not all reach the end together (%s)", str(e).splitlines()[0])
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        dist.monitored_barrier(timeout=datetime.timedelta(seconds=120), wait_all_ranks=True)
+    except Exception as e:  # noqa: BLE001 - a missing peer is reported, the group is ended all the same
+        log.warning("univar-eval: ranks did not all reach the end together (%s)", str(e).splitlines()[0])
+    dist.destroy_process_group()
 
 
 _ACTIVE: contextvars.ContextVar[World] = contextvars.ContextVar("univar_eval_world", default=SINGLE)
